@@ -1,0 +1,37 @@
+"""The desk's clock and its one timestamp format (UTC, ISO 8601, sortable as text).
+
+`DESK_NOW` (ISO 8601) fixes the clock, for snapshot tests and reproducible demos.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+
+
+def now() -> datetime:
+    fixed = os.environ.get("DESK_NOW")
+    if fixed:
+        return parse(fixed)
+    return datetime.now(UTC)
+
+
+def iso(moment: datetime) -> str:
+    """Millisecond precision, 'Z' suffix: every stored time has this exact shape so text order is
+    time order."""
+    if moment.tzinfo is None:
+        raise ValueError("naive datetimes are ambiguous; pass an aware one")
+    utc = moment.astimezone(UTC)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+
+
+def now_iso() -> str:
+    return iso(now())
+
+
+def parse(text: str) -> datetime:
+    """Parse a stored or user-given ISO 8601 time; naive input is taken as UTC."""
+    moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)

@@ -1,0 +1,260 @@
+"""Loading and checking `config.toml`: where it is found, what it may say, one-line errors.
+
+Every problem is reported as one line naming the file, the key and what is wrong, so a mail
+administrator can fix it without reading code. Relative paths are taken from the file's folder.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from db.errors import ConfigError
+from db.migrations import FUNCTIONS
+
+SOURCE_KINDS = ("maildir", "imap")
+SECURITY = ("tls", "starttls", "none")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+SECRET_KEYS = ("password_env", "password_command", "oauth2_token_command", "password")
+
+
+@dataclass(frozen=True)
+class Source:
+    """One mailbox the daemon reads: a drop folder or an IMAP folder, for one function."""
+
+    name: str
+    function: str
+    kind: str
+    path: Path | None = None
+    host: str = ""
+    port: int = 0
+    security: str = "tls"
+    username: str = ""
+    password_env: str = ""
+    password_command: str = ""
+    oauth2_token_command: str = ""
+    password: str = field(default="", repr=False)
+    folder: str = "INBOX"
+    ca_file: Path | None = None
+    addresses: dict[str, str] = field(default_factory=dict)
+    after_ingest: str = "none"
+    poll_seconds: float = 30.0
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path
+    database: Path
+    sources: tuple[Source, ...]
+    addresses: dict[str, str] = field(default_factory=dict)
+    log_level: str = "info"
+    timezone: str = ""
+    raw: dict[str, Any] = field(default_factory=dict, repr=False)
+
+
+def find(explicit: str | Path | None = None) -> Path:
+    """The config file to use: `--config`, then `DESK_CONFIG`, `./config.toml`, the XDG dir."""
+    if explicit:
+        return Path(explicit)
+    if os.environ.get("DESK_CONFIG"):
+        return Path(os.environ["DESK_CONFIG"])
+    local = Path("config.toml")
+    if local.exists():
+        return local
+    xdg = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
+    candidate = xdg / "valuit-desk" / "config.toml"
+    if candidate.exists():
+        return candidate
+    raise ConfigError(
+        "no configuration found: pass --config PATH, set DESK_CONFIG, or create ./config.toml "
+        f"or {candidate} (config.example.toml shows every key)"
+    )
+
+
+def load(explicit: str | Path | None = None) -> Config:
+    path = find(explicit)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the configuration: {exc.strerror}") from exc
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    return parse(data, path)
+
+
+class _Reader:
+    """Reads keys of one table, naming the file and key in every complaint."""
+
+    def __init__(self, path: Path, where: str, table: Any) -> None:
+        self.path = path
+        self.where = where
+        if not isinstance(table, dict):
+            self.fail("", "must be a table")
+        self.table: dict[str, Any] = table
+
+    def fail(self, key: str, problem: str) -> None:
+        name = ".".join(part for part in (self.where, key) if part)
+        raise ConfigError(f"{self.path}: key '{name}': {problem}")
+
+    def get(self, key: str, kind: type, default: Any = None, *, required: bool = False) -> Any:
+        if key not in self.table:
+            if required:
+                self.fail(key, "is required")
+            return default
+        value = self.table[key]
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            self.fail(key, f"must be a {kind.__name__}, not {type(value).__name__}")
+        return value
+
+    def choice(self, key: str, choices: tuple[str, ...], default: str | None = None) -> str:
+        value = self.get(key, str, default, required=default is None)
+        if value not in choices:
+            self.fail(key, f"{value!r} is not one of {', '.join(choices)}")
+        return value
+
+    def path_value(self, key: str, *, required: bool = False) -> Path | None:
+        value = self.get(key, str, required=required)
+        if value is None:
+            return None
+        candidate = Path(value).expanduser()
+        return candidate if candidate.is_absolute() else (self.path.parent / candidate)
+
+    def unknown(self, allowed: set[str]) -> None:
+        for key in self.table:
+            if key not in allowed:
+                self.fail(key, f"unknown key (known: {', '.join(sorted(allowed))})")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+_MAILDIR_KEYS = {"name", "function", "kind", "path", "addresses"}
+_IMAP_KEYS = {
+    "name",
+    "function",
+    "kind",
+    "host",
+    "port",
+    "security",
+    "username",
+    "folder",
+    "ca_file",
+    "addresses",
+    "after_ingest",
+    "poll_seconds",
+    *SECRET_KEYS,
+}
+
+
+def _addresses(r: _Reader, key: str) -> dict[str, str]:
+    """An `address = function` table, addresses lower-cased."""
+    table = r.get(key, dict, {})
+    for addr, fn in table.items():
+        if fn not in FUNCTIONS:
+            r.fail(f"{key}.{addr}", f"{fn!r} is not one of {', '.join(FUNCTIONS)}")
+        if "@" not in addr:
+            r.fail(f"{key}.{addr}", "is not an email address")
+    return {addr.lower(): fn for addr, fn in table.items()}
+
+
+def _source(path: Path, index: int, table: Any, names: set[str]) -> Source:
+    r = _Reader(path, f"source[{index}]", table)
+    kind = r.choice("kind", SOURCE_KINDS)
+    function = r.choice("function", FUNCTIONS)
+    name = r.get("name", str, f"{function}-{kind}")
+    if name in names:
+        r.fail("name", f"{name!r} is used by another source; give each source its own name")
+    names.add(name)
+    addresses = _addresses(r, "addresses")
+    if kind == "maildir":
+        r.unknown(_MAILDIR_KEYS)
+        return Source(
+            name, function, kind, path=r.path_value("path", required=True), addresses=addresses
+        )
+    r.unknown(_IMAP_KEYS)
+    host = r.get("host", str, required=True)
+    security = r.choice("security", SECURITY, "tls")
+    if security == "none" and not _is_loopback(host):
+        r.fail(
+            "security",
+            f"'none' sends the password in clear; refused for {host!r}, "
+            "which is not a loopback address (use tls or starttls)",
+        )
+    port = r.get("port", int, 993 if security == "tls" else 143)
+    if not 0 < port < 65536:
+        r.fail("port", f"{port} is not a TCP port")
+    secrets = [k for k in SECRET_KEYS if k in r.table]
+    if len(secrets) != 1:
+        r.fail(
+            "password_env",
+            "give exactly one of "
+            + ", ".join(SECRET_KEYS)
+            + (f" (found {', '.join(secrets)})" if secrets else ""),
+        )
+    after = r.get("after_ingest", str, "none")
+    if after not in ("none", "seen") and not (after.startswith("move:") and len(after) > 5):
+        r.fail("after_ingest", f"{after!r} is not none, seen or move:<folder>")
+    poll = r.get("poll_seconds", float, 30.0)
+    if poll <= 0:
+        r.fail("poll_seconds", "must be positive")
+    return Source(
+        name,
+        function,
+        kind,
+        host=host,
+        port=port,
+        security=security,
+        username=r.get("username", str, required=True),
+        password_env=r.get("password_env", str, ""),
+        password_command=r.get("password_command", str, ""),
+        oauth2_token_command=r.get("oauth2_token_command", str, ""),
+        password=r.get("password", str, ""),
+        folder=r.get("folder", str, "INBOX"),
+        ca_file=r.path_value("ca_file"),
+        addresses=addresses,
+        after_ingest=after,
+        poll_seconds=poll,
+    )
+
+
+def parse(data: dict[str, Any], path: Path) -> Config:
+    """Check a parsed TOML document; `path` is named in errors and anchors relative paths."""
+    top = _Reader(path, "database", data.get("database", {}))
+    database = top.path_value("path", required=True)
+    raw_sources = data.get("source", [])
+    if not isinstance(raw_sources, list):
+        raise ConfigError(f"{path}: key 'source': write each mailbox as a [[source]] table")
+    names: set[str] = set()
+    sources = tuple(_source(path, i, t, names) for i, t in enumerate(raw_sources))
+    ingest = _Reader(path, "ingest", data.get("ingest", {}))
+    desk = _Reader(path, "desk", data.get("desk", {}))
+    timezone = desk.get("timezone", str, "")
+    if timezone:
+        try:
+            ZoneInfo(timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            desk.fail("timezone", f"{timezone!r} is not an IANA time zone (e.g. Europe/Berlin)")
+    return Config(
+        path=path,
+        database=database,
+        sources=sources,
+        addresses=_addresses(_Reader(path, "", data), "addresses"),
+        log_level=ingest.choice("log_level", LOG_LEVELS, "info"),
+        timezone=timezone,
+        raw=data,
+    )

@@ -1,0 +1,194 @@
+"""Schema and its migrations: one function per change, numbered by `PRAGMA user_version`.
+
+`migrate()` is safe on every start and from several processes at once: it takes the write
+lock, re-reads the version under it, and applies only what is missing, all in one transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import sqlite_utils
+
+FUNCTIONS = ("technical", "sales", "compliance", "general", "marketing")
+STATUSES = ("new", "open", "pending", "resolved", "closed")
+PRIORITIES = ("low", "normal", "high", "urgent")
+KINDS = ("normal", "discrepancy")
+
+
+def _in(values: tuple[str, ...]) -> str:
+    return "(" + ", ".join(f"'{v}'" for v in values) + ")"
+
+
+def _v1_core(db: sqlite_utils.Database) -> None:
+    """Tickets, messages, attachments, audit trail, source checkpoints and the search index."""
+    db.executescript(
+        f"""
+        CREATE TABLE ticket (
+            id INTEGER PRIMARY KEY,
+            subject TEXT NOT NULL DEFAULT '',
+            requester_addr TEXT NOT NULL DEFAULT '',
+            requester_name TEXT NOT NULL DEFAULT '',
+            function TEXT NOT NULL CHECK (function IN {_in(FUNCTIONS)}),
+            status TEXT NOT NULL DEFAULT 'new' CHECK (status IN {_in(STATUSES)}),
+            priority TEXT NOT NULL DEFAULT 'normal' CHECK (priority IN {_in(PRIORITIES)}),
+            assignee TEXT,
+            tags TEXT NOT NULL DEFAULT '[]',
+            kind TEXT NOT NULL DEFAULT 'normal' CHECK (kind IN {_in(KINDS)}),
+            kind_set_by TEXT CHECK (kind_set_by IN ('rule', 'agent')),
+            unparsed INTEGER NOT NULL DEFAULT 0,
+            message_count INTEGER NOT NULL DEFAULT 0,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            last_message_at TEXT NOT NULL,
+            first_response_due TEXT,
+            version INTEGER NOT NULL DEFAULT 1
+        );
+        CREATE INDEX ticket_last_message ON ticket (last_message_at DESC);
+        CREATE INDEX ticket_status ON ticket (status, last_message_at DESC);
+
+        CREATE TABLE ticket_function (
+            ticket_id INTEGER NOT NULL REFERENCES ticket (id) ON DELETE CASCADE,
+            function TEXT NOT NULL CHECK (function IN {_in(FUNCTIONS)}),
+            PRIMARY KEY (ticket_id, function)
+        ) WITHOUT ROWID;
+        CREATE INDEX ticket_function_by_function ON ticket_function (function, ticket_id);
+
+        CREATE TABLE ticket_participant (
+            ticket_id INTEGER NOT NULL REFERENCES ticket (id) ON DELETE CASCADE,
+            addr TEXT NOT NULL,
+            PRIMARY KEY (ticket_id, addr)
+        ) WITHOUT ROWID;
+
+        CREATE TABLE message (
+            id INTEGER PRIMARY KEY,
+            sha256 TEXT NOT NULL UNIQUE,
+            size INTEGER NOT NULL,
+            ticket_id INTEGER REFERENCES ticket (id),
+            function TEXT NOT NULL,
+            functions TEXT NOT NULL DEFAULT '[]',
+            source TEXT NOT NULL,
+            received_at TEXT NOT NULL,
+            message_id TEXT,
+            in_reply_to TEXT,
+            refs TEXT NOT NULL DEFAULT '[]',
+            from_addr TEXT NOT NULL DEFAULT '',
+            from_name TEXT NOT NULL DEFAULT '',
+            to_addrs TEXT NOT NULL DEFAULT '',
+            cc_addrs TEXT NOT NULL DEFAULT '',
+            subject TEXT NOT NULL DEFAULT '',
+            date_header TEXT NOT NULL DEFAULT '',
+            sent_at TEXT,
+            headers TEXT NOT NULL DEFAULT '',
+            body_text TEXT NOT NULL DEFAULT '',
+            body_html TEXT NOT NULL DEFAULT '',
+            charset_declared TEXT NOT NULL DEFAULT '',
+            charset_used TEXT NOT NULL DEFAULT '',
+            auto TEXT NOT NULL DEFAULT '' CHECK (auto IN ('', 'auto-reply', 'bounce')),
+            thread_rule TEXT NOT NULL DEFAULT '',
+            parse_error TEXT,
+            defects TEXT NOT NULL DEFAULT '[]'
+        );
+        CREATE INDEX message_message_id ON message (message_id);
+        CREATE INDEX message_ticket ON message (ticket_id, received_at);
+        CREATE INDEX message_received ON message (received_at);
+
+        CREATE TABLE raw_message (
+            message_id INTEGER PRIMARY KEY REFERENCES message (id) ON DELETE CASCADE,
+            raw BLOB NOT NULL
+        );
+
+        CREATE TABLE message_location (
+            source TEXT NOT NULL,
+            key TEXT NOT NULL,
+            message_id INTEGER NOT NULL REFERENCES message (id) ON DELETE CASCADE,
+            PRIMARY KEY (source, key)
+        ) WITHOUT ROWID;
+
+        CREATE TABLE attachment (
+            id INTEGER PRIMARY KEY,
+            message_id INTEGER NOT NULL REFERENCES message (id) ON DELETE CASCADE,
+            position INTEGER NOT NULL,
+            display_name TEXT NOT NULL,
+            safe_name TEXT NOT NULL,
+            content_type TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            sha256 TEXT NOT NULL,
+            data BLOB NOT NULL
+        );
+        CREATE INDEX attachment_message ON attachment (message_id);
+
+        CREATE TABLE ticket_event (
+            id INTEGER PRIMARY KEY,
+            ticket_id INTEGER NOT NULL REFERENCES ticket (id) ON DELETE CASCADE,
+            at TEXT NOT NULL,
+            actor TEXT NOT NULL,
+            action TEXT NOT NULL,
+            detail TEXT NOT NULL DEFAULT '{{}}'
+        );
+        CREATE INDEX ticket_event_ticket ON ticket_event (ticket_id, id);
+
+        CREATE TABLE source_state (
+            name TEXT PRIMARY KEY,
+            kind TEXT NOT NULL,
+            function TEXT NOT NULL,
+            state TEXT NOT NULL DEFAULT 'starting',
+            uidvalidity INTEGER,
+            last_uid INTEGER NOT NULL DEFAULT 0,
+            last_success TEXT,
+            last_error TEXT,
+            last_error_at TEXT,
+            server_count INTEGER,
+            stored_count INTEGER NOT NULL DEFAULT 0,
+            updated_at TEXT NOT NULL
+        );
+
+        CREATE TABLE message_failure (
+            source TEXT NOT NULL,
+            key TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 1,
+            error TEXT NOT NULL,
+            first_at TEXT NOT NULL,
+            last_at TEXT NOT NULL,
+            skipped INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (source, key)
+        ) WITHOUT ROWID;
+        """
+    )
+    # The index covers what an agent searches for; triggers keep it in step with `message`.
+    db["message"].enable_fts(
+        ["subject", "from_name", "from_addr", "body_text"],
+        fts_version="FTS5",
+        create_triggers=True,
+        tokenize="unicode61 remove_diacritics 2",
+    )
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1_core]
+
+
+def version(db: sqlite_utils.Database) -> int:
+    return db.execute("PRAGMA user_version").fetchone()[0]
+
+
+def migrate(db: sqlite_utils.Database) -> int:
+    """Bring the schema to the newest version; return it."""
+    if version(db) == len(MIGRATIONS):
+        return len(MIGRATIONS)
+    db.conn.execute("BEGIN IMMEDIATE")
+    try:
+        current = version(db)
+        if current > len(MIGRATIONS):
+            raise RuntimeError(
+                f"the database is at schema version {current}, newer than this program "
+                f"({len(MIGRATIONS)}); upgrade valuit-desk"
+            )
+        for number, step in enumerate(MIGRATIONS[current:], start=current + 1):
+            step(db)
+            db.conn.execute(f"PRAGMA user_version = {number}")
+    except BaseException:
+        if db.conn.in_transaction:
+            db.conn.execute("ROLLBACK")
+        raise
+    db.conn.execute("COMMIT")
+    return len(MIGRATIONS)

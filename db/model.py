@@ -1,0 +1,60 @@
+"""What `ingest/` hands to the store: a parsed message and its attachments, as plain data."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Attachment:
+    display_name: str  # as sent; shown escaped, never used as a path
+    safe_name: str  # what a saved copy is called
+    content_type: str
+    data: bytes
+    sha256: str
+
+
+@dataclass
+class Incoming:
+    """One message as read and parsed, before it has a ticket. Every text field is text."""
+
+    raw: bytes
+    sha256: str
+    message_id: str | None = None
+    in_reply_to: str | None = None
+    references: list[str] = field(default_factory=list)
+    from_addr: str = ""
+    from_name: str = ""
+    to_addrs: list[str] = field(default_factory=list)  # "Name <addr>" or "addr"
+    cc_addrs: list[str] = field(default_factory=list)
+    recipients: list[str] = field(default_factory=list)  # bare lower-case addresses, for routing
+    subject: str = ""
+    date_header: str = ""
+    sent_at: str | None = None
+    headers: str = ""
+    body_text: str = ""
+    body_html: str = ""
+    charset_declared: str = ""
+    charset_used: str = ""
+    auto: str = ""  # "", "auto-reply" or "bounce"
+    bounced_ids: list[str] = field(default_factory=list)  # Message-IDs a bounce reports on
+    attachments: list[Attachment] = field(default_factory=list)
+    parse_error: str | None = None
+    defects: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """Where a message was read from and which functions it is for."""
+
+    source: str
+    key: str  # the source's own id for it: a Maildir file name, an IMAP UIDVALIDITY/UID
+    functions: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Stored:
+    message_id: int
+    ticket_id: int | None
+    new: bool  # False when the same bytes were already stored
+    rule: str

@@ -1,0 +1,31 @@
+"""Counts for scripts and ops: `desk stats --json` prints what `summary()` returns."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlite_utils
+
+from db import sources
+
+
+def summary(db: sqlite_utils.Database) -> dict[str, Any]:
+    one = lambda sql: db.execute(sql).fetchone()[0]  # noqa: E731
+    per_function: dict[str, dict[str, int]] = {}
+    for function, status, count in db.execute(
+        "SELECT f.function, t.status, count(*) FROM ticket_function f "
+        "JOIN ticket t ON t.id = f.ticket_id GROUP BY f.function, t.status"
+    ):
+        per_function.setdefault(function, {})[status] = count
+    return {
+        "messages": one("SELECT count(*) FROM message"),
+        "tickets": one("SELECT count(*) FROM ticket"),
+        "tickets_by_function": per_function,
+        "tickets_by_status": dict(db.execute("SELECT status, count(*) FROM ticket GROUP BY 1")),
+        "unparsed": one("SELECT count(*) FROM message WHERE parse_error IS NOT NULL"),
+        "auto_replies": one("SELECT count(*) FROM message WHERE auto = 'auto-reply'"),
+        "bounces": one("SELECT count(*) FROM message WHERE auto = 'bounce'"),
+        "locations": one("SELECT count(*) FROM message_location"),
+        "failures": sources.failures(db),
+        "sources": sources.all_states(db),
+    }

@@ -1,0 +1,60 @@
+"""Conversation threading: which ticket a message belongs to, and which rule said so.
+
+Rules in order: a `[#N]` token in the subject (only from someone already taking part in ticket
+N, so a stranger cannot write into another customer's ticket by guessing numbers), then
+In-Reply-To, then References (newest first), then a new ticket. Auto-replies and bounces never
+open a ticket; they join the one they answer when it can be found.
+"""
+
+from __future__ import annotations
+
+import re
+
+import sqlite_utils
+
+from db.model import Incoming
+
+TOKEN = re.compile(r"\[#(\d{1,12})\]")
+
+NEW = "new"
+SUBJECT_TOKEN = "subject-token"
+IN_REPLY_TO = "in-reply-to"
+REFERENCES = "references"
+NO_TICKET = "no-ticket"
+
+
+def _ticket_of(db: sqlite_utils.Database, message_id: str) -> int | None:
+    row = db.execute(
+        "SELECT ticket_id FROM message WHERE message_id = ? AND ticket_id IS NOT NULL "
+        "ORDER BY id LIMIT 1",
+        [message_id],
+    ).fetchone()
+    return row[0] if row else None
+
+
+def _token_ticket(db: sqlite_utils.Database, msg: Incoming) -> int | None:
+    for match in TOKEN.finditer(msg.subject):
+        number = int(match.group(1))
+        takes_part = db.execute(
+            "SELECT 1 FROM ticket_participant WHERE ticket_id = ? AND addr = ?",
+            [number, msg.from_addr.lower()],
+        ).fetchone()
+        if msg.from_addr and takes_part:
+            return number
+    return None
+
+
+def find_ticket(db: sqlite_utils.Database, msg: Incoming) -> tuple[int | None, str]:
+    """The ticket `msg` joins and the rule that matched; `(None, NEW)` means open one."""
+    number = _token_ticket(db, msg)
+    if number is not None:
+        return number, SUBJECT_TOKEN
+    if msg.in_reply_to:
+        number = _ticket_of(db, msg.in_reply_to)
+        if number is not None:
+            return number, IN_REPLY_TO
+    for ref in [*reversed(msg.references), *msg.bounced_ids]:
+        number = _ticket_of(db, ref)
+        if number is not None:
+            return number, REFERENCES
+    return None, NO_TICKET if msg.auto else NEW

@@ -1,0 +1,1 @@
+"""Mail in: sources (Maildir drop folders, IMAP), parsing, routing, and the `desk-ingest` daemon."""

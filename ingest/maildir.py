@@ -1,0 +1,125 @@
+"""The drop-folder source: a Maildir (`new/`, `cur/`, `tmp/`) or a plain folder of `.eml` files.
+
+At start it ingests what is there, then watches with watchfiles. A file is marked done only
+after its message is committed: in a Maildir it moves to `cur/` with the `S` flag, in a plain
+folder into `done/`. A crash between commit and marking re-reads the file on restart, and the
+content hash makes that a no-op.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+from watchfiles import watch
+
+from db import sources
+from db.config import Source
+from ingest.pipeline import Item, Pipeline
+
+log = logging.getLogger("desk.maildir")
+RESCAN_SECONDS = 30  # a safety net for events a network filesystem never delivers
+
+
+class DropFolder:
+    def __init__(self, source: Source) -> None:
+        assert source.path is not None
+        self.source = source
+        self.root = source.path
+        self.is_maildir = (self.root / "new").is_dir() or not any(self.root.glob("*.eml"))
+
+    def prepare(self) -> None:
+        if self.is_maildir:
+            for sub in ("new", "cur", "tmp"):
+                (self.root / sub).mkdir(parents=True, exist_ok=True)
+        else:
+            (self.root / "done").mkdir(parents=True, exist_ok=True)
+
+    def watched(self) -> list[Path]:
+        return [self.root / "new", self.root / "cur"] if self.is_maildir else [self.root]
+
+    def pending(self) -> list[Path]:
+        """Files not yet marked done, oldest first (Maildir names start with the time)."""
+        if not self.is_maildir:
+            return sorted(p for p in self.root.glob("*.eml") if p.is_file())
+        found = [p for p in (self.root / "new").iterdir() if not p.name.startswith(".")]
+        found += [
+            p
+            for p in (self.root / "cur").iterdir()
+            if not p.name.startswith(".") and "S" not in p.name.partition(":2,")[2]
+        ]
+        return sorted((p for p in found if p.is_file()), key=lambda p: p.name)
+
+    def key(self, path: Path) -> str:
+        return path.name.partition(":")[0]
+
+    def mark_done(self, path: Path) -> None:
+        if self.is_maildir:
+            base, _, flags = path.name.partition(":2,")
+            target = self.root / "cur" / f"{base}:2,{''.join(sorted(set(flags) | {'S'}))}"
+        else:
+            target = self.root / "done" / path.name
+        # Another reader of the same folder may have marked it first.
+        with contextlib.suppress(FileNotFoundError):
+            os.replace(path, target)
+
+    def items(self, paths: list[Path], pipeline: Pipeline) -> Iterator[Item]:
+        for path in paths:
+            key = self.key(path)
+            if sources.is_skipped(pipeline.db, self.source.name, key):
+                continue
+            try:
+                raw = path.read_bytes()
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                sources.record_failure(pipeline.db, self.source.name, key, f"cannot read: {exc}")
+                log.error("%s: cannot read %s: %s", self.source.name, path, exc)
+                continue
+            yield Item(key, raw)
+
+
+def sync(folder: DropFolder, pipeline: Pipeline, stop: threading.Event) -> int:
+    """Ingest every pending file once; returns how many new messages were stored."""
+    paths = folder.pending()
+    if not paths:
+        return 0
+    by_key = {folder.key(p): p for p in paths}
+
+    def done(items: list[Item], results: list) -> None:
+        for item, result in zip(items, results, strict=True):
+            if result is not None:
+                folder.mark_done(by_key[item.key])
+
+    stored = pipeline.run(
+        pipeline.batches(folder.items(paths, pipeline)), done=done, should_stop=stop.is_set
+    )
+    if stored:
+        log.info("%s: stored %d new message(s)", folder.source.name, stored)
+    return stored
+
+
+def run(source: Source, pipeline: Pipeline, stop: threading.Event, *, once: bool) -> None:
+    """Sync, then (unless `once`) watch until `stop` is set."""
+    folder = DropFolder(source)
+    folder.prepare()
+    sources.set_state(pipeline.db, source.name, "syncing")
+    sync(folder, pipeline, stop)
+    sources.succeeded(pipeline.db, source.name, "stopped" if once else "watching")
+    if once:
+        return
+    for _changes in watch(
+        *folder.watched(),
+        stop_event=stop,
+        debounce=50,
+        step=20,
+        rust_timeout=RESCAN_SECONDS * 1000,
+        yield_on_timeout=True,
+    ):
+        sync(folder, pipeline, stop)
+        sources.succeeded(pipeline.db, source.name, "watching")
+    sources.set_state(pipeline.db, source.name, "stopped")

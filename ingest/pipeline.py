@@ -1,0 +1,135 @@
+"""From raw bytes to stored tickets, in batches: parse (in worker processes), route, store.
+
+Every source hands its batches to a `Pipeline`; the pipeline parses the next batch while the
+current one is being committed, and isolates a message that breaks the store so it cannot block
+the ones after it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from dataclasses import dataclass
+
+import sqlite_utils
+
+from db import sources
+from db.config import Config, Source
+from db.model import Delivery, Incoming, Stored
+from db.store import store_batch
+from ingest import route
+from ingest.parse import parse
+
+log = logging.getLogger("desk.ingest")
+BATCH = 200
+
+
+@dataclass(frozen=True)
+class Item:
+    key: str  # the source's id for the message (file name, UIDVALIDITY/UID)
+    raw: bytes
+
+
+def _parse_all(raws: list[bytes]) -> list[Incoming]:
+    return [parse(raw) for raw in raws]
+
+
+def make_pool() -> Executor | None:
+    """Worker processes for parsing, one a core; None on one core, where they only cost."""
+    workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return ProcessPoolExecutor(max_workers=workers) if (workers or 1) > 1 else None
+
+
+class Pipeline:
+    """Parses, routes and stores batches for one source, on that source's own connection."""
+
+    def __init__(
+        self, db: sqlite_utils.Database, config: Config, source: Source, pool: Executor | None
+    ) -> None:
+        self.db = db
+        self.config = config
+        self.source = source
+        self.pool = pool
+
+    def _parse_later(self, items: list[Item]) -> Future[list[Incoming]] | list[Incoming]:
+        raws = [item.raw for item in items]
+        if self.pool is None or len(items) < 8:
+            return _parse_all(raws)
+        return self.pool.submit(_parse_all, raws)
+
+    def batches(self, items: Iterable[Item], size: int = BATCH) -> Iterator[list[Item]]:
+        batch: list[Item] = []
+        for item in items:
+            batch.append(item)
+            if len(batch) >= size:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+
+    def run(
+        self,
+        batches: Iterable[list[Item]],
+        *,
+        checkpoint: Callable[[list[Item]], Callable[[sqlite_utils.Database], None] | None]
+        | None = None,
+        done: Callable[[list[Item], list[Stored | None]], None] | None = None,
+        should_stop: Callable[[], bool] = lambda: False,
+    ) -> int:
+        """Store every batch; parse batch k+1 while k commits. Returns messages stored new.
+
+        `checkpoint(batch)` gives a function run inside the batch's transaction; `done(batch,
+        results)` runs after the commit (mark files read, set IMAP flags); a result is None
+        for a message that could not be stored (recorded in `message_failure`).
+        """
+        stored = 0
+        pending: tuple[list[Item], Future | list[Incoming]] | None = None
+        iterator = iter(batches)
+        while True:
+            nxt = None if should_stop() else next(iterator, None)
+            upcoming = (nxt, self._parse_later(nxt)) if nxt else None
+            if pending is not None:
+                stored += self._store(*pending, checkpoint=checkpoint, done=done)
+            pending = upcoming
+            if pending is None:
+                return stored
+
+    def _store(self, items, parsed, *, checkpoint, done) -> int:
+        messages = parsed.result() if isinstance(parsed, Future) else parsed
+        pairs = [(msg, self.delivery(item, msg)) for item, msg in zip(items, messages, strict=True)]
+        cp = checkpoint(items) if checkpoint else None
+        try:
+            results = store_batch(self.db, pairs, checkpoint=cp)
+        except Exception:
+            log.exception(
+                "%s: storing a batch of %d failed; storing one by one", self.source.name, len(items)
+            )
+            results = self._store_singly(pairs, items, cp)
+        if done is not None:
+            done(items, results)
+        return sum(1 for r in results if r is not None and r.new)
+
+    def _store_singly(self, pairs, items, cp) -> list[Stored | None]:
+        results: list[Stored | None] = []
+        for (msg, delivery), item in zip(pairs, items, strict=True):
+            try:
+                results.extend(store_batch(self.db, [(msg, delivery)]))
+            except Exception as exc:  # noqa: BLE001 - one bad message must not block the rest
+                results.append(None)
+                skipped = sources.record_failure(self.db, self.source.name, item.key, repr(exc))
+                log.error(
+                    "%s: message %s could not be stored (%s)%s",
+                    self.source.name,
+                    item.key,
+                    exc,
+                    "; skipped from now on" if skipped else "",
+                )
+        if cp is not None:
+            store_batch(self.db, [], checkpoint=cp)
+        return results
+
+    def delivery(self, item: Item, msg: Incoming) -> Delivery:
+        fns = route.functions(self.source, msg.recipients, self.config.addresses)
+        return Delivery(self.source.name, item.key, fns)

@@ -1,0 +1,17 @@
+"""Opening the desk: load the configuration, open the database, run the app."""
+
+from __future__ import annotations
+
+import argparse
+
+from db.config import load
+from db.connect import open_db
+
+
+def open_desk(args: argparse.Namespace) -> int:
+    from tui.app import DeskApp
+
+    config = load(args.config)
+    open_db(config.database).close()  # create or migrate before the app's workers start
+    DeskApp(config).run()
+    return 0
