@@ -89,7 +89,7 @@ def load(explicit: str | Path | None = None) -> Config:
     return parse(data, path)
 
 
-class _Reader:
+class Reader:
     """Reads keys of one table, naming the file and key in every complaint."""
 
     def __init__(self, path: Path, where: str, table: Any) -> None:
@@ -161,7 +161,7 @@ _IMAP_KEYS = {
 }
 
 
-def _addresses(r: _Reader, key: str) -> dict[str, str]:
+def _addresses(r: Reader, key: str) -> dict[str, str]:
     """An `address = function` table, addresses lower-cased."""
     table = r.get(key, dict, {})
     for addr, fn in table.items():
@@ -173,7 +173,7 @@ def _addresses(r: _Reader, key: str) -> dict[str, str]:
 
 
 def _source(path: Path, index: int, table: Any, names: set[str]) -> Source:
-    r = _Reader(path, f"source[{index}]", table)
+    r = Reader(path, f"source[{index}]", table)
     kind = r.choice("kind", SOURCE_KINDS)
     function = r.choice("function", FUNCTIONS)
     name = r.get("name", str, f"{function}-{kind}")
@@ -234,15 +234,15 @@ def _source(path: Path, index: int, table: Any, names: set[str]) -> Source:
 
 def parse(data: dict[str, Any], path: Path) -> Config:
     """Check a parsed TOML document; `path` is named in errors and anchors relative paths."""
-    top = _Reader(path, "database", data.get("database", {}))
+    top = Reader(path, "database", data.get("database", {}))
     database = top.path_value("path", required=True)
     raw_sources = data.get("source", [])
     if not isinstance(raw_sources, list):
         raise ConfigError(f"{path}: key 'source': write each mailbox as a [[source]] table")
     names: set[str] = set()
     sources = tuple(_source(path, i, t, names) for i, t in enumerate(raw_sources))
-    ingest = _Reader(path, "ingest", data.get("ingest", {}))
-    desk = _Reader(path, "desk", data.get("desk", {}))
+    ingest = Reader(path, "ingest", data.get("ingest", {}))
+    desk = Reader(path, "desk", data.get("desk", {}))
     timezone = desk.get("timezone", str, "")
     if timezone:
         try:
@@ -253,7 +253,7 @@ def parse(data: dict[str, Any], path: Path) -> Config:
         path=path,
         database=database,
         sources=sources,
-        addresses=_addresses(_Reader(path, "", data), "addresses"),
+        addresses=_addresses(Reader(path, "", data), "addresses"),
         log_level=ingest.choice("log_level", LOG_LEVELS, "info"),
         timezone=timezone,
         raw=data,
