@@ -2,7 +2,9 @@
 
 Rules in order: a `[#N]` token in the subject (only from someone already taking part in ticket
 N, so a stranger cannot write into another customer's ticket by guessing numbers), then
-In-Reply-To, then References (newest first), then a new ticket. Auto-replies and bounces never
+In-Reply-To, then References (newest first), then another copy of the same mail (the same
+Message-ID, sender, date and subject, delivered to a second support address: it joins the first
+copy's ticket, which gains the function), then a new ticket. Auto-replies and bounces never
 open a ticket; they join the one they answer when it can be found.
 """
 
@@ -20,6 +22,7 @@ NEW = "new"
 SUBJECT_TOKEN = "subject-token"
 IN_REPLY_TO = "in-reply-to"
 REFERENCES = "references"
+COPY = "copy"
 NO_TICKET = "no-ticket"
 
 
@@ -57,4 +60,12 @@ def find_ticket(db: sqlite_utils.Database, msg: Incoming) -> tuple[int | None, s
         number = _ticket_of(db, ref)
         if number is not None:
             return number, REFERENCES
+    if msg.message_id:
+        row = db.execute(
+            "SELECT ticket_id FROM message WHERE message_id = ? AND from_addr = ? AND "
+            "date_header = ? AND subject = ? AND ticket_id IS NOT NULL ORDER BY id LIMIT 1",
+            [msg.message_id, msg.from_addr, msg.date_header, msg.subject],
+        ).fetchone()
+        if row:
+            return row[0], COPY
     return None, NO_TICKET if msg.auto else NEW

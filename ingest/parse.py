@@ -44,13 +44,15 @@ def parse(raw: bytes) -> Incoming:
         _parse_into(msg, raw)
     except Exception as exc:  # noqa: BLE001 - any failure becomes a stored, flagged message
         msg.parse_error = f"{type(exc).__name__}: {exc}"[:500]
-        msg.body_text = _raw_body(raw)
+        msg.body_text = _raw_text(raw)
     return msg
 
 
 def _parse_into(msg: Incoming, raw: bytes) -> None:
     head, _ = _split(raw)
     headers = email.parser.HeaderParser(policy=policy.default).parsestr(_decode_header_block(head))
+    if not headers.keys():
+        raise ValueError("no mail headers found; stored as raw text")
     _read_headers(msg, headers)
     msg.auto = route.auto_kind(
         lambda name: _header(headers, name), headers.get_content_type(), msg.from_addr
@@ -59,7 +61,7 @@ def _parse_into(msg: Incoming, raw: bytes) -> None:
         body = email.message_from_bytes(raw, policy=policy.default)
     except RecursionError:
         msg.parse_error = "MIME structure nested too deeply to parse; shown as raw text"
-        msg.body_text = _raw_body(raw)
+        msg.body_text = _raw_text(raw)
         return
     msg.auto = route.auto_kind(
         lambda n: _header(headers, n), body.get_content_type(), msg.from_addr
@@ -254,5 +256,6 @@ def _attachment(part: Message, filename: str, index: int) -> Attachment:
     )
 
 
-def _raw_body(raw: bytes) -> str:
-    return _split(raw)[1][:MAX_TEXT].decode("utf-8", "replace")
+def _raw_text(raw: bytes) -> str:
+    """The message as it came, for showing what could not be parsed."""
+    return raw[:MAX_TEXT].decode("utf-8", "replace").replace("\r\n", "\n")

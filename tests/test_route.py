@@ -1,0 +1,72 @@
+"""Routing: auto-replies and bounces recognised, functions chosen from source and recipients."""
+
+from __future__ import annotations
+
+import pytest
+
+from db.config import Source
+from ingest import route
+from ingest.parse import parse
+from tests.conftest import mail
+
+ADDRESSES = {
+    "technical@valuit.com": "technical",
+    "compliance@valuit.com": "compliance",
+    "sales@valuit.com": "sales",
+}
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        ({"Auto-Submitted": "auto-replied"}, "auto-reply"),
+        ({"Auto-Submitted": "auto-generated"}, "auto-reply"),
+        ({"Auto-Submitted": "no"}, ""),
+        ({"Precedence": "bulk"}, "auto-reply"),
+        ({"Precedence": "list"}, "auto-reply"),
+        ({"X-Autoreply": "yes"}, "auto-reply"),
+        ({"Return-Path": "<>"}, "auto-reply"),
+        ({}, ""),
+    ],
+)
+def test_auto_replies_are_recognised(headers, expected):
+    assert expected == parse(mail(headers=headers)).auto
+
+
+def test_bounces_are_recognised_and_know_what_they_bounce():
+    raw = (
+        b"From: Mail Delivery System <MAILER-DAEMON@mx.example.net>\r\nReturn-Path: <>\r\n"
+        b"Subject: Undelivered Mail\r\nMIME-Version: 1.0\r\n"
+        b"Content-Type: multipart/report; report-type=delivery-status; boundary=r\r\n\r\n"
+        b"--r\r\nContent-Type: text/plain\r\n\r\nCould not deliver.\r\n"
+        b"--r\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx\r\n\r\n"
+        b"Final-Recipient: rfc822; x@example.org\r\nAction: failed\r\nStatus: 5.1.1\r\n"
+        b"--r\r\nContent-Type: text/rfc822-headers\r\n\r\nMessage-ID: <orig@valuit.com>\r\n"
+        b"Subject: Re: your ticket\r\n--r--\r\n"
+    )
+    msg = parse(raw)
+    assert ("bounce", ["<orig@valuit.com>"]) == (msg.auto, msg.bounced_ids)
+    assert "bounce" == parse(mail(sender="MAILER-DAEMON@example.net")).auto
+
+
+def test_function_comes_from_the_source_plus_other_support_addresses():
+    source = Source("tech", "technical", "maildir")
+    msg = parse(
+        mail(to="technical@valuit.com", headers={"Cc": "Compliance <compliance@valuit.com>"})
+    )
+    assert ("technical", "compliance") == route.functions(source, msg.recipients, ADDRESSES)
+    assert ("technical",) == route.functions(source, ["ann@example.com"], ADDRESSES)
+
+
+def test_a_shared_account_routes_by_recipient():
+    shared = Source(
+        "shared",
+        "general",
+        "imap",
+        addresses={"sales@valuit.com": "sales", "general@valuit.com": "general"},
+    )
+    via_delivered_to = parse(
+        mail(to="list@example.org", headers={"Delivered-To": "sales@valuit.com"})
+    )
+    assert ("sales",) == route.functions(shared, via_delivered_to.recipients, ADDRESSES)
+    assert ("general",) == route.functions(shared, ["nobody@example.org"], ADDRESSES)
