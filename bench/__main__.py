@@ -1,0 +1,44 @@
+"""Runs every benchmark module in bench/ that has a `main()`, after naming the machine."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import pkgutil
+import platform
+import sys
+
+import bench
+
+
+def machine() -> str:
+    model = ""
+    try:
+        with open("/proc/cpuinfo") as info:
+            model = next(
+                (line.split(":", 1)[1].strip() for line in info if line.startswith("model name")),
+                "",
+            )
+    except OSError:
+        pass
+    return (
+        f"{platform.node()}: {os.cpu_count()} cores ({model or platform.processor()}), "
+        f"Python {platform.python_version()}"
+    )
+
+
+def main() -> int:
+    print(f"machine: {machine()}", flush=True)
+    only = set(sys.argv[1:])
+    for info in pkgutil.iter_modules(bench.__path__):
+        if info.name.startswith("_") or (only and info.name not in only):
+            continue
+        module = importlib.import_module(f"bench.{info.name}")
+        if hasattr(module, "main"):
+            print(f"\n== bench/{info.name}.py ==", flush=True)
+            module.main([])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

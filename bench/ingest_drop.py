@@ -1,0 +1,132 @@
+"""Drop-folder ingest: parse only, insert only, and the whole `desk-ingest --once`, in one run.
+
+(a) parse: `ingest.parse.parse` over the messages, one core, no I/O;
+(b) insert: `db.store.store_batch` of pre-parsed messages in batches, as the daemon batches;
+(c) full: `desk-ingest --once` as a process over a Maildir of the same messages.
+Prints messages/s for each, c / min(a, b), and the daemon's peak RSS at two sizes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from db.connect import open_db
+from db.model import Delivery
+from db.store import store_batch
+from ingest.demo import generate, write_maildir
+from ingest.parse import parse
+from ingest.pipeline import BATCH
+
+FUNCTIONS = ("technical", "sales", "compliance", "general", "marketing")
+
+
+def _config(folder: Path) -> Path:
+    lines = [f'[database]\npath = "{folder / "desk.db"}"\n']
+    for fn in FUNCTIONS:
+        lines.append(
+            f'[[source]]\nfunction = "{fn}"\nkind = "maildir"\npath = "{folder / "spool" / fn}"\n'
+        )
+    path = folder / "config.toml"
+    path.write_text("\n".join(lines))
+    return path
+
+
+def _rate(count: int, seconds: float) -> str:
+    return f"{count / seconds:9.0f} msgs/s  ({seconds:6.2f} s)"
+
+
+def _daemon(folder: Path) -> tuple[float, int]:
+    """Run desk-ingest --once; return (seconds, peak RSS in MiB of it and its workers)."""
+    started = time.perf_counter()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ingest.daemon",
+            "--config",
+            str(_config(folder)),
+            "--once",
+            "--log-level",
+            "warning",
+        ],
+        check=True,
+    )
+    seconds = time.perf_counter() - started
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return seconds, max(peak, before) // 1024
+
+
+def run(count: int) -> dict[str, float]:
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        messages = list(generate(count))
+        started = time.perf_counter()
+        parsed = [parse(raw) for _, raw in messages]
+        parse_s = time.perf_counter() - started
+
+        db = open_db(folder / "insert.db")
+        started = time.perf_counter()
+        for i in range(0, len(parsed), BATCH):
+            store_batch(
+                db,
+                [
+                    (m, Delivery("bench", str(i + j), (fn,)))
+                    for j, (m, (fn, _)) in enumerate(
+                        zip(parsed[i : i + BATCH], messages[i : i + BATCH], strict=True)
+                    )
+                ],
+            )
+        insert_s = time.perf_counter() - started
+        db.close()
+        del parsed
+
+        write_maildir(folder / "spool", messages)
+        del messages
+        full_s, _ = _daemon(folder)
+    a, b, c = count / parse_s, count / insert_s, count / full_s
+    print(f"(a) parse only      {_rate(count, parse_s)}")
+    print(f"(b) insert only     {_rate(count, insert_s)}")
+    print(f"(c) desk-ingest     {_rate(count, full_s)}")
+    print(f"c / min(a, b) = {c / min(a, b):.2f}   (target >= 0.7)")
+    return {"parse": a, "insert": b, "full": c}
+
+
+def peak_rss(counts: list[int]) -> None:
+    """Peak RSS of separate daemon runs; it must not grow with the number of messages."""
+    for count in counts:
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp)
+            write_maildir(folder / "spool", generate(count, seed=count))
+            # A fresh interpreter per size so RUSAGE_CHILDREN's maximum is this run's alone.
+            code = (
+                "import resource, subprocess, sys;"
+                f"subprocess.run([sys.executable, '-m', 'ingest.daemon', '--config', "
+                f"{str(_config(folder))!r}, '--once', '--log-level', 'warning'], check=True);"
+                "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024)"
+            )
+            out = subprocess.run(
+                [sys.executable, "-c", code], capture_output=True, text=True, check=True
+            ).stdout.strip()
+            print(
+                f"peak RSS of desk-ingest --once over {count:6d} messages: {out} MiB "
+                "(largest single process)"
+            )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--count", type=int, default=10_000)
+    args = parser.parse_args(argv)
+    run(args.count)
+    peak_rss([args.count // 5, args.count])
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
