@@ -112,3 +112,23 @@ def is_skipped(db: sqlite_utils.Database, source: str, key: str) -> bool:
 def failures(db: sqlite_utils.Database, source: str | None = None) -> list[dict[str, Any]]:
     where, params = ("WHERE source = ?", [source]) if source else ("", [])
     return list(db.query(f"SELECT * FROM message_failure {where} ORDER BY last_at", params))
+
+
+def clear_failures(db: sqlite_utils.Database, source: str, keys: list[str]) -> None:
+    """Forget earlier failed attempts at messages that have now been stored."""
+    with write(db):
+        db.conn.executemany(
+            "DELETE FROM message_failure WHERE source = ? AND key = ?", [(source, k) for k in keys]
+        )
+
+
+def forget_other_uidvalidity(db: sqlite_utils.Database, name: str, uidvalidity: int) -> None:
+    """Drop an IMAP source's locations from before a UIDVALIDITY change; the messages stay.
+
+    The old UIDs name nothing on the server any more, and keeping them would count every
+    message twice in `stored_count`. Call inside the batch's transaction.
+    """
+    db.execute(
+        "DELETE FROM message_location WHERE source = ? AND key NOT LIKE ?",
+        [name, f"{uidvalidity}/%"],
+    )

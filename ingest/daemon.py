@@ -19,33 +19,43 @@ from db import sources
 from db.config import Config, Source, load
 from db.connect import open_db
 from db.errors import DeskError
-from ingest import maildir
+from ingest import imap, maildir
 from ingest.pipeline import Pipeline, make_pool
 
 log = logging.getLogger("desk.daemon")
-
+_RUNNERS: dict[str, Callable[..., None]] = {"maildir": maildir.run, "imap": imap.run}
 
 
 def _runner(kind: str) -> Callable[..., None]:
-    if kind == "maildir":
-        return maildir.run
+    if kind in _RUNNERS:
+        return _RUNNERS[kind]
     raise DeskError(f"source kind {kind!r} is not supported by this version")
 
 
 def _source_thread(
-    config: Config, source: Source, pool: Executor | None, stop: threading.Event, once: bool
+    config: Config,
+    source: Source,
+    pool: Executor | None,
+    stop: threading.Event,
+    once: bool,
+    failed: list[str],
 ) -> None:
     db = open_db(config.database)
     try:
         _runner(source.kind)(source, Pipeline(db, config, source, pool), stop, once=once)
+    except DeskError as exc:  # the source said why it gave up; no traceback needed
+        failed.append(source.name)
+        log.error("%s", exc.message)
     except Exception as exc:  # noqa: BLE001 - a source's crash is logged, the others go on
+        failed.append(source.name)
         log.exception("%s: stopped by an unexpected error", source.name)
         sources.set_state(db, source.name, "stopped", error=f"{type(exc).__name__}: {exc}")
     finally:
         db.close()
 
 
-def run(config: Config, *, once: bool, stop: threading.Event | None = None) -> None:
+def run(config: Config, *, once: bool, stop: threading.Event | None = None) -> bool:
+    """Run every source until `stop` (or, with `once`, until each is read); False if one failed."""
     stop = stop or threading.Event()
     db = open_db(config.database)
     for source in config.sources:
@@ -54,9 +64,13 @@ def run(config: Config, *, once: bool, stop: threading.Event | None = None) -> N
     if not config.sources:
         log.warning("%s: no [[source]] configured; nothing to read", config.path)
     pool = make_pool()
+    failed: list[str] = []
     threads = [
         threading.Thread(
-            target=_source_thread, args=(config, s, pool, stop, once), name=s.name, daemon=True
+            target=_source_thread,
+            args=(config, s, pool, stop, once, failed),
+            name=s.name,
+            daemon=True,
         )
         for s in config.sources
     ]
@@ -72,6 +86,7 @@ def run(config: Config, *, once: bool, stop: threading.Event | None = None) -> N
             thread.join()
         if pool is not None:
             pool.shutdown(cancel_futures=True)
+    return not failed
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -107,12 +122,12 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signum, lambda *_: stop.set())
     log.info("starting with %d source(s), database %s", len(config.sources), config.database)
     try:
-        run(config, once=args.once, stop=stop)
+        ok = run(config, once=args.once, stop=stop)
     except DeskError as exc:
         log.error("%s", exc.message)
         return 1
     log.info("stopped")
-    return 0
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

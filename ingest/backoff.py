@@ -1,0 +1,33 @@
+"""Exponential backoff with jitter for reconnecting sources: 1 s, 2 s, 4 s … capped at 5 minutes.
+
+Jitter spreads the reconnects of several sources (and several desks on one mail server) so they
+do not hammer a server that has just come back all in the same second.
+"""
+
+from __future__ import annotations
+
+import random
+
+FIRST_DELAY = 1.0
+CAP = 300.0
+
+
+class Backoff:
+    """The delay before the next attempt; `reset()` after a success starts over."""
+
+    def __init__(
+        self, first: float = FIRST_DELAY, cap: float = CAP, rng: random.Random | None = None
+    ) -> None:
+        self.first = first
+        self.cap = cap
+        self.failures = 0
+        self._rng = rng or random.Random()
+
+    def next_delay(self) -> float:
+        """Count one more failure and return how long to wait: half to all of the nominal delay."""
+        nominal = min(self.cap, self.first * 2.0 ** min(self.failures, 32))
+        self.failures += 1
+        return nominal * self._rng.uniform(0.5, 1.0)
+
+    def reset(self) -> None:
+        self.failures = 0
