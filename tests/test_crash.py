@@ -57,7 +57,7 @@ def test_kill_9_at_five_random_moments_loses_and_duplicates_nothing(tmp_path):
             and time.monotonic() < deadline
         ):
             time.sleep(0.01)
-        time.sleep(rng.uniform(0, 0.3))
+        time.sleep(rng.uniform(0, 0.15))
         if proc.poll() is not None:
             break  # it finished before we could kill it: nothing left to crash
         os.killpg(proc.pid, signal.SIGKILL)
