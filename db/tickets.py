@@ -1,19 +1,219 @@
-"""Reading tickets for people: pages of the list, one ticket with its thread."""
+"""Tickets for people: pages of the list, one ticket with its thread, and the agents' changes.
+
+The list is read a page at a time (`LIMIT`/`OFFSET` over an index), never whole. Every change
+is optimistic: it names the version the agent saw, and if someone else changed the ticket since,
+nothing is written and `ConflictError` says so; each change lands in the audit trail.
+"""
 
 from __future__ import annotations
 
+import json
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlite_utils
 
+from db import clock, search
+from db.connect import write
+from db.errors import ConflictError, DeskError, NotFoundError
+from db.migrations import KINDS, PRIORITIES, STATUSES
+from db.store import record_event
 
-def recent(db: sqlite_utils.Database, limit: int = 200) -> list[dict[str, Any]]:
-    """The newest tickets first, one page."""
+_EDITABLE = ("status", "priority", "assignee", "tags", "kind")
+
+
+def page(
+    db: sqlite_utils.Database,
+    condition: str,
+    params: list[object],
+    sort: str,
+    offset: int,
+    limit: int,
+) -> list[dict[str, Any]]:
+    """`limit` tickets from row `offset` of the list that `condition` selects."""
     return list(
         db.query(
-            "SELECT id, subject, requester_addr, requester_name, function, status, priority, "
-            "assignee, kind, unparsed, message_count, created_at, last_message_at "
-            "FROM ticket ORDER BY last_message_at DESC, id DESC LIMIT ?",
+            f"SELECT t.* FROM ticket t WHERE {condition} ORDER BY {search.order_by(sort)} "
+            "LIMIT ? OFFSET ?",
+            [*params, limit, offset],
+        )
+    )
+
+
+def count(db: sqlite_utils.Database, condition: str, params: list[object]) -> int:
+    return db.execute(f"SELECT count(*) FROM ticket t WHERE {condition}", params).fetchone()[0]
+
+
+def position(
+    db: sqlite_utils.Database, condition: str, params: list[object], sort: str, ticket_id: int
+) -> int | None:
+    """The row a ticket is on in the list, or None when the list does not hold it."""
+    keys = db.execute(
+        f"SELECT {search.key_values(sort)} FROM ticket t WHERE t.id = ? AND ({condition})",
+        [ticket_id, *params],
+    ).fetchone()
+    if keys is None:
+        return None
+    return db.execute(
+        f"SELECT count(*) FROM ticket t WHERE ({condition}) AND {search.before(sort)}",
+        [*params, *keys],
+    ).fetchone()[0]
+
+
+def get(db: sqlite_utils.Database, ticket_id: int) -> dict[str, Any]:
+    rows = list(db.query("SELECT * FROM ticket WHERE id = ?", [ticket_id]))
+    if not rows:
+        raise NotFoundError(f"ticket #{ticket_id} does not exist")
+    row = rows[0]
+    row["functions"] = [
+        f
+        for (f,) in db.execute(
+            "SELECT function FROM ticket_function WHERE ticket_id = ?", [ticket_id]
+        )
+    ]
+    return row
+
+
+def thread(db: sqlite_utils.Database, ticket_id: int) -> list[dict[str, Any]]:
+    """The ticket's messages, oldest first, without their raw bytes."""
+    return list(
+        db.query(
+            "SELECT id, from_addr, from_name, to_addrs, cc_addrs, subject, sent_at, received_at, "
+            "headers, body_text, body_html, auto, thread_rule, parse_error, source "
+            "FROM message WHERE ticket_id = ? ORDER BY received_at, id",
+            [ticket_id],
+        )
+    )
+
+
+def attachments(db: sqlite_utils.Database, ticket_id: int) -> list[dict[str, Any]]:
+    return list(
+        db.query(
+            "SELECT a.id, a.message_id, a.display_name, a.safe_name, a.content_type, a.size "
+            "FROM attachment a JOIN message m ON m.id = a.message_id "
+            "WHERE m.ticket_id = ? ORDER BY m.received_at, m.id, a.position",
+            [ticket_id],
+        )
+    )
+
+
+def attachment_data(db: sqlite_utils.Database, attachment_id: int) -> tuple[str, bytes]:
+    """The stored safe name and the bytes of one attachment."""
+    row = db.execute(
+        "SELECT safe_name, data FROM attachment WHERE id = ?", [attachment_id]
+    ).fetchone()
+    if row is None:
+        raise NotFoundError(f"attachment {attachment_id} does not exist")
+    return row[0], row[1]
+
+
+def events(db: sqlite_utils.Database, ticket_id: int) -> list[dict[str, Any]]:
+    """The audit trail, oldest first."""
+    rows = list(db.query("SELECT * FROM ticket_event WHERE ticket_id = ? ORDER BY id", [ticket_id]))
+    for row in rows:
+        row["detail"] = json.loads(row["detail"] or "{}")
+    return rows
+
+
+def open_counts(db: sqlite_utils.Database) -> dict[str, int]:
+    """Open tickets (new, open, pending) per function, and under "" all of them."""
+    statuses = ", ".join(f"'{s}'" for s in search.OPEN_STATUSES)
+    counts = dict(
+        db.execute(
+            "SELECT f.function, count(*) FROM ticket t JOIN ticket_function f "
+            f"ON f.ticket_id = t.id WHERE t.status IN ({statuses}) GROUP BY f.function"
+        ).fetchall()
+    )
+    counts[""] = db.execute(f"SELECT count(*) FROM ticket WHERE status IN ({statuses})").fetchone()[
+        0
+    ]
+    return counts
+
+
+def hourly_volume(db: sqlite_utils.Database, end: datetime, hours: int) -> list[int]:
+    """New tickets per hour for the `hours` hours up to `end`, oldest first."""
+    start = end.replace(minute=0, second=0, microsecond=0) - timedelta(hours=hours - 1)
+    per_hour = dict(
+        db.execute(
+            "SELECT substr(created_at, 1, 13), count(*) FROM ticket WHERE created_at >= ? "
+            "GROUP BY 1",
+            [clock.iso(start)],
+        ).fetchall()
+    )
+    return [per_hour.get(clock.iso(start + timedelta(hours=h))[:13], 0) for h in range(hours)]
+
+
+def discrepancy_reports(db: sqlite_utils.Database, limit: int = 200) -> list[dict[str, Any]]:
+    """Open discrepancy reports, newest first, with the window they are linked to if any."""
+    window = "t.window_id" if search.has_windows(db) else "NULL"
+    statuses = ", ".join(f"'{s}'" for s in search.OPEN_STATUSES)
+    return list(
+        db.query(
+            f"SELECT t.id, t.subject, t.requester_addr, t.status, {window} AS window_id "
+            f"FROM ticket t WHERE t.kind = 'discrepancy' AND t.status IN ({statuses}) "
+            "ORDER BY t.last_message_at DESC, t.id DESC LIMIT ?",
             [limit],
         )
     )
+
+
+def _check(field: str, value: Any) -> Any:
+    allowed = {"status": STATUSES, "priority": PRIORITIES, "kind": KINDS}.get(field)
+    if allowed is not None and value not in allowed:
+        raise DeskError(f"{value!r} is not a {field}; use one of {', '.join(allowed)}")
+    if field == "tags":
+        tags = sorted({str(t).strip() for t in value if str(t).strip()})
+        return json.dumps(tags, ensure_ascii=False)
+    if field == "assignee":
+        return (value or "").strip() or None
+    return value
+
+
+def update(
+    db: sqlite_utils.Database, ticket_id: int, version: int, actor: str, **changes: Any
+) -> int:
+    """Change fields of a ticket the agent saw at `version`; return the new version.
+
+    Raises ConflictError when the ticket has moved on since, writing nothing.
+    """
+    unknown = set(changes) - set(_EDITABLE)
+    if unknown:
+        raise ValueError(f"not editable: {', '.join(sorted(unknown))}")
+    values = {field: _check(field, value) for field, value in changes.items()}
+    if "kind" in values:
+        values["kind_set_by"] = "agent"
+    now = clock.now_iso()
+    with write(db):
+        before = db.execute(
+            f"SELECT {', '.join(changes)}, version FROM ticket WHERE id = ?", [ticket_id]
+        ).fetchone()
+        if before is None:
+            raise NotFoundError(f"ticket #{ticket_id} does not exist")
+        sets = ", ".join(f"{field} = ?" for field in values)
+        cursor = db.execute(
+            f"UPDATE ticket SET {sets}, updated_at = ?, version = version + 1 "
+            "WHERE id = ? AND version = ?",
+            [*values.values(), now, ticket_id, version],
+        )
+        if cursor.rowcount == 0:
+            raise ConflictError(
+                f"Ticket #{ticket_id} was changed by someone else meanwhile; "
+                "its fresh state is shown, do it again if it is still needed."
+            )
+        for field, old in zip(changes, before, strict=False):
+            new = values[field]
+            if old != new:
+                record_event(db, ticket_id, actor, field, {"from": old, "to": new}, at=now)
+    return version + 1
+
+
+def add_note(db: sqlite_utils.Database, ticket_id: int, actor: str, text: str) -> None:
+    """An internal note: it only appends to the trail, so it never conflicts with a change."""
+    text = text.strip()
+    if not text:
+        raise DeskError("the note is empty; write something or press escape")
+    with write(db):
+        if db.execute("SELECT 1 FROM ticket WHERE id = ?", [ticket_id]).fetchone() is None:
+            raise NotFoundError(f"ticket #{ticket_id} does not exist")
+        record_event(db, ticket_id, actor, "note", {"text": text})
+        db.execute("UPDATE ticket SET updated_at = ? WHERE id = ?", [clock.now_iso(), ticket_id])

@@ -1,48 +1,68 @@
-"""The agent's desk: for now the list of tickets, newest first, refreshed every second."""
+"""The agent's desk: the Textual app, its database connection and the live-update watcher."""
 
 from __future__ import annotations
 
-from rich.text import Text
-from textual.app import App, ComposeResult
-from textual.widgets import DataTable, Footer, Header
+import time
+from pathlib import Path
 
-from db import tickets
+from textual import work
+from textual.app import App
+from textual.worker import get_current_worker
+
 from db.config import Config
-from db.connect import open_db
+from db.live import Watcher
+from tui import keys
+from tui.commands import TicketCommands
+from tui.data import Data
+from tui.messages import DbChanged
+from tui.screens.help import HelpScreen
+from tui.screens.main import MainScreen
+from tui.settings import Settings, load
+
+POLL_SECONDS = 0.25  # one `PRAGMA data_version` per tick: new mail shows within a second
 
 
 class DeskApp(App):
     TITLE = "Valuit Desk"
-    BINDINGS = [("q", "quit", "Quit"), ("r", "refresh", "Refresh")]
+    CSS_PATH = "styles/desk.tcss"
+    BINDINGS = keys.APP
+    COMMANDS = App.COMMANDS | {TicketCommands}
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, settings: Settings | None = None) -> None:
         super().__init__()
         self.config = config
-
-    def compose(self) -> ComposeResult:
-        yield Header()
-        yield DataTable(cursor_type="row")
-        yield Footer()
+        self.settings = settings or load(config)
+        self.data = Data(config.database)
+        self.save_folder = Path.home() / "Downloads"
+        if not self.save_folder.is_dir():
+            self.save_folder = Path.cwd()
 
     def on_mount(self) -> None:
-        table = self.query_one(DataTable)
-        table.add_columns("#", "function", "from", "subject", "status", "msgs")
-        self.action_refresh()
-        self.set_interval(1.0, self.action_refresh)
+        self.set_keymap(self.settings.keys)
+        self.push_screen(MainScreen())
+        self.watch_database()
 
-    def action_refresh(self) -> None:
-        db = open_db(self.config.database, migrate=False)
-        rows = tickets.recent(db)
-        db.close()
-        table = self.query_one(DataTable)
-        table.clear()
-        for row in rows:
-            # Text, never markup: subjects and names come from strangers.
-            table.add_row(
-                f"#{row['id']}",
-                row["function"],
-                Text(row["requester_addr"]),
-                Text(row["subject"]),
-                row["status"],
-                str(row["message_count"]),
-            )
+    @work(thread=True, group="watch", exit_on_error=False)
+    def watch_database(self) -> None:
+        watcher = Watcher(self.config.database)
+        worker = get_current_worker()
+        try:
+            while not worker.is_cancelled:
+                if watcher.changed():
+                    self.post_message(DbChanged())
+                time.sleep(POLL_SECONDS)
+        finally:
+            watcher.close()
+
+    def on_db_changed(self, message: DbChanged) -> None:
+        # Every screen on the stack keeps itself fresh, so going back shows the present.
+        for screen in self.screen_stack:
+            if hasattr(screen, "on_db_changed"):
+                screen.post_message(DbChanged())
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    def on_unmount(self) -> None:
+        self.data.close()

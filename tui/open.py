@@ -10,8 +10,10 @@ from db.connect import open_db
 
 def open_desk(args: argparse.Namespace) -> int:
     from tui.app import DeskApp
+    from tui.settings import load as load_settings
 
     config = load(args.config)
+    settings = load_settings(config)  # a config mistake stops here, before the screen changes
     open_db(config.database).close()  # create or migrate before the app's workers start
-    DeskApp(config).run()
+    DeskApp(config, settings).run()
     return 0

@@ -12,7 +12,7 @@ from importlib import import_module
 
 from db.errors import DeskError
 
-SUBCOMMANDS = ("tui.cli.stats",)
+SUBCOMMANDS = ("tui.cli.stats", "tui.cli.serve")
 
 
 def build_parser() -> argparse.ArgumentParser:

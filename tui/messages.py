@@ -1,0 +1,78 @@
+"""Messages workers post back to the UI thread, and the widgets' own notifications."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual.message import Message
+
+
+class DbChanged(Message, bubble=False):
+    """Someone (the daemon, another agent, this desk) committed to the database."""
+
+    def can_replace(self, message: Message) -> bool:
+        # A flood of new mail becomes one refresh.
+        return isinstance(message, DbChanged)
+
+
+class ListLoaded(Message, bubble=False):
+    """A fresh view of the ticket list: its length, where the cursor goes, the first pages."""
+
+    def __init__(
+        self,
+        generation: int,
+        total: int,
+        cursor: int,
+        pages: dict[int, list[dict[str, Any]]],
+        where: tuple[str, list[object]],
+        problems: list[str],
+    ) -> None:
+        super().__init__()
+        self.generation = generation
+        self.total = total
+        self.cursor = cursor
+        self.pages = pages
+        self.where = where
+        self.problems = problems
+
+
+class PageLoaded(Message, bubble=False):
+    def __init__(self, generation: int, number: int, rows: list[dict[str, Any]]) -> None:
+        super().__init__()
+        self.generation = generation
+        self.number = number
+        self.rows = rows
+
+
+class Overview(Message, bubble=False):
+    """What the main screen shows around the list: counts, sources, volume, windows, reports."""
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        super().__init__()
+        self.data = data
+
+
+class PreviewLoaded(Message, bubble=False):
+    def __init__(self, ticket_id: int, ticket: dict[str, Any], last: dict[str, Any] | None) -> None:
+        super().__init__()
+        self.ticket_id = ticket_id
+        self.ticket = ticket
+        self.last = last
+
+
+class TicketLoaded(Message, bubble=False):
+    def __init__(self, data: dict[str, Any]) -> None:
+        super().__init__()
+        self.data = data
+
+
+class ActionDone(Message, bubble=False):
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text
+
+
+class ActionFailed(Message, bubble=False):
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text

@@ -1,0 +1,208 @@
+"""The main screen: banner, sections with open counts, the ticket list, preview, discrepancy
+reports, the volume chart and the sources' health."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Footer, Static, Tab, Tabs
+
+from db import clock, search, sources, tickets
+from tui import keys, safe, windows
+from tui.actions import TicketActions
+from tui.dialogs.search import SearchDialog
+from tui.messages import DbChanged, Overview, PreviewLoaded
+from tui.widgets.banner import Banner
+from tui.widgets.discrepancy_panel import DiscrepancyPanel
+from tui.widgets.preview import Preview
+from tui.widgets.status_line import StatusLine
+from tui.widgets.ticket_list import TicketList
+from tui.widgets.volume import HOURS, Volume
+
+NARROW = 110  # below this many columns the preview goes under the list
+SORT_ORDER = tuple(search.SORTS)
+
+
+class MainScreen(TicketActions, Screen):
+    BINDINGS = keys.MAIN
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.section = 0
+        self.query_text = ""
+        self.sort = SORT_ORDER[0]
+        # Per section: (ticket id, row) under the cursor when the agent left it.
+        self.cursors: dict[int, tuple[int | None, int]] = {}
+        self.preview_on = True
+
+    def compose(self) -> ComposeResult:
+        sections = self.app.settings.sections
+        yield Banner(id="banner")
+        yield Tabs(*(Tab(Text(s.name), id=f"section-{i}") for i, s in enumerate(sections)))
+        yield Static("", id="search-line")
+        with Horizontal(id="body"):
+            with Vertical(id="list-pane"):
+                yield TicketList(self.app.settings.agent, id="tickets")
+            with Vertical(id="side"):
+                yield DiscrepancyPanel(id="discrepancies")
+                yield Preview(id="preview")
+        yield Volume(id="volume")
+        yield StatusLine(id="status-line")
+        yield Footer()
+
+    @property
+    def list(self) -> TicketList:
+        return self.query_one(TicketList)
+
+    def on_mount(self) -> None:
+        self.query_one(DiscrepancyPanel).display = False
+        self.query_one("#search-line").display = False
+        self.list.focus()
+        self.reload()
+        self.load_overview()
+        # Ages, "ends in" and overdue marks move with the clock even when nothing is written.
+        self.set_interval(30, self.load_overview)
+
+    def on_resize(self) -> None:
+        self.query_one("#body").set_class(self.size.width < NARROW, "narrow")
+
+    # -- the list ------------------------------------------------------------------------------
+
+    def full_query(self) -> str:
+        return f"{self.app.settings.sections[self.section].query} {self.query_text}".strip()
+
+    def reload(self) -> None:
+        ticket = self.list.current
+        self.list.show(
+            self.full_query(), self.sort, ticket["id"] if ticket else None, self.list.cursor
+        )
+
+    def current_ticket(self) -> dict[str, Any] | None:
+        return self.list.current
+
+    def on_db_changed(self, message: DbChanged) -> None:
+        self.reload()
+        self.load_overview()
+
+    @on(Tabs.TabActivated)
+    def switch_section(self, event: Tabs.TabActivated) -> None:
+        index = int(event.tab.id.rsplit("-", 1)[1]) if event.tab and event.tab.id else 0
+        if index == self.section:
+            return
+        ticket = self.list.current
+        self.cursors[self.section] = (ticket["id"] if ticket else None, self.list.cursor)
+        self.section = index
+        keep, row = self.cursors.get(index, (None, 0))
+        self.list.show(self.full_query(), self.sort, keep, row)
+        self.list.focus()
+
+    def action_next_section(self) -> None:
+        self.query_one(Tabs).action_next_tab()
+
+    def action_prev_section(self) -> None:
+        self.query_one(Tabs).action_previous_tab()
+
+    def action_sort(self) -> None:
+        self.sort = SORT_ORDER[(SORT_ORDER.index(self.sort) + 1) % len(SORT_ORDER)]
+        self.notify(f"sorted by {self.sort}", timeout=2)
+        self.reload()
+
+    def action_refresh(self) -> None:
+        self.reload()
+        self.load_overview()
+
+    def action_search(self) -> None:
+        self.app.push_screen(SearchDialog(self.query_text), self.apply_search)
+
+    def apply_search(self, query: str | None) -> None:
+        if query is None:
+            return
+        self.query_text = query
+        line = self.query_one("#search-line", Static)
+        line.display = bool(query)
+        line.update(Text("/ ") + safe.text(query) + Text("   (esc clears)", "dim"))
+        self.list.show(self.full_query(), self.sort, None, 0)
+
+    def action_clear_search(self) -> None:
+        if self.query_text:
+            self.apply_search("")
+
+    def action_toggle_preview(self) -> None:
+        self.preview_on = not self.preview_on
+        self.query_one("#side").display = self.preview_on
+        if self.preview_on:
+            self.on_ticket_list_highlighted(TicketList.Highlighted(self.list.current))
+
+    def action_discrepancies(self) -> None:
+        panel = self.query_one(DiscrepancyPanel)
+        if panel.display:
+            panel.focus()
+
+    @on(TicketList.Opened)
+    @on(DiscrepancyPanel.Opened)
+    def open_ticket(self, event: TicketList.Opened | DiscrepancyPanel.Opened) -> None:
+        from tui.screens.ticket import TicketScreen
+
+        self.app.push_screen(TicketScreen(event.ticket_id))
+
+    # -- preview -------------------------------------------------------------------------------
+
+    def on_ticket_list_highlighted(self, event: TicketList.Highlighted) -> None:
+        if event.ticket is None:
+            self.query_one(Preview).clear()
+        elif self.preview_on:
+            self.load_preview(event.ticket["id"])
+
+    @work(thread=True, group="preview", exclusive=True, exit_on_error=False)
+    def load_preview(self, ticket_id: int) -> None:
+        def job(db: Any) -> PreviewLoaded:
+            thread = tickets.thread(db, ticket_id)
+            return PreviewLoaded(
+                ticket_id, tickets.get(db, ticket_id), thread[-1] if thread else None
+            )
+
+        self.post_message(self.app.data.call(job))
+
+    def on_preview_loaded(self, message: PreviewLoaded) -> None:
+        current = self.list.current
+        if current is not None and current["id"] == message.ticket_id:
+            self.query_one(Preview).show(message.ticket, message.last, self.app.settings.zone)
+
+    # -- around the list -----------------------------------------------------------------------
+
+    @work(thread=True, group="overview", exclusive=True, exit_on_error=False)
+    def load_overview(self) -> None:
+        def job(db: Any) -> Overview:
+            now = clock.now()
+            return Overview(
+                {
+                    "counts": tickets.open_counts(db),
+                    "sources": sources.all_states(db),
+                    "volume": tickets.hourly_volume(db, now, HOURS),
+                    "reports": tickets.discrepancy_reports(db),
+                    "windows": windows.overview(db, now, HOURS),
+                }
+            )
+
+        self.post_message(self.app.data.call(job))
+
+    def on_overview(self, message: Overview) -> None:
+        data, zone = message.data, self.app.settings.zone
+        for i, section in enumerate(self.app.settings.sections):
+            label = Text(section.name)
+            fn = section.query[3:] if section.query.startswith("fn:") else None
+            count = data["counts"].get("" if not section.query else fn or "", None)
+            if count is not None and (fn or not section.query):
+                label.append(f" {count}", "bold")
+            self.query_one(f"#section-{i}", Tab).label = label
+        win = data["windows"]
+        self.query_one(Banner).show(win, zone)
+        self.query_one(StatusLine).show(data["sources"], zone)
+        self.query_one(Volume).show(data["volume"], (win or {}).get("hours", [False] * HOURS))
+        self.query_one(DiscrepancyPanel).show(data["reports"], (win or {}).get("titles", {}))
+        self.list.refresh()

@@ -1,0 +1,179 @@
+"""One ticket: its thread oldest first, headers on a key, attachments, the audit trail, and the
+same actions as the list."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from rich.console import Group
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.containers import VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+
+from db import tickets
+from db.errors import DeskError
+from tui import files, keys, safe
+from tui.actions import TicketActions
+from tui.dialogs.audit import AuditDialog
+from tui.dialogs.save_attachment import SaveAttachmentDialog
+from tui.format import local
+from tui.messages import ActionDone, ActionFailed, DbChanged, TicketLoaded
+from tui.widgets.preview import body_of, facts
+
+MAX_BODY = 200_000  # a pathological body is cut on screen; the stored message keeps it all
+
+
+def message_view(
+    message: dict[str, Any], attachments: list[dict[str, Any]], zone: Any, headers: bool
+) -> Group:
+    head = Text()
+    head.append_text(safe.text(message["from_name"] or message["from_addr"], "bold"))
+    if message["from_name"]:
+        head.append(" <")
+        head.append_text(safe.text(message["from_addr"]))
+        head.append(">")
+    head.append(f"  {local(message['received_at'], zone)}", "dim")
+    head.append(f"  joined by: {message['thread_rule'] or '?'}", "dim italic")
+    if message["auto"]:
+        head.append(f"  [{message['auto']}]", "yellow")
+    parts: list[Any] = [head]
+    if message["parse_error"]:
+        parts.append(safe.text(f"could not be parsed: {message['parse_error']}", "bold red"))
+    if headers:
+        parts.append(safe.text(message["headers"], "dim", multiline=True))
+    body = body_of(message)
+    if len(body) > MAX_BODY:
+        body = body[:MAX_BODY] + f"\n… {len(body) - MAX_BODY} more characters not shown"
+    parts.append(safe.text(body, multiline=True))
+    for a in attachments:
+        line = Text("📎 ", "cyan")
+        line.append_text(safe.text(a["display_name"], "cyan"))
+        line.append(f"  {a['content_type']}, {a['size']} bytes", "dim")
+        parts.append(line)
+    return Group(*parts)
+
+
+class TicketScreen(TicketActions, Screen):
+    BINDINGS = keys.TICKET
+
+    def __init__(self, ticket_id: int) -> None:
+        super().__init__()
+        self.ticket_id = ticket_id
+        self.data: dict[str, Any] | None = None
+        self.headers = False
+
+    def compose(self) -> ComposeResult:
+        yield Static(Text(f"#{self.ticket_id}  loading…"), id="ticket-head")
+        yield VerticalScroll(id="thread")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#thread").focus()
+        self.reload()
+
+    def current_ticket(self) -> dict[str, Any] | None:
+        return self.data["ticket"] if self.data else None
+
+    def on_db_changed(self, message: DbChanged) -> None:
+        self.reload()
+
+    @work(thread=True, group="ticket", exclusive=True, exit_on_error=False)
+    def reload(self) -> None:
+        def job(db: Any) -> dict[str, Any]:
+            return {
+                "ticket": tickets.get(db, self.ticket_id),
+                "thread": tickets.thread(db, self.ticket_id),
+                "attachments": tickets.attachments(db, self.ticket_id),
+            }
+
+        try:
+            self.post_message(TicketLoaded(self.app.data.call(job)))
+        except DeskError as exc:
+            self.post_message(ActionFailed(exc.message))
+
+    def on_ticket_loaded(self, message: TicketLoaded) -> None:
+        first = self.data is None
+        self.data = message.data
+        self.render_ticket()
+        if first:
+            self.query_one("#thread", VerticalScroll).scroll_end(animate=False)
+
+    def render_ticket(self) -> None:
+        if self.data is None:
+            return
+        ticket, zone = self.data["ticket"], self.app.settings.zone
+        head = Text(f"#{ticket['id']}  ", "bold")
+        head.append_text(safe.text(ticket["subject"], "bold"))
+        meta = Text(f"{', '.join(ticket['functions']) or ticket['function']} · from ")
+        meta.append_text(safe.text(ticket["requester_addr"]))
+        meta.append(f" · opened {local(ticket['created_at'], zone)} · ")
+        meta.append_text(facts(ticket))
+        self.query_one("#ticket-head", Static).update(Group(head, meta))
+        thread = self.query_one("#thread", VerticalScroll)
+        by_message: dict[int, list[dict[str, Any]]] = {}
+        for a in self.data["attachments"]:
+            by_message.setdefault(a["message_id"], []).append(a)
+        views = [
+            Static(
+                message_view(m, by_message.get(m["id"], []), zone, self.headers),
+                classes="message",
+            )
+            for m in self.data["thread"]
+        ]
+        with self.app.batch_update():
+            thread.remove_children()
+            thread.mount_all(views)
+
+    def action_back(self) -> None:
+        self.app.pop_screen()
+
+    def action_headers(self) -> None:
+        self.headers = not self.headers
+        self.render_ticket()
+
+    def action_scroll_down(self) -> None:
+        self.query_one("#thread", VerticalScroll).scroll_down(animate=False)
+
+    def action_scroll_up(self) -> None:
+        self.query_one("#thread", VerticalScroll).scroll_up(animate=False)
+
+    def action_scroll_home(self) -> None:
+        self.query_one("#thread", VerticalScroll).scroll_home(animate=False)
+
+    def action_scroll_end(self) -> None:
+        self.query_one("#thread", VerticalScroll).scroll_end(animate=False)
+
+    @work(thread=True, group="audit", exit_on_error=False)
+    def action_audit(self) -> None:
+        trail = self.app.data.call(tickets.events, self.ticket_id)
+        self.app.call_from_thread(
+            self.app.push_screen, AuditDialog(self.ticket_id, trail, self.app.settings.zone)
+        )
+
+    def action_save_attachment(self) -> None:
+        if not self.data or not self.data["attachments"]:
+            self.notify("This ticket has no attachments.", severity="warning")
+            return
+
+        def chosen(choice: tuple[int, Path] | None) -> None:
+            if choice is not None:
+                self.save_attachment(*choice)
+
+        self.app.push_screen(
+            SaveAttachmentDialog(self.data["attachments"], self.app.save_folder), chosen
+        )
+
+    @work(thread=True, group="save", exit_on_error=False)
+    def save_attachment(self, attachment_id: int, folder: Path) -> None:
+        try:
+            name, data = self.app.data.call(tickets.attachment_data, attachment_id)
+            path = files.save(folder, name, data)
+        except DeskError as exc:
+            self.post_message(ActionFailed(exc.message))
+            return
+        self.app.save_folder = folder
+        self.post_message(ActionDone(f"saved {path}"))

@@ -1,0 +1,73 @@
+"""The desk's part of config.toml: the agent's name, time zone, saved searches and key remaps.
+
+```toml
+[desk]
+agent = "maria"                  # default: $USER
+timezone = "Europe/Berlin"       # default: the machine's zone
+[[desk.section]]
+name = "Mine"
+query = "assignee:me status:open"
+[keys]
+assign = "A"                     # binding id = key(s), comma-separated
+```
+Mistakes are one line naming the file and the key, like the rest of the configuration.
+"""
+
+from __future__ import annotations
+
+import getpass
+from dataclasses import dataclass, field
+from datetime import tzinfo
+from zoneinfo import ZoneInfo
+
+from db.config import Config, Reader
+from db.migrations import FUNCTIONS
+from tui.keys import ALL_IDS
+
+
+@dataclass(frozen=True)
+class Section:
+    """A tab of the ticket list: a name and the query that fills it."""
+
+    name: str
+    query: str
+
+
+@dataclass(frozen=True)
+class Settings:
+    agent: str
+    zone: tzinfo | None
+    sections: tuple[Section, ...]
+    keys: dict[str, str] = field(default_factory=dict)
+
+
+def _agent() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "agent"
+
+
+def load(config: Config) -> Settings:
+    desk = Reader(config.path, "desk", config.raw.get("desk", {}))
+    agent = desk.get("agent", str, "") or _agent()
+    sections = [Section("All", ""), *(Section(f.capitalize(), f"fn:{f}") for f in FUNCTIONS)]
+    saved = desk.get("section", list, [])
+    for index, table in enumerate(saved):
+        r = Reader(config.path, f"desk.section[{index}]", table)
+        r.unknown({"name", "query"})
+        sections.append(
+            Section(r.get("name", str, required=True), r.get("query", str, required=True))
+        )
+    keys = Reader(config.path, "keys", config.raw.get("keys", {}))
+    keys.unknown(set(ALL_IDS))
+    keymap = {name: keys.get(name, str) for name in keys.table}
+    for name, value in keymap.items():
+        if not value.strip():
+            keys.fail(name, 'is empty; name a key such as "A" or "ctrl+a"')
+    return Settings(
+        agent=agent,
+        zone=ZoneInfo(config.timezone) if config.timezone else None,
+        sections=tuple(sections),
+        keys=keymap,
+    )

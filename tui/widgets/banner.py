@@ -1,0 +1,58 @@
+"""The banner: the platform's state. An active window stands out, one starting within 48 hours
+is announced quietly, overdue post-maintenance reports are named, and nothing in force is quiet."""
+
+from __future__ import annotations
+
+from datetime import tzinfo
+from typing import Any
+
+from rich.text import Text
+from textual.widgets import Static
+
+from db import clock
+from tui import safe
+from tui.format import local
+
+
+def _until(stamp: str) -> str:
+    minutes = max(0, int((clock.parse(stamp) - clock.now()).total_seconds() // 60))
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min"
+
+
+class Banner(Static):
+    DEFAULT_CSS = """
+    Banner { height: auto; padding: 0 1; color: $text-muted; }
+    Banner.-active { background: $error; color: $text; text-style: bold; }
+    Banner.-upcoming { background: $warning 25%; color: $text; }
+    """
+
+    def show(self, state: dict[str, Any] | None, zone: tzinfo | None) -> None:
+        """`state`: {"active": [...], "upcoming": [...], "overdue_reports": [...]} of windows,
+        each with id, title, start_at, end_at and features; None when windows are not known."""
+        state = state or {}
+        active, upcoming = state.get("active", []), state.get("upcoming", [])
+        overdue = state.get("overdue_reports", [])
+        lines: list[Text] = []
+        for w in active:
+            line = Text(f"MAINTENANCE IN PROGRESS  window {w['id']}: ")
+            line.append_text(safe.text(w["title"]))
+            line.append(f"  ends in {_until(w['end_at'])} ({local(w['end_at'], zone)})")
+            if w.get("features"):
+                line.append("  unavailable: ")
+                line.append_text(safe.text(", ".join(w["features"])))
+            lines.append(line)
+        for w in upcoming:
+            line = Text(f"Planned: window {w['id']} ")
+            line.append_text(safe.text(w["title"]))
+            line.append(f" starts {local(w['start_at'], zone)} (in {_until(w['start_at'])})")
+            lines.append(line)
+        for w in overdue:
+            line = Text(f"Report overdue: window {w['id']} ", "bold")
+            line.append_text(safe.text(w["title"]))
+            lines.append(line)
+        if not lines:
+            lines.append(Text("No maintenance window in force."))
+        self.set_class(bool(active), "-active")
+        self.set_class(bool(upcoming) and not active, "-upcoming")
+        self.update(Text("\n").join(lines))

@@ -1,0 +1,51 @@
+"""Discrepancy reports grouped by the window they follow, with counts; enter opens a ticket."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.text import Text
+from textual.message import Message
+from textual.widgets import Tree
+
+from tui import safe
+
+
+class DiscrepancyPanel(Tree[int]):
+    DEFAULT_CSS = """
+    DiscrepancyPanel { height: auto; max-height: 12; border-top: solid $warning; }
+    """
+
+    class Opened(Message):
+        def __init__(self, ticket_id: int) -> None:
+            super().__init__()
+            self.ticket_id = ticket_id
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(Text("Discrepancy reports"), **kwargs)
+        self.show_root = False
+
+    def show(self, reports: list[dict[str, Any]], titles: dict[int, str]) -> None:
+        """`reports` newest first, each with its `window_id` (or None); `titles` by window id."""
+        groups: dict[int | None, list[dict[str, Any]]] = {}
+        for report in reports:
+            groups.setdefault(report["window_id"], []).append(report)
+        self.clear()
+        for window_id, items in groups.items():
+            if window_id is None:
+                label = Text(f"no window ({len(items)})", "bold")
+            else:
+                label = Text(f"window {window_id} ", "bold yellow")
+                label.append_text(safe.text(titles.get(window_id, ""), "bold yellow"))
+                label.append(f" ({len(items)})", "bold yellow")
+            node = self.root.add(label, expand=True)
+            for item in items:
+                leaf = Text(f"#{item['id']} ")
+                leaf.append_text(safe.text(item["subject"]))
+                node.add_leaf(leaf, data=item["id"])
+        self.display = bool(reports)
+
+    def on_tree_node_selected(self, event: Tree.NodeSelected[int]) -> None:
+        event.stop()
+        if event.node.data is not None:
+            self.post_message(self.Opened(event.node.data))

@@ -1,0 +1,67 @@
+"""The preview pane: the highlighted ticket's facts and its latest message, as plain text."""
+
+from __future__ import annotations
+
+import json
+from datetime import tzinfo
+from typing import Any
+
+from rich.console import Group
+from rich.text import Text
+from textual.containers import VerticalScroll
+from textual.widgets import Static
+
+from tui import safe
+from tui.format import html_text, local
+
+PREVIEW_CHARS = 4000  # a preview, not the thread: the ticket screen shows the rest
+
+
+def facts(ticket: dict[str, Any]) -> Text:
+    """One line of a ticket's state, shared by the preview and the ticket screen."""
+    line = Text()
+    line.append(f"{ticket['status']}", "bold")
+    line.append(f" · {ticket['priority']} · ")
+    line.append_text(safe.text(ticket["assignee"] or "unassigned"))
+    tags = json.loads(ticket.get("tags") or "[]")
+    if tags:
+        line.append(" · ")
+        line.append_text(safe.text(" ".join(f"#{t}" for t in tags), "cyan"))
+    if ticket["kind"] == "discrepancy":
+        line.append(" · discrepancy report", "bold yellow")
+    if ticket.get("window_id"):
+        line.append(f" · window {ticket['window_id']}", "magenta")
+    return line
+
+
+def body_of(message: dict[str, Any]) -> str:
+    return message["body_text"] or html_text(message["body_html"] or "")
+
+
+class Preview(VerticalScroll):
+    DEFAULT_CSS = """
+    Preview { border-left: solid $primary 50%; padding: 0 1; }
+    """
+
+    def compose(self):  # noqa: ANN201 - a generator of one widget
+        yield Static("", id="preview-body")
+
+    def clear(self) -> None:
+        self.query_one("#preview-body", Static).update("")
+
+    def show(
+        self, ticket: dict[str, Any], last: dict[str, Any] | None, zone: tzinfo | None
+    ) -> None:
+        head = Text()
+        head.append(f"#{ticket['id']} ", "bold")
+        head.append_text(safe.text(ticket["subject"], "bold"))
+        who = Text()
+        who.append_text(safe.text(ticket["requester_name"]))
+        who.append(" <")
+        who.append_text(safe.text(ticket["requester_addr"]))
+        who.append(f">  {ticket['message_count']} message(s)")
+        parts: list[Any] = [head, who, facts(ticket), Text("")]
+        if last is not None:
+            parts.append(Text(f"latest, {local(last['received_at'], zone)}:", "dim"))
+            parts.append(safe.text(body_of(last)[:PREVIEW_CHARS], multiline=True))
+        self.query_one("#preview-body", Static).update(Group(*parts))

@@ -1,0 +1,309 @@
+"""The ticket list: renders only the rows on screen, reading them from SQL a page at a time.
+
+Like toolong's log view it never holds the table: it knows the list's length and keeps a few
+pages of rows in an LRU cache; a row not in the cache is drawn as a placeholder while a worker
+fetches its page. Reloading (a new section, search, sort, or a change in the database) finds
+the highlighted ticket's new row with one keyset query, so the cursor stays on the same ticket.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any
+
+from rich.style import Style
+from rich.text import Text
+from textual import events, work
+from textual.geometry import Size
+from textual.message import Message
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+
+from db import clock, search, tickets
+from tui import keys, safe
+from tui.format import age
+from tui.messages import ListLoaded, PageLoaded
+
+PAGE = 100
+KEEP_PAGES = 12  # rows in memory stay under PAGE * KEEP_PAGES whatever the table holds
+# (title, width); the subject takes what is left.
+COLUMNS = (
+    ("", 4),
+    ("#", 7),
+    ("age", 4),
+    ("function", 10),
+    ("requester", 22),
+    ("subject", 0),
+    ("status", 8),
+    ("assignee", 10),
+    ("priority", 8),
+)
+SUBJECT_MIN = 16
+MARKS = (  # (mark, meaning, style)
+    ("D", "discrepancy report", "bold yellow"),
+    ("W", "received during a window", "bold magenta"),
+    ("U", "unparsed", "bold red"),
+    ("!", "first response overdue", "bold red"),
+)
+
+
+def widths(total: int) -> list[int]:
+    """Column widths for a list `total` cells wide: the subject takes what is left, and on a
+    narrow list priority, assignee and function give way and the requester shrinks first."""
+    out = [w for _, w in COLUMNS]
+
+    def used() -> int:
+        return sum(w + 1 for w in out if w) + SUBJECT_MIN + 1
+
+    for column in (8, 7, 3):  # priority, assignee, function
+        if used() > total:
+            out[column] = 0
+    if used() > total:
+        out[4] = 12
+    out[5] = max(SUBJECT_MIN, total - used() + SUBJECT_MIN)
+    return out
+
+
+def marks(row: dict[str, Any], now_iso: str) -> Text:
+    flags = (
+        row["kind"] == "discrepancy",
+        bool(row.get("during_window_id")),
+        bool(row["unparsed"]),
+        row["status"] == "new"
+        and bool(row["first_response_due"])
+        and row["first_response_due"] < now_iso,
+    )
+    out = Text()
+    for (mark, _, style), on in zip(MARKS, flags, strict=True):
+        out.append(mark if on else " ", style)
+    return out
+
+
+class TicketList(ScrollView, can_focus=True):
+    """Virtual rows over `ticket`; posts `Highlighted` and `Opened` with ticket ids."""
+
+    BINDINGS = keys.LIST
+    DEFAULT_CSS = """
+    TicketList { height: 1fr; }
+    """
+
+    class Highlighted(Message):
+        def __init__(self, ticket: dict[str, Any] | None) -> None:
+            super().__init__()
+            self.ticket = ticket
+
+    class Opened(Message):
+        def __init__(self, ticket_id: int) -> None:
+            super().__init__()
+            self.ticket_id = ticket_id
+
+    def __init__(self, agent: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.agent = agent
+        self.total = 0
+        self.cursor = 0
+        self.generation = 0
+        self.loaded = False
+        self.pages: OrderedDict[int, list[dict[str, Any]]] = OrderedDict()
+        self._wanted: set[int] = set()
+        self._where: tuple[str, list[object]] = ("0", [])
+        self._sort = "newest"
+        self._announced: int | None = None
+
+    # -- loading -------------------------------------------------------------------------------
+
+    def show(self, query: str, sort: str, keep_id: int | None, hint: int = 0) -> None:
+        """Fill the list for `query`; the cursor stays on `keep_id` if listed, else near `hint`."""
+        self.generation += 1
+        self._sort = sort
+        rows = max(self.size.height - 1, 40)
+        self._load(self.generation, query, sort, keep_id, hint, rows)
+
+    @work(thread=True, group="list", exit_on_error=False)
+    def _load(
+        self, generation: int, query: str, sort: str, keep_id: int | None, hint: int, rows: int
+    ) -> None:
+        parsed = search.parse(query, self.agent)
+
+        def job(db: Any) -> ListLoaded:
+            where = search.where(db, parsed, clock.now())
+            total = tickets.count(db, *where)
+            spot = tickets.position(db, *where, sort, keep_id) if keep_id is not None else None
+            cursor = spot if spot is not None else max(0, min(hint, total - 1))
+            first, last = max(0, cursor - rows) // PAGE, (cursor + rows) // PAGE
+            pages = {
+                n: tickets.page(db, *where, sort, n * PAGE, PAGE) for n in range(first, last + 1)
+            }
+            return ListLoaded(generation, total, cursor, pages, where, parsed.problems)
+
+        self.post_message(self.app.data.call(job))
+
+    def on_list_loaded(self, message: ListLoaded) -> None:
+        if message.generation != self.generation:
+            return
+        message.stop()
+        shift = message.cursor - self.cursor
+        self.loaded = True
+        self.total = message.total
+        self._where = message.where
+        self.pages = OrderedDict(message.pages)
+        self._wanted.clear()
+        self.virtual_size = Size(self.size.width, self.total + 1)
+        self.cursor = message.cursor
+        # New rows above push the highlighted ticket down; the view moves with it.
+        self.scroll_to(y=max(0, self.scroll_y + shift), animate=False, immediate=True)
+        self._follow()
+        self.refresh()
+        self._announced = None
+        self._announce()
+        if message.problems:
+            self.notify("; ".join(message.problems), severity="warning")
+
+    @work(thread=True, group="page", exit_on_error=False)
+    def _fetch(self, generation: int, number: int, where: tuple[str, list[object]]) -> None:
+        rows = self.app.data.call(tickets.page, *where, self._sort, number * PAGE, PAGE)
+        self.post_message(PageLoaded(generation, number, rows))
+
+    def on_page_loaded(self, message: PageLoaded) -> None:
+        message.stop()
+        if message.generation != self.generation:
+            return
+        self._wanted.discard(message.number)
+        self.pages[message.number] = message.rows
+        while len(self.pages) > KEEP_PAGES:
+            self.pages.popitem(last=False)
+        self.refresh()
+        self._announce()
+
+    def row(self, index: int) -> dict[str, Any] | None:
+        """The row at `index` if its page is at hand; otherwise ask for the page."""
+        number, offset = divmod(index, PAGE)
+        rows = self.pages.get(number)
+        if rows is None:
+            if number not in self._wanted and self.loaded:
+                self._wanted.add(number)
+                self.call_later(self._fetch, self.generation, number, self._where)
+            return None
+        self.pages.move_to_end(number)
+        return rows[offset] if offset < len(rows) else None
+
+    @property
+    def current(self) -> dict[str, Any] | None:
+        return self.row(self.cursor) if self.total else None
+
+    def _announce(self) -> None:
+        ticket = self.current
+        key = ticket["id"] if ticket else None
+        if key != self._announced or ticket is None:
+            self._announced = key
+            self.post_message(self.Highlighted(ticket))
+
+    # -- moving --------------------------------------------------------------------------------
+
+    def move_to(self, index: int) -> None:
+        if not self.total:
+            return
+        self.cursor = max(0, min(index, self.total - 1))
+        self._follow()
+        self.refresh()
+        self._announce()
+
+    def _follow(self) -> None:
+        visible = max(1, self.size.height - 1)
+        if self.cursor < self.scroll_y:
+            self.scroll_to(y=self.cursor, animate=False, immediate=True)
+        elif self.cursor >= self.scroll_y + visible:
+            self.scroll_to(y=self.cursor - visible + 1, animate=False, immediate=True)
+
+    def action_cursor_down(self) -> None:
+        self.move_to(self.cursor + 1)
+
+    def action_cursor_up(self) -> None:
+        self.move_to(self.cursor - 1)
+
+    def action_first(self) -> None:
+        self.move_to(0)
+
+    def action_last(self) -> None:
+        self.move_to(self.total - 1)
+
+    def action_page_down(self) -> None:
+        self.move_to(self.cursor + max(1, self.size.height - 2))
+
+    def action_page_up(self) -> None:
+        self.move_to(self.cursor - max(1, self.size.height - 2))
+
+    def action_open(self) -> None:
+        ticket = self.current
+        if ticket is not None:
+            self.post_message(self.Opened(ticket["id"]))
+
+    def on_click(self, event: events.Click) -> None:
+        if event.y >= 1:
+            self.move_to(int(self.scroll_y) + event.y - 1)
+            if event.chain == 2:
+                self.action_open()
+
+    # -- drawing -------------------------------------------------------------------------------
+
+    def _line(self, cells: list[Text], style: Style) -> Strip:
+        line = Text(no_wrap=True, end="")
+        for cell, width in zip(cells, widths(self.size.width), strict=True):
+            if width:
+                cell.truncate(width, overflow="ellipsis", pad=True)
+                line.append_text(cell)
+                line.append(" ")
+        line.stylize(style)
+        strip = Strip(line.render(self.app.console))
+        return strip.crop_extend(0, self.size.width, style)
+
+    def render_line(self, y: int) -> Strip:
+        if y == 0:
+            return self._line(
+                [Text(title) for title, _ in COLUMNS], Style(bold=True, underline=True)
+            )
+        index = int(self.scroll_y) + y - 1
+        if index >= self.total:
+            text = "no tickets here" if y == 1 and self.loaded else ""
+            return self._line([Text(text if i == 5 else "") for i in range(len(COLUMNS))], Style())
+        selected = index == self.cursor
+        style = (
+            Style(reverse=True)
+            if selected and self.has_focus
+            else Style(bgcolor="grey23")
+            if selected
+            else Style()
+        )
+        row = self.row(index)
+        if row is None:
+            return self._line([Text("…", "dim") for _ in COLUMNS], style)
+        now = clock.now()
+        status_style = (
+            "bold"
+            if row["status"] == "new"
+            else "dim"
+            if row["status"] in ("resolved", "closed")
+            else ""
+        )
+        prio_style = {"urgent": "bold red", "high": "yellow"}.get(row["priority"], "")
+        cells = [
+            marks(row, clock.iso(now)),
+            Text(f"#{row['id']}"),
+            Text(age(row["created_at"], now)),
+            Text(row["function"]),
+            safe.text(row["requester_name"] or row["requester_addr"]),
+            safe.text(row["subject"], status_style),
+            Text(row["status"], status_style),
+            safe.text(row["assignee"] or ""),
+            Text(row["priority"], prio_style),
+        ]
+        return self._line(cells, style)
+
+    def on_focus(self) -> None:
+        self.refresh()
+
+    def on_blur(self) -> None:
+        self.refresh()
+
+    def on_resize(self) -> None:
+        self.virtual_size = Size(self.size.width, self.total + 1)
