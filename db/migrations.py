@@ -14,6 +14,10 @@ FUNCTIONS = ("technical", "sales", "compliance", "general", "marketing")
 STATUSES = ("new", "open", "pending", "resolved", "closed")
 PRIORITIES = ("low", "normal", "high", "urgent")
 KINDS = ("normal", "discrepancy")
+WINDOW_KINDS = ("monthly", "quarterly", "emergency", "adhoc")
+UPDATE_TYPES = ("feature", "security", "performance")
+NOTICE_KINDS = ("announcement", "reminder", "start", "completion", "cancellation")
+NOTICE_CHANNELS = ("email", "banner")
 
 
 def _in(values: tuple[str, ...]) -> str:
@@ -69,6 +73,7 @@ def _v1_core(db: sqlite_utils.Database) -> None:
             functions TEXT NOT NULL DEFAULT '[]',
             source TEXT NOT NULL,
             received_at TEXT NOT NULL,
+            ingested_at TEXT NOT NULL,
             message_id TEXT,
             in_reply_to TEXT,
             refs TEXT NOT NULL DEFAULT '[]',
@@ -164,7 +169,90 @@ def _v1_core(db: sqlite_utils.Database) -> None:
     )
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1_core]
+def _v2_windows(db: sqlite_utils.Database) -> None:
+    """Maintenance windows, their audit trail and notice ledger, and tickets linked to them."""
+    script = f"""
+        CREATE TABLE window (
+            id INTEGER PRIMARY KEY,
+            title TEXT NOT NULL,
+            kind TEXT NOT NULL CHECK (kind IN {_in(WINDOW_KINDS)}),
+            update_type TEXT NOT NULL CHECK (update_type IN {_in(UPDATE_TYPES)}),
+            description TEXT NOT NULL DEFAULT '',
+            start_at TEXT NOT NULL,
+            end_at TEXT NOT NULL,
+            zone TEXT NOT NULL,
+            features TEXT NOT NULL DEFAULT '[]',
+            release_notes TEXT NOT NULL DEFAULT '',
+            nature TEXT NOT NULL DEFAULT '',
+            expected_minutes INTEGER,
+            announced_at TEXT,
+            forced_reason TEXT,
+            cancelled_at TEXT,
+            completed_at TEXT,
+            -- When it really ended (or will): completing early moves the verification period.
+            ends_at TEXT GENERATED ALWAYS AS (coalesce(completed_at, end_at)) VIRTUAL,
+            rule TEXT,
+            occurrence TEXT,
+            flags TEXT NOT NULL DEFAULT '[]',
+            report TEXT,
+            report_written_at TEXT,
+            report_by TEXT,
+            revision INTEGER NOT NULL DEFAULT 1,
+            created_at TEXT NOT NULL,
+            created_by TEXT NOT NULL,
+            CHECK (end_at > start_at),
+            UNIQUE (rule, occurrence)
+        );
+        CREATE INDEX window_start ON window (start_at);
+        CREATE INDEX window_ends ON window (ends_at);
+
+        CREATE TABLE window_event (
+            id INTEGER PRIMARY KEY,
+            window_id INTEGER NOT NULL REFERENCES window (id) ON DELETE CASCADE,
+            at TEXT NOT NULL,
+            actor TEXT NOT NULL,
+            revision INTEGER NOT NULL,
+            action TEXT NOT NULL,
+            detail TEXT NOT NULL DEFAULT '{{}}'
+        );
+        CREATE INDEX window_event_window ON window_event (window_id, id);
+
+        CREATE TABLE notice (
+            id INTEGER PRIMARY KEY,
+            window_id INTEGER NOT NULL REFERENCES window (id) ON DELETE CASCADE,
+            revision INTEGER NOT NULL,
+            kind TEXT NOT NULL CHECK (kind IN {_in(NOTICE_KINDS)}),
+            channel TEXT NOT NULL CHECK (channel IN {_in(NOTICE_CHANNELS)}),
+            subject TEXT NOT NULL DEFAULT '',
+            body TEXT NOT NULL,
+            rendered_at TEXT NOT NULL,
+            issued_by TEXT NOT NULL,
+            superseded INTEGER NOT NULL DEFAULT 0,
+            UNIQUE (window_id, revision, kind, channel)
+        );
+
+        -- One row: the maintenance settings the daemon classifies mail with, as last synced
+        -- from config.toml, so every process judges mail alike.
+        CREATE TABLE maintenance_setting (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            data TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+
+        ALTER TABLE ticket ADD COLUMN window_id INTEGER REFERENCES window (id);
+        ALTER TABLE ticket ADD COLUMN during_window_id INTEGER REFERENCES window (id);
+        CREATE INDEX ticket_window ON ticket (window_id);
+        CREATE INDEX ticket_during_window ON ticket (during_window_id);
+        CREATE INDEX ticket_kind ON ticket (kind, status);
+        CREATE INDEX ticket_created ON ticket (created_at)
+        """
+    # Statement by statement: `executescript` would COMMIT first and let another process migrate
+    # at the same time; these statements hold no ';' of their own.
+    for statement in script.split(";"):
+        db.execute(statement)
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1_core, _v2_windows]
 
 
 def version(db: sqlite_utils.Database) -> int:

@@ -31,6 +31,7 @@ class Incoming:
     subject: str = ""
     date_header: str = ""
     sent_at: str | None = None
+    delivered_at: str | None = None  # when our mail server received it (top Received header)
     headers: str = ""
     body_text: str = ""
     body_html: str = ""

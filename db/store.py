@@ -60,21 +60,25 @@ def _store_one(db: sqlite_utils.Database, msg: Incoming, delivery: Delivery) -> 
         return Stored(message_id, ticket_id, False, rule)
 
     now = clock.now_iso()
+    # Mail read late (a first sync, a daemon that was down) keeps the time it really arrived.
+    received = min(msg.delivered_at, now) if msg.delivered_at else now
     ticket_id, rule = threads.find_ticket(db, msg)
     if rule == threads.NEW:
-        ticket_id = _open_ticket(db, msg, delivery, now)
-    message_id = _insert_message(db, msg, delivery, ticket_id, rule, now)
+        ticket_id = _open_ticket(db, msg, delivery, received)
+    message_id = _insert_message(db, msg, delivery, ticket_id, rule, received, now)
     _locate(db, delivery, message_id)
     if ticket_id is not None:
         _add_functions(db, ticket_id, delivery.functions)
         _add_participants(db, ticket_id, msg)
         if rule != threads.NEW:
-            _join_ticket(db, ticket_id, msg, message_id, rule, now)
+            _join_ticket(db, ticket_id, msg, message_id, rule, received, now)
     return Stored(message_id, ticket_id, True, rule)
 
 
-def _open_ticket(db: sqlite_utils.Database, msg: Incoming, delivery: Delivery, now: str) -> int:
-    due = clock.iso(clock.parse(now) + FIRST_RESPONSE["normal"])
+def _open_ticket(
+    db: sqlite_utils.Database, msg: Incoming, delivery: Delivery, received: str
+) -> int:
+    due = clock.iso(clock.parse(received) + FIRST_RESPONSE["normal"])
     cursor = db.execute(
         "INSERT INTO ticket (subject, requester_addr, requester_name, function, unparsed, "
         "message_count, created_at, updated_at, last_message_at, first_response_due) "
@@ -85,9 +89,9 @@ def _open_ticket(db: sqlite_utils.Database, msg: Incoming, delivery: Delivery, n
             msg.from_name,
             delivery.functions[0],
             int(msg.parse_error is not None),
-            now,
-            now,
-            now,
+            received,
+            received,
+            received,
             due,
         ],
     )
@@ -98,23 +102,30 @@ def _open_ticket(db: sqlite_utils.Database, msg: Incoming, delivery: Delivery, n
         INGEST_ACTOR,
         "created",
         {"source": delivery.source, "unparsed": msg.parse_error is not None},
-        at=now,
+        at=received,
     )
     return ticket_id
 
 
 def _join_ticket(
-    db: sqlite_utils.Database, ticket_id: int, msg: Incoming, message_id: int, rule: str, now: str
+    db: sqlite_utils.Database,
+    ticket_id: int,
+    msg: Incoming,
+    message_id: int,
+    rule: str,
+    received: str,
+    now: str,
 ) -> None:
     status = db.execute("SELECT status FROM ticket WHERE id = ?", [ticket_id]).fetchone()[0]
     # A customer writing again about a settled ticket means it is not settled; auto-replies and
     # bounces are not the customer writing.
     reopen = not msg.auto and status in ("pending", "resolved", "closed")
     db.execute(
-        "UPDATE ticket SET message_count = message_count + 1, last_message_at = ?, "
-        "updated_at = ?, unparsed = max(unparsed, ?), version = version + 1, "
+        "UPDATE ticket SET message_count = message_count + 1, "
+        "last_message_at = max(last_message_at, ?), updated_at = ?, "
+        "unparsed = max(unparsed, ?), version = version + 1, "
         "status = CASE WHEN ? THEN 'open' ELSE status END WHERE id = ?",
-        [now, now, int(msg.parse_error is not None), reopen, ticket_id],
+        [received, now, int(msg.parse_error is not None), reopen, ticket_id],
     )
     record_event(
         db,
@@ -134,14 +145,15 @@ def _insert_message(
     delivery: Delivery,
     ticket_id: int | None,
     rule: str,
+    received: str,
     now: str,
 ) -> int:
     cursor = db.execute(
-        "INSERT INTO message (sha256, size, ticket_id, function, functions, source, received_at, "
-        "message_id, in_reply_to, refs, from_addr, from_name, to_addrs, cc_addrs, subject, "
-        "date_header, sent_at, headers, body_text, body_html, charset_declared, charset_used, "
+        "INSERT INTO message (sha256, size, ticket_id, function, functions, source, "
+        "received_at, ingested_at, message_id, in_reply_to, refs, from_addr, from_name, "
+        "to_addrs, cc_addrs, subject, date_header, sent_at, headers, body_text, body_html, charset_declared, charset_used, "
         "auto, thread_rule, parse_error, defects) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
             msg.sha256,
             len(msg.raw),
@@ -149,6 +161,7 @@ def _insert_message(
             delivery.functions[0],
             json.dumps(list(delivery.functions)),
             delivery.source,
+            received,
             now,
             msg.message_id,
             msg.in_reply_to,

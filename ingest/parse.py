@@ -3,11 +3,14 @@
 The standard library's `email` does the work: `compat32` for structure (it is several times
 faster, because `policy.default` parses every header through its registry on each access), and
 `policy.default`'s header machinery for the encoded words `compat32` leaves undecoded. The traps
-it and mail-parser fall into are handled here: repeated headers (first wins), raw 8-bit header bytes
-(decoded as UTF-8, else Windows-1252, instead of losing them), unknown or missing charsets,
-ISO-2022-JP and UTF-7 bodies, absurd dates, garbage Message-IDs, and MIME nested so deep that
-the parser's recursion gives out. What cannot be parsed at all is still returned, with
-`parse_error` set and the raw bytes kept, so it is stored and shown, never dropped.
+it and mail-parser fall into are handled here: repeated headers (first wins), raw 8-bit header
+bytes (decoded as UTF-8, else Windows-1252, instead of losing them), unknown or missing
+charsets, ISO-2022-JP and UTF-7 bodies, absurd dates, garbage Message-IDs, and MIME nested so
+deep that the parser's recursion gives out. mail-parser reads the Received trace, so mail read
+late (a first sync, a daemon that was down) keeps the time it reached our server.
+
+What cannot be parsed at all is still returned, with `parse_error` set and the raw bytes kept,
+so it is stored and shown, never dropped.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from email.message import Message
 from email.utils import getaddresses, parseaddr, parsedate_to_datetime
 
 from inscriptis import get_text
+from mailparser.utils import receiveds_parsing
 
 from db import clock
 from db.model import Attachment, Incoming
@@ -147,6 +151,7 @@ def _read_headers(msg: Incoming, headers: Message) -> None:
     msg.references = _MSGID.findall(_header(headers, "references"))[-50:]
     msg.date_header = _header(headers, "date")
     msg.sent_at = _date(msg.date_header, msg.defects)
+    msg.delivered_at = _delivered_at(headers)
     msg.headers = "\n".join(
         f"{k}: {_clean(_decode_words(_FOLD.sub(' ', str(v))))}" for k, v in headers.raw_items()
     )
@@ -172,6 +177,19 @@ def _date(text: str, defects: list[str]) -> str | None:
         defects.append("ImplausibleDate")
         return None
     return clock.iso(moment)
+
+
+def _delivered_at(headers: Message) -> str | None:
+    """When the last hop, our own mail server, received the message: the newest Received."""
+    top = _raw_header(headers, "received")
+    if not top:
+        return None
+    try:
+        (hop,) = receiveds_parsing([top])
+        moment = clock.parse(hop["date_utc"])
+    except (KeyError, ValueError, TypeError):
+        return None
+    return clock.iso(moment) if 1990 <= moment.year <= clock.now().year + 1 else None
 
 
 def _read_body(msg: Incoming, body: Message) -> None:

@@ -133,3 +133,14 @@ def test_attachment_names_never_become_paths():
     )
     (att,) = parse(raw).attachments
     assert ("/etc/../../x.pdf", "x.pdf", b"%PDF") == (att.display_name, att.safe_name, att.data)
+
+
+def test_delivery_time_comes_from_our_servers_received_header():
+    raw = (
+        b"Received: from mx.example.net by mail.valuit.com (Postfix) with ESMTPS id 4A\r\n"
+        b"\tfor <technical@valuit.com>; Wed, 25 Nov 2026 10:00:01 +0100 (CET)\r\n"
+        b"Received: from laptop by mx.example.net; Wed, 25 Nov 2026 09:59:00 +0100\r\n"
+        b"Subject: x\r\n\r\nbody\r\n"
+    )
+    assert "2026-11-25T09:00:01.000Z" == parse(raw).delivered_at
+    assert parse(b"Received: garbage\r\nSubject: x\r\n\r\n").delivered_at is None

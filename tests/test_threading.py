@@ -120,3 +120,15 @@ def test_search_index_follows_the_messages(db):
     put(db, mail(subject="Balance wrong", body="the statement shows 120 instead of 100"))
     hits = db.execute("SELECT count(*) FROM message_fts WHERE message_fts MATCH 'statement'")
     assert 1 == hits.fetchone()[0]
+
+
+def test_mail_read_late_keeps_the_time_it_arrived(db):
+    raw = b"Received: from mx by mail.valuit.com; Mon, 23 Nov 2026 08:30:00 +0000\r\n" + mail(
+        subject="sent during the weekend"
+    )
+    stored = put(db, raw)
+    row = ticket(db, stored.ticket_id)
+    assert ("2026-11-23T08:30:00.000Z", "2026-11-23T08:30:00.000Z") == (
+        row["created_at"],
+        row["last_message_at"],
+    )
