@@ -151,7 +151,8 @@ def _insert_message(
     cursor = db.execute(
         "INSERT INTO message (sha256, size, ticket_id, function, functions, source, "
         "received_at, ingested_at, message_id, in_reply_to, refs, from_addr, from_name, "
-        "to_addrs, cc_addrs, subject, date_header, sent_at, headers, body_text, body_html, charset_declared, charset_used, "
+        "to_addrs, cc_addrs, subject, date_header, sent_at, headers, body_text, body_html, "
+        "charset_declared, charset_used, "
         "auto, thread_rule, parse_error, defects) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
