@@ -16,10 +16,11 @@ class Backoff:
     """The delay before the next attempt; `reset()` after a success starts over."""
 
     def __init__(
-        self, first: float = FIRST_DELAY, cap: float = CAP, rng: random.Random | None = None
+        self, first: float | None = None, cap: float | None = None, rng: random.Random | None = None
     ) -> None:
-        self.first = first
-        self.cap = cap
+        # Read the module's values now, not at import, so a test can shorten them.
+        self.first = FIRST_DELAY if first is None else first
+        self.cap = CAP if cap is None else cap
         self.failures = 0
         self._rng = rng or random.Random()
 
