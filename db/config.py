@@ -8,14 +8,18 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
+from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from dateutil import rrule
+
 from db.errors import ConfigError
-from db.migrations import FUNCTIONS
+from db.migrations import FUNCTIONS, UPDATE_TYPES
 
 SOURCE_KINDS = ("maildir", "imap")
 SECURITY = ("tls", "starttls", "none")
@@ -47,6 +51,36 @@ class Source:
 
 
 @dataclass(frozen=True)
+class Recurring:
+    """A recurring maintenance window: an RFC 5545 RRULE, a local start time, a duration."""
+
+    name: str
+    rrule: str
+    start: time
+    duration_minutes: int
+    zone: str
+    kind: str
+    update_type: str
+    title: str
+    features: tuple[str, ...] = ()
+    description: str = ""
+    anchor: date = date(2000, 1, 1)  # DTSTART's date: fixed, so INTERVAL counts never drift
+
+
+@dataclass(frozen=True)
+class Maintenance:
+    """The `[maintenance]` section: the notice rule, verification period, vocabulary, rules."""
+
+    zone: str = "UTC"
+    announce_hours: float = 48.0
+    verification_hours: float = 72.0
+    horizon_days: int = 120
+    vocabulary: tuple[str, ...] | None = None  # None: the built-in discrepancy vocabulary
+    vocabulary_extra: tuple[str, ...] = ()
+    recurring: tuple[Recurring, ...] = ()
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path
     database: Path
@@ -54,6 +88,7 @@ class Config:
     addresses: dict[str, str] = field(default_factory=dict)
     log_level: str = "info"
     timezone: str = ""
+    maintenance: Maintenance = field(default_factory=Maintenance)
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
 
@@ -232,6 +267,127 @@ def _source(path: Path, index: int, table: Any, names: set[str]) -> Source:
     )
 
 
+def _zone(r: Reader, key: str, default: str) -> str:
+    name = r.get(key, str, default)
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        r.fail(key, f"{name!r} is not an IANA time zone (e.g. Europe/Berlin)")
+    return name
+
+
+def _patterns(r: Reader, key: str) -> tuple[str, ...] | None:
+    values = r.get(key, list)
+    if values is None:
+        return None
+    for i, value in enumerate(values):
+        if not isinstance(value, str) or not value.strip():
+            r.fail(f"{key}[{i}]", "must be a non-empty string")
+        try:
+            re.compile(value)
+        except re.error as exc:
+            r.fail(f"{key}[{i}]", f"is not a valid regular expression ({exc})")
+    return tuple(values)
+
+
+_RECURRING_KEYS = {
+    "name",
+    "rrule",
+    "start",
+    "duration",
+    "zone",
+    "kind",
+    "update_type",
+    "title",
+    "features",
+    "description",
+    "anchor",
+}
+_HHMM = re.compile(r"([01]\d|2[0-3]):([0-5]\d)")
+_RRULE_FREQS = ("YEARLY", "MONTHLY", "WEEKLY", "DAILY")
+
+
+def _recurring(path: Path, index: int, table: Any, zone: str, names: set[str]) -> Recurring:
+    r = Reader(path, f"maintenance.recurring[{index}]", table)
+    r.unknown(_RECURRING_KEYS)
+    name = r.get("name", str, required=True)
+    if name in names:
+        r.fail("name", f"{name!r} is used by another rule; give each rule its own name")
+    names.add(name)
+    start = _HHMM.fullmatch(r.get("start", str, required=True))
+    if start is None:
+        r.fail("start", 'must be a local time written HH:MM, e.g. "02:00"')
+    duration = r.get("duration", int, required=True)
+    if not 0 < duration <= 7 * 24 * 60:
+        r.fail("duration", "must be a number of minutes between 1 and 10080")
+    anchor_text = r.get("anchor", str, "2000-01-01")
+    try:
+        anchor = date.fromisoformat(anchor_text)
+    except ValueError:
+        r.fail("anchor", f"{anchor_text!r} is not a date written YYYY-MM-DD")
+    text = r.get("rrule", str, required=True).strip().removeprefix("RRULE:")
+    parts = dict(p.split("=", 1) for p in text.upper().split(";") if "=" in p)
+    if parts.get("FREQ") not in _RRULE_FREQS:
+        r.fail("rrule", f"FREQ must be one of {', '.join(_RRULE_FREQS)}")
+    if {"BYHOUR", "BYMINUTE", "BYSECOND", "DTSTART"} & parts.keys():
+        r.fail("rrule", "give the time of day with 'start', not BYHOUR/BYMINUTE/BYSECOND/DTSTART")
+    try:
+        rrule.rrulestr(text, dtstart=datetime.combine(anchor, time()))
+    except (ValueError, TypeError) as exc:
+        r.fail("rrule", f"is not a valid RFC 5545 RRULE ({exc})")
+    features = r.get("features", list, [])
+    if not all(isinstance(f, str) and f.strip() for f in features):
+        r.fail("features", "must be a list of feature names")
+    return Recurring(
+        name=name,
+        rrule=text,
+        start=time(int(start.group(1)), int(start.group(2))),
+        duration_minutes=duration,
+        zone=_zone(r, "zone", zone),
+        kind=r.choice("kind", ("monthly", "quarterly", "adhoc")),
+        update_type=r.choice("update_type", UPDATE_TYPES, "performance"),
+        title=r.get("title", str, name),
+        features=tuple(f.strip() for f in features),
+        description=r.get("description", str, ""),
+        anchor=anchor,
+    )
+
+
+def _maintenance(path: Path, data: dict[str, Any], desk_zone: str) -> Maintenance:
+    r = Reader(path, "maintenance", data.get("maintenance", {}))
+    r.unknown(
+        {
+            "zone",
+            "announce_hours",
+            "verification_hours",
+            "horizon_days",
+            "vocabulary",
+            "vocabulary_extra",
+            "recurring",
+        }
+    )
+    zone = _zone(r, "zone", desk_zone or "UTC")
+    hours = {}
+    for key, default in (("announce_hours", 48.0), ("verification_hours", 72.0)):
+        hours[key] = r.get(key, float, default)
+        if hours[key] < 0:
+            r.fail(key, "must not be negative")
+    horizon = r.get("horizon_days", int, 120)
+    if not 1 <= horizon <= 3660:
+        r.fail("horizon_days", "must be between 1 and 3660 days")
+    rules = r.get("recurring", list, [])
+    names: set[str] = set()
+    return Maintenance(
+        zone=zone,
+        announce_hours=hours["announce_hours"],
+        verification_hours=hours["verification_hours"],
+        horizon_days=horizon,
+        vocabulary=_patterns(r, "vocabulary"),
+        vocabulary_extra=_patterns(r, "vocabulary_extra") or (),
+        recurring=tuple(_recurring(path, i, t, zone, names) for i, t in enumerate(rules)),
+    )
+
+
 def parse(data: dict[str, Any], path: Path) -> Config:
     """Check a parsed TOML document; `path` is named in errors and anchors relative paths."""
     top = Reader(path, "database", data.get("database", {}))
@@ -256,5 +412,6 @@ def parse(data: dict[str, Any], path: Path) -> Config:
         addresses=_addresses(Reader(path, "", data), "addresses"),
         log_level=ingest.choice("log_level", LOG_LEVELS, "info"),
         timezone=timezone,
+        maintenance=_maintenance(path, data, timezone),
         raw=data,
     )

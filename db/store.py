@@ -15,7 +15,7 @@ from datetime import timedelta
 
 import sqlite_utils
 
-from db import clock, threads
+from db import clock, discrepancy, threads
 from db.connect import write
 from db.model import Delivery, Incoming, Stored
 
@@ -72,6 +72,7 @@ def _store_one(db: sqlite_utils.Database, msg: Incoming, delivery: Delivery) -> 
         _add_participants(db, ticket_id, msg)
         if rule != threads.NEW:
             _join_ticket(db, ticket_id, msg, message_id, rule, received, now)
+        discrepancy.on_message(db, ticket_id)
     return Stored(message_id, ticket_id, True, rule)
 
 

@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Executor
 
-from db import sources
+from db import recurrence, sources
 from db.config import Config, Source, load
 from db.connect import open_db
 from db.errors import DeskError
@@ -60,6 +60,7 @@ def run(config: Config, *, once: bool, stop: threading.Event | None = None) -> b
     db = open_db(config.database)
     for source in config.sources:
         sources.register(db, source.name, source.kind, source.function)
+    recurrence.sync(db, config.maintenance)  # the rules ingest classifies with, and windows
     db.close()
     if not config.sources:
         log.warning("%s: no [[source]] configured; nothing to read", config.path)
