@@ -12,7 +12,13 @@ from importlib import import_module
 
 from db.errors import DeskError
 
-SUBCOMMANDS = ("tui.cli.stats", "tui.cli.serve")
+SUBCOMMANDS = (
+    "tui.cli.stats",
+    "tui.cli.serve",
+    "tui.cli.now",
+    "tui.cli.window",
+    "tui.cli.discrepancies",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,123 @@
+"""What the ops commands (`desk now`, `desk window …`, `desk discrepancies`) share: opening the
+database in step with the config, who is acting, reading times and windows, printing."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import os
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import sqlite_utils
+
+from db import clock, recurrence, windows
+from db.config import Config, load
+from db.connect import open_db
+from db.errors import DeskError
+from tui import safe
+
+JSON_HELP = "print JSON for scripts"
+
+
+def open_synced(args: argparse.Namespace) -> tuple[Config, sqlite_utils.Database]:
+    """The config and the database, with recurring windows materialised and settings saved."""
+    config = load(args.config)
+    db = open_db(config.database)
+    recurrence.sync(db, config.maintenance)
+    return config, db
+
+
+def actor() -> str:
+    """Who is acting, for the audit trail: `DESK_USER`, else the login name."""
+    return os.environ.get("DESK_USER") or getpass.getuser()
+
+
+def zone_of(args: argparse.Namespace, config: Config) -> str:
+    """`--zone`, else the `[maintenance]` zone."""
+    name = getattr(args, "zone", None) or config.maintenance.zone
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise DeskError(f"{name!r} is not an IANA time zone (e.g. Europe/London).") from exc
+    return name
+
+
+def when(text: str, zone: str) -> datetime:
+    """A user's time: with an offset or Z it is absolute; without, it is local time in `zone`."""
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise DeskError(f"{text!r} is not a time; write it as 2026-12-06 02:00.") from exc
+    if moment.tzinfo is not None:
+        return clock.parse(moment.isoformat())
+    local = moment.replace(tzinfo=ZoneInfo(zone))
+    instant = clock.parse(local.isoformat())
+    if instant.astimezone(ZoneInfo(zone)).replace(tzinfo=None) != moment:
+        raise DeskError(f"{text} does not exist in {zone} (the clocks skip it); pick another time.")
+    return instant
+
+
+def features(text: str | None) -> tuple[str, ...]:
+    """'Trading, Statements' → ('Trading', 'Statements')."""
+    return tuple(f.strip() for f in (text or "").split(",") if f.strip())
+
+
+def command(
+    sub: argparse._SubParsersAction, name: str, summary: str, example: str
+) -> argparse.ArgumentParser:
+    """A subcommand whose --help says what it does and shows an example."""
+    return sub.add_parser(
+        name,
+        help=summary,
+        description=summary[0].upper() + summary[1:] + ".",
+        epilog=f"example: {example}",
+    )
+
+
+def window_ref(text: str) -> int:
+    """`windows.ref` for argparse, which reports a bad value with the usage line."""
+    try:
+        return windows.ref(text)
+    except DeskError as exc:
+        raise argparse.ArgumentTypeError(exc.message) from exc
+
+
+def window_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("window", type=window_ref, help="the window, e.g. W12")
+
+
+def add_json(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help=JSON_HELP)
+
+
+def add_zone(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--zone", help="show times in this IANA zone (default: [maintenance] zone)")
+
+
+def print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+def local(moment: datetime, zone: str, fmt: str = "%a %Y-%m-%d %H:%M %Z") -> str:
+    return moment.astimezone(ZoneInfo(zone)).strftime(fmt)
+
+
+def local_span(start: datetime, end: datetime, zone: str) -> str:
+    """'Sun 2026-04-05 02:00–04:00 BST', with the end's date when it is another day."""
+    same_day = start.astimezone(ZoneInfo(zone)).date() == end.astimezone(ZoneInfo(zone)).date()
+    tail = local(end, zone, "%H:%M %Z" if same_day else "%a %Y-%m-%d %H:%M %Z")
+    return f"{local(start, zone, '%a %Y-%m-%d %H:%M')}–{tail}"
+
+
+def window_line(w: windows.Window, now: datetime, zone: str) -> str:
+    """One line per window: id, state, kind, type, local start–end, title, flags."""
+    notes = [*w.flags, *(["report due"] if w.report_due(now) else [])]
+    extra = f"  [{'; '.join(notes)}]" if notes else ""
+    return (
+        f"{w.label:<6}{w.status(now):<11}{w.kind:<10}{w.update_type:<12}"
+        f"{local_span(w.start, w.ends, zone)}  "
+        f"{safe.visible(w.title)}{extra}"
+    )

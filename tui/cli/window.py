@@ -1,0 +1,282 @@
+"""`desk window …`: list, show, schedule, change, cancel, complete and start maintenance windows.
+
+The documents about a window (report, release notes, notices, the iCalendar feed, the preview
+of recurring rules) are in `tui.cli.window_docs`; both register under `desk window`.
+"""
+
+from __future__ import annotations
+
+import argparse
+from datetime import timedelta
+
+from db import clock, notices, windows
+from db.errors import DeskError
+from db.migrations import UPDATE_TYPES
+from tui import safe
+from tui.cli import ops, window_docs
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "window",
+        help="maintenance windows: list, add, edit, cancel, emergency, report, notices",
+        description="Maintenance windows under the platform's policy: scheduled windows are "
+        "announced at least 48 hours ahead; emergencies start at once and owe a report.",
+        epilog="example: desk window list\n"
+        "         desk window add --title 'Ledger upgrade' --type feature "
+        "--start '2026-12-06 02:00' --duration 120 --features 'Trading, Statements'",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="window_command", metavar="ACTION", required=True)
+
+    p = ops.command(sub, "list", "windows by start time", "desk window list --all --json")
+    p.add_argument("--all", action="store_true", help="also windows that ended over 7 days ago")
+    ops.add_zone(p)
+    ops.add_json(p)
+    p.set_defaults(handler=run_list)
+
+    p = ops.command(sub, "show", "one window: details, history, notices", "desk window show W12")
+    ops.window_arg(p)
+    ops.add_zone(p)
+    ops.add_json(p)
+    p.set_defaults(handler=run_show)
+
+    p = ops.command(
+        sub,
+        "add",
+        "schedule a window (48 hours' notice, or --force --reason)",
+        "desk window add --title 'Ledger upgrade' --type feature --start '2026-12-06 02:00' "
+        "--duration 120 --features 'Trading, Statements'",
+    )
+    p.add_argument("--title", required=True)
+    p.add_argument("--kind", choices=windows.SCHEDULED_KINDS, default="adhoc")
+    _schedule_options(p, required=True)
+    p.set_defaults(handler=run_add)
+
+    p = ops.command(
+        sub,
+        "edit",
+        "change a window (a new revision)",
+        "desk window edit W12 --start '2026-12-13 02:00'",
+    )
+    ops.window_arg(p)
+    p.add_argument("--title")
+    _schedule_options(p, required=False)
+    p.add_argument("--if-revision", type=int, metavar="N", help="refuse if someone changed it")
+    p.set_defaults(handler=run_edit)
+
+    p = ops.command(
+        sub,
+        "cancel",
+        "call off a window that has not started",
+        "desk window cancel W12 --reason 'vendor delay'",
+    )
+    ops.window_arg(p)
+    p.add_argument("--reason", default="", help="why, for the audit trail")
+    ops.add_json(p)
+    p.set_defaults(handler=run_cancel)
+
+    p = ops.command(sub, "complete", "end an active window now", "desk window complete W12")
+    ops.window_arg(p)
+    ops.add_json(p)
+    p.set_defaults(handler=run_complete)
+
+    p = ops.command(
+        sub,
+        "emergency",
+        "start an emergency window now and issue its notice",
+        "desk window emergency --title 'Database failover' --expect 45 --features Trading "
+        "--nature 'primary database lost'",
+    )
+    p.add_argument("--title", required=True)
+    p.add_argument("--expect", type=int, required=True, metavar="MINUTES", help="expected downtime")
+    p.add_argument("--features", help="features unavailable, comma-separated")
+    p.add_argument("--nature", help="the nature of the issue, for the notice (default: title)")
+    p.add_argument("--type", choices=UPDATE_TYPES, default="security", dest="update_type")
+    ops.add_zone(p)
+    ops.add_json(p)
+    p.set_defaults(handler=run_emergency)
+
+    window_docs.register(sub)
+
+
+def _schedule_options(p: argparse.ArgumentParser, *, required: bool) -> None:
+    p.add_argument("--type", choices=UPDATE_TYPES, required=required, dest="update_type")
+    p.add_argument("--start", required=required, help="'2026-12-06 02:00' in --zone, or with Z")
+    ends = p.add_mutually_exclusive_group(required=required)
+    ends.add_argument("--end", help="end time, like --start")
+    ends.add_argument("--duration", type=int, metavar="MINUTES", help="length in minutes")
+    p.add_argument("--features", help="features unavailable, comma-separated")
+    p.add_argument("--description", help="what is being done")
+    p.add_argument("--zone", help="the zone it is planned in (default: [maintenance] zone)")
+    p.add_argument("--force", action="store_true", help="break the 48-hour rule (needs --reason)")
+    p.add_argument("--reason", help="why the notice rule is broken; recorded")
+    ops.add_json(p)
+
+
+def _force_reason(args: argparse.Namespace) -> str | None:
+    if args.force and not args.reason:
+        raise DeskError("--force needs --reason TEXT saying why the notice rule is broken.")
+    if args.reason and not args.force:
+        raise DeskError("--reason goes with --force; without --force the notice rule holds.")
+    return args.reason if args.force else None
+
+
+def _done(args: argparse.Namespace, w: windows.Window, zone: str, message: str) -> int:
+    now = clock.now()
+    if getattr(args, "json", False):
+        ops.print_json(w.as_dict(now, zone))
+    else:
+        print(f"{message}\n{ops.window_line(w, now, zone)}")
+    return 0
+
+
+def run_list(args: argparse.Namespace) -> int:
+    config, db = ops.open_synced(args)
+    zone = ops.zone_of(args, config)
+    now = clock.now()
+    found = windows.listing(db, ending_after=None if args.all else now - timedelta(days=7))
+    if args.json:
+        ops.print_json([w.as_dict(now, zone) for w in found])
+    elif not found:
+        print("No windows; `desk window add` schedules one, `desk window preview` shows rules.")
+    for w in [] if args.json else found:
+        print(ops.window_line(w, now, zone))
+    return 0
+
+
+def run_show(args: argparse.Namespace) -> int:
+    config, db = ops.open_synced(args)
+    zone = ops.zone_of(args, config)
+    w, now = windows.get(db, args.window), clock.now()
+    history, ledger = windows.events(db, w.id), notices.ledger(db, w.id)
+    if args.json:
+        ops.print_json({**w.as_dict(now, zone), "events": history, "notices": ledger})
+        return 0
+    print(ops.window_line(w, now, zone))
+    print(f"  {notices.span(w.start, w.ends, zone)}  ({notices.utc_span(w.start, w.ends)})")
+    print(f"  unavailable: {safe.visible(', '.join(w.features)) or 'nothing listed'}")
+    for label, value in (
+        ("description", w.description),
+        ("nature", w.nature),
+        ("forced", w.forced_reason),
+        ("rule", w.rule),
+    ):
+        if value:
+            print(f"  {label}: {safe.visible(value)}")
+    announced = ops.local(w.announced_at, zone) if w.announced_at else "not yet"
+    print(f"  announced: {announced}   revision {w.revision}")
+    print("history:")
+    for e in history:
+        print(f"  {e['at'][:16]}Z r{e['revision']} {e['action']} by {safe.visible(e['actor'])}")
+    print("notices:")
+    for n in ledger or [{"kind": "(none issued)", "channel": "", "revision": "-", "superseded": 0}]:
+        stale = " (superseded)" if n["superseded"] else ""
+        print(f"  r{n['revision']} {n['kind']} {n['channel']}{stale}")
+    return 0
+
+
+def _times(args: argparse.Namespace, zone: str, start_default=None):
+    start = ops.when(args.start, zone) if args.start else start_default
+    if args.end:
+        return start, ops.when(args.end, zone)
+    if args.duration is not None:
+        return start, start + timedelta(minutes=args.duration)
+    return start, None
+
+
+def run_add(args: argparse.Namespace) -> int:
+    config, db = ops.open_synced(args)
+    zone = ops.zone_of(args, config)
+    start, end = _times(args, zone)
+    w = windows.add(
+        db,
+        title=args.title,
+        kind=args.kind,
+        update_type=args.update_type,
+        start=start,
+        end=end,
+        zone=zone,
+        actor=ops.actor(),
+        features=ops.features(args.features),
+        description=args.description or "",
+        announce_hours=config.maintenance.announce_hours,
+        force_reason=_force_reason(args),
+    )
+    hint = f"announce it with `desk window notice {w.label} --issue`"
+    return _done(args, w, zone, f"Scheduled {w.label}; {hint}.")
+
+
+def run_edit(args: argparse.Namespace) -> int:
+    config, db = ops.open_synced(args)
+    w = windows.get(db, args.window)
+    zone = ops.zone_of(args, config) if args.zone else w.zone
+    start, end = _times(args, zone, w.start)
+    if args.start and end is None:
+        end = start + (w.end - w.start)  # moving a window keeps its length
+    changes = {
+        key: value
+        for key, value in (
+            ("title", args.title),
+            ("update_type", args.update_type),
+            ("description", args.description),
+            ("start_at", start if args.start else None),
+            ("end_at", end),
+            ("features", ops.features(args.features) if args.features is not None else None),
+            ("zone", args.zone),
+        )
+        if value is not None
+    }
+    if not changes:
+        raise DeskError("Nothing to change; give at least one of the options (see --help).")
+    w = windows.edit(
+        db,
+        w.id,
+        ops.actor(),
+        changes,
+        announce_hours=config.maintenance.announce_hours,
+        force_reason=_force_reason(args),
+        expected_revision=args.if_revision,
+    )
+    return _done(args, w, zone, f"{w.label} is now at revision {w.revision}.")
+
+
+def run_cancel(args: argparse.Namespace) -> int:
+    config, db = ops.open_synced(args)
+    w = windows.cancel(db, args.window, ops.actor(), args.reason)
+    hint = f"`desk window notice {w.label} --issue` records the cancellation notice"
+    return _done(args, w, w.zone, f"Cancelled {w.label}; {hint}.")
+
+
+def run_complete(args: argparse.Namespace) -> int:
+    config, db = ops.open_synced(args)
+    w = windows.complete(db, args.window, ops.actor())
+    due = (
+        f"; the post-maintenance report is due: desk window report {w.label}"
+        if w.report_due(clock.now())
+        else ""
+    )
+    return _done(args, w, w.zone, f"Completed {w.label}{due}.")
+
+
+def run_emergency(args: argparse.Namespace) -> int:
+    config, db = ops.open_synced(args)
+    zone = ops.zone_of(args, config)
+    w, issued = windows.emergency(
+        db,
+        title=args.title,
+        expected_minutes=args.expect,
+        nature=args.nature or args.title,
+        actor=ops.actor(),
+        zone=zone,
+        features=ops.features(args.features),
+        update_type=args.update_type,
+    )
+    if args.json:
+        ops.print_json({**w.as_dict(clock.now(), zone), "notices": issued})
+        return 0
+    by_channel = {n["channel"]: n for n in issued}
+    print(f"Emergency {w.label} started; its start notice is in the ledger.\n")
+    print(f"Subject: {by_channel['email']['subject']}\n\n{by_channel['email']['body']}")
+    print(f"Banner: {by_channel['banner']['body']}")
+    return 0
