@@ -12,8 +12,6 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-import sqlite_utils
-
 from db import clock
 from db.migrations import FUNCTIONS, PRIORITIES, STATUSES
 
@@ -57,10 +55,6 @@ class Query:
     age: tuple[str, timedelta] | None = None
     problems: list[str] = field(default_factory=list)
 
-    @property
-    def needs_windows(self) -> bool:
-        return self.during_window or self.window_id is not None
-
 
 def _choices(value: str, allowed: tuple[str, ...], name: str, q: Query) -> list[str]:
     picked = [v for v in value.lower().split(",") if v]
@@ -90,8 +84,9 @@ def _term(term: str, q: Query, agent: str) -> None:
             f"is:{value} ignored: use is:unassigned, is:discrepancy, is:during-window"
         )
     elif key == "window":
-        if value.isdigit():
-            q.window_id = int(value)
+        number = value.upper().removeprefix("W")
+        if number.isdigit():
+            q.window_id = int(number)
         else:
             q.problems.append(f"window:{value} ignored: give a window number, e.g. window:3")
     elif key == "age":
@@ -129,19 +124,12 @@ def fts_expression(words: list[str]) -> str:
     return " ".join(quoted)
 
 
-def has_windows(db: sqlite_utils.Database) -> bool:
-    """Whether the schema links tickets to maintenance windows (issue 4's migration)."""
-    return "during_window_id" in db["ticket"].columns_dict
-
-
 def _in(column: str, values: list[str], params: list) -> str:
     params.extend(values)
     return f"{column} IN ({', '.join('?' for _ in values)})"
 
 
-def where(
-    db: sqlite_utils.Database, q: Query, now: datetime | None = None
-) -> tuple[str, list[object]]:
+def where(q: Query, now: datetime | None = None) -> tuple[str, list[object]]:
     """A condition on `ticket t` and its parameters; `1` when nothing narrows."""
     parts: list[str] = []
     params: list[object] = []
@@ -165,14 +153,12 @@ def where(
     if q.numbers:
         parts.append(f"t.id IN ({', '.join('?' for _ in q.numbers)})")
         params.extend(q.numbers)
-    if q.needs_windows and not has_windows(db):
-        q.problems.append("window filters ignored: this database has no maintenance windows yet")
-    elif q.needs_windows:
-        if q.during_window:
-            parts.append("t.during_window_id IS NOT NULL")
-        if q.window_id is not None:
-            parts.append("(t.window_id = ? OR t.during_window_id = ?)")
-            params += [q.window_id, q.window_id]
+    if q.during_window:
+        parts.append("t.during_window_id IS NOT NULL")
+    if q.window_id is not None:
+        # About the window (a linked report) or received while it was in force.
+        parts.append("(t.window_id = ? OR t.during_window_id = ?)")
+        params += [q.window_id, q.window_id]
     if q.age:
         op, span = q.age
         cutoff = clock.iso((now or clock.now()) - span)

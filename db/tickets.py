@@ -13,13 +13,13 @@ from typing import Any
 
 import sqlite_utils
 
-from db import clock, search
+from db import clock, search, windows
 from db.connect import write
 from db.errors import ConflictError, DeskError, NotFoundError
-from db.migrations import KINDS, PRIORITIES, STATUSES
+from db.migrations import PRIORITIES, STATUSES
 from db.store import record_event
 
-_EDITABLE = ("status", "priority", "assignee", "tags", "kind")
+_EDITABLE = ("status", "priority", "assignee", "tags", "window_id")
 
 
 def page(
@@ -143,22 +143,8 @@ def hourly_volume(db: sqlite_utils.Database, end: datetime, hours: int) -> list[
     return [per_hour.get(clock.iso(start + timedelta(hours=h))[:13], 0) for h in range(hours)]
 
 
-def discrepancy_reports(db: sqlite_utils.Database, limit: int = 200) -> list[dict[str, Any]]:
-    """Open discrepancy reports, newest first, with the window they are linked to if any."""
-    window = "t.window_id" if search.has_windows(db) else "NULL"
-    statuses = ", ".join(f"'{s}'" for s in search.OPEN_STATUSES)
-    return list(
-        db.query(
-            f"SELECT t.id, t.subject, t.requester_addr, t.status, {window} AS window_id "
-            f"FROM ticket t WHERE t.kind = 'discrepancy' AND t.status IN ({statuses}) "
-            "ORDER BY t.last_message_at DESC, t.id DESC LIMIT ?",
-            [limit],
-        )
-    )
-
-
 def _check(field: str, value: Any) -> Any:
-    allowed = {"status": STATUSES, "priority": PRIORITIES, "kind": KINDS}.get(field)
+    allowed = {"status": STATUSES, "priority": PRIORITIES}.get(field)
     if allowed is not None and value not in allowed:
         raise DeskError(f"{value!r} is not a {field}; use one of {', '.join(allowed)}")
     if field == "tags":
@@ -167,6 +153,11 @@ def _check(field: str, value: Any) -> Any:
     if field == "assignee":
         return (value or "").strip() or None
     return value
+
+
+def _check_window(db: sqlite_utils.Database, window_id: int | None) -> None:
+    if window_id is not None:
+        windows.get(db, window_id)  # NotFoundError names the window
 
 
 def update(
@@ -180,10 +171,10 @@ def update(
     if unknown:
         raise ValueError(f"not editable: {', '.join(sorted(unknown))}")
     values = {field: _check(field, value) for field, value in changes.items()}
-    if "kind" in values:
-        values["kind_set_by"] = "agent"
     now = clock.now_iso()
     with write(db):
+        if "window_id" in values:
+            _check_window(db, values["window_id"])
         before = db.execute(
             f"SELECT {', '.join(changes)}, version FROM ticket WHERE id = ?", [ticket_id]
         ).fetchone()

@@ -12,7 +12,7 @@ from typing import Any
 
 from textual import work
 
-from db import tickets
+from db import clock, discrepancy, tickets
 from db.errors import ConflictError, DeskError
 from db.migrations import PRIORITIES, STATUSES
 from tui import windows
@@ -120,13 +120,45 @@ class TicketActions:
     def action_discrepancy(self) -> None:
         ticket = self._ticket_or_say()
         if ticket is not None:
-            kind = "normal" if ticket["kind"] == "discrepancy" else "discrepancy"
-            self.change(ticket, kind=kind)
+            self.toggle_discrepancy(ticket)
+
+    @work(thread=True, group="action", exit_on_error=False)
+    def toggle_discrepancy(self, ticket: dict[str, Any]) -> None:
+        """Mark or unmark through the window rules' own API, which also links the window the
+        report is about and keeps the rule from overriding the agent."""
+        app = self.app  # type: ignore[attr-defined]
+        marked = ticket["kind"] == "discrepancy"
+        try:
+            if marked:
+                app.data.call(discrepancy.unmark, ticket["id"], app.settings.agent)
+            else:
+                app.data.call(discrepancy.mark, ticket["id"], app.settings.agent)
+        except DeskError as exc:
+            self.post_message(ActionFailed(exc.message))  # type: ignore[attr-defined]
+            return
+        said = "no longer a discrepancy report" if marked else "marked as a discrepancy report"
+        self.post_message(ActionDone(f"#{ticket['id']}: {said}"))  # type: ignore[attr-defined]
 
     def action_window(self) -> None:
         ticket = self._ticket_or_say()
         if ticket is not None:
-            windows.choose_and_link(self, ticket)  # type: ignore[arg-type]
+            self.choose_window(ticket)
+
+    @work(thread=True, group="action", exit_on_error=False)
+    def choose_window(self, ticket: dict[str, Any]) -> None:
+        app = self.app  # type: ignore[attr-defined]
+        choices = [("none", "no window (unlink)"), *app.data.call(windows.linkable, clock.now())]
+        current = str(ticket.get("window_id") or "none")
+
+        def chosen(value: str | None) -> None:
+            if value is not None and value != current:
+                self.change(ticket, window_id=None if value == "none" else int(value))
+
+        app.call_from_thread(
+            app.push_screen,
+            ChoiceDialog(f"Window of #{ticket['id']}", choices, current),
+            chosen,
+        )
 
     @work(thread=True, group="action", exit_on_error=False)
     def change(self, ticket: dict[str, Any], **changes: Any) -> None:

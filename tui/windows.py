@@ -1,22 +1,62 @@
 """Maintenance windows as the desk shows them: the banner's state, hours marked on the volume
-chart, window titles, and linking a ticket to a window.
+chart, window titles, and the windows a ticket can be linked to.
 
-The window store (issue 4) is read through its own `db` API only. Where that API is not in this
-build, the desk shows no windows and the window key says so in one sentence.
+Windows are read only through issue 4's `db.windows` and `db.discrepancy` API.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlite_utils
 
+from db import windows as windows_db
 
-def overview(db: sqlite_utils.Database, now: datetime, hours: int) -> dict[str, Any] | None:
-    """{"active", "upcoming", "overdue_reports", "hours", "titles"} or None without windows."""
-    return None
+ANNOUNCE_AHEAD = timedelta(hours=48)  # the notice rule: what starts this soon is announced
+LINKABLE_DAYS = 30  # windows offered for linking: those that ended in the last month or later
 
 
-def choose_and_link(screen: Any, ticket: dict[str, Any]) -> None:
-    screen.notify("Maintenance windows are not available in this build yet.", severity="warning")
+def overview(db: sqlite_utils.Database, now: datetime, hours: int) -> dict[str, Any]:
+    """{"active", "upcoming", "overdue_reports"} for the banner, "hours" (True where a window
+    was in force, oldest hour first) for the chart, and "titles" by window id."""
+    every = windows_db.listing(db)
+    start = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=hours - 1)
+    live = [w for w in every if w.status(now) != "cancelled"]
+
+    def shown(w: windows_db.Window) -> dict[str, Any]:
+        return {
+            "id": w.id,
+            "title": w.title,
+            "start_at": w.start.isoformat(),
+            "end_at": w.ends.isoformat(),
+            "features": list(w.features),
+        }
+
+    return {
+        "active": [shown(w) for w in live if w.status(now) == "active"],
+        "upcoming": [
+            shown(w)
+            for w in live
+            if w.status(now) in ("planned", "announced") and w.start - now <= ANNOUNCE_AHEAD
+        ],
+        "overdue_reports": [shown(w) for w in every if w.report_due(now)],
+        "hours": [
+            any(
+                w.start < start + timedelta(hours=h + 1) and w.ends > start + timedelta(hours=h)
+                for w in live
+            )
+            for h in range(hours)
+        ],
+        "titles": {w.id: w.title for w in every},
+    }
+
+
+def linkable(db: sqlite_utils.Database, now: datetime) -> list[tuple[str, str]]:
+    """(window id, label) of the windows a ticket may be about, newest first."""
+    recent = windows_db.listing(db, ending_after=now - timedelta(days=LINKABLE_DAYS))
+    return [
+        (str(w.id), f"{w.label}  {w.title}  ({w.status(now)}, {w.start:%Y-%m-%d %H:%M} UTC)")
+        for w in reversed(recent)
+        if w.status(now) != "cancelled"
+    ]

@@ -12,7 +12,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Static, Tab, Tabs
 
-from db import clock, search, sources, tickets
+from db import clock, discrepancy, search, sources, tickets
 from tui import keys, safe, windows
 from tui.actions import TicketActions
 from tui.dialogs.search import SearchDialog
@@ -24,6 +24,7 @@ from tui.widgets.status_line import StatusLine
 from tui.widgets.ticket_list import TicketList
 from tui.widgets.volume import HOURS, Volume
 
+REPORTS_SHOWN = 200
 NARROW = 110  # below this many columns the preview goes under the list
 SORT_ORDER = tuple(search.SORTS)
 
@@ -184,7 +185,7 @@ class MainScreen(TicketActions, Screen):
                     "counts": tickets.open_counts(db),
                     "sources": sources.all_states(db),
                     "volume": tickets.hourly_volume(db, now, HOURS),
-                    "reports": tickets.discrepancy_reports(db),
+                    "reports": discrepancy.listing(db, open_only=True)[:REPORTS_SHOWN],
                     "windows": windows.overview(db, now, HOURS),
                 }
             )
@@ -203,6 +204,6 @@ class MainScreen(TicketActions, Screen):
         win = data["windows"]
         self.query_one(Banner).show(win, zone)
         self.query_one(StatusLine).show(data["sources"], zone)
-        self.query_one(Volume).show(data["volume"], (win or {}).get("hours", [False] * HOURS))
-        self.query_one(DiscrepancyPanel).show(data["reports"], (win or {}).get("titles", {}))
+        self.query_one(Volume).show(data["volume"], win["hours"])
+        self.query_one(DiscrepancyPanel).show(data["reports"], win["titles"])
         self.list.refresh()

@@ -27,15 +27,14 @@ class Banner(Static):
     Banner.-upcoming { background: $warning 25%; color: $text; }
     """
 
-    def show(self, state: dict[str, Any] | None, zone: tzinfo | None) -> None:
+    def show(self, state: dict[str, Any], zone: tzinfo | None) -> None:
         """`state`: {"active": [...], "upcoming": [...], "overdue_reports": [...]} of windows,
-        each with id, title, start_at, end_at and features; None when windows are not known."""
-        state = state or {}
+        each with id, title, start_at, end_at and features."""
         active, upcoming = state.get("active", []), state.get("upcoming", [])
         overdue = state.get("overdue_reports", [])
         lines: list[Text] = []
         for w in active:
-            line = Text(f"MAINTENANCE IN PROGRESS  window {w['id']}: ")
+            line = Text(f"MAINTENANCE IN PROGRESS  W{w['id']} ")
             line.append_text(safe.text(w["title"]))
             line.append(f"  ends in {_until(w['end_at'])} ({local(w['end_at'], zone)})")
             if w.get("features"):
@@ -43,12 +42,12 @@ class Banner(Static):
                 line.append_text(safe.text(", ".join(w["features"])))
             lines.append(line)
         for w in upcoming:
-            line = Text(f"Planned: window {w['id']} ")
+            line = Text(f"Planned: W{w['id']} ")
             line.append_text(safe.text(w["title"]))
             line.append(f" starts {local(w['start_at'], zone)} (in {_until(w['start_at'])})")
             lines.append(line)
         for w in overdue:
-            line = Text(f"Report overdue: window {w['id']} ", "bold")
+            line = Text(f"Post-maintenance report overdue: W{w['id']} ", "bold")
             line.append_text(safe.text(w["title"]))
             lines.append(line)
         if not lines:

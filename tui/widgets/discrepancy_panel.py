@@ -35,14 +35,14 @@ class DiscrepancyPanel(Tree[int]):
             if window_id is None:
                 label = Text(f"no window ({len(items)})", "bold")
             else:
-                label = Text(f"window {window_id} ", "bold yellow")
+                label = Text(f"W{window_id} ", "bold yellow")
                 label.append_text(safe.text(titles.get(window_id, ""), "bold yellow"))
                 label.append(f" ({len(items)})", "bold yellow")
             node = self.root.add(label, expand=True)
             for item in items:
-                leaf = Text(f"#{item['id']} ")
+                leaf = Text(f"#{item['ticket']} ")
                 leaf.append_text(safe.text(item["subject"]))
-                node.add_leaf(leaf, data=item["id"])
+                node.add_leaf(leaf, data=item["ticket"])
         self.display = bool(reports)
 
     def on_tree_node_selected(self, event: Tree.NodeSelected[int]) -> None:

@@ -30,7 +30,9 @@ def facts(ticket: dict[str, Any]) -> Text:
     if ticket["kind"] == "discrepancy":
         line.append(" · discrepancy report", "bold yellow")
     if ticket.get("window_id"):
-        line.append(f" · window {ticket['window_id']}", "magenta")
+        line.append(f" · about window W{ticket['window_id']}", "magenta")
+    if ticket.get("during_window_id"):
+        line.append(f" · received during W{ticket['during_window_id']}", "magenta")
     return line
 
 
@@ -46,12 +48,16 @@ class Preview(VerticalScroll):
     def compose(self):  # noqa: ANN201 - a generator of one widget
         yield Static("", id="preview-body")
 
+    shown: int | None = None  # the ticket on show, for tests and for the screen
+
     def clear(self) -> None:
+        self.shown = None
         self.query_one("#preview-body", Static).update("")
 
     def show(
         self, ticket: dict[str, Any], last: dict[str, Any] | None, zone: tzinfo | None
     ) -> None:
+        self.shown = ticket["id"]
         head = Text()
         head.append(f"#{ticket['id']} ", "bold")
         head.append_text(safe.text(ticket["subject"], "bold"))

@@ -116,7 +116,7 @@ class TicketList(ScrollView, can_focus=True):
         """Fill the list for `query`; the cursor stays on `keep_id` if listed, else near `hint`."""
         self.generation += 1
         self._sort = sort
-        rows = max(self.size.height - 1, 40)
+        rows = max(self.size.height - 1, 10)
         self._load(self.generation, query, sort, keep_id, hint, rows)
 
     @work(thread=True, group="list", exit_on_error=False)
@@ -126,11 +126,13 @@ class TicketList(ScrollView, can_focus=True):
         parsed = search.parse(query, self.agent)
 
         def job(db: Any) -> ListLoaded:
-            where = search.where(db, parsed, clock.now())
+            where = search.where(parsed, clock.now())
             total = tickets.count(db, *where)
             spot = tickets.position(db, *where, sort, keep_id) if keep_id is not None else None
             cursor = spot if spot is not None else max(0, min(hint, total - 1))
-            first, last = max(0, cursor - rows) // PAGE, (cursor + rows) // PAGE
+            # The rows that can be on screen around the cursor, wherever the view scrolls.
+            first = max(0, cursor - rows) // PAGE
+            last = min(max(total - 1, 0), cursor + rows) // PAGE
             pages = {
                 n: tickets.page(db, *where, sort, n * PAGE, PAGE) for n in range(first, last + 1)
             }
@@ -147,6 +149,7 @@ class TicketList(ScrollView, can_focus=True):
         self.total = message.total
         self._where = message.where
         self.pages = OrderedDict(message.pages)
+        self._trim(message.cursor // PAGE)
         self._wanted.clear()
         self.virtual_size = Size(self.size.width, self.total + 1)
         self.cursor = message.cursor
@@ -170,10 +173,16 @@ class TicketList(ScrollView, can_focus=True):
             return
         self._wanted.discard(message.number)
         self.pages[message.number] = message.rows
-        while len(self.pages) > KEEP_PAGES:
-            self.pages.popitem(last=False)
+        self._trim(self.cursor // PAGE)
         self.refresh()
         self._announce()
+
+    def _trim(self, keep: int) -> None:
+        """Forget the least recently drawn pages beyond KEEP_PAGES, never the cursor's."""
+        if keep in self.pages:
+            self.pages.move_to_end(keep)
+        while len(self.pages) > KEEP_PAGES:
+            self.pages.popitem(last=False)
 
     def row(self, index: int) -> dict[str, Any] | None:
         """The row at `index` if its page is at hand; otherwise ask for the page."""

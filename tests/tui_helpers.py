@@ -1,0 +1,130 @@
+"""Fixtures and builders for the desk's TUI tests: a real database filled through the store,
+an app on it, and a way to wait for the workers."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable
+from contextlib import contextmanager
+from datetime import timedelta
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import pytest
+from textual.pilot import Pilot
+
+from db import clock
+from db import config as config_module
+from db.config import Config
+from db.connect import open_db
+from db.model import Delivery
+from db.store import store_batch
+from ingest.parse import parse
+
+NOW = "2026-11-26T12:00:00Z"
+HOSTILE = (
+    "[bold red]x[/]",
+    "[link=file:///etc/passwd]click[/link]",
+    "\x1b]0;pwned\x07",
+    "\x1b[2J cleared",
+)
+
+
+def build_config(tmp_path: Path, desk: dict[str, Any] | None = None, **extra: Any) -> Config:
+    data: dict[str, Any] = {
+        "database": {"path": str(tmp_path / "desk.db")},
+        "desk": {"timezone": "UTC", "agent": "maria", **(desk or {})},
+        **extra,
+    }
+    return config_module.parse(data, tmp_path / "config.toml")
+
+
+@contextmanager
+def clock_at(stamp: str):
+    """Fix the desk's clock (DESK_NOW) while messages are stored."""
+    before = os.environ.get("DESK_NOW")
+    os.environ["DESK_NOW"] = stamp
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("DESK_NOW", None)
+        else:
+            os.environ["DESK_NOW"] = before
+
+
+def mail(
+    n: int,
+    subject: str,
+    *,
+    function: str = "technical",
+    sender: str = "",
+    body: str = "",
+    reply_to: int | None = None,
+    attachment: tuple[str, bytes] | None = None,
+) -> bytes:
+    msg = EmailMessage()
+    msg["From"] = sender or f"Customer {n} <c{n}@example.com>"
+    msg["To"] = f"{function}@valuit.com"
+    msg["Subject"] = subject
+    msg["Date"] = "Thu, 26 Nov 2026 10:00:00 +0000"
+    msg["Message-ID"] = f"<m{n}@example.com>"
+    if reply_to is not None:
+        msg["In-Reply-To"] = f"<m{reply_to}@example.com>"
+    msg.set_content(body or f"Message {n} about {subject}.\nSecond line.")
+    if attachment:
+        msg.add_attachment(
+            attachment[1], maintype="application", subtype="octet-stream", filename=attachment[0]
+        )
+    return bytes(msg)
+
+
+def deliver(path: Path, raw: bytes, function: str = "technical", at: str = NOW) -> None:
+    """Store one message the way the daemon does, from its own connection."""
+    db = open_db(path)
+    with clock_at(at):
+        store_batch(db, [(parse(raw), Delivery(f"{function}-maildir", raw.hex()[:40], (function,)))])
+    db.close()
+
+
+def fill(path: Path, count: int = 30) -> None:
+    """`count` tickets an hour apart (the newest at NOW), functions in turn, hostile subjects
+    among them, one with a reply and one with an attachment."""
+    functions = ("technical", "sales", "compliance", "general", "marketing")
+    db = open_db(path)
+    for i in range(1, count + 1):
+        function = functions[i % len(functions)]
+        subject = HOSTILE[i % len(HOSTILE)] if i % 7 == 0 else f"Question {i} about invoices"
+        at = clock.iso(clock.parse(NOW) - timedelta(hours=count - i, minutes=7))
+        raw = mail(
+            i,
+            subject,
+            function=function,
+            attachment=("../../etc/passwd", b"secret") if i == 3 else None,
+        )
+        with clock_at(at):
+            store_batch(db, [(parse(raw), Delivery(f"{function}-maildir", f"k{i}", (function,)))])
+    db.close()
+
+
+async def until(pilot: Pilot, condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    """Let the app run until `condition()` holds; fail after `timeout` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {condition}")
+        await pilot.pause(0.02)
+
+
+def line_text(widget: Any, y: int) -> str:
+    """The plain text of one rendered line of a line-rendering widget."""
+    return "".join(segment.text for segment in widget.render_line(y))
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    """Async tests run on asyncio through anyio's pytest plugin (import this into the module)."""
+    return "asyncio"
