@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +18,9 @@ import sqlite_utils
 from db import migrations
 
 BUSY_TIMEOUT_MS = 30_000
+# Writers in one process queue here rather than in SQLite's busy handler, which sleeps in
+# growing steps (up to 100 ms) and so idles the lock between short transactions.
+_PROCESS_WRITE_LOCK = threading.Lock()
 
 
 def open_db(path: str | Path, *, migrate: bool = True) -> sqlite_utils.Database:
@@ -46,12 +50,13 @@ def write(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
     sqlite-utils operations inside nest as savepoints, so they commit with this block or not
     at all.
     """
-    db.conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield db
-    except BaseException:
-        if db.conn.in_transaction:
-            db.conn.execute("ROLLBACK")
-        raise
-    else:
-        db.conn.execute("COMMIT")
+    with _PROCESS_WRITE_LOCK:
+        db.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            if db.conn.in_transaction:
+                db.conn.execute("ROLLBACK")
+            raise
+        else:
+            db.conn.execute("COMMIT")
