@@ -27,6 +27,8 @@ _RANK = {"low": 0, "normal": 1, "high": 2, "urgent": 3}
 
 # Words between two halves of a phrase ("wrong account balance"), never a negation.
 _GAP = r"(?:(?!(?:not|no|never)\b)[\w'-]+\s+)?"
+# The rest of a subject between a noun and its verb ("deposits from 3 June are missing").
+_SUBJECT = r"(?:[\w'-]+\s+){0,4}?"
 _THINGS = (
     r"(?:transactions?|payments?|deposits?|withdrawals?|transfers?|trades?|orders?|entries|funds)"
 )
@@ -42,7 +44,8 @@ DEFAULT_VOCABULARY = (
     rf"\b(?:wrong|incorrect|inaccurate)\s+{_GAP}{_FIGURES}\b",
     rf"\b{_FIGURES}\s+(?:is|are|was|were|looks?|seems?|appears?)\s+{_GAP}{_BAD}\b",
     rf"\bmissing\s+{_GAP}{_THINGS}\b",
-    rf"\b{_THINGS}\s+(?:is|are|was|were|has|have)\s+{_GAP}(?:missing|gone|disappeared|vanished)\b",
+    rf"\b{_THINGS}\s+{_SUBJECT}(?:is|are|was|were|has|have)\s+{_GAP}"
+    r"(?:missing|gone|disappeared|vanished)\b",
     rf"\bduplicat(?:e|ed|es)\s+{_GAP}(?:{_THINGS}|charges?)\b",
     rf"\b(?:{_THINGS}|charges?)\s+{_GAP}(?:twice|duplicated|doubled)\b",
     r"\b(?:charged|debited|billed|booked)\s+twice\b",
@@ -146,6 +149,10 @@ def _verdict(
     return None
 
 
+def _at_least_high(priority: str) -> str:
+    return max(priority, "high", key=_RANK.__getitem__)
+
+
 def _update(db: sqlite_utils.Database, ticket_id: int, changes: dict[str, Any]) -> None:
     sets = ", ".join(f"{column} = ?" for column in changes)
     db.execute(
@@ -155,11 +162,11 @@ def _update(db: sqlite_utils.Database, ticket_id: int, changes: dict[str, Any]) 
 
 
 def _raised_from(db: sqlite_utils.Database, ticket_id: int) -> str | None:
-    """The priority the rule raised the ticket from when it last classified it."""
+    """The priority the ticket had before it was last made a discrepancy report."""
     row = db.execute(
         "SELECT detail FROM ticket_event WHERE ticket_id = ? AND action = 'kind' "
-        "AND actor = ? ORDER BY id DESC LIMIT 1",
-        [ticket_id, RULE_ACTOR],
+        "AND json_extract(detail, '$.priority_from') IS NOT NULL ORDER BY id DESC LIMIT 1",
+        [ticket_id],
     ).fetchone()
     return json.loads(row[0]).get("priority_from") if row else None
 
@@ -218,9 +225,8 @@ def mark(
         if window_id is None:
             found = _verdict(db, t, maintenance.load(db))
             window_id = t["window_id"] or (found[0] if found else None)
-        priority = t["priority"] if _RANK[t["priority"]] >= _RANK["high"] else "high"
         changes = {"kind": "discrepancy", "kind_set_by": "agent", "window_id": window_id}
-        _update(db, ticket_id, {**changes, "priority": priority})
+        _update(db, ticket_id, {**changes, "priority": _at_least_high(t["priority"])})
         store.record_event(
             db, ticket_id, actor, "kind", {**changes, "priority_from": t["priority"]}
         )
@@ -278,31 +284,15 @@ def _apply(db: sqlite_utils.Database, t: dict[str, Any], settings: maintenance.S
     verdict = _verdict(db, t, settings)
     if verdict is not None:
         window, message = verdict
-        if t["kind"] == "discrepancy" and t["window_id"] == window:
+        if (t["kind"], t["window_id"], t["kind_set_by"]) == ("discrepancy", window, "rule"):
             return
-        priority = t["priority"] if _RANK[t["priority"]] >= _RANK["high"] else "high"
-        _update(
-            db,
-            t["id"],
-            {
-                "kind": "discrepancy",
-                "kind_set_by": "rule",
-                "window_id": window,
-                "priority": priority,
-            },
-        )
-        store.record_event(
-            db,
-            t["id"],
-            RULE_ACTOR,
-            "kind",
-            {
-                "to": "discrepancy",
-                "window": window,
-                "message": message,
-                "priority_from": t["priority"],
-            },
-        )
+        changes = {"kind": "discrepancy", "kind_set_by": "rule", "window_id": window}
+        detail = {"to": "discrepancy", "window": window, "message": message}
+        if t["kind"] != "discrepancy":  # raising it now: remember from what, to undo it
+            changes["priority"] = _at_least_high(t["priority"])
+            detail["priority_from"] = t["priority"]
+        _update(db, t["id"], changes)
+        store.record_event(db, t["id"], RULE_ACTOR, "kind", detail)
     elif t["kind"] == "discrepancy":
         # The window moved or was cancelled: undo what the rule did, priority included unless
         # someone has changed it since.

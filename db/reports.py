@@ -97,6 +97,15 @@ def sections(text: str) -> dict[str, str]:
     return found
 
 
+def writable(db: sqlite_utils.Database, window_id: int) -> windows.Window:
+    """The window, if a report can be written for it now: after it completes."""
+    w = windows.get(db, window_id)
+    status = w.status(clock.now())
+    if status != "completed":
+        raise DeskError(f"{w.label} is {status}; a report is written after it completes.")
+    return w
+
+
 def write_report(
     db: sqlite_utils.Database, window_id: int, text: str, actor: str
 ) -> windows.Window:
@@ -109,10 +118,7 @@ def write_report(
             "empty; write under each '## ' heading and save again."
         )
     with write(db):
-        w = windows.get(db, window_id)
-        status = w.status(clock.now())
-        if status != "completed":
-            raise DeskError(f"{w.label} is {status}; a report is written after it completes.")
+        w = writable(db, window_id)
         changes = {"report": text, "report_written_at": clock.now_iso(), "report_by": actor}
         return windows.change(db, w, actor, "report", changes)
 

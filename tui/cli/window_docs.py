@@ -123,6 +123,7 @@ def run_report(args: argparse.Namespace) -> int:
     if args.json and not args.file:
         ops.print_json(reports.as_dict(w))
         return 0
+    w = reports.writable(db, w.id)  # before anyone spends time in the editor
     template = reports.template(db, w)
     text = _read(args.file) if args.file else _edit(template)
     if text == template and not w.report:

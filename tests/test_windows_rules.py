@@ -1,0 +1,184 @@
+"""The 48-hour notice rule at its edges, the notice ledger, and the lifecycle of a window."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.windows_helpers import desk, desk_json, write_config
+
+NOW = "2026-06-01T10:00:00Z"  # 11:00 BST
+
+
+@pytest.fixture
+def config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("DESK_NOW", NOW)
+    monkeypatch.setenv("DESK_USER", "olga")
+    return write_config(tmp_path)
+
+
+def add(capsys, config: Path, start: str, *extra: str) -> tuple[int, str, str]:
+    return desk(
+        capsys,
+        config,
+        "window",
+        "add",
+        "--title",
+        "Ledger upgrade",
+        "--type",
+        "feature",
+        "--start",
+        start,
+        "--duration",
+        "120",
+        "--features",
+        "Trading, Statements",
+        *extra,
+    )
+
+
+def test_47_59_before_is_refused_48_00_accepted(config: Path, capsys) -> None:
+    code, out, err = add(capsys, config, "2026-06-03T09:59:00Z")
+    assert 2 == code
+    assert "" == out
+    assert "47 h 59 min" in err and "48 hours' notice" in err and "--force --reason" in err
+    assert 1 == len(err.strip().splitlines())
+
+    code, _, err = add(capsys, config, "2026-06-03 11:00", "--json")  # local BST = 10:00 UTC
+    assert 0 == code, err
+    assert [] == [
+        w for w in desk_json(capsys, config, "window", "list") if w["status"] != "planned"
+    ]
+
+
+def test_force_needs_a_reason_and_records_it(config: Path, capsys) -> None:
+    code, _, err = add(capsys, config, "2026-06-02T10:00:00Z", "--force")
+    assert (2, "desk: --force needs --reason TEXT saying why the notice rule is broken.\n") == (
+        code,
+        err,
+    )
+    code, out, err = add(
+        capsys, config, "2026-06-02T10:00:00Z", "--force", "--reason", "vendor patch", "--json"
+    )
+    assert 0 == code, err
+    shown = desk_json(capsys, config, "window", "show", "W1")
+    assert "vendor patch" == shown["forced_reason"]
+    assert [("created", "olga", "vendor patch")] == [
+        (e["action"], e["actor"], e["detail"]["forced_reason"]) for e in shown["events"]
+    ]
+    # The reason on record carries the announcement through the rule too.
+    code, _, err = desk(capsys, config, "window", "notice", "W1", "--issue")
+    assert 0 == code, err
+    assert "announced" == desk_json(capsys, config, "window", "show", "W1")["status"]
+
+
+def test_announcing_too_late_is_refused(
+    config: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert 0 == add(capsys, config, "2026-06-03T12:00:00Z")[0]  # 50 h ahead
+    monkeypatch.setenv("DESK_NOW", "2026-06-01T12:00:01Z")  # now 47:59:59 ahead
+    code, _, err = desk(capsys, config, "window", "notice", "W1", "--issue")
+    assert 2 == code and "47 h 59 min" in err
+    assert "planned" == desk_json(capsys, config, "window", "show", "W1")["status"]
+
+
+def test_notice_ledger_no_duplicates_and_reschedule_supersedes(config: Path, capsys) -> None:
+    assert 0 == add(capsys, config, "2026-06-07T01:00:00Z")[0]
+    first = desk_json(capsys, config, "window", "notice", "W1", "--issue")
+    assert [("banner", True), ("email", True)] == [(n["channel"], n["created"]) for n in first]
+    email = next(n for n in first if n["channel"] == "email")["body"]
+    for expected in (
+        "Sunday 7 June 2026, 02:00–04:00 BST",
+        "2026-06-07 01:00–03:00 UTC",
+        "  - Trading\n  - Statements",
+        "feature update",
+        "back up any critical data",
+        "log out of your account before the window begins",
+    ):
+        assert expected in email
+
+    again = desk_json(capsys, config, "window", "notice", "W1", "--kind", "announcement", "--issue")
+    assert [False, False] == [n["created"] for n in again]
+    assert [n["id"] for n in first] == [n["id"] for n in again]
+
+    code, _, err = desk(capsys, config, "window", "edit", "W1", "--start", "2026-06-14 02:00")
+    assert 0 == code, err
+    shown = desk_json(capsys, config, "window", "show", "W1")
+    assert ("planned", 2, "2026-06-14T03:00:00.000Z") == (
+        shown["status"],
+        shown["revision"],
+        shown["end_at"],
+    )  # moved, kept its two hours, and must be announced again
+    assert [(1, 1), (1, 1)] == [(n["revision"], n["superseded"]) for n in shown["notices"]]
+    renewed = desk_json(capsys, config, "window", "notice", "W1", "--issue")
+    assert [(2, True)] * 2 == [(n["revision"], n["created"]) for n in renewed]
+    assert "Sunday 14 June 2026" in next(n for n in renewed if n["channel"] == "email")["body"]
+    ledger = desk_json(capsys, config, "window", "notice", "W1", "--ledger")
+    assert 4 == len(ledger)
+
+
+def test_a_title_change_supersedes_but_does_not_unannounce(config: Path, capsys) -> None:
+    assert 0 == add(capsys, config, "2026-06-07T01:00:00Z")[0]
+    desk_json(capsys, config, "window", "notice", "W1", "--issue")
+    assert 0 == desk(capsys, config, "window", "edit", "W1", "--title", "Ledger v2")[0]
+    shown = desk_json(capsys, config, "window", "show", "W1")
+    assert "announced" == shown["status"]
+    assert {1} == {n["superseded"] for n in shown["notices"]}
+    reminder = desk_json(capsys, config, "window", "notice", "W1", "--issue")  # state: reminder
+    assert {"reminder"} == {n["kind"] for n in reminder}
+    assert "Reminder: Valuit maintenance" in next(n["subject"] for n in reminder if n["subject"])
+
+
+def test_edit_with_a_stale_revision_is_refused(config: Path, capsys) -> None:
+    assert 0 == add(capsys, config, "2026-06-07T01:00:00Z")[0]
+    assert 0 == desk(capsys, config, "window", "edit", "W1", "--title", "A")[0]
+    code, _, err = desk(
+        capsys, config, "window", "edit", "W1", "--title", "B", "--if-revision", "1"
+    )
+    assert 2 == code and "revision 2, not 1" in err
+
+
+def test_lifecycle_follows_the_clock_and_cancel_is_for_future_windows(
+    config: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert 0 == add(capsys, config, "2026-06-07T01:00:00Z")[0]
+    assert 0 == add(capsys, config, "2026-06-08T01:00:00Z")[0]
+    monkeypatch.setenv("DESK_NOW", "2026-06-07T02:00:00Z")
+    assert "active" == desk_json(capsys, config, "window", "show", "W1")["status"]
+    code, _, err = desk(capsys, config, "window", "cancel", "W1")
+    assert (2, "desk: W1 is active and cannot be cancelled; complete it instead.\n") == (code, err)
+    code, _, err = desk(capsys, config, "window", "cancel", "W2", "--reason", "vendor delay")
+    assert 0 == code, err
+    cancelled = desk_json(capsys, config, "window", "notice", "W2", "--issue")
+    assert "Cancelled: Valuit maintenance" in next(n["subject"] for n in cancelled if n["subject"])
+    completed = desk_json(capsys, config, "window", "complete", "W1")
+    assert ("completed", "2026-06-07T02:00:00.000Z") == (completed["status"], completed["end_at"])
+    monkeypatch.setenv("DESK_NOW", "2026-06-09T00:00:00Z")
+    assert ["completed", "cancelled"] == [
+        w["status"] for w in desk_json(capsys, config, "window", "list")
+    ]
+
+
+ADD = ("window", "add", "--title", "x", "--type", "feature")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("window", "show", "W99"), "There is no window W99"),
+        ((*ADD, "--start", "soon", "--duration", "5"), "is not a time"),
+        ((*ADD, "--start", "2026-07-01 02:00", "--end", "2026-07-01 01:00"), "end after it starts"),
+        (
+            (*ADD, "--start", "2026-03-29 01:30", "--zone", "Europe/London", "--duration", "5"),
+            "does not exist in Europe/London",
+        ),
+        (("window", "complete", "W1"), "There is no window W1"),
+        (("window", "report", "W1", "--show"), "There is no window W1"),
+    ],
+)
+def test_errors_are_one_sentence_and_non_zero(config: Path, capsys, args, message) -> None:
+    code, out, err = desk(capsys, config, *args)
+    assert 0 != code
+    assert message in err
+    assert err.startswith("desk: ") and 1 == len(err.strip().splitlines())
