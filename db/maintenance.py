@@ -1,4 +1,4 @@
-"""The `[maintenance]` settings as every process sees them, and bringing the database in step.
+"""The `[maintenance]` settings mail is classified with, saved in the database for every process.
 
 The daemon classifies mail inside the store's transaction, where no configuration is at hand;
 it reads the settings saved here instead. `recurrence.sync()` saves them when the daemon starts

@@ -66,19 +66,13 @@ def test_configured_vocabulary_adds_or_replaces() -> None:
 
 
 @pytest.fixture
-def config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> Path:
     monkeypatch.setenv("DESK_NOW", "2026-06-01T10:00:00Z")
     monkeypatch.setenv("DESK_USER", "olga")
     path = write_config(tmp_path, "verification_hours = 72\n")
     args = ("--type", "performance", "--start", "2026-06-03T10:00:00Z", "--duration", "120")
-    assert 0 == desk_capsys(path, "window", "add", "--title", "Ledger", *args)
+    assert 0 == desk(capsys, path, "window", "add", "--title", "Ledger", *args)[0]
     return path
-
-
-def desk_capsys(path: Path, *args: str) -> int:
-    from tui.cli import main
-
-    return main(["--config", str(path), *args])
 
 
 def at(monkeypatch: pytest.MonkeyPatch, when: str) -> None:
