@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 import sqlite_utils
 from dateutil import rrule
 
-from db import clock, maintenance, schedule
+from db import clock, maintenance, windows
 from db.config import Maintenance, Recurring
 from db.connect import write
 from db.errors import DeskError
@@ -122,7 +122,7 @@ def materialise(db: sqlite_utils.Database, settings: Maintenance) -> list[int]:
             produced.add((rule.name, occ.key))
             if occ.start > horizon:
                 continue
-            window_id = schedule.insert(
+            window_id = windows.insert(
                 db,
                 title=rule.title,
                 kind=rule.kind,
@@ -141,7 +141,7 @@ def materialise(db: sqlite_utils.Database, settings: Maintenance) -> list[int]:
                 added.append(window_id)
     for window_id, rule_name, key, _, revision in existing:
         if (rule_name, key) not in produced and revision == 1:
-            schedule.cancel_within(db, window_id, ACTOR, f"rule {rule_name!r} no longer makes it")
+            windows.cancel_within(db, window_id, ACTOR, f"rule {rule_name!r} no longer makes it")
     return added
 
 

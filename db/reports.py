@@ -13,7 +13,7 @@ from typing import Any
 
 import sqlite_utils
 
-from db import clock, notices, schedule, windows
+from db import clock, notices, windows
 from db.connect import write
 from db.errors import DeskError
 
@@ -120,7 +120,7 @@ def write_report(
     with write(db):
         w = writable(db, window_id)
         changes = {"report": text, "report_written_at": clock.now_iso(), "report_by": actor}
-        return schedule.change(db, w, actor, "report", changes)
+        return windows.change(db, w, actor, "report", changes)
 
 
 def overdue(db: sqlite_utils.Database, now: datetime) -> list[windows.Window]:

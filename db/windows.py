@@ -1,188 +1,379 @@
-"""Maintenance windows as stored: what one is, its status by the clock, finding and listing them.
+"""Maintenance windows: scheduling under the notice rule, edits, cancel, complete, emergencies,
+release notes and issuing notices; reading them is re-exported from `db.window_model`.
 
-Status follows from the clock (planned → announced → active → completed) except what is said
-explicitly: cancelled, completed early. Changing windows is `db.schedule`'s job.
+Every change bumps the revision and is recorded in `window_event`; a change to what a notice
+says supersedes the standing notices; a change to when a window is re-judges the tickets around
+it. Scheduled windows keep the notice rule: announced at least `announce_hours` (48) before
+they start, unless forced with a reason.
 """
 
 from __future__ import annotations
 
 import json
-import re
-from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlite_utils
 
-from db import clock
-from db.errors import DeskError, NotFoundError
+from db import clock, discrepancy, notices
+from db.connect import write
+from db.errors import ConflictError, DeskError
+from db.migrations import NOTICE_KINDS, UPDATE_TYPES
+from db.window_model import Window as Window
+from db.window_model import events as events
+from db.window_model import expected_notice as expected_notice
+from db.window_model import get as get
+from db.window_model import listing as listing
+from db.window_model import ref as ref
 
-_REF = re.compile(r"[Ww]?(\d{1,9})")
-
-
-def _time(text: str | None) -> datetime | None:
-    return clock.parse(text) if text else None
-
-
-@dataclass(frozen=True)
-class Window:
-    """One window as stored; times are aware UTC datetimes."""
-
-    id: int
-    title: str
-    kind: str
-    update_type: str
-    description: str
-    start: datetime
-    end: datetime  # as planned; `ends` is when it really ends
-    zone: str
-    features: tuple[str, ...]
-    release_notes: str
-    nature: str
-    expected_minutes: int | None
-    announced_at: datetime | None
-    forced_reason: str | None
-    cancelled_at: datetime | None
-    completed_at: datetime | None
-    rule: str | None
-    flags: tuple[str, ...]
-    report: str | None
-    report_written_at: datetime | None
-    revision: int
-    created_at: datetime
-    created_by: str
-
-    @classmethod
-    def from_row(cls, row: dict[str, Any]) -> Window:
-        return cls(
-            id=row["id"],
-            title=row["title"],
-            kind=row["kind"],
-            update_type=row["update_type"],
-            description=row["description"],
-            start=clock.parse(row["start_at"]),
-            end=clock.parse(row["end_at"]),
-            zone=row["zone"],
-            features=tuple(json.loads(row["features"])),
-            release_notes=row["release_notes"],
-            nature=row["nature"],
-            expected_minutes=row["expected_minutes"],
-            announced_at=_time(row["announced_at"]),
-            forced_reason=row["forced_reason"],
-            cancelled_at=_time(row["cancelled_at"]),
-            completed_at=_time(row["completed_at"]),
-            rule=row["rule"],
-            flags=tuple(json.loads(row["flags"])),
-            report=row["report"],
-            report_written_at=_time(row["report_written_at"]),
-            revision=row["revision"],
-            created_at=clock.parse(row["created_at"]),
-            created_by=row["created_by"],
-        )
-
-    @property
-    def label(self) -> str:
-        return f"W{self.id}"
-
-    @property
-    def ends(self) -> datetime:
-        return self.completed_at or self.end
-
-    def status(self, now: datetime) -> str:
-        if self.cancelled_at:
-            return "cancelled"
-        if self.completed_at or now >= self.end:
-            return "completed"
-        if now >= self.start:
-            return "active"
-        return "announced" if self.announced_at else "planned"
-
-    def report_due(self, now: datetime) -> bool:
-        """An emergency's post-maintenance report is due from the moment it ends until written."""
-        return (
-            self.kind == "emergency"
-            and self.status(now) == "completed"
-            and self.report_written_at is None
-        )
-
-    def as_dict(self, now: datetime, zone: str | None = None) -> dict[str, Any]:
-        """Plain data for `--json`: times in UTC and in `zone` (default: the window's)."""
-        tz = ZoneInfo(zone or self.zone)
-        stamp = lambda t: clock.iso(t) if t else None  # noqa: E731
-        return {
-            "id": self.label,
-            "number": self.id,
-            "title": self.title,
-            "kind": self.kind,
-            "update_type": self.update_type,
-            "status": self.status(now),
-            "start_at": stamp(self.start),
-            "end_at": stamp(self.ends),
-            "planned_end_at": stamp(self.end),
-            "zone": self.zone,
-            "start_local": self.start.astimezone(tz).isoformat(timespec="minutes"),
-            "end_local": self.ends.astimezone(tz).isoformat(timespec="minutes"),
-            "features": list(self.features),
-            "description": self.description,
-            "release_notes": self.release_notes,
-            "nature": self.nature,
-            "expected_minutes": self.expected_minutes,
-            "announced_at": stamp(self.announced_at),
-            "forced_reason": self.forced_reason,
-            "cancelled_at": stamp(self.cancelled_at),
-            "completed_at": stamp(self.completed_at),
-            "rule": self.rule,
-            "flags": list(self.flags),
-            "report_due": self.report_due(now),
-            "report_written_at": stamp(self.report_written_at),
-            "revision": self.revision,
-            "created_at": stamp(self.created_at),
-            "created_by": self.created_by,
-        }
+SCHEDULED_KINDS = ("monthly", "quarterly", "adhoc")
+# What notices print: changing any of these makes the standing notices stale.
+_NOTICE_FIELDS = {
+    "title", "update_type", "description", "start_at", "end_at", "features", "release_notes",
+    "nature", "expected_minutes",
+}  # fmt: skip
+# Changing these means users must be told again, 48 hours ahead.
+_SCHEDULE_FIELDS = {"start_at", "end_at", "features"}
+_TIME_FIELDS = {"start_at", "end_at", "completed_at", "cancelled_at"}
+_EDITABLE = {"title", "update_type", "description", "start_at", "end_at", "features", "zone"}
 
 
-def ref(text: str) -> int:
-    """The number in 'W12', 'w12' or '12'."""
-    match = _REF.fullmatch(text.strip())
-    if match is None:
-        raise DeskError(f"{text!r} is not a window; write it as W12 or 12.")
-    return int(match.group(1))
+class NoticeRuleError(DeskError):
+    """A scheduled window would be announced less than the required hours before it starts."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, title="Too little notice")
 
 
-def get(db: sqlite_utils.Database, window_id: int) -> Window:
-    for row in db.query("SELECT * FROM window WHERE id = ?", [window_id]):
-        return Window.from_row(row)
-    raise NotFoundError(f"There is no window W{window_id}; `desk window list --all` shows them.")
-
-
-def listing(db: sqlite_utils.Database, *, ending_after: datetime | None = None) -> list[Window]:
-    """Windows by start time; with `ending_after`, only those ending later than it."""
-    if ending_after is None:
-        rows = db.query("SELECT * FROM window ORDER BY start_at, id")
-    else:
-        rows = db.query(
-            "SELECT * FROM window WHERE ends_at > ? ORDER BY start_at, id",
-            [clock.iso(ending_after)],
-        )
-    return [Window.from_row(row) for row in rows]
-
-
-def events(db: sqlite_utils.Database, window_id: int) -> list[dict[str, Any]]:
-    rows = db.query(
-        "SELECT at, actor, revision, action, detail FROM window_event WHERE window_id = ? "
-        "ORDER BY id",
-        [window_id],
+def _event(
+    db: sqlite_utils.Database, window_id: int, revision: int, actor: str, action: str, detail: dict
+) -> None:
+    db.execute(
+        "INSERT INTO window_event (window_id, at, actor, revision, action, detail) "
+        "VALUES (?, ?, ?, ?, ?, ?)",
+        [window_id, clock.now_iso(), actor, revision, action, json.dumps(detail, default=str)],
     )
-    return [{**row, "detail": json.loads(row["detail"])} for row in rows]
 
 
-def expected_notice(w: Window, now: datetime) -> str:
-    """The notice a window's state calls for next."""
-    return {
-        "planned": "announcement",
-        "announced": "reminder",
-        "active": "start",
-        "completed": "completion",
-        "cancelled": "cancellation",
-    }[w.status(now)]
+def check_notice(
+    kind: str, start: datetime, hours: float, forced_reason: str | None, zone: str
+) -> None:
+    """Refuse a scheduled window that starts less than `hours` from now (the earliest it can
+    be announced), unless a reason for forcing it is on record."""
+    now = clock.now()
+    if kind == "emergency" or forced_reason or start - now >= timedelta(hours=hours):
+        return
+    lead = max(start - now, timedelta())
+    earliest = (now + timedelta(hours=hours)).astimezone(ZoneInfo(zone))
+    raise NoticeRuleError(
+        f"The window would start in {lead.days * 24 + lead.seconds // 3600} h "
+        f"{lead.seconds % 3600 // 60:02d} min, less than the {hours:g} hours' notice the "
+        f"policy requires; start it at {earliest:%Y-%m-%d %H:%M %Z} or later, "
+        "or pass --force --reason TEXT."
+    )
+
+
+def _check_span(start: datetime, end: datetime) -> None:
+    if end <= start:
+        raise DeskError("A window must end after it starts; check --end or --duration.")
+
+
+def _reason(force_reason: str | None) -> str | None:
+    if force_reason is not None and not force_reason.strip():
+        raise DeskError("Forcing the notice rule needs a reason; pass --reason TEXT.")
+    return force_reason.strip() if force_reason else None
+
+
+def insert(
+    db: sqlite_utils.Database,
+    *,
+    title: str,
+    kind: str,
+    update_type: str,
+    start: datetime,
+    end: datetime,
+    zone: str,
+    actor: str,
+    features: tuple[str, ...] = (),
+    description: str = "",
+    nature: str = "",
+    expected_minutes: int | None = None,
+    announced: bool = False,
+    forced_reason: str | None = None,
+    rule: str | None = None,
+    occurrence: str | None = None,
+    flags: tuple[str, ...] = (),
+) -> int | None:
+    """Insert a window (inside the caller's transaction); None when its rule's occurrence
+    already exists, so materialising twice adds nothing."""
+    _check_span(start, end)
+    if update_type not in UPDATE_TYPES:
+        raise DeskError(f"{update_type!r} is not an update type; use {', '.join(UPDATE_TYPES)}.")
+    now = clock.now_iso()
+    cursor = db.execute(
+        "INSERT OR IGNORE INTO window (title, kind, update_type, description, start_at, end_at, "
+        "zone, features, nature, expected_minutes, announced_at, forced_reason, rule, "
+        "occurrence, flags, created_at, created_by) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            title,
+            kind,
+            update_type,
+            description,
+            clock.iso(start),
+            clock.iso(end),
+            zone,
+            json.dumps(list(features)),
+            nature,
+            expected_minutes,
+            now if announced else None,
+            forced_reason,
+            rule,
+            occurrence,
+            json.dumps(list(flags)),
+            now,
+            actor,
+        ],
+    )
+    if not cursor.rowcount:
+        return None
+    window_id = cursor.lastrowid
+    detail = {"rule": rule, "occurrence": occurrence} if rule else {}
+    _event(db, window_id, 1, actor, "created", {**detail, "forced_reason": forced_reason})
+    discrepancy.reevaluate_span(db, clock.iso(start), clock.iso(end))
+    return window_id
+
+
+def add(
+    db: sqlite_utils.Database,
+    *,
+    title: str,
+    kind: str,
+    update_type: str,
+    start: datetime,
+    end: datetime,
+    zone: str,
+    actor: str,
+    features: tuple[str, ...] = (),
+    description: str = "",
+    announce_hours: float = 48.0,
+    force_reason: str | None = None,
+) -> Window:
+    """Schedule a window under the notice rule."""
+    if kind not in SCHEDULED_KINDS:
+        raise DeskError(
+            f"{kind!r} is not a scheduled kind ({', '.join(SCHEDULED_KINDS)}); "
+            "an emergency starts with `desk window emergency`."
+        )
+    reason = _reason(force_reason)
+    _check_span(start, end)
+    check_notice(kind, start, announce_hours, reason, zone)
+    with write(db):
+        window_id = insert(
+            db,
+            title=title,
+            kind=kind,
+            update_type=update_type,
+            start=start,
+            end=end,
+            zone=zone,
+            actor=actor,
+            features=features,
+            description=description,
+            forced_reason=reason,
+        )
+    assert window_id is not None  # only rule occurrences are ever ignored
+    return get(db, window_id)
+
+
+def change(
+    db: sqlite_utils.Database,
+    w: Window,
+    actor: str,
+    action: str,
+    changes: dict[str, Any],
+    *,
+    note: dict[str, Any] | None = None,
+) -> Window:
+    """Apply `changes` (column → new stored value) as the next revision (inside a transaction);
+    `note` adds to what the audit trail records."""
+    current = next(db.query("SELECT * FROM window WHERE id = ?", [w.id]))
+    diff = {k: [current[k], v] for k, v in changes.items() if current[k] != v}
+    if not diff:
+        return w
+    if diff.keys() & _SCHEDULE_FIELDS and current["announced_at"] and w.kind != "emergency":
+        diff["announced_at"] = [current["announced_at"], None]
+    sets = ", ".join(f"{k} = ?" for k in diff)
+    db.execute(
+        f"UPDATE window SET {sets}, revision = revision + 1 WHERE id = ?",
+        [*(new for _, new in diff.values()), w.id],
+    )
+    _event(db, w.id, w.revision + 1, actor, action, {**diff, **(note or {})})
+    if diff.keys() & _NOTICE_FIELDS:
+        notices.supersede(db, w.id)
+    if diff.keys() & _TIME_FIELDS:
+        changed = get(db, w.id)
+        discrepancy.reevaluate_span(
+            db, clock.iso(min(w.start, changed.start)), clock.iso(max(w.ends, changed.ends))
+        )
+    return get(db, w.id)
+
+
+def _current(db: sqlite_utils.Database, window_id: int, expected_revision: int | None) -> Window:
+    w = get(db, window_id)
+    if expected_revision is not None and w.revision != expected_revision:
+        raise ConflictError(
+            f"{w.label} is at revision {w.revision}, not {expected_revision}: someone changed it; "
+            "look at `desk window show` and try again."
+        )
+    return w
+
+
+def edit(
+    db: sqlite_utils.Database,
+    window_id: int,
+    actor: str,
+    changes: dict[str, Any],
+    *,
+    announce_hours: float = 48.0,
+    force_reason: str | None = None,
+    expected_revision: int | None = None,
+) -> Window:
+    """Change title, type, description, times (aware datetimes), features or zone."""
+    unknown = changes.keys() - _EDITABLE
+    if unknown:
+        raise DeskError(f"These cannot be edited: {', '.join(sorted(unknown))}.")
+    reason = _reason(force_reason)
+    with write(db):
+        w = _current(db, window_id, expected_revision)
+        now = clock.now()
+        status = w.status(now)
+        start, end = changes.get("start_at", w.start), changes.get("end_at", w.end)
+        moved = start != w.start or end != w.end
+        if status in ("cancelled", "completed") and (moved or "features" in changes):
+            raise DeskError(f"{w.label} is {status}; its times and features can no longer change.")
+        if status == "active" and start != w.start:
+            raise DeskError(f"{w.label} has started; only its end can move now.")
+        if status == "active" and end <= now:
+            raise DeskError(f"{w.label} would end in the past; use `desk window complete`.")
+        _check_span(start, end)
+        if moved and status != "active":
+            check_notice(w.kind, start, announce_hours, reason, changes.get("zone", w.zone))
+        stored = {k: clock.iso(v) if k in ("start_at", "end_at") else v for k, v in changes.items()}
+        if "features" in stored:
+            stored["features"] = json.dumps(list(stored["features"]))
+        if moved:
+            stored["forced_reason"] = reason
+        return change(db, w, actor, "edited", stored)
+
+
+def cancel(db: sqlite_utils.Database, window_id: int, actor: str, reason: str = "") -> Window:
+    """Call off a window that has not started."""
+    with write(db):
+        return cancel_within(db, window_id, actor, reason)
+
+
+def cancel_within(
+    db: sqlite_utils.Database, window_id: int, actor: str, reason: str = ""
+) -> Window:
+    """`cancel`, inside the caller's transaction."""
+    w = get(db, window_id)
+    status = w.status(clock.now())
+    if status in ("active", "completed", "cancelled"):
+        hint = "; complete it instead" if status == "active" else ""
+        raise DeskError(f"{w.label} is {status} and cannot be cancelled{hint}.")
+    changes = {"cancelled_at": clock.now_iso()}
+    return change(db, w, actor, "cancelled", changes, note={"reason": reason})
+
+
+def complete(db: sqlite_utils.Database, window_id: int, actor: str) -> Window:
+    """End an active window now (earlier or later than planned)."""
+    with write(db):
+        w = get(db, window_id)
+        status = w.status(clock.now())
+        if status != "active":
+            raise DeskError(f"{w.label} is {status}; only an active window can be completed.")
+        return change(db, w, actor, "completed", {"completed_at": clock.now_iso()})
+
+
+def emergency(
+    db: sqlite_utils.Database,
+    *,
+    title: str,
+    expected_minutes: int,
+    nature: str,
+    actor: str,
+    zone: str,
+    features: tuple[str, ...] = (),
+    update_type: str = "security",
+) -> tuple[Window, list[dict[str, Any]]]:
+    """Start an emergency window now and issue its start notice at once."""
+    if expected_minutes <= 0:
+        raise DeskError("The expected downtime must be a positive number of minutes.")
+    now = clock.now()
+    with write(db):
+        window_id = insert(
+            db,
+            title=title,
+            kind="emergency",
+            update_type=update_type,
+            start=now,
+            end=now + timedelta(minutes=expected_minutes),
+            zone=zone,
+            actor=actor,
+            features=features,
+            nature=nature,
+            expected_minutes=expected_minutes,
+            announced=True,
+        )
+        assert window_id is not None
+        w = get(db, window_id)
+        issued, _ = notices.record(db, w, "start", actor)
+    return w, issued
+
+
+def set_notes(db: sqlite_utils.Database, window_id: int, text: str, actor: str) -> Window:
+    with write(db):
+        return change(db, get(db, window_id), actor, "release-notes", {"release_notes": text})
+
+
+def issue_notice(
+    db: sqlite_utils.Database,
+    window_id: int,
+    kind: str,
+    actor: str,
+    *,
+    announce_hours: float = 48.0,
+    force_reason: str | None = None,
+    zone: str | None = None,
+) -> tuple[list[dict[str, Any]], bool]:
+    """Enter a notice in the ledger; an announcement marks the window announced, under the
+    notice rule. Returns the standing notices and whether they were issued now."""
+    if kind not in NOTICE_KINDS:
+        raise DeskError(f"{kind!r} is not a notice kind; use {', '.join(NOTICE_KINDS)}.")
+    reason = _reason(force_reason)
+    with write(db):
+        w = get(db, window_id)
+        status = w.status(clock.now())
+        allowed = {
+            "announcement": ("planned", "announced"),
+            "reminder": ("announced",),
+            "start": ("active",),
+            "completion": ("completed",),
+            "cancellation": ("cancelled",),
+        }[kind]
+        if status not in allowed:
+            raise DeskError(f"{w.label} is {status}, so a {kind} notice does not fit it now.")
+        standing = notices.standing(db, w.id, kind)
+        if standing:
+            return standing, False
+        if kind == "announcement":
+            check_notice(w.kind, w.start, announce_hours, reason or w.forced_reason, w.zone)
+            db.execute(
+                "UPDATE window SET announced_at = ?, forced_reason = coalesce(?, forced_reason) "
+                "WHERE id = ?",
+                [clock.now_iso(), reason, w.id],
+            )
+            _event(db, w.id, w.revision, actor, "announced", {"forced_reason": reason})
+        return notices.record(db, w, kind, actor, zone)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from datetime import timedelta
 
-from db import clock, notices, schedule, windows
+from db import clock, notices, windows
 from db.errors import DeskError
 from db.migrations import UPDATE_TYPES
 from tui import safe
@@ -49,7 +49,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--duration 120 --features 'Trading, Statements'",
     )
     p.add_argument("--title", required=True)
-    p.add_argument("--kind", choices=schedule.SCHEDULED_KINDS, default="adhoc")
+    p.add_argument("--kind", choices=windows.SCHEDULED_KINDS, default="adhoc")
     _schedule_options(p, required=True)
     p.set_defaults(handler=run_add)
 
@@ -189,7 +189,7 @@ def run_add(args: argparse.Namespace) -> int:
     config, db = ops.open_synced(args)
     zone = ops.zone_of(args, config)
     start, end = _times(args, zone)
-    w = schedule.add(
+    w = windows.add(
         db,
         title=args.title,
         kind=args.kind,
@@ -229,7 +229,7 @@ def run_edit(args: argparse.Namespace) -> int:
     }
     if not changes:
         raise DeskError("Nothing to change; give at least one of the options (see --help).")
-    w = schedule.edit(
+    w = windows.edit(
         db,
         w.id,
         ops.actor(),
@@ -243,14 +243,14 @@ def run_edit(args: argparse.Namespace) -> int:
 
 def run_cancel(args: argparse.Namespace) -> int:
     config, db = ops.open_synced(args)
-    w = schedule.cancel(db, args.window, ops.actor(), args.reason)
+    w = windows.cancel(db, args.window, ops.actor(), args.reason)
     hint = f"`desk window notice {w.label} --issue` records the cancellation notice"
     return _done(args, w, w.zone, f"Cancelled {w.label}; {hint}.")
 
 
 def run_complete(args: argparse.Namespace) -> int:
     config, db = ops.open_synced(args)
-    w = schedule.complete(db, args.window, ops.actor())
+    w = windows.complete(db, args.window, ops.actor())
     due = (
         f"; the post-maintenance report is due: desk window report {w.label}"
         if w.report_due(clock.now())
@@ -262,7 +262,7 @@ def run_complete(args: argparse.Namespace) -> int:
 def run_emergency(args: argparse.Namespace) -> int:
     config, db = ops.open_synced(args)
     zone = ops.zone_of(args, config)
-    w, issued = schedule.emergency(
+    w, issued = windows.emergency(
         db,
         title=args.title,
         expected_minutes=args.expect,

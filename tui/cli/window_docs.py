@@ -17,7 +17,7 @@ from pathlib import Path
 
 import icalendar
 
-from db import clock, notices, recurrence, reports, schedule, windows
+from db import clock, notices, recurrence, reports, windows
 from db.config import load
 from db.errors import DeskError
 from db.migrations import NOTICE_KINDS
@@ -142,7 +142,7 @@ def run_notes(args: argparse.Namespace) -> int:
         print(windows.get(db, args.window).release_notes or "(no release notes)")
         return 0
     text = _read(args.file) if args.file else args.text
-    w = schedule.set_notes(db, args.window, text, ops.actor())
+    w = windows.set_notes(db, args.window, text, ops.actor())
     print(f"Release notes of {w.label} saved (revision {w.revision}); standing notices are stale.")
     return 0
 
@@ -163,7 +163,7 @@ def run_notice(args: argparse.Namespace) -> int:
     if args.force and not args.reason:
         raise DeskError("--force needs --reason TEXT saying why the notice rule is broken.")
     if args.issue:
-        shown, created = schedule.issue_notice(
+        shown, created = windows.issue_notice(
             db,
             w.id,
             kind,
