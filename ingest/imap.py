@@ -205,6 +205,7 @@ class Reader:
         info = self.client.select_folder(self.source.folder, readonly=readonly)
         self.uidvalidity = int(info[b"UIDVALIDITY"])
         self.exists = int(info.get(b"EXISTS", 0))
+        self.news()  # the SELECT's own counts, just read
         log.info(
             "%s: connected to %s:%d, folder %s (%d message(s))",
             self.name,
@@ -240,6 +241,12 @@ class Reader:
     # --------------------------------------------------------------- syncing
 
     def sync(self) -> None:
+        """Store every message after the checkpoint, again while more arrives meanwhile."""
+        self.sync_once()
+        while self.news() and not self.stop.is_set():
+            self.sync_once()
+
+    def sync_once(self) -> None:
         """Store every message after the checkpoint, and retry the ones that failed before."""
         assert self.client is not None
         state = sources.get(self.db, self.name) or {}
@@ -430,19 +437,55 @@ class Reader:
             if changed and not self.stop.is_set():
                 self.sync()
 
-    def idle_wait(self, timeout: float) -> list:
-        """IDLE responses within `timeout`; raises ConnectionLost when the server went away."""
+    def idle_wait(self, timeout: float) -> list[tuple]:
+        """IDLE responses within `timeout`; raises ConnectionLost when the server went away.
+
+        Not imapclient's `idle_check()`: it polls the socket only, so a response already read
+        into imaplib's buffer (say, an EXISTS sent together with "+ idling") waits there until
+        the next packet, minutes later; and it reads without blocking, so a line split across
+        packets aborts the connection (an open upstream issue). Here a line is read only once
+        some of it is there, and then in full.
+        """
+        assert self.client is not None
+        if not self.has_input():
+            sock = self.client.socket()
+            if not select.select([sock], [], [], timeout)[0]:
+                return []
+            if not self.has_input():
+                if _peer_closed(sock):
+                    raise ConnectionLost("the server closed the connection")
+                return []  # part of a TLS record; the rest is on its way
+        responses = [_untagged(self.client._imap._get_line())]
+        while self.has_input():
+            responses.append(_untagged(self.client._imap._get_line()))
+        return responses
+
+    def has_input(self) -> bool:
+        """Whether a response has started to arrive: in imaplib's buffer, in TLS, or on the wire."""
         assert self.client is not None
         sock = self.client.socket()
-        pending = isinstance(sock, ssl.SSLSocket) and sock.pending()
-        if not pending and not select.select([sock], [], [], timeout)[0]:
-            return []
-        # May raise IMAPClientAbortError on a response split across reads (an upstream
-        # imapclient issue); like any fault, that means reconnect.
-        responses = self.client.idle_check(timeout=0)
-        if not responses and _peer_closed(sock):
-            raise ConnectionLost("the server closed the connection")
-        return responses
+        sock.setblocking(False)
+        try:
+            return bool(self.client._imap.file.peek(1))
+        except (BlockingIOError, ssl.SSLWantReadError):
+            return False
+        finally:
+            sock.settimeout(TIMEOUT)
+
+    def news(self) -> bool:
+        """Take in what the server reported during our own commands; True if mail arrived.
+
+        Mail that arrives during a sync is announced with the responses to its FETCH or STORE,
+        and only once: imaplib keeps such lines aside, and IDLE would not repeat them.
+        """
+        assert self.client is not None
+        pending = self.client._imap.untagged_responses
+        exists, expunged = pending.pop("EXISTS", None), pending.pop("EXPUNGE", None)
+        if exists:
+            self.exists = int(exists[-1])
+        elif expunged:
+            self.exists = max(self.exists - len(expunged), 0)
+        return bool(exists)
 
     def note(self, responses: list) -> bool:
         """Follow the message count; True when new mail arrived."""
@@ -468,6 +511,16 @@ class Reader:
                 return
             self.note(self.client.noop()[1])
             self.sync()
+
+
+def _untagged(line: bytes) -> tuple:
+    """`* 5 EXISTS` as `(5, b"EXISTS")`, `* BYE bye` as `(b"BYE", b"bye")`, as imapclient does."""
+    words = line.rstrip(b"\r\n").split(b" ")
+    if words[0] == b"*":
+        words = words[1:]
+    if len(words) >= 2 and words[0].isdigit():
+        return (int(words[0]), words[1].upper(), *words[2:])
+    return tuple(words)
 
 
 def _uid(item: Item) -> int:
