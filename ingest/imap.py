@@ -163,7 +163,6 @@ class Reader:
         self.exists = 0
         self.forget_old = False  # the first batch after a UIDVALIDITY change drops old UIDs
         self.suspect: set[int] = set()  # fetched one by one: a fault hit the batch they were in
-        self.healthy = False  # the last session got as far as waiting for news
 
     # ------------------------------------------------------------------ the loop
 
@@ -183,9 +182,7 @@ class Reader:
                 sources.set_state(self.db, self.name, state, error=message)
                 if self.once and (state == "failed-auth" or attempts >= ONCE_ATTEMPTS):
                     raise SourceFailed(f"{self.name}: {message}") from exc
-                # A session that was working reconnects at once: usually a dropped connection.
-                delay = 0.0 if self.healthy else self.backoff.next_delay()
-                self.healthy = False
+                delay = self.backoff.next_delay()
                 log.warning("%s: %s; trying again in %.1f s", self.name, message, delay)
                 self.stop.wait(delay)
             else:
@@ -220,7 +217,6 @@ class Reader:
         if self.once:
             self.close()
             return
-        self.healthy = True
         if b"IDLE" in self.client.capabilities():
             self.idle_loop()
         else:
@@ -375,7 +371,7 @@ class Reader:
     def _fetch(self, uids: list[int]) -> dict[int, bytes]:
         assert self.client is not None
         found = self.client.fetch(uids, [b"BODY.PEEK[]"])
-        return {uid: data.get(b"BODY[]") or b"" for uid, data in found.items()}
+        return {uid: data[b"BODY[]"] for uid, data in found.items() if b"BODY[]" in data}
 
     def _key(self, uid: int) -> str:
         return f"{self.uidvalidity}/{uid}"
@@ -400,7 +396,7 @@ class Reader:
             self.client.add_flags(messages, [b"\\Deleted"], silent=True)
             if self.client.has_capability("UIDPLUS"):
                 self.client.uid_expunge(messages)
-            else:
+            else:  # an old server: this also expunges what others marked \Deleted
                 self.client.expunge()
 
     def settle(self) -> None:
