@@ -118,7 +118,8 @@ def parse(text: str, agent: str = "") -> Query:
 def fts_expression(words: list[str]) -> str:
     """Each word as an FTS5 string (so AND, OR, NEAR, `*`, `"` and `-` are plain text); the last
     word also matches as a prefix, so a query finds while it is being typed."""
-    quoted = ['"' + w.replace('"', '""') + '"' for w in words]
+    # SQLite reads the expression as a C string: a NUL would end it mid-quote.
+    quoted = ['"' + w.replace("\x00", "").replace('"', '""') + '"' for w in words]
     if quoted:
         quoted[-1] += "*"
     return " ".join(quoted)

@@ -215,7 +215,9 @@ def test_a_wrong_key_id_is_one_line_naming_file_and_key(tmp_path):
 def test_saved_searches_become_sections(tmp_path):
     from tui.settings import load
 
-    settings = load(build_config(tmp_path, desk={"section": [{"name": "Mine", "query": "assignee:me"}]}))
+    settings = load(
+        build_config(tmp_path, desk={"section": [{"name": "Mine", "query": "assignee:me"}]})
+    )
     assert ("Mine", "assignee:me") == (settings.sections[-1].name, settings.sections[-1].query)
     assert "maria" == settings.agent
 

@@ -85,7 +85,9 @@ def deliver(path: Path, raw: bytes, function: str = "technical", at: str = NOW) 
     """Store one message the way the daemon does, from its own connection."""
     db = open_db(path)
     with clock_at(at):
-        store_batch(db, [(parse(raw), Delivery(f"{function}-maildir", raw.hex()[:40], (function,)))])
+        store_batch(
+            db, [(parse(raw), Delivery(f"{function}-maildir", raw.hex()[:40], (function,)))]
+        )
     db.close()
 
 
@@ -128,3 +130,34 @@ def line_text(widget: Any, y: int) -> str:
 def anyio_backend() -> str:
     """Async tests run on asyncio through anyio's pytest plugin (import this into the module)."""
     return "asyncio"
+
+
+def add_windows(path: Path) -> None:
+    """An emergency window in force at NOW and a monthly one starting a day later."""
+    from db import windows
+
+    db = open_db(path)
+    with clock_at(clock.iso(clock.parse(NOW) - timedelta(minutes=30))):
+        windows.emergency(
+            db,
+            title="Database failover",
+            expected_minutes=120,
+            nature="primary database host failed",
+            actor="ops",
+            zone="UTC",
+            features=("payments", "exports"),
+        )
+    with clock_at(NOW):
+        start = clock.parse(NOW) + timedelta(hours=24)
+        windows.add(
+            db,
+            title="Monthly patching",
+            kind="monthly",
+            update_type="security",
+            start=start,
+            end=start + timedelta(hours=2),
+            zone="UTC",
+            actor="ops",
+            force_reason="test data",
+        )
+    db.close()

@@ -8,6 +8,7 @@ the highlighted ticket's new row with one keyset query, so the cursor stays on t
 
 from __future__ import annotations
 
+import time
 from collections import OrderedDict
 from typing import Any
 
@@ -109,6 +110,8 @@ class TicketList(ScrollView, can_focus=True):
         self._where: tuple[str, list[object]] = ("0", [])
         self._sort = "newest"
         self._announced: int | None = None
+        self._asked = 0.0
+        self.last_load_ms = 0.0
 
     # -- loading -------------------------------------------------------------------------------
 
@@ -116,6 +119,7 @@ class TicketList(ScrollView, can_focus=True):
         """Fill the list for `query`; the cursor stays on `keep_id` if listed, else near `hint`."""
         self.generation += 1
         self._sort = sort
+        self._asked = time.perf_counter()
         rows = max(self.size.height - 1, 10)
         self._load(self.generation, query, sort, keep_id, hint, rows)
 
@@ -145,6 +149,8 @@ class TicketList(ScrollView, can_focus=True):
             return
         message.stop()
         shift = message.cursor - self.cursor
+        # From asking to rows in hand, for the benchmark and a slow-query eye in the log.
+        self.last_load_ms = (time.perf_counter() - self._asked) * 1000
         self.loaded = True
         self.total = message.total
         self._where = message.where

@@ -1,0 +1,168 @@
+"""The desk at scale: 100,000 tickets and 300,000 messages.
+
+Measures, on one generated database (kept under var/bench/ and reused): the time from starting
+the app to its first rows on screen (Pilot), switching sections and filtering in the running
+app, the list's SQL on its own (count, first page, a page deep down, a ticket's row), and the
+process's peak memory before and after paging through 10,000 rows. The baseline for the SQL is a
+full `SELECT` of the ticket table in the same run: what "loading the table" would cost.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import os
+import resource
+import time
+from datetime import timedelta
+from pathlib import Path
+
+from db import clock, search, tickets
+from db.connect import open_db
+from db.model import Delivery, Incoming
+from db.store import store_batch
+
+FUNCTIONS = ("technical", "sales", "compliance", "general", "marketing")
+END = "2026-11-26T12:00:00Z"
+
+
+def _incoming(n: int, reply: int) -> Incoming:
+    subject = f"Invoice {n} question about export" if n % 3 else f"Login problem {n}"
+    raw = f"bench {n}/{reply}".encode()
+    return Incoming(
+        raw=raw,
+        sha256=hashlib.sha256(raw).hexdigest(),
+        message_id=f"<b{n}.{reply}@bench>",
+        in_reply_to=f"<b{n}.0@bench>" if reply else None,
+        from_addr=f"user{n % 5000}@example.com",
+        from_name=f"User {n % 5000}",
+        subject=("Re: " if reply else "") + subject,
+        body_text=f"Hello, message {reply} about case {n}. The export failed again.",
+    )
+
+
+def generate(path: Path, count: int) -> None:
+    """`count` tickets of 3 messages each, spread over 60 days ending at END."""
+    db = open_db(path)
+    end = clock.parse(END)
+    span = timedelta(days=60).total_seconds()
+    batch = 500
+    started = time.perf_counter()
+    for first in range(0, count, batch):
+        ids = range(first, min(count, first + batch))
+        os.environ["DESK_NOW"] = clock.iso(end - timedelta(seconds=span * (1 - first / count)))
+        items = [
+            (_incoming(n, r), Delivery("bench", f"{n}.{r}", (FUNCTIONS[n % 5],)))
+            for r in range(3)
+            for n in ids
+        ]
+        store_batch(db, items)
+    os.environ.pop("DESK_NOW", None)
+    db.close()
+    print(f"generated {count} tickets in {time.perf_counter() - started:.0f} s", flush=True)
+
+
+def _ms(fn, *args) -> float:
+    start = time.perf_counter()
+    fn(*args)
+    return (time.perf_counter() - start) * 1000
+
+
+def _best(fn, *args, runs: int = 5) -> float:
+    return min(_ms(fn, *args) for _ in range(runs))
+
+
+def sql_figures(path: Path) -> None:
+    db = open_db(path, migrate=False)
+    everything = _best(lambda: db.execute("SELECT * FROM ticket").fetchall(), runs=2)
+    print(f"baseline: SELECT * FROM ticket (what loading the table costs): {everything:.0f} ms")
+    for query in ("", "fn:sales", "status:new fn:technical", "export", "login is:unassigned"):
+        where = search.where(search.parse(query, "maria"))
+        count_ms = _best(tickets.count, db, *where)
+        total = tickets.count(db, *where)
+        page_ms = _best(tickets.page, db, *where, "newest", 0, 100)
+        deep_ms = _best(tickets.page, db, *where, "newest", max(0, total - 100), 100)
+        print(
+            f"  {query or '(all)':28} {total:>7} rows  count {count_ms:6.1f} ms  "
+            f"first page {page_ms:6.1f} ms  last page {deep_ms:6.1f} ms"
+        )
+    where = search.where(search.parse(""))
+    print(f"  row of a ticket (keyset) {_best(tickets.position, db, *where, 'newest', 50):.1f} ms")
+    print(f"  open counts per function {_best(tickets.open_counts, db):.1f} ms")
+    volume = _best(tickets.hourly_volume, db, clock.parse(END), 72)
+    print(f"  tickets per hour, 72 h   {volume:.1f} ms")
+    db.close()
+
+
+async def app_figures(path: Path) -> None:
+    from db.config import parse
+    from tui.app import DeskApp
+    from tui.widgets.ticket_list import TicketList
+
+    config = parse({"database": {"path": str(path)}, "desk": {"agent": "maria"}}, path)
+    started = time.perf_counter()
+    app = DeskApp(config)
+    async with app.run_test(size=(160, 50)) as pilot:
+        listing = app.screen.query_one(TicketList)
+
+        async def settle(generation: int) -> float:
+            begin = time.perf_counter()
+            while not (listing.generation == generation and listing.loaded and listing.current):
+                await pilot.pause(0.002)
+            return (time.perf_counter() - begin) * 1000
+
+        while not (listing.loaded and listing.current):
+            await pilot.pause(0.002)
+        print(f"app start to first rows on screen: {(time.perf_counter() - started) * 1000:.0f} ms")
+        rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        for label, keys in (("next section", ["right_square_bracket"]),) * 3:
+            listing.loaded = False
+            begin = time.perf_counter()
+            await pilot.press(*keys)
+            await settle(listing.generation)
+            print(
+                f"  {label}: list reloaded in {listing.last_load_ms:.0f} ms "
+                f"(key to settled, incl. Pilot: {(time.perf_counter() - begin) * 1000:.0f} ms)"
+            )
+        await pilot.press("left_square_bracket", "left_square_bracket", "left_square_bracket")
+        await settle(listing.generation)
+        for query in ("fn:sales status:new", "export", "age:>30d is:unassigned"):
+            listing.loaded = False
+            begin = time.perf_counter()
+            app.screen.apply_search(query)
+            await settle(listing.generation)
+            print(
+                f"  filter {query!r}: list reloaded in {listing.last_load_ms:.0f} ms "
+                f"({listing.total} rows; incl. Pilot {(time.perf_counter() - begin) * 1000:.0f} ms)"
+            )
+        app.screen.apply_search("")
+        await settle(listing.generation)
+        for _ in range(250):  # 10,000 rows of 40
+            await pilot.press("pagedown")
+        while listing.current is None:
+            await pilot.pause(0.01)
+        rss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        print(
+            f"  peak memory {rss_before / 1024:.0f} MB before, {rss_after / 1024:.0f} MB after "
+            f"paging to row {listing.cursor} (pages held: {len(listing.pages)})"
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bench/tui.py", description=__doc__)
+    parser.add_argument("--tickets", type=int, default=100_000)
+    parser.add_argument("--db", type=Path, help="default: var/bench/tui-N.db (reused)")
+    args = parser.parse_args(argv)
+    path = args.db or Path("var/bench") / f"tui-{args.tickets}.db"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        generate(path, args.tickets)
+    print(f"database: {path} ({path.stat().st_size / 1e6:.0f} MB)")
+    sql_figures(path)
+    asyncio.run(app_figures(path))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,78 @@
+"""SVG snapshots of the main screen, a ticket, search and help: fixed clock, data and size.
+
+`make snapshot-update` accepts new ones after a deliberate change to the look."""
+
+from __future__ import annotations
+
+import pytest
+
+from db import sources
+from db.connect import open_db
+from tests.tui_helpers import NOW, add_windows, build_config, clock_at, fill, until
+from tui.app import DeskApp
+from tui.screens.ticket import TicketScreen
+from tui.widgets.ticket_list import TicketList
+
+SIZE = (120, 36)
+
+
+@pytest.fixture
+def app(tmp_path, monkeypatch):
+    monkeypatch.setenv("DESK_NOW", NOW)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    config = build_config(tmp_path)
+    fill(config.database, 30)
+    add_windows(config.database)
+    db = open_db(config.database)
+    with clock_at(NOW):
+        sources.register(db, "technical-imap", "imap", "technical")
+        sources.succeeded(db, "technical-imap", "idle")
+        sources.register(db, "sales-imap", "imap", "sales")
+        sources.set_state(db, "sales-imap", "backing-off", error="login refused by server")
+    db.close()
+    return DeskApp(config)
+
+
+async def settled(pilot) -> None:
+    screen = pilot.app.screen
+    listing = screen.query_one(TicketList)
+    await until(pilot, lambda: listing.loaded and listing.current is not None)
+    await until(pilot, lambda: screen.query_one("#preview").shown == listing.current["id"])
+    await until(pilot, lambda: "W1" in str(screen.query_one("#banner").render()))
+    await pilot.pause(0.1)
+
+
+def test_main_screen(app, snap_compare):
+    assert snap_compare(app, terminal_size=SIZE, run_before=settled)
+
+
+def test_ticket_screen(app, snap_compare):
+    async def opened(pilot) -> None:
+        await settled(pilot)
+        await pilot.press("j", "j", "enter")
+        await until(pilot, lambda: isinstance(app.screen, TicketScreen) and app.screen.data)
+        await pilot.pause(0.1)
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=opened)
+
+
+def test_search(app, snap_compare):
+    async def searched(pilot) -> None:
+        await settled(pilot)
+        await pilot.press("slash", *"fn:general question", "enter")
+        listing = app.screen.query_one(TicketList)
+        await until(pilot, lambda: listing.total == 5 and listing.current is not None)
+        await until(pilot, lambda: app.screen.query_one("#preview").shown == listing.current["id"])
+        await pilot.press("slash")
+        await pilot.pause(0.1)
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=searched)
+
+
+def test_help(app, snap_compare):
+    async def helped(pilot) -> None:
+        await settled(pilot)
+        await pilot.press("question_mark")
+        await pilot.pause(0.1)
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=helped)
