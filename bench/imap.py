@@ -98,8 +98,6 @@ SyncState *
     # stderr: mbsync warns that the password goes in clear, as it does on loopback here.
     subprocess.run(["mbsync", "-q", "-c", str(rc), "bench"], check=True, stderr=subprocess.DEVNULL)
     seconds = time.perf_counter() - started
-    copied = sum(len(files) for _d, _s, files in os.walk(maildir / "INBOX"))
-    print(f"    (mbsync copied {copied} files)")
     return seconds
 
 
@@ -211,9 +209,15 @@ def run(count: int, probes: int) -> None:
             _fill(server, "small", small, seed=12)
             for user in ("technical", "small"):
                 _floor(server, user)  # Dovecot indexes the mailbox on first access: not ours
-            floor_s, size = _floor(server, "technical")
+            # The baselines are cheap and, for mbsync, noisy (0.7-4.4 s seen on one machine
+            # within minutes: it writes 10,000 files): take the best of three.
+            floor_s, size = min(_floor(server, "technical") for _ in range(3))
             debug_s, _ = _floor(server, "technical", debug=True)
-            mbsync_s = _mbsync(server, "technical", folder)
+            runs = []
+            for attempt in range(3):
+                (folder / f"mbsync{attempt}").mkdir()
+                runs.append(_mbsync(server, "technical", folder / f"mbsync{attempt}"))
+            mbsync_s = min(runs)
             desk_s, rss_big = _daemon_once(server, "technical", folder)
             _, rss_small = _daemon_once(server, "small", folder)
             latencies = _latency(server, "latency", folder, probes)
@@ -223,7 +227,10 @@ def run(count: int, probes: int) -> None:
     print(f"{count} messages, {mib:.1f} MiB, batches of {BATCH}")
     print(f"(a) raw FETCH floor      {floor_s:7.2f} s  {count / floor_s:8.0f} msgs/s")
     print(f"    same, imaplib debug  {debug_s:7.2f} s  {count / debug_s:8.0f} msgs/s  (stock)")
-    print(f"(b) mbsync (FSync No)    {mbsync_s:7.2f} s  {count / mbsync_s:8.0f} msgs/s")
+    print(
+        f"(b) mbsync (FSync No)    {mbsync_s:7.2f} s  {count / mbsync_s:8.0f} msgs/s  "
+        f"(best of {', '.join(f'{r:.2f}' for r in runs)} s)"
+    )
     print(f"(c) desk-ingest --once   {desk_s:7.2f} s  {count / desk_s:8.0f} msgs/s")
     print(f"c/a = {desk_s / floor_s:.2f}   c/b = {desk_s / mbsync_s:.2f}  (target c/b <= 2)")
     print(
