@@ -95,12 +95,14 @@ def sql_figures(path: Path) -> None:
     db.close()
 
 
-async def app_figures(path: Path) -> None:
+async def app_figures(path: Path, say: list[str]) -> None:
+    """Figures go to `say`: inside `run_test` Textual captures stdout."""
     from db.config import parse
     from tui.app import DeskApp
     from tui.widgets.ticket_list import TicketList
 
-    config = parse({"database": {"path": str(path)}, "desk": {"agent": "maria"}}, path)
+    # Absolute: a relative path would be taken from the config file's folder.
+    config = parse({"database": {"path": str(path.resolve())}, "desk": {"agent": "maria"}}, path)
     started = time.perf_counter()
     app = DeskApp(config)
     async with app.run_test(size=(160, 50)) as pilot:
@@ -114,14 +116,16 @@ async def app_figures(path: Path) -> None:
 
         while not (listing.loaded and listing.current):
             await pilot.pause(0.002)
-        print(f"app start to first rows on screen: {(time.perf_counter() - started) * 1000:.0f} ms")
+        say.append(
+            f"app start to first rows on screen: {(time.perf_counter() - started) * 1000:.0f} ms"
+        )
         rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         for label, keys in (("next section", ["right_square_bracket"]),) * 3:
             listing.loaded = False
             begin = time.perf_counter()
             await pilot.press(*keys)
             await settle(listing.generation)
-            print(
+            say.append(
                 f"  {label}: list reloaded in {listing.last_load_ms:.0f} ms "
                 f"(key to settled, incl. Pilot: {(time.perf_counter() - begin) * 1000:.0f} ms)"
             )
@@ -132,7 +136,7 @@ async def app_figures(path: Path) -> None:
             begin = time.perf_counter()
             app.screen.apply_search(query)
             await settle(listing.generation)
-            print(
+            say.append(
                 f"  filter {query!r}: list reloaded in {listing.last_load_ms:.0f} ms "
                 f"({listing.total} rows; incl. Pilot {(time.perf_counter() - begin) * 1000:.0f} ms)"
             )
@@ -143,7 +147,7 @@ async def app_figures(path: Path) -> None:
         while listing.current is None:
             await pilot.pause(0.01)
         rss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        print(
+        say.append(
             f"  peak memory {rss_before / 1024:.0f} MB before, {rss_after / 1024:.0f} MB after "
             f"paging to row {listing.cursor} (pages held: {len(listing.pages)})"
         )
@@ -160,7 +164,9 @@ def main(argv: list[str] | None = None) -> int:
         generate(path, args.tickets)
     print(f"database: {path} ({path.stat().st_size / 1e6:.0f} MB)")
     sql_figures(path)
-    asyncio.run(app_figures(path))
+    said: list[str] = []
+    asyncio.run(app_figures(path, said))
+    print("\n".join(said))
     return 0
 
 

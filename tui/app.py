@@ -7,7 +7,7 @@ from pathlib import Path
 
 from textual import work
 from textual.app import App
-from textual.worker import get_current_worker
+from textual.worker import Worker, WorkerState, get_current_worker
 
 from db.config import Config
 from db.live import Watcher
@@ -59,6 +59,12 @@ class DeskApp(App):
         for screen in self.screen_stack:
             if hasattr(screen, "on_db_changed"):
                 screen.post_message(DbChanged())
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        # Workers do not stop the app on error; the agent still has to hear about it.
+        if event.state == WorkerState.ERROR:
+            self.log.error(event.worker.error)
+            self.notify(f"Could not read the database: {event.worker.error}", severity="error")
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
