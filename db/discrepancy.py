@@ -18,9 +18,10 @@ from typing import Any
 
 import sqlite_utils
 
-from db import clock, maintenance, notices, store
+from db import clock, maintenance, notices
 from db.connect import write
 from db.errors import DeskError, NotFoundError
+from db.events import record_event
 
 RULE_ACTOR = "discrepancy-rule"
 _RANK = {"low": 0, "normal": 1, "high": 2, "urgent": 3}
@@ -227,9 +228,7 @@ def mark(
             window_id = t["window_id"] or (found[0] if found else None)
         changes = {"kind": "discrepancy", "kind_set_by": "agent", "window_id": window_id}
         _update(db, ticket_id, {**changes, "priority": _at_least_high(t["priority"])})
-        store.record_event(
-            db, ticket_id, actor, "kind", {**changes, "priority_from": t["priority"]}
-        )
+        record_event(db, ticket_id, actor, "kind", {**changes, "priority_from": t["priority"]})
 
 
 def unmark(db: sqlite_utils.Database, ticket_id: int, actor: str) -> None:
@@ -238,7 +237,7 @@ def unmark(db: sqlite_utils.Database, ticket_id: int, actor: str) -> None:
         _ticket(db, ticket_id)
         changes = {"kind": "normal", "kind_set_by": "agent", "window_id": None}
         _update(db, ticket_id, changes)
-        store.record_event(db, ticket_id, actor, "kind", changes)
+        record_event(db, ticket_id, actor, "kind", changes)
 
 
 def release(db: sqlite_utils.Database, ticket_id: int, actor: str) -> None:
@@ -249,7 +248,7 @@ def release(db: sqlite_utils.Database, ticket_id: int, actor: str) -> None:
                 f"Ticket #{ticket_id} was not marked by hand; the rule already decides it."
             )
         _update(db, ticket_id, {"kind_set_by": None})
-        store.record_event(db, ticket_id, actor, "kind", {"kind_set_by": "rule"})
+        record_event(db, ticket_id, actor, "kind", {"kind_set_by": "rule"})
         reevaluate(db, [ticket_id])
 
 
@@ -278,7 +277,7 @@ def _apply(db: sqlite_utils.Database, t: dict[str, Any], settings: maintenance.S
     during = _during(db, t["created_at"])
     if during != t["during_window_id"]:
         _update(db, t["id"], {"during_window_id": during})
-        store.record_event(db, t["id"], RULE_ACTOR, "window", {"during": during})
+        record_event(db, t["id"], RULE_ACTOR, "window", {"during": during})
     if t["kind_set_by"] == "agent":
         return
     verdict = _verdict(db, t, settings)
@@ -292,7 +291,7 @@ def _apply(db: sqlite_utils.Database, t: dict[str, Any], settings: maintenance.S
             changes["priority"] = _at_least_high(t["priority"])
             detail["priority_from"] = t["priority"]
         _update(db, t["id"], changes)
-        store.record_event(db, t["id"], RULE_ACTOR, "kind", detail)
+        record_event(db, t["id"], RULE_ACTOR, "kind", detail)
     elif t["kind"] == "discrepancy":
         # The window moved or was cancelled: undo what the rule did, priority included unless
         # someone has changed it since.
@@ -303,4 +302,4 @@ def _apply(db: sqlite_utils.Database, t: dict[str, Any], settings: maintenance.S
             t["id"],
             {"kind": "normal", "kind_set_by": None, "window_id": None, "priority": priority},
         )
-        store.record_event(db, t["id"], RULE_ACTOR, "kind", {"to": "normal", "priority": priority})
+        record_event(db, t["id"], RULE_ACTOR, "kind", {"to": "normal", "priority": priority})

@@ -45,7 +45,8 @@ def set_state(
     error: str | None = None,
     server_count: int | None = None,
 ) -> None:
-    """Record what a source is doing; an error is kept with its time until the next success."""
+    """Record what a source is doing; the last error stays, with its time, as history beside
+    `last_success`: a success later than it means the source has recovered."""
     now = clock.now_iso()
     with write(db):
         db.execute(

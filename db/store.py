@@ -17,6 +17,7 @@ import sqlite_utils
 
 from db import clock, discrepancy, threads
 from db.connect import write
+from db.events import record_event
 from db.model import Delivery, Incoming, Stored
 
 INGEST_ACTOR = "desk-ingest"
@@ -228,23 +229,3 @@ def _add_participants(db: sqlite_utils.Database, ticket_id: int, msg: Incoming) 
         "INSERT OR IGNORE INTO ticket_participant (ticket_id, addr) VALUES (?, ?)",
         [(ticket_id, a) for a in sorted(addrs)],
     )
-
-
-def record_event(
-    db: sqlite_utils.Database,
-    ticket_id: int,
-    actor: str,
-    action: str,
-    detail: dict,
-    *,
-    at: str | None = None,
-) -> None:
-    """Append to a ticket's audit trail (inside the caller's transaction)."""
-    db.execute(
-        "INSERT INTO ticket_event (ticket_id, at, actor, action, detail) VALUES (?, ?, ?, ?, ?)",
-        [ticket_id, at or clock.now_iso(), actor, action, json.dumps(detail, ensure_ascii=False)],
-    )
-
-
-def is_stored(db: sqlite_utils.Database, sha256: str) -> bool:
-    return db.execute("SELECT 1 FROM message WHERE sha256 = ?", [sha256]).fetchone() is not None

@@ -16,8 +16,8 @@ import sqlite_utils
 from db import clock, search, windows
 from db.connect import write
 from db.errors import ConflictError, DeskError, NotFoundError
+from db.events import record_event
 from db.migrations import PRIORITIES, STATUSES
-from db.store import record_event
 
 _EDITABLE = ("status", "priority", "assignee", "tags", "window_id")
 

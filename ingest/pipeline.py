@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from dataclasses import dataclass
@@ -36,10 +37,17 @@ def _parse_all(raws: list[bytes]) -> list[Incoming]:
     return [parse(raw) for raw in raws]
 
 
+def parse_workers() -> int:
+    """One parse worker a core this process may use."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def make_pool() -> Executor | None:
-    """Worker processes for parsing, one a core; None on one core, where they only cost."""
-    workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return ProcessPoolExecutor(max_workers=workers) if (workers or 1) > 1 else None
+    """Worker processes for parsing; None on one core, where they only cost."""
+    workers = parse_workers()
+    return ProcessPoolExecutor(max_workers=workers) if workers > 1 else None
 
 
 class Pipeline:
@@ -52,6 +60,7 @@ class Pipeline:
         self.config = config
         self.source = source
         self.pool = pool
+        self.depth = parse_workers() if pool is not None else 0
 
     def _parse_later(self, items: list[Item]) -> Future[list[Incoming]] | list[Incoming]:
         raws = [item.raw for item in items]
@@ -78,23 +87,27 @@ class Pipeline:
         done: Callable[[list[Item], list[Stored | None]], None] | None = None,
         should_stop: Callable[[], bool] = lambda: False,
     ) -> int:
-        """Store every batch; parse batch k+1 while k commits. Returns messages stored new.
+        """Store every batch, parsing the next ones while one commits. Returns messages stored new.
 
         `checkpoint(batch)` gives a function run inside the batch's transaction; `done(batch,
         results)` runs after the commit (mark files read, set IMAP flags); a result is None
         for a message that could not be stored (recorded in `message_failure`).
         """
         stored = 0
-        pending: tuple[list[Item], Future | list[Incoming]] | None = None
+        in_flight: deque[tuple[list[Item], Future | list[Incoming]]] = deque()
         iterator = iter(batches)
+        exhausted = False
         while True:
-            nxt = None if should_stop() else next(iterator, None)
-            upcoming = (nxt, self._parse_later(nxt)) if nxt else None
-            if pending is not None:
-                stored += self._store(*pending, checkpoint=checkpoint, done=done)
-            pending = upcoming
-            if pending is None:
+            # Keep every parse worker busy: as many batches ahead as there are workers.
+            while not exhausted and len(in_flight) <= self.depth and not should_stop():
+                batch = next(iterator, None)
+                if batch is None:
+                    exhausted = True
+                elif batch:
+                    in_flight.append((batch, self._parse_later(batch)))
+            if not in_flight:
                 return stored
+            stored += self._store(*in_flight.popleft(), checkpoint=checkpoint, done=done)
 
     def _store(self, items, parsed, *, checkpoint, done) -> int:
         messages = parsed.result() if isinstance(parsed, Future) else parsed
