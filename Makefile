@@ -19,9 +19,9 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 system-deps:  ## install Dovecot, isync and tmux for the tests where we can (root on Debian)
-	@if ! command -v dovecot >/dev/null || ! command -v mbsync >/dev/null || ! command -v tmux >/dev/null; then \
+	@if ! command -v dovecot >/dev/null || ! command -v mbsync >/dev/null || ! command -v tmux >/dev/null || ! command -v openssl >/dev/null; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl \
 	      dovecot-imapd isync tmux >/dev/null) || echo "note: could not install dovecot-imapd/isync/tmux"; \
 	  else echo "note: dovecot-imapd, isync or tmux missing; the tests that need them will skip"; fi; \
 	fi
