@@ -99,8 +99,15 @@ async def test_discrepancy_and_window_from_the_ticket_screen(desk):
         await until(pilot, lambda: ticket(desk, 7)["window_id"] == 1)
         await pilot.press("escape")
         panel = app.screen.query_one(DiscrepancyPanel)
-        await until(pilot, lambda: panel.display)
-        assert "W1" in str(panel.root.children[0].label)
+        # The panel follows the link through the live refresh, within a second.
+        await until(
+            pilot,
+            lambda: (
+                panel.display
+                and bool(panel.root.children)
+                and "W1" in str(panel.root.children[0].label)
+            ),
+        )
         assert "Database failover" in str(panel.root.children[0].label)
         await pilot.press("x", "down", "down", "enter")
         await until(pilot, lambda: isinstance(app.screen, TicketScreen))
