@@ -29,7 +29,8 @@ from email.utils import format_datetime, formataddr
 from pathlib import Path
 from typing import NamedTuple
 
-from db import clock
+from db import clock, windows
+from db.connect import open_db, write
 from db.migrations import FUNCTIONS
 
 DEMO_BASE = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)  # a Tuesday; the window ran on Sunday
@@ -323,7 +324,13 @@ def demo_messages(base: datetime | None = None) -> list[tuple[str, bytes]]:
         previous = moment
         parent = next((sent[tag[1:]] for tag in tags if tag.startswith("<")), None)
         if "bounce" in tags and parent:
-            out.append((function, _bounce(index, moment, function, parent[2])))
+            out.append(
+                (
+                    function,
+                    _received(function, moment).encode()
+                    + _bounce(index, moment, function, parent[2]),
+                )
+            )
             continue
         msg, body = _compose(index, moment, function, who, subject, text, tags, parent, rng)
         if "ooo" in tags:
@@ -332,8 +339,17 @@ def demo_messages(base: datetime | None = None) -> list[tuple[str, bytes]]:
         for tag in tags:
             if tag.startswith("#"):
                 sent[tag[1:]] = (msg, body, raw)
-        out.append((function, raw))
+        out.append((function, _received(function, moment).encode() + raw))
     return out
+
+
+def _received(function: str, moment: datetime) -> str:
+    """The trace line our own mail server adds on delivery: when the mail really arrived."""
+    arrived = format_datetime((moment + timedelta(seconds=4)).astimezone(UTC))
+    return (
+        f"Received: from mx.example.net by mx.valuit.com (Postfix) with ESMTPS\n"
+        f"\tfor <{function}@valuit.com>; {arrived}\n"
+    )
 
 
 def _compose(
@@ -608,7 +624,8 @@ def generate(count: int, seed: int = 7) -> Iterator[tuple[str, bytes]]:
         name, addr, tz, sender = person
         when = datetime.fromtimestamp(moment, tz)
         mid = f"<gen-{seed}-{i}.{rng.getrandbits(40):010x}@{addr.partition('@')[2]}>"
-        head = f"From: {sender}\nTo: {_TO[function]}\nDate: {format_datetime(when)}\n"
+        head = _received(function, when)
+        head += f"From: {sender}\nTo: {_TO[function]}\nDate: {format_datetime(when)}\n"
         head += f"Message-ID: {mid}\n"
         token = f"Account reference: VA-{seed}-{i:07d}"
         if parent and kind == "auto":
@@ -739,16 +756,42 @@ def write_spool(root: Path, base: datetime | None = None) -> int:
     return count
 
 
+def record_demo_window(database: Path, base: datetime | None = None) -> None:
+    """The completed monthly window the demo mail talks about, so the desk links the tickets
+    sent during it and the discrepancy reports after it."""
+    start, end = demo_window(base)
+    db = open_db(database)
+    with write(db):
+        windows.insert(
+            db,
+            title="Monthly maintenance: ledger and statements",
+            kind="monthly",
+            update_type="performance",
+            start=start,
+            end=end,
+            zone="UTC",
+            actor="demo",
+            features=("Transfers", "Statements", "API"),
+            announced=True,
+            description="Routine database maintenance and statement service upgrade.",
+        )
+    db.close()
+
+
 def main(argv: list[str] | None = None) -> int:
-    """`python -m ingest.demo DIR [COUNT [SEED]]`: seed DIR with the demo set, or write COUNT
+    """`python -m ingest.demo DIR [DATABASE]`: seed DIR with the demo set once (and record its
+    maintenance window in DATABASE); `python -m ingest.demo DIR COUNT [SEED]`: write COUNT
     generated messages."""
     args = sys.argv[1:] if argv is None else argv
     if not args or len(args) > 3:
         print(main.__doc__, file=sys.stderr)
         return 2
     root = Path(args[0])
-    if len(args) == 1:
-        print(f"{write_spool(root)} demo messages written to {root}")
+    if len(args) == 1 or not args[1].isdigit():
+        written = write_spool(root)
+        if written and len(args) == 2:
+            record_demo_window(Path(args[1]))
+        print(f"{written} demo messages written to {root}")
     else:
         seed = int(args[2]) if len(args) > 2 else 7
         print(f"{write_maildir(root, generate(int(args[1]), seed))} messages written to {root}")
