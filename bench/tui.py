@@ -95,7 +95,7 @@ def sql_figures(path: Path) -> None:
     db.close()
 
 
-async def app_figures(path: Path, say: list[str]) -> None:
+async def app_figures(path: Path, say: list[str], *, animate: bool = True) -> None:
     """Figures go to `say`: inside `run_test` Textual captures stdout."""
     from db.config import parse
     from tui.app import DeskApp
@@ -105,6 +105,8 @@ async def app_figures(path: Path, say: list[str]) -> None:
     config = parse({"database": {"path": str(path.resolve())}, "desk": {"agent": "maria"}}, path)
     started = time.perf_counter()
     app = DeskApp(config)
+    if not animate:  # the tabs' underline glides ~250 ms; this measures the list alone
+        app.animation_level = "none"
     async with app.run_test(size=(160, 50)) as pilot:
         listing = app.screen.query_one(TicketList)
 
@@ -157,6 +159,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench/tui.py", description=__doc__)
     parser.add_argument("--tickets", type=int, default=100_000)
     parser.add_argument("--db", type=Path, help="default: var/bench/tui-N.db (reused)")
+    parser.add_argument(
+        "--no-animation",
+        action="store_true",
+        help="switch Textual's animations off (the tabs' underline glide)",
+    )
     args = parser.parse_args(argv)
     path = args.db or Path("var/bench") / f"tui-{args.tickets}.db"
     if not path.exists():
@@ -165,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"database: {path} ({path.stat().st_size / 1e6:.0f} MB)")
     sql_figures(path)
     said: list[str] = []
-    asyncio.run(app_figures(path, said))
+    asyncio.run(app_figures(path, said, animate=not args.no_animation))
     print("\n".join(said))
     return 0
 
