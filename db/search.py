@@ -13,9 +13,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from db import clock
+from db.errors import DeskError
 from db.migrations import FUNCTIONS, PRIORITIES, STATUSES
+from db.window_model import ref
 
 OPEN_STATUSES = ("new", "open", "pending")
+MAX_AGE = timedelta(days=36500)  # older than any mail; beyond it the date arithmetic overflows
 _AGE = re.compile(r"^([<>]=?)?(\d{1,6})([mhdw])$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 _NUMBER = re.compile(r"^#(\d{1,12})$")
@@ -84,16 +87,15 @@ def _term(term: str, q: Query, agent: str) -> None:
             f"is:{value} ignored: use is:unassigned, is:discrepancy, is:during-window"
         )
     elif key == "window":
-        number = value.upper().removeprefix("W")
-        if number.isdigit():
-            q.window_id = int(number)
-        else:
+        try:
+            q.window_id = ref(value)
+        except DeskError:
             q.problems.append(f"window:{value} ignored: give a window number, e.g. window:3")
     elif key == "age":
         match = _AGE.match(value.lower())
-        if match:
-            op, amount, unit = match.groups()
-            q.age = (op or ">", timedelta(**{_UNITS[unit]: int(amount)}))
+        span = timedelta(**{_UNITS[match.group(3)]: int(match.group(2))}) if match else None
+        if span is not None and span <= MAX_AGE:
+            q.age = (match.group(1) or ">", span)
         else:
             q.problems.append(f"age:{value} ignored: write e.g. age:>2h, age:<30m, age:>3d")
     else:

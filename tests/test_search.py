@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from db import clock, search, tickets
@@ -70,6 +70,9 @@ def test_fts_expression_quotes_everything():
 
 @settings(max_examples=200, deadline=None)
 @given(st.text(max_size=40))
+@example("window:\u00b2")  # a digit to str.isdigit, not to int()
+@example("window:99999999999999999999")  # too big for SQLite's integers
+@example("age:>999999w")  # before year 1
 def test_no_user_text_raises(db, text):
     search_ids = ids(db, text)
     assert isinstance(search_ids, list)
