@@ -174,15 +174,12 @@ def _raised_from(db: sqlite_utils.Database, ticket_id: int) -> str | None:
 
 def reevaluate(db: sqlite_utils.Database, ticket_ids: list[int]) -> None:
     """Apply the rule to each ticket (inside the caller's transaction)."""
+    if not ticket_ids:
+        return
     settings = maintenance.load(db)
     for ticket_id in ticket_ids:
         for ticket in db.query("SELECT * FROM ticket WHERE id = ?", [ticket_id]):
             _apply(db, ticket, settings)
-
-
-def on_message(db: sqlite_utils.Database, ticket_id: int) -> None:
-    """Link and classify the ticket a message was just stored in (the store's transaction)."""
-    reevaluate(db, [ticket_id])
 
 
 def reevaluate_span(db: sqlite_utils.Database, start: str, end: str) -> None:

@@ -44,6 +44,9 @@ def store_batch(
     """Store `items` and run `checkpoint` in one transaction."""
     with write(db):
         results = [_store_one(db, msg, delivery) for msg, delivery in items]
+        # Link and classify each ticket that got mail once, however many of its messages came.
+        touched = dict.fromkeys(r.ticket_id for r in results if r.new and r.ticket_id is not None)
+        discrepancy.reevaluate(db, list(touched))
         if checkpoint is not None:
             checkpoint(db)
     return results
@@ -73,7 +76,6 @@ def _store_one(db: sqlite_utils.Database, msg: Incoming, delivery: Delivery) -> 
         _add_participants(db, ticket_id, msg)
         if rule != threads.NEW:
             _join_ticket(db, ticket_id, msg, message_id, rule, received, now)
-        discrepancy.on_message(db, ticket_id)
     return Stored(message_id, ticket_id, True, rule)
 
 
