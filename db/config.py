@@ -268,7 +268,10 @@ def _source(path: Path, index: int, table: Any, names: set[str]) -> Source:
 
 
 def _zone(r: Reader, key: str, default: str) -> str:
+    """An IANA zone name; "" (where it is the default) means the machine's zone."""
     name = r.get(key, str, default)
+    if not name:
+        return name
     try:
         ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
@@ -399,12 +402,7 @@ def parse(data: dict[str, Any], path: Path) -> Config:
     sources = tuple(_source(path, i, t, names) for i, t in enumerate(raw_sources))
     ingest = Reader(path, "ingest", data.get("ingest", {}))
     desk = Reader(path, "desk", data.get("desk", {}))
-    timezone = desk.get("timezone", str, "")
-    if timezone:
-        try:
-            ZoneInfo(timezone)
-        except (ZoneInfoNotFoundError, ValueError):
-            desk.fail("timezone", f"{timezone!r} is not an IANA time zone (e.g. Europe/Berlin)")
+    timezone = _zone(desk, "timezone", "")
     return Config(
         path=path,
         database=database,

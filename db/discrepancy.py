@@ -18,7 +18,7 @@ from typing import Any
 
 import sqlite_utils
 
-from db import clock, maintenance, notices
+from db import clock, maintenance, notices, window_model
 from db.connect import write
 from db.errors import DeskError, NotFoundError
 from db.events import record_event
@@ -215,12 +215,9 @@ def mark(
     rule found, or none); the rule leaves it alone from now on."""
     with write(db):
         t = _ticket(db, ticket_id)
-        if (
-            window_id is not None
-            and not db.execute("SELECT 1 FROM window WHERE id = ?", [window_id]).fetchone()
-        ):
-            raise NotFoundError(f"There is no window W{window_id}.")
-        if window_id is None:
+        if window_id is not None:
+            window_model.get(db, window_id)  # raises NotFoundError for a window never made
+        else:
             found = _verdict(db, t, maintenance.load(db))
             window_id = t["window_id"] or (found[0] if found else None)
         changes = {"kind": "discrepancy", "kind_set_by": "agent", "window_id": window_id}

@@ -212,12 +212,12 @@ def change(
     _event(db, w.id, w.revision + 1, actor, action, {**diff, **(note or {})})
     if diff.keys() & _NOTICE_FIELDS:
         notices.supersede(db, w.id)
+    changed = get(db, w.id)
     if diff.keys() & _TIME_FIELDS:
-        changed = get(db, w.id)
         discrepancy.reevaluate_span(
             db, clock.iso(min(w.start, changed.start)), clock.iso(max(w.ends, changed.ends))
         )
-    return get(db, w.id)
+    return changed
 
 
 def _current(db: sqlite_utils.Database, window_id: int, expected_revision: int | None) -> Window:
