@@ -19,8 +19,9 @@ from db import migrations
 
 BUSY_TIMEOUT_MS = 30_000
 # Writers in one process queue here rather than in SQLite's busy handler, which sleeps in
-# growing steps (up to 100 ms) and so idles the lock between short transactions.
-_PROCESS_WRITE_LOCK = threading.Lock()
+# growing steps (up to 100 ms) and so idles the lock between short transactions. Re-entrant, so
+# a nested write() fails loudly in SQLite ("transaction within a transaction") instead of hanging.
+_PROCESS_WRITE_LOCK = threading.RLock()
 
 
 def open_db(path: str | Path, *, migrate: bool = True) -> sqlite_utils.Database:

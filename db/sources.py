@@ -103,11 +103,14 @@ def record_failure(db: sqlite_utils.Database, source: str, key: str, error: str)
     return bool(row[0])
 
 
-def is_skipped(db: sqlite_utils.Database, source: str, key: str) -> bool:
-    row = db.execute(
-        "SELECT skipped FROM message_failure WHERE source = ? AND key = ?", [source, key]
-    ).fetchone()
-    return bool(row and row[0])
+def skipped_keys(db: sqlite_utils.Database, source: str) -> set[str]:
+    """The keys of a source's messages that failed too often and are no longer tried."""
+    return {
+        key
+        for (key,) in db.execute(
+            "SELECT key FROM message_failure WHERE source = ? AND skipped", [source]
+        )
+    }
 
 
 def failures(db: sqlite_utils.Database, source: str | None = None) -> list[dict[str, Any]]:

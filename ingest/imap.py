@@ -316,9 +316,7 @@ class Reader:
 
     def fetch_batches(self, uids: list[int]) -> Iterator[list[Item]]:
         for start in range(0, len(uids), BATCH):
-            batch = self.fetch(uids[start : start + BATCH])
-            if batch:  # the pipeline takes an empty batch for the end
-                yield batch
+            yield self.fetch(uids[start : start + BATCH])
 
     def fetch(self, uids: list[int]) -> list[Item]:
         """The messages of `uids` that could be fetched (an expunged one is simply absent)."""

@@ -68,9 +68,10 @@ class DropFolder:
             os.replace(path, target)
 
     def items(self, paths: list[Path], pipeline: Pipeline) -> Iterator[Item]:
+        skipped = sources.skipped_keys(pipeline.db, self.source.name)
         for path in paths:
             key = self.key(path)
-            if sources.is_skipped(pipeline.db, self.source.name, key):
+            if key in skipped:
                 continue
             try:
                 raw = path.read_bytes()

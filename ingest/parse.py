@@ -98,7 +98,11 @@ def _decode_header_block(head: bytes) -> str:
 def _raw_header(headers: Message, name: str) -> str:
     """The first value of a header, unfolded, encoded words left as they are."""
     value = headers.get(name)
-    return _FOLD.sub(" ", str(value)) if value is not None else ""
+    return _unfold(value) if value is not None else ""
+
+
+def _unfold(value: object) -> str:
+    return _FOLD.sub(" ", str(value))
 
 
 def _header(headers: Message, name: str) -> str:
@@ -153,7 +157,7 @@ def _read_headers(msg: Incoming, headers: Message) -> None:
     msg.sent_at = _date(msg.date_header, msg.defects)
     msg.delivered_at = _delivered_at(headers)
     msg.headers = "\n".join(
-        f"{k}: {_clean(_decode_words(_FOLD.sub(' ', str(v))))}" for k, v in headers.raw_items()
+        f"{k}: {_clean(_decode_words(_unfold(v)))}" for k, v in headers.raw_items()
     )
 
 
