@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from textual.widgets._toast import Toast
 
 from db import tickets
 from db.connect import open_db
@@ -122,6 +123,19 @@ async def test_search_and_clear(desk):
         await pilot.press("enter")
         await until(pilot, lambda: listing.total == 0 and listing.loaded)
         assert "no tickets here" in line_text(listing, 1)
+
+
+async def test_what_the_agent_typed_is_shown_back_as_text_not_markup(desk):
+    app = DeskApp(desk)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await started(pilot)
+        await pilot.press("slash")
+        await pilot.press(*"is:[/x][@click=app.quit]")
+        await pilot.press("enter")
+        await until(pilot, lambda: bool(app._notifications))
+        # What each toast draws for its notification.
+        shown = " ".join(Toast(n).render().plain for n in app._notifications)
+        assert "is:[/x][@click=app.quit] ignored" in shown
 
 
 async def test_new_ticket_appears_without_a_key_and_the_cursor_stays(desk):

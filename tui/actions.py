@@ -189,9 +189,9 @@ class TicketActions:
         self.post_message(ActionDone(f"#{ticket_id}: note added"))  # type: ignore[attr-defined]
 
     def on_action_done(self, message: ActionDone) -> None:
-        self.notify(message.text, timeout=3)  # type: ignore[attr-defined]
+        self.notify(message.text, timeout=3, markup=False)  # type: ignore[attr-defined]
         self.reload()
 
     def on_action_failed(self, message: ActionFailed) -> None:
-        self.notify(message.text, severity="error", timeout=8)  # type: ignore[attr-defined]
+        self.notify(message.text, severity="error", timeout=8, markup=False)  # type: ignore[attr-defined]
         self.reload()

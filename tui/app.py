@@ -64,7 +64,11 @@ class DeskApp(App):
         # Workers do not stop the app on error; the agent still has to hear about it.
         if event.state == WorkerState.ERROR:
             self.log.error(event.worker.error)
-            self.notify(f"Could not read the database: {event.worker.error}", severity="error")
+            self.notify(
+                f"Could not read the database: {event.worker.error}",
+                severity="error",
+                markup=False,
+            )
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):

@@ -166,7 +166,7 @@ class TicketList(ScrollView, can_focus=True):
         self._announced = None
         self._announce()
         if message.problems:
-            self.notify("; ".join(message.problems), severity="warning")
+            self.notify("; ".join(message.problems), severity="warning", markup=False)
 
     @work(thread=True, group="page", exit_on_error=False)
     def _fetch(self, generation: int, number: int, where: tuple[str, list[object]]) -> None:
