@@ -74,15 +74,31 @@ def get(db: sqlite_utils.Database, ticket_id: int) -> dict[str, Any]:
     return row
 
 
+_MESSAGE_COLUMNS = (
+    "id, from_addr, from_name, to_addrs, cc_addrs, subject, sent_at, received_at, headers, "
+    "body_text, body_html, auto, thread_rule, parse_error, source"
+)
+
+
 def thread(db: sqlite_utils.Database, ticket_id: int) -> list[dict[str, Any]]:
     """The ticket's messages, oldest first, without their raw bytes."""
     return list(
         db.query(
-            "SELECT id, from_addr, from_name, to_addrs, cc_addrs, subject, sent_at, received_at, "
-            "headers, body_text, body_html, auto, thread_rule, parse_error, source "
-            "FROM message WHERE ticket_id = ? ORDER BY received_at, id",
+            f"SELECT {_MESSAGE_COLUMNS} FROM message WHERE ticket_id = ? ORDER BY received_at, id",
             [ticket_id],
         )
+    )
+
+
+def last_message(db: sqlite_utils.Database, ticket_id: int) -> dict[str, Any] | None:
+    """The ticket's newest message, for a preview."""
+    return next(
+        db.query(
+            f"SELECT {_MESSAGE_COLUMNS} FROM message WHERE ticket_id = ? "
+            "ORDER BY received_at DESC, id DESC LIMIT 1",
+            [ticket_id],
+        ),
+        None,
     )
 
 

@@ -13,7 +13,7 @@ from typing import Any
 from textual import work
 
 from db import clock, discrepancy, tickets
-from db.errors import ConflictError, DeskError
+from db.errors import DeskError
 from db.migrations import PRIORITIES, STATUSES
 from tui import windows
 from tui.dialogs.choice import ChoiceDialog
@@ -167,10 +167,7 @@ class TicketActions:
             app.data.call(
                 tickets.update, ticket["id"], ticket["version"], app.settings.agent, **changes
             )
-        except ConflictError as exc:
-            self.post_message(ActionFailed(exc.message))  # type: ignore[attr-defined]
-            return
-        except DeskError as exc:
+        except DeskError as exc:  # a ConflictError too: the message says what to do
             self.post_message(ActionFailed(exc.message))  # type: ignore[attr-defined]
             return
         said = ", ".join(

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 
 from db.config import load
 from db.connect import open_db
 from db.stats import summary
+from tui.cli import ops
+from tui.safe import visible
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -17,7 +18,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Counts of messages and tickets, and each mail source's state.",
         epilog="example: desk stats --json | jq .sources",
     )
-    parser.add_argument("--json", action="store_true", help="print JSON for scripts")
+    ops.add_json(parser)
     parser.set_defaults(handler=run)
 
 
@@ -25,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
     db = open_db(load(args.config).database)
     data = summary(db)
     if args.json:
-        print(json.dumps(data, indent=2, ensure_ascii=False))
+        ops.print_json(data)
         return 0
     print(
         f"messages {data['messages']}  tickets {data['tickets']}  unparsed {data['unparsed']}"
@@ -34,6 +35,7 @@ def run(args: argparse.Namespace) -> int:
     for status, count in sorted(data["tickets_by_status"].items()):
         print(f"  {status:10} {count}")
     for src in data["sources"]:
-        error = f"  last error: {src['last_error']}" if src["last_error"] else ""
+        # The error text comes from a remote server: shown, never interpreted by the terminal.
+        error = f"  last error: {visible(src['last_error'])}" if src["last_error"] else ""
         print(f"source {src['name']}: {src['state']}, last success {src['last_success']}{error}")
     return 0

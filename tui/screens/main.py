@@ -162,9 +162,8 @@ class MainScreen(TicketActions, Screen):
     @work(thread=True, group="preview", exclusive=True, exit_on_error=False)
     def load_preview(self, ticket_id: int) -> None:
         def job(db: Any) -> PreviewLoaded:
-            thread = tickets.thread(db, ticket_id)
             return PreviewLoaded(
-                ticket_id, tickets.get(db, ticket_id), thread[-1] if thread else None
+                ticket_id, tickets.get(db, ticket_id), tickets.last_message(db, ticket_id)
             )
 
         self.post_message(self.app.data.call(job))
@@ -203,7 +202,7 @@ class MainScreen(TicketActions, Screen):
             self.query_one(f"#section-{i}", Tab).label = label
         win = data["windows"]
         self.query_one(Banner).show(win, zone)
-        self.query_one(StatusLine).show(data["sources"], zone)
+        self.query_one(StatusLine).show(data["sources"])
         self.query_one(Volume).show(data["volume"], win["hours"])
         self.query_one(DiscrepancyPanel).show(data["reports"], win["titles"])
         self.list.refresh()

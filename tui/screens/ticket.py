@@ -96,6 +96,8 @@ class TicketScreen(TicketActions, Screen):
             self.post_message(ActionFailed(exc.message))
 
     def on_ticket_loaded(self, message: TicketLoaded) -> None:
+        if message.data == self.data:
+            return  # a commit elsewhere: nothing here changed, keep the thread as it is
         first = self.data is None
         self.data = message.data
         self.render_ticket()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, tzinfo
+from datetime import datetime
 from typing import Any
 
 from rich.text import Text
@@ -16,7 +16,7 @@ from tui.format import age
 FAILING = ("backing-off", "failed-auth", "stopped")
 
 
-def describe(sources: list[dict[str, Any]], now: datetime, zone: tzinfo | None) -> Text:
+def describe(sources: list[dict[str, Any]], now: datetime) -> Text:
     if not sources:
         return Text("no mail source has reported yet (is desk-ingest running?)", "yellow")
     line = Text()
@@ -42,5 +42,5 @@ class StatusLine(Static):
     StatusLine { height: 1; background: $panel; padding: 0 1; }
     """
 
-    def show(self, sources: list[dict[str, Any]], zone: tzinfo | None) -> None:
-        self.update(describe(sources, clock.now(), zone))
+    def show(self, sources: list[dict[str, Any]]) -> None:
+        self.update(describe(sources, clock.now()))
