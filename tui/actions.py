@@ -186,8 +186,8 @@ class TicketActions:
         self.post_message(ActionDone(f"#{ticket_id}: note added"))  # type: ignore[attr-defined]
 
     def on_action_done(self, message: ActionDone) -> None:
+        # No reload here: the commit changes the database, and the live watch reloads once.
         self.notify(message.text, timeout=3, markup=False)  # type: ignore[attr-defined]
-        self.reload()
 
     def on_action_failed(self, message: ActionFailed) -> None:
         self.notify(message.text, severity="error", timeout=8, markup=False)  # type: ignore[attr-defined]
