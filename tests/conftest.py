@@ -92,3 +92,9 @@ def db(cfg: config_module.Config):
     database = open_db(cfg.database)
     yield database
     database.close()
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    """Async tests run on asyncio through anyio's pytest plugin."""
+    return "asyncio"

@@ -9,8 +9,9 @@ import sys
 import threading
 import time
 
+from db import sources
 from db.connect import open_db
-from ingest import daemon
+from ingest import daemon, maildir
 from tests.conftest import build_config, drop, mail, write_config_file
 
 
@@ -71,10 +72,15 @@ def test_watching_picks_up_new_mail_and_stops_cleanly(tmp_path, cfg):
     runner = threading.Thread(target=daemon.run, args=(cfg,), kwargs={"once": False, "stop": stop})
     runner.start()
     try:
-        time.sleep(0.5)
-        drop(tmp_path, "marketing", mail(subject="Partnership?"))
         db = open_db(cfg.database)
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + 30
+        while (sources.get(db, "marketing-maildir") or {}).get("state") != "watching":
+            assert time.monotonic() < deadline, "the source never started watching"
+            time.sleep(0.02)
+        drop(tmp_path, "marketing", mail(subject="Partnership?"))
+        # Normally within a second; a file landing just before the watch is registered waits
+        # for the periodic rescan, which makes this slow, not wrong.
+        deadline = time.monotonic() + maildir.RESCAN_SECONDS + 5
         while count(db, "SELECT count(*) FROM ticket") < 1 and time.monotonic() < deadline:
             time.sleep(0.05)
         assert ("Partnership?", "marketing") == tuple(
@@ -114,13 +120,16 @@ def test_sigterm_commits_and_exits_zero(tmp_path):
     )
     db = open_db(tmp_path / "desk.db")
     deadline = time.monotonic() + 20
-    while count(db, "SELECT count(*) FROM message") < 50 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    while count(db, "SELECT count(*) FROM message") < 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=20)
     assert 0 == proc.returncode, err
-    assert 50 == count(db, "SELECT count(*) FROM message")
     assert "stopped" in err
+    # Whatever it had stored is marked done, and nothing marked done went unstored.
+    done = os.listdir(tmp_path / "spool" / "general" / "cur")
+    left = os.listdir(tmp_path / "spool" / "general" / "new")
+    assert (len(done), 50) == (count(db, "SELECT count(*) FROM message"), len(done) + len(left))
 
 
 def test_a_bad_config_is_one_line_naming_file_and_key(tmp_path):

@@ -7,10 +7,9 @@ from textual.widgets._toast import Toast
 
 from db import tickets
 from db.connect import open_db
-from tests.tui_helpers import (  # noqa: F401 - anyio_backend is a fixture
+from tests.tui_helpers import (
     HOSTILE,
     NOW,
-    anyio_backend,
     build_config,
     deliver,
     fill,

@@ -6,13 +6,13 @@ from __future__ import annotations
 import json
 
 import pytest
+from textual.command import CommandList
 
 from db import tickets
 from db.connect import open_db
-from tests.tui_helpers import (  # noqa: F401 - anyio_backend is a fixture
+from tests.tui_helpers import (
     NOW,
     add_windows,
-    anyio_backend,
     build_config,
     fill,
     until,
@@ -120,7 +120,16 @@ async def test_palette_runs_an_action(desk):
         await open_list(pilot)
         await pilot.press("ctrl+p")
         await pilot.press(*"assign to me")
-        await pilot.pause(0.3)
+        commands = app.screen.query_one(CommandList)
+        # The palette gathers its matches in the background; run the command once it is there.
+        await until(
+            pilot,
+            lambda: (
+                commands.highlighted is not None
+                and "assign to me"
+                in str(commands.get_option_at_index(commands.highlighted).prompt).lower()
+            ),
+        )
         await pilot.press("enter")
         await until(pilot, lambda: ticket(desk, 8)["assignee"] == "maria")
 

@@ -47,8 +47,8 @@ def test_47_59_before_is_refused_48_00_accepted(config: Path, capsys) -> None:
 
     code, _, err = add(capsys, config, "2026-06-03 11:00", "--json")  # local BST = 10:00 UTC
     assert 0 == code, err
-    assert [] == [
-        w for w in desk_json(capsys, config, "window", "list") if w["status"] != "planned"
+    assert [("W1", "2026-06-03T10:00:00.000Z", "planned")] == [
+        (w["id"], w["start_at"], w["status"]) for w in desk_json(capsys, config, "window", "list")
     ]
 
 

@@ -12,7 +12,6 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
-import pytest
 from textual.pilot import Pilot
 
 from db import clock
@@ -124,12 +123,6 @@ async def until(pilot: Pilot, condition: Callable[[], bool], timeout: float = 5.
 def line_text(widget: Any, y: int) -> str:
     """The plain text of one rendered line of a line-rendering widget."""
     return "".join(segment.text for segment in widget.render_line(y))
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    """Async tests run on asyncio through anyio's pytest plugin (import this into the module)."""
-    return "asyncio"
 
 
 def add_windows(path: Path) -> None:
