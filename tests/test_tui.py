@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from textual.widgets._toast import Toast
 
-from db import tickets
+from db import clock, tickets
 from db.connect import open_db
 from tests.tui_helpers import (
     HOSTILE,
@@ -21,6 +23,7 @@ from tui.app import DeskApp
 from tui.screens.help import HelpScreen
 from tui.screens.ticket import TicketScreen
 from tui.widgets import ticket_list
+from tui.widgets.banner import Banner
 from tui.widgets.ticket_list import TicketList
 
 pytestmark = pytest.mark.anyio
@@ -251,3 +254,21 @@ def test_storage_of_many_tickets_reads_one_page(desk):
     rows = tickets.page(db, "1", [], "newest", 10, 5)
     assert [20, 19, 18, 17, 16] == [r["id"] for r in rows]
     assert 10 == tickets.position(db, "1", [], "newest", 20)
+
+
+async def test_the_banner_announces_as_far_ahead_as_the_notice_rule_says(tmp_path, monkeypatch):
+    from db import windows
+
+    monkeypatch.setenv("DESK_NOW", NOW)
+    config = build_config(tmp_path, maintenance={"announce_hours": 72})
+    fill(config.database, 3)
+    db = open_db(config.database)
+    start = clock.parse(NOW) + timedelta(hours=60)  # beyond 48 h, within 72 h
+    windows.add(db, title="Ledger upgrade", kind="adhoc", update_type="feature", start=start,
+                end=start + timedelta(hours=1), zone="UTC", actor="ops")  # fmt: skip
+    db.close()
+    app = DeskApp(config)
+    async with app.run_test(size=(120, 40)) as pilot:
+        banner = app.screen.query_one(Banner)
+        await until(pilot, lambda: "Ledger upgrade" in str(banner.render()))
+        assert "Planned: W1" in str(banner.render())

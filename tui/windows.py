@@ -13,13 +13,15 @@ import sqlite_utils
 
 from db import windows as windows_db
 
-ANNOUNCE_AHEAD = timedelta(hours=48)  # the notice rule: what starts this soon is announced
 LINKABLE_DAYS = 30  # windows offered for linking: those that ended in the last month or later
 
 
-def overview(db: sqlite_utils.Database, now: datetime, hours: int) -> dict[str, Any]:
-    """{"active", "upcoming", "overdue_reports"} for the banner, "hours" (True where a window
-    was in force, oldest hour first) for the chart, and "titles" by window id."""
+def overview(
+    db: sqlite_utils.Database, now: datetime, hours: int, ahead: timedelta
+) -> dict[str, Any]:
+    """{"active", "upcoming" (starting within `ahead`: the notice rule's span),
+    "overdue_reports"} for the banner, "hours" (True where a window was in force, oldest hour
+    first) for the chart, and "titles" by window id."""
     every = windows_db.listing(db)
     start = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=hours - 1)
     live = [w for w in every if w.status(now) != "cancelled"]
@@ -38,7 +40,7 @@ def overview(db: sqlite_utils.Database, now: datetime, hours: int) -> dict[str, 
         "upcoming": [
             shown(w)
             for w in live
-            if w.status(now) in ("planned", "announced") and w.start - now <= ANNOUNCE_AHEAD
+            if w.status(now) in ("planned", "announced") and w.start - now <= ahead
         ],
         "overdue_reports": [shown(w) for w in every if w.report_due(now)],
         "hours": [

@@ -3,6 +3,7 @@ reports, the volume chart and the sources' health."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from rich.text import Text
@@ -177,6 +178,8 @@ class MainScreen(TicketActions, Screen):
 
     @work(thread=True, group="overview", exclusive=True, exit_on_error=False)
     def load_overview(self) -> None:
+        ahead = timedelta(hours=self.app.config.maintenance.announce_hours)
+
         def job(db: Any) -> Overview:
             now = clock.now()
             return Overview(
@@ -185,7 +188,7 @@ class MainScreen(TicketActions, Screen):
                     "sources": sources.all_states(db),
                     "volume": tickets.hourly_volume(db, now, HOURS),
                     "reports": discrepancy.listing(db, open_only=True)[:REPORTS_SHOWN],
-                    "windows": windows.overview(db, now, HOURS),
+                    "windows": windows.overview(db, now, HOURS, ahead),
                 }
             )
 
