@@ -121,3 +121,22 @@ def window_line(w: windows.Window, now: datetime, zone: str) -> str:
         f"{local_span(w.start, w.ends, zone)}  "
         f"{safe.visible(w.title)}{extra}"
     )
+
+
+def force_reason(args: argparse.Namespace) -> str | None:
+    """The recorded reason for breaking the notice rule: `--force` and `--reason` go together."""
+    if args.force and not args.reason:
+        raise DeskError("--force needs --reason TEXT saying why the notice rule is broken.")
+    if args.reason and not args.force:
+        raise DeskError("--reason goes with --force; without --force the notice rule holds.")
+    return args.reason if args.force else None
+
+
+def print_notices(shown: list[dict[str, Any]]) -> None:
+    """Notices as a reader gets them: the email with its subject, the dashboard banner."""
+    for n in shown:
+        body = safe.visible(n["body"], multiline=True)
+        if n["channel"] == "email":
+            print(f"Subject: {safe.visible(n['subject'])}\n\n{body}")
+        else:
+            print(f"Banner: {body}")

@@ -114,14 +114,6 @@ def _schedule_options(p: argparse.ArgumentParser, *, required: bool) -> None:
     ops.add_json(p)
 
 
-def _force_reason(args: argparse.Namespace) -> str | None:
-    if args.force and not args.reason:
-        raise DeskError("--force needs --reason TEXT saying why the notice rule is broken.")
-    if args.reason and not args.force:
-        raise DeskError("--reason goes with --force; without --force the notice rule holds.")
-    return args.reason if args.force else None
-
-
 def _done(args: argparse.Namespace, w: windows.Window, zone: str, message: str) -> int:
     now = clock.now()
     if getattr(args, "json", False):
@@ -201,7 +193,7 @@ def run_add(args: argparse.Namespace) -> int:
         features=ops.features(args.features),
         description=args.description or "",
         announce_hours=config.maintenance.announce_hours,
-        force_reason=_force_reason(args),
+        force_reason=ops.force_reason(args),
     )
     hint = f"announce it with `desk window notice {w.label} --issue`"
     return _done(args, w, zone, f"Scheduled {w.label}; {hint}.")
@@ -235,7 +227,7 @@ def run_edit(args: argparse.Namespace) -> int:
         ops.actor(),
         changes,
         announce_hours=config.maintenance.announce_hours,
-        force_reason=_force_reason(args),
+        force_reason=ops.force_reason(args),
         expected_revision=args.if_revision,
     )
     return _done(args, w, zone, f"{w.label} is now at revision {w.revision}.")
@@ -275,8 +267,6 @@ def run_emergency(args: argparse.Namespace) -> int:
     if args.json:
         ops.print_json({**w.as_dict(clock.now(), zone), "notices": issued})
         return 0
-    by_channel = {n["channel"]: n for n in issued}
     print(f"Emergency {w.label} started; its start notice is in the ledger.\n")
-    print(f"Subject: {by_channel['email']['subject']}\n\n{by_channel['email']['body']}")
-    print(f"Banner: {by_channel['banner']['body']}")
+    ops.print_notices(issued)
     return 0

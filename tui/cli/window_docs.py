@@ -160,8 +160,7 @@ def run_notice(args: argparse.Namespace) -> int:
             print(f"r{n['revision']} {n['kind']:<13}{n['channel']:<7}{n['rendered_at']}{stale}")
         return 0
     kind = args.kind or windows.expected_notice(w, clock.now())
-    if args.force and not args.reason:
-        raise DeskError("--force needs --reason TEXT saying why the notice rule is broken.")
+    reason = ops.force_reason(args)
     if args.issue:
         shown, created = windows.issue_notice(
             db,
@@ -169,7 +168,7 @@ def run_notice(args: argparse.Namespace) -> int:
             kind,
             ops.actor(),
             announce_hours=config.maintenance.announce_hours,
-            force_reason=args.reason if args.force else None,
+            force_reason=reason,
             zone=zone,
         )
         shown = [{**n, "created": created} for n in shown]
@@ -181,11 +180,7 @@ def run_notice(args: argparse.Namespace) -> int:
     if args.json:
         ops.print_json(shown)
         return 0
-    for n in shown:
-        if n["channel"] == "email":
-            print(f"Subject: {n['subject']}\n\n{n['body']}")
-        else:
-            print(f"Banner: {n['body']}")
+    ops.print_notices(shown)
     return 0
 
 
