@@ -13,9 +13,9 @@ import pytest
 
 from db import config as config_module
 from db.connect import open_db
+from db.migrations import FUNCTIONS
 from tests.dovecot import dovecot_server  # noqa: F401 - a fixture, for the IMAP tests
 
-FUNCTIONS = ("technical", "sales", "compliance", "general", "marketing")
 _counter = itertools.count(1)
 
 
@@ -35,16 +35,20 @@ def build_config(
     return config_module.parse(data, tmp_path / "config.toml")
 
 
-def write_config_file(tmp_path: Path, functions: tuple[str, ...] = FUNCTIONS) -> Path:
-    """The same configuration as a TOML file, for running the programs as processes."""
+def write_config_file(
+    tmp_path: Path, functions: tuple[str, ...] = FUNCTIONS, *, extra: str = ""
+) -> Path:
+    """The same configuration as a TOML file, for running the programs as processes; `extra` is
+    more TOML appended (further tables)."""
     lines = [f'[database]\npath = "{tmp_path / "desk.db"}"\n', "[addresses]"]
     lines += [f'"{fn}@valuit.com" = "{fn}"' for fn in FUNCTIONS]
     for fn in functions:
         lines.append(
             f'\n[[source]]\nfunction = "{fn}"\nkind = "maildir"\npath = "{tmp_path / "spool" / fn}"'
         )
+    lines.append(extra)
     path = tmp_path / "config.toml"
-    path.write_text("\n".join(lines) + "\n")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
 
 

@@ -18,6 +18,7 @@ from db import clock
 from db import config as config_module
 from db.config import Config
 from db.connect import open_db
+from db.migrations import FUNCTIONS
 from db.model import Delivery
 from db.store import store_batch
 from ingest.parse import parse
@@ -93,10 +94,9 @@ def deliver(path: Path, raw: bytes, function: str = "technical", at: str = NOW) 
 def fill(path: Path, count: int = 30) -> None:
     """`count` tickets an hour apart (the newest at NOW), functions in turn, hostile subjects
     among them, one with a reply and one with an attachment."""
-    functions = ("technical", "sales", "compliance", "general", "marketing")
     db = open_db(path)
     for i in range(1, count + 1):
-        function = functions[i % len(functions)]
+        function = FUNCTIONS[i % len(FUNCTIONS)]
         subject = HOSTILE[i % len(HOSTILE)] if i % 7 == 0 else f"Question {i} about invoices"
         at = clock.iso(clock.parse(NOW) - timedelta(hours=count - i, minutes=7))
         raw = mail(

@@ -14,9 +14,9 @@ import pytest
 from db.config import Config, load
 from db.connect import open_db
 from ingest import daemon
+from tests.conftest import write_config_file
 from tui.cli import main
 
-FUNCTIONS = ("technical", "sales", "compliance", "general", "marketing")
 MONTHLY = """
 [[maintenance.recurring]]
 name = "monthly"
@@ -32,15 +32,7 @@ _numbers = itertools.count(1)
 
 def write_config(tmp_path: Path, maintenance: str = "", *, zone: str = "Europe/London") -> Path:
     """config.toml with a drop folder per function and a [maintenance] section."""
-    lines = [f'[database]\npath = "{tmp_path / "desk.db"}"\n', "[addresses]"]
-    lines += [f'"{fn}@valuit.com" = "{fn}"' for fn in FUNCTIONS]
-    for fn in FUNCTIONS:
-        folder = tmp_path / "spool" / fn
-        lines.append(f'\n[[source]]\nfunction = "{fn}"\nkind = "maildir"\npath = "{folder}"')
-    lines.append(f'\n[maintenance]\nzone = "{zone}"\n{maintenance}')
-    path = tmp_path / "config.toml"
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
+    return write_config_file(tmp_path, extra=f'\n[maintenance]\nzone = "{zone}"\n{maintenance}')
 
 
 def desk(capsys: pytest.CaptureFixture[str], config: Path, *args: str) -> tuple[int, str, str]:
