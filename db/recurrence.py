@@ -51,11 +51,15 @@ def _localise(naive: datetime, zone: ZoneInfo) -> tuple[datetime, tuple[str, ...
     return instant, ()
 
 
-def _months_skipped(rule: Recurring, previous: datetime | None, naive: datetime) -> list[str]:
-    freq = dict(p.split("=", 1) for p in rule.rrule.upper().split(";") if "=" in p)
-    if previous is None or freq.get("FREQ") != "MONTHLY":
+def _month_step(rule: Recurring) -> int | None:
+    """A monthly rule's INTERVAL; None for other frequencies, which skip no months."""
+    parts = dict(p.split("=", 1) for p in rule.rrule.upper().split(";") if "=" in p)
+    return int(parts.get("INTERVAL", "1")) if parts.get("FREQ") == "MONTHLY" else None
+
+
+def _months_skipped(step: int | None, previous: datetime | None, naive: datetime) -> list[str]:
+    if previous is None or step is None:
         return []
-    step = int(freq.get("INTERVAL", "1"))
     index = lambda d: d.year * 12 + d.month - 1  # noqa: E731
     return [
         f"{m // 12:04d}-{m % 12 + 1:02d}" for m in range(index(previous) + step, index(naive), step)
@@ -71,10 +75,11 @@ def occurrences(
     # Iterate in local wall-clock time from a day early: the zone's offset is under a day.
     local_after = after.astimezone(zone).replace(tzinfo=None) - timedelta(days=1)
     previous = rr.before(local_after)
+    step = _month_step(rule)
     found: list[Occurrence] = []
     for naive in rr.xafter(local_after, inc=True):
         start, flags = _localise(naive, zone)
-        skipped = _months_skipped(rule, previous, naive)
+        skipped = _months_skipped(step, previous, naive)
         previous = naive
         if start <= after:
             continue
