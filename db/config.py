@@ -12,6 +12,7 @@ import re
 import tomllib
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
+from email.utils import formataddr, parseaddr
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -81,6 +82,56 @@ class Maintenance:
 
 
 @dataclass(frozen=True)
+class Smtp:
+    """The `[smtp]` section: the server the daemon's sender loop hands outgoing mail to."""
+
+    host: str
+    port: int
+    security: str = "starttls"
+    username: str = ""
+    password_env: str = ""
+    password_command: str = ""
+    oauth2_token_command: str = ""
+    password: str = field(default="", repr=False)
+    ca_file: Path | None = None
+    timeout: float = 30.0
+    batch_size: int = 50  # mails handed over per connection
+    retry_seconds: float = 60.0  # first retry after a 4xx or an unreachable server; doubles
+    give_up_hours: float = 120.0  # a mail still deferred after this is failed
+    name: str = "smtp"  # how secrets.resolve names it in errors
+
+
+@dataclass(frozen=True)
+class Canned:
+    """A canned reply from `[[replies.canned]]`; `{placeholders}` are filled in when used."""
+
+    name: str
+    title: str
+    body: str
+
+
+@dataclass(frozen=True)
+class MailOut:
+    """What the desk sends and as whom: `[smtp]`, `[functions.*]`, `[replies]`, `[notices]`."""
+
+    smtp: Smtp | None = None
+    senders: dict[str, str] = field(default_factory=dict)  # function -> "Name <address>"
+    acknowledge: tuple[str, ...] = ()  # functions whose new tickets are acknowledged
+    response_times: dict[str, str] = field(default_factory=dict)
+    ack_interval_minutes: float = 60.0
+    signature: str = ""
+    canned: tuple[Canned, ...] = ()
+    subscribers: tuple[str, ...] = ()
+    notice_sender: str = "general"
+    announce_days: float = 7.0
+    reminder_hours: float = 24.0
+    own_addresses: frozenset[str] = frozenset()  # every address of ours: never acknowledged
+
+    def response_time(self, function: str) -> str:
+        return self.response_times.get(function, "within one business day")
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path
     database: Path
@@ -89,6 +140,7 @@ class Config:
     log_level: str = "info"
     timezone: str = ""
     maintenance: Maintenance = field(default_factory=Maintenance)
+    mail: MailOut = field(default_factory=MailOut)
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
 
@@ -222,25 +274,7 @@ def _source(path: Path, index: int, table: Any, names: set[str]) -> Source:
             name, function, kind, path=r.path_value("path", required=True), addresses=addresses
         )
     r.unknown(_IMAP_KEYS)
-    host = r.get("host", str, required=True)
-    security = r.choice("security", SECURITY, "tls")
-    if security == "none" and not _is_loopback(host):
-        r.fail(
-            "security",
-            f"'none' sends the password in clear; refused for {host!r}, "
-            "which is not a loopback address (use tls or starttls)",
-        )
-    port = r.get("port", int, 993 if security == "tls" else 143)
-    if not 0 < port < 65536:
-        r.fail("port", f"{port} is not a TCP port")
-    secrets = [k for k in SECRET_KEYS if k in r.table]
-    if len(secrets) != 1:
-        r.fail(
-            "password_env",
-            "give exactly one of "
-            + ", ".join(SECRET_KEYS)
-            + (f" (found {', '.join(secrets)})" if secrets else ""),
-        )
+    server = _server(r, {"tls": 993, "starttls": 143, "none": 143}, needs_login=True)
     after = r.get("after_ingest", str, "none")
     if after not in ("none", "seen") and not (after.startswith("move:") and len(after) > 5):
         r.fail("after_ingest", f"{after!r} is not none, seen or move:<folder>")
@@ -251,20 +285,52 @@ def _source(path: Path, index: int, table: Any, names: set[str]) -> Source:
         name,
         function,
         kind,
-        host=host,
-        port=port,
-        security=security,
-        username=r.get("username", str, required=True),
-        password_env=r.get("password_env", str, ""),
-        password_command=r.get("password_command", str, ""),
-        oauth2_token_command=r.get("oauth2_token_command", str, ""),
-        password=r.get("password", str, ""),
+        **server,
         folder=r.get("folder", str, "INBOX"),
         ca_file=r.path_value("ca_file"),
         addresses=addresses,
         after_ingest=after,
         poll_seconds=poll,
     )
+
+
+def _server(r: Reader, ports: dict[str, int], *, needs_login: bool) -> dict[str, Any]:
+    """Host, port, security and login of a mail server (IMAP or SMTP), as keyword arguments.
+
+    Clear text is refused off loopback; a login needs exactly one way to its secret.
+    """
+    host = r.get("host", str, required=True)
+    security = r.choice("security", SECURITY, "tls")
+    if security == "none" and not _is_loopback(host):
+        r.fail(
+            "security",
+            f"'none' sends mail and passwords in clear; refused for {host!r}, "
+            "which is not a loopback address (use tls or starttls)",
+        )
+    port = r.get("port", int, ports[security])
+    if not 0 < port < 65536:
+        r.fail("port", f"{port} is not a TCP port")
+    username = r.get("username", str, "" if not needs_login else None, required=needs_login)
+    secrets = [k for k in SECRET_KEYS if k in r.table]
+    if (username or needs_login) and len(secrets) != 1:
+        r.fail(
+            "password_env",
+            "give exactly one of "
+            + ", ".join(SECRET_KEYS)
+            + (f" (found {', '.join(secrets)})" if secrets else ""),
+        )
+    if secrets and not username:
+        r.fail(secrets[0], "is only used with a username; add username or remove it")
+    return {
+        "host": host,
+        "port": port,
+        "security": security,
+        "username": username,
+        "password_env": r.get("password_env", str, ""),
+        "password_command": r.get("password_command", str, ""),
+        "oauth2_token_command": r.get("oauth2_token_command", str, ""),
+        "password": r.get("password", str, ""),
+    }
 
 
 def _zone(r: Reader, key: str, default: str) -> str:
@@ -391,6 +457,109 @@ def _maintenance(path: Path, data: dict[str, Any], desk_zone: str) -> Maintenanc
     )
 
 
+_SMTP_KEYS = {
+    "host", "port", "security", "username", "ca_file", "timeout", "batch_size", "retry_seconds",
+    "give_up_hours", *SECRET_KEYS,
+}  # fmt: skip
+
+
+def _positive(r: Reader, key: str, kind: type, default: Any) -> Any:
+    value = r.get(key, kind, default)
+    if value <= 0:
+        r.fail(key, "must be positive")
+    return value
+
+
+def _smtp(path: Path, data: dict[str, Any]) -> Smtp | None:
+    if "smtp" not in data:
+        return None
+    r = Reader(path, "smtp", data["smtp"])
+    r.unknown(_SMTP_KEYS)
+    server = _server(r, {"tls": 465, "starttls": 587, "none": 25}, needs_login=False)
+    return Smtp(
+        **server,
+        ca_file=r.path_value("ca_file"),
+        timeout=_positive(r, "timeout", float, 30.0),
+        batch_size=_positive(r, "batch_size", int, 50),
+        retry_seconds=_positive(r, "retry_seconds", float, 60.0),
+        give_up_hours=_positive(r, "give_up_hours", float, 120.0),
+    )
+
+
+def mailbox(r: Reader, key: str, value: str) -> str:
+    """'Name <addr@host>' or 'addr@host', checked, as 'Name <addr@host>'."""
+    name, addr = parseaddr(value)
+    if "@" not in addr or any(c.isspace() for c in addr):
+        r.fail(key, f"{value!r} is not an email address (write 'Name <address>' or 'address')")
+    return formataddr((name, addr))
+
+
+def _mail_out(path: Path, data: dict[str, Any], addresses: dict[str, str]) -> MailOut:
+    functions = Reader(path, "functions", data.get("functions", {}))
+    functions.unknown(set(FUNCTIONS))
+    senders: dict[str, str] = {}
+    for fn in FUNCTIONS:  # by default a function writes from its address in [addresses]
+        own = next((a for a, f in addresses.items() if f == fn), None)
+        if own:
+            senders[fn] = formataddr((f"Valuit {fn.capitalize()} Support", own))
+    acknowledge, response_times = [], {}
+    for fn, table in functions.table.items():
+        r = Reader(path, f"functions.{fn}", table)
+        r.unknown({"sender", "acknowledge", "response_time"})
+        if "sender" in r.table:
+            senders[fn] = mailbox(r, "sender", r.get("sender", str))
+        if r.get("acknowledge", bool, False):
+            acknowledge.append(fn)
+        if "response_time" in r.table:
+            response_times[fn] = r.get("response_time", str)
+    for fn in acknowledge:
+        if fn not in senders:
+            functions.fail(f"{fn}.sender", "is needed to acknowledge: no address of it is known")
+
+    replies = Reader(path, "replies", data.get("replies", {}))
+    replies.unknown({"signature", "acknowledge_every_minutes", "canned"})
+    canned, names = [], set()
+    for i, table in enumerate(replies.get("canned", list, [])):
+        r = Reader(path, f"replies.canned[{i}]", table)
+        r.unknown({"name", "title", "body"})
+        name = r.get("name", str, required=True)
+        if name in names:
+            r.fail("name", f"{name!r} is used by another canned reply")
+        names.add(name)
+        canned.append(Canned(name, r.get("title", str, name), r.get("body", str, required=True)))
+
+    notices = Reader(path, "notices", data.get("notices", {}))
+    notices.unknown({"subscribers", "sender", "announce_days", "reminder_hours"})
+    subscribers = notices.get("subscribers", list, [])
+    for i, value in enumerate(subscribers):
+        if not isinstance(value, str):
+            notices.fail(f"subscribers[{i}]", "must be an email address")
+        subscribers[i] = parseaddr(mailbox(notices, f"subscribers[{i}]", value))[1].lower()
+    sender = notices.get("sender", str, "general")
+    if sender in FUNCTIONS:
+        if sender not in senders and subscribers:
+            notices.fail("sender", f"the function {sender!r} has no known address")
+    else:
+        sender = mailbox(notices, "sender", sender)
+    own = {a.lower() for a in addresses} | {parseaddr(s)[1].lower() for s in senders.values()}
+    if sender not in FUNCTIONS:
+        own.add(parseaddr(sender)[1].lower())
+    return MailOut(
+        smtp=_smtp(path, data),
+        senders=senders,
+        acknowledge=tuple(acknowledge),
+        response_times=response_times,
+        ack_interval_minutes=_positive(replies, "acknowledge_every_minutes", float, 60.0),
+        signature=replies.get("signature", str, ""),
+        canned=tuple(canned),
+        subscribers=tuple(dict.fromkeys(subscribers)),
+        notice_sender=sender,
+        announce_days=_positive(notices, "announce_days", float, 7.0),
+        reminder_hours=_positive(notices, "reminder_hours", float, 24.0),
+        own_addresses=frozenset(own),
+    )
+
+
 def parse(data: dict[str, Any], path: Path) -> Config:
     """Check a parsed TOML document; `path` is named in errors and anchors relative paths."""
     top = Reader(path, "database", data.get("database", {}))
@@ -403,13 +572,16 @@ def parse(data: dict[str, Any], path: Path) -> Config:
     ingest = Reader(path, "ingest", data.get("ingest", {}))
     desk = Reader(path, "desk", data.get("desk", {}))
     timezone = _zone(desk, "timezone", "")
+    addresses = _addresses(Reader(path, "", data), "addresses")
+    known = {k: v for s in sources for k, v in s.addresses.items()} | addresses
     return Config(
         path=path,
         database=database,
         sources=sources,
-        addresses=_addresses(Reader(path, "", data), "addresses"),
+        addresses=addresses,
         log_level=ingest.choice("log_level", LOG_LEVELS, "info"),
         timezone=timezone,
         maintenance=_maintenance(path, data, timezone),
+        mail=_mail_out(path, data, known),
         raw=data,
     )

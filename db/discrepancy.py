@@ -140,7 +140,7 @@ def _verdict(
     patterns = vocabulary(settings)
     for message_id, received, subject, body in db.execute(
         "SELECT id, received_at, subject, body_text FROM message WHERE ticket_id = ? "
-        "AND auto = '' AND received_at >= ? ORDER BY received_at, id",
+        "AND auto = '' AND direction = 'in' AND received_at >= ? ORDER BY received_at, id",
         [ticket["id"], min(end for _, end, _ in ends)],
     ):
         # The latest window whose period holds the message: the one the writer just lived.

@@ -16,7 +16,11 @@ PRIORITIES = ("low", "normal", "high", "urgent")
 KINDS = ("normal", "discrepancy")
 WINDOW_KINDS = ("monthly", "quarterly", "emergency", "adhoc")
 UPDATE_TYPES = ("feature", "security", "performance")
-NOTICE_KINDS = ("announcement", "reminder", "start", "completion", "cancellation")
+NOTICE_KINDS = (
+    "announcement", "reminder", "change", "start", "completion", "cancellation", "report",
+)  # fmt: skip
+OUTBOX_KINDS = ("reply", "ack", "notice")
+OUTBOX_STATUSES = ("queued", "sending", "sent", "failed", "cancelled")
 NOTICE_CHANNELS = ("email", "banner")
 
 
@@ -252,7 +256,72 @@ def _v2_windows(db: sqlite_utils.Database) -> None:
         db.execute(statement)
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1_core, _v2_windows]
+def _v3_mail_out(db: sqlite_utils.Database) -> None:
+    """Mail out: the outbox, notice subscribers, outgoing messages in the thread, the first
+    response time, and two more notice kinds (a change of schedule, the post-maintenance report).
+    """
+    script = f"""
+        CREATE TABLE notice_v3 (
+            id INTEGER PRIMARY KEY,
+            window_id INTEGER NOT NULL REFERENCES window (id) ON DELETE CASCADE,
+            revision INTEGER NOT NULL,
+            kind TEXT NOT NULL CHECK (kind IN {_in(NOTICE_KINDS)}),
+            channel TEXT NOT NULL CHECK (channel IN {_in(NOTICE_CHANNELS)}),
+            subject TEXT NOT NULL DEFAULT '',
+            body TEXT NOT NULL,
+            rendered_at TEXT NOT NULL,
+            issued_by TEXT NOT NULL,
+            superseded INTEGER NOT NULL DEFAULT 0,
+            UNIQUE (window_id, revision, kind, channel)
+        );
+        INSERT INTO notice_v3 SELECT * FROM notice;
+        DROP TABLE notice;
+        ALTER TABLE notice_v3 RENAME TO notice;
+
+        -- Every mail we send, written in the transaction of the action that causes it and sent
+        -- by the daemon. `dedupe` names what the mail is, so the same cause never queues twice.
+        CREATE TABLE outbox (
+            id INTEGER PRIMARY KEY,
+            kind TEXT NOT NULL CHECK (kind IN {_in(OUTBOX_KINDS)}),
+            dedupe TEXT NOT NULL UNIQUE,
+            message_id TEXT NOT NULL UNIQUE,
+            ticket_id INTEGER REFERENCES ticket (id) ON DELETE SET NULL,
+            notice_id INTEGER REFERENCES notice (id) ON DELETE SET NULL,
+            window_id INTEGER REFERENCES window (id) ON DELETE SET NULL,
+            mail_from TEXT NOT NULL,
+            rcpt TEXT NOT NULL,
+            subject TEXT NOT NULL DEFAULT '',
+            raw BLOB NOT NULL,
+            status TEXT NOT NULL DEFAULT 'queued' CHECK (status IN {_in(OUTBOX_STATUSES)}),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at TEXT NOT NULL,
+            last_error TEXT,
+            created_at TEXT NOT NULL,
+            created_by TEXT NOT NULL,
+            sent_at TEXT
+        );
+        CREATE INDEX outbox_due ON outbox (status, next_attempt_at);
+        CREATE INDEX outbox_rcpt ON outbox (rcpt, kind, created_at);
+        CREATE INDEX outbox_ticket ON outbox (ticket_id);
+        CREATE INDEX outbox_window ON outbox (window_id, status);
+
+        CREATE TABLE subscriber (
+            addr TEXT PRIMARY KEY,
+            name TEXT NOT NULL DEFAULT '',
+            added_at TEXT NOT NULL,
+            added_by TEXT NOT NULL
+        );
+
+        ALTER TABLE message ADD COLUMN direction TEXT NOT NULL DEFAULT 'in'
+            CHECK (direction IN ('in', 'out'));
+        ALTER TABLE message ADD COLUMN outbox_id INTEGER REFERENCES outbox (id);
+        ALTER TABLE ticket ADD COLUMN first_response_at TEXT
+        """
+    for statement in script.split(";"):
+        db.execute(statement)
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1_core, _v2_windows, _v3_mail_out]
 
 
 def version(db: sqlite_utils.Database) -> int:

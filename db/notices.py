@@ -9,6 +9,7 @@ it says supersedes it, and a standing notice is never issued twice.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -16,9 +17,10 @@ from zoneinfo import ZoneInfo
 
 import sqlite_utils
 
-from db import clock
+from db import clock, outbox, subscribers
 
 if TYPE_CHECKING:
+    from db.config import MailOut
     from db.windows import Window
 
 BACKUP = "Please back up any critical data you will need; the help section explains how."
@@ -38,6 +40,23 @@ _KIND_PHRASE = {
     "adhoc": "scheduled maintenance",
     "emergency": "emergency maintenance",
 }
+
+
+_HEADING = re.compile(r"^##\s+(.+?)\s*$", re.MULTILINE)
+_COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
+# What users are told of a post-maintenance report; impact and timeline stay internal.
+REPORT_FOR_USERS = ("Summary", "Root cause", "Steps taken")
+
+
+def sections(text: str) -> dict[str, str]:
+    """The text under each `## heading` of a Markdown report, without comments."""
+    clean = _COMMENT.sub("", text)
+    found = {}
+    matches = list(_HEADING.finditer(clean))
+    for match, nxt in zip(matches, [*matches[1:], None], strict=True):
+        end = nxt.start() if nxt else len(clean)
+        found[match.group(1)] = clean[match.end() : end].strip()
+    return found
 
 
 @dataclass(frozen=True)
@@ -93,13 +112,16 @@ def _email(w: Window, kind: str, zone: str) -> tuple[str, str]:
     phrase = _KIND_PHRASE[w.kind]
     what = f"{phrase} ({w.update_type} update)"
     when = span(w.start, w.ends, zone)
-    if kind in ("announcement", "reminder"):
-        lead = "Reminder: we" if kind == "reminder" else "We"
-        subject = (
-            f"{'Reminder: ' if kind == 'reminder' else ''}Valuit maintenance {when}: {w.title}"
-        )
+    if kind in ("announcement", "reminder", "change"):
+        prefix = {"reminder": "Reminder: ", "change": "Changed: "}.get(kind, "")
+        subject = f"{prefix}Valuit maintenance {when}: {w.title}"
+        lead = {
+            "reminder": f"Reminder: we will carry out {what} on the Valuit platform.",
+            "change": f"The {what} we announced has changed; this notice replaces the earlier "
+            "one. The new details:",
+        }.get(kind, f"We will carry out {what} on the Valuit platform.")
         parts = [
-            f"{lead} will carry out {what} on the Valuit platform.",
+            lead,
             _when(w, zone),
             _features(w),
             w.description.strip(),
@@ -126,6 +148,14 @@ def _email(w: Window, kind: str, zone: str) -> tuple[str, str]:
             _notes(w),
             VERIFY,
         ]
+    elif kind == "report":
+        subject = f"Valuit maintenance report: {w.title}"
+        found = sections(w.report or "")
+        parts = [
+            f"Here is our report on the {phrase} ({w.update_type} update) of {when}.",
+            *(f"{name}:\n{found[name]}" for name in REPORT_FOR_USERS if found.get(name)),
+            VERIFY,
+        ]
     else:
         subject = f"Cancelled: Valuit maintenance {when}"
         parts = [
@@ -139,9 +169,10 @@ def _email(w: Window, kind: str, zone: str) -> tuple[str, str]:
 def _banner(w: Window, kind: str, zone: str) -> str:
     local, utc = span(w.start, w.ends, zone), utc_span(w.start, w.ends)
     down = f"{', '.join(w.features)} unavailable. " if w.features else ""
-    if kind in ("announcement", "reminder"):
+    if kind in ("announcement", "reminder", "change"):
+        changed = "Rescheduled: " if kind == "change" else ""
         return (
-            f"Scheduled maintenance {local} ({utc}): {down}"
+            f"{changed}Scheduled maintenance {local} ({utc}): {down}"
             "Back up your data and log out before it begins."
         )
     if kind == "start":
@@ -152,6 +183,8 @@ def _banner(w: Window, kind: str, zone: str) -> str:
                 "Please log out."
             )
         return f"Maintenance in progress ({local}; {utc}): {down}Please log out until it ends."
+    if kind == "report":
+        return f"The report on the maintenance of {local} is published; see your email."
     if kind == "completion":
         return (
             f"Maintenance completed ({local}). Please verify your data and transactions and "
@@ -182,9 +215,15 @@ def standing(db: sqlite_utils.Database, window_id: int, kind: str) -> list[dict[
 
 
 def record(
-    db: sqlite_utils.Database, w: Window, kind: str, actor: str, zone: str | None = None
+    db: sqlite_utils.Database,
+    w: Window,
+    kind: str,
+    actor: str,
+    zone: str | None = None,
+    mail: MailOut | None = None,
 ) -> tuple[list[dict[str, Any]], bool]:
-    """Enter notice `kind` for `w` in the ledger (inside the caller's transaction).
+    """Enter notice `kind` for `w` in the ledger (inside the caller's transaction); with `mail`,
+    queue its email to every subscriber in the same transaction.
 
     Returns the standing notices and whether they were issued now; a standing notice is
     returned as it is, so nothing goes out twice.
@@ -199,11 +238,18 @@ def record(
             "issued_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             [w.id, w.revision, kind, notice.channel, notice.subject, notice.body, now, actor],
         )
-    return standing(db, w.id, kind), True
+    issued = standing(db, w.id, kind)
+    if mail is not None:
+        for row in issued:
+            if row["channel"] == "email":
+                subscribers.queue_notice(db, row, mail, actor)
+    return issued, True
 
 
-def supersede(db: sqlite_utils.Database, window_id: int) -> int:
-    """Mark every standing notice of the window stale (its text no longer holds)."""
+def supersede(db: sqlite_utils.Database, window_id: int, revision: int) -> int:
+    """Mark every standing notice of the window stale (its text no longer holds) and cancel
+    the mails of them not yet sent, such as a reminder of the old time."""
+    outbox.cancel_window_notices(db, window_id, f"superseded by revision {revision}")
     return db.execute(
         "UPDATE notice SET superseded = 1 WHERE window_id = ? AND superseded = 0", [window_id]
     ).rowcount
@@ -216,4 +262,17 @@ def ledger(db: sqlite_utils.Database, window_id: int) -> list[dict[str, Any]]:
             "FROM notice WHERE window_id = ? ORDER BY id",
             [window_id],
         )
+    )
+
+
+def current_email(db: sqlite_utils.Database, now: datetime) -> dict[str, Any] | None:
+    """The newest standing email notice of the window in force, else of the next one."""
+    return next(
+        db.query(
+            "SELECT n.* FROM notice n JOIN window w ON w.id = n.window_id "
+            "WHERE n.channel = 'email' AND n.superseded = 0 AND w.cancelled_at IS NULL "
+            "AND w.ends_at > ? ORDER BY w.start_at <= ? DESC, w.start_at, n.id DESC LIMIT 1",
+            [clock.iso(now), clock.iso(now)],
+        ),
+        None,
     )

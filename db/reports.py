@@ -7,7 +7,6 @@ An emergency window owes a report from the moment it ends until one is written (
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from typing import Any
 
@@ -26,8 +25,6 @@ _HINTS = {
     "Steps taken": "What was done to resolve it.",
     "Follow-ups": "What will keep it from happening again, with owners.",
 }
-_HEADING = re.compile(r"^##\s+(.+?)\s*$", re.MULTILINE)
-_COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
 
 
 def impact(db: sqlite_utils.Database, window_id: int) -> dict[str, dict[str, list[int]]]:
@@ -86,17 +83,6 @@ def template(db: sqlite_utils.Database, w: windows.Window) -> str:
     return head + "\n" + "\n\n".join(parts) + "\n"
 
 
-def sections(text: str) -> dict[str, str]:
-    """The text under each `## heading`, without comments."""
-    clean = _COMMENT.sub("", text)
-    found = {}
-    matches = list(_HEADING.finditer(clean))
-    for match, nxt in zip(matches, [*matches[1:], None], strict=True):
-        end = nxt.start() if nxt else len(clean)
-        found[match.group(1)] = clean[match.end() : end].strip()
-    return found
-
-
 def writable(db: sqlite_utils.Database, window_id: int) -> windows.Window:
     """The window, if a report can be written for it now: after it completes."""
     w = windows.get(db, window_id)
@@ -110,7 +96,7 @@ def write_report(
     db: sqlite_utils.Database, window_id: int, text: str, actor: str
 ) -> windows.Window:
     """Store the report for a window that has ended, once its key sections are written."""
-    found = sections(text)
+    found = notices.sections(text)
     missing = [name for name in REQUIRED if not found.get(name)]
     if missing:
         raise DeskError(
@@ -139,5 +125,5 @@ def as_dict(w: windows.Window) -> dict[str, Any]:
     return {
         "window": w.label,
         "written_at": clock.iso(w.report_written_at) if w.report_written_at else None,
-        "sections": sections(w.report or ""),
+        "sections": notices.sections(w.report or ""),
     }

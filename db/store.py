@@ -8,17 +8,24 @@ checkpoint the source passes, so a crash leaves either all of it or none.
 
 from __future__ import annotations
 
+import hashlib
 import json
-import re
 from collections.abc import Callable, Iterable
 from datetime import timedelta
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import parseaddr
+from typing import TYPE_CHECKING
 
 import sqlite_utils
 
-from db import clock, discrepancy, threads
+from db import acks, clock, discrepancy, outbox, threads
 from db.connect import write
 from db.events import record_event
 from db.model import Delivery, Incoming, Stored
+
+if TYPE_CHECKING:
+    from db.config import MailOut
 
 INGEST_ACTOR = "desk-ingest"
 FIRST_RESPONSE = {
@@ -27,12 +34,7 @@ FIRST_RESPONSE = {
     "normal": timedelta(hours=8),
     "low": timedelta(hours=24),
 }
-_REPLY_PREFIX = re.compile(r"^\s*((re|fwd?|aw|wg|sv|antw)\s*(\[\d+\])?\s*:\s*)+", re.IGNORECASE)
-
-
-def ticket_subject(subject: str) -> str:
-    """The subject a ticket is known by: without reply prefixes and our own `[#N]` token."""
-    return threads.TOKEN.sub("", _REPLY_PREFIX.sub("", subject)).strip() or "(no subject)"
+OUTGOING = "outgoing"  # the thread rule of a mail we sent
 
 
 def store_batch(
@@ -40,16 +42,45 @@ def store_batch(
     items: Iterable[tuple[Incoming, Delivery]],
     *,
     checkpoint: Callable[[sqlite_utils.Database], None] | None = None,
+    mail: MailOut | None = None,
 ) -> list[Stored]:
-    """Store `items` and run `checkpoint` in one transaction."""
+    """Store `items` and run `checkpoint` in one transaction; with `mail`, new tickets of the
+    functions it names are acknowledged in the same transaction."""
     with write(db):
-        results = [_store_one(db, msg, delivery) for msg, delivery in items]
+        pairs = list(items)
+        results = [_store_one(db, msg, delivery) for msg, delivery in pairs]
         # Link and classify each ticket that got mail once, however many of its messages came.
         touched = dict.fromkeys(r.ticket_id for r in results if r.new and r.ticket_id is not None)
         discrepancy.reevaluate(db, list(touched))
+        if mail is not None and mail.acknowledge:
+            for (msg, delivery), stored in zip(pairs, results, strict=True):
+                if stored.new and stored.rule == threads.NEW and stored.ticket_id is not None:
+                    _acknowledge(db, msg, stored.ticket_id, delivery.functions[0], mail)
         if checkpoint is not None:
             checkpoint(db)
     return results
+
+
+def _acknowledge(
+    db: sqlite_utils.Database, msg: Incoming, ticket_id: int, function: str, mail: MailOut
+) -> None:
+    if function not in mail.acknowledge:
+        return
+    planned = acks.plan(db, msg, ticket_id, function, mail)
+    if isinstance(planned, str):
+        record_event(db, ticket_id, INGEST_ACTOR, "ack-skipped", {"reason": planned})
+        return
+    queue_outgoing(
+        db,
+        planned,
+        kind="ack",
+        dedupe=f"ack:{ticket_id}",
+        actor=INGEST_ACTOR,
+        ticket_id=ticket_id,
+        function=function,
+        body=planned.get_content(),
+        null_sender=True,
+    )
 
 
 def _store_one(db: sqlite_utils.Database, msg: Incoming, delivery: Delivery) -> Stored:
@@ -88,7 +119,7 @@ def _open_ticket(
         "message_count, created_at, updated_at, last_message_at, first_response_due) "
         "VALUES (?, ?, ?, ?, ?, 1, ?, ?, ?, ?)",
         [
-            ticket_subject(msg.subject),
+            threads.ticket_subject(msg.subject),
             msg.from_addr,
             msg.from_name,
             delivery.functions[0],
@@ -151,14 +182,16 @@ def _insert_message(
     rule: str,
     received: str,
     now: str,
+    outbox_id: int | None = None,
 ) -> int:
     cursor = db.execute(
         "INSERT INTO message (sha256, size, ticket_id, function, functions, source, "
         "received_at, ingested_at, message_id, in_reply_to, refs, from_addr, from_name, "
         "to_addrs, cc_addrs, subject, date_header, sent_at, headers, body_text, body_html, "
         "charset_declared, charset_used, "
-        "auto, thread_rule, parse_error, defects) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "auto, thread_rule, parse_error, defects, direction, outbox_id) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+        "?, ?)",
         [
             msg.sha256,
             len(msg.raw),
@@ -187,6 +220,8 @@ def _insert_message(
             rule,
             msg.parse_error,
             json.dumps(msg.defects),
+            "in" if outbox_id is None else "out",
+            outbox_id,
         ],
     )
     message_id = cursor.lastrowid
@@ -231,3 +266,70 @@ def _add_participants(db: sqlite_utils.Database, ticket_id: int, msg: Incoming) 
         "INSERT OR IGNORE INTO ticket_participant (ticket_id, addr) VALUES (?, ?)",
         [(ticket_id, a) for a in sorted(addrs)],
     )
+
+
+def queue_outgoing(
+    db: sqlite_utils.Database,
+    msg: EmailMessage,
+    *,
+    kind: str,
+    dedupe: str,
+    actor: str,
+    ticket_id: int,
+    function: str,
+    body: str,
+    null_sender: bool = False,
+) -> int | None:
+    """Queue a mail about a ticket and put it in the ticket's thread (inside the caller's
+    transaction), so the customer's answer threads back by In-Reply-To and agents see what was
+    said. None when `dedupe` was queued before."""
+    outbox_id = outbox.enqueue(
+        db, msg, kind=kind, dedupe=dedupe, actor=actor, ticket_id=ticket_id,
+        null_sender=null_sender,
+    )  # fmt: skip
+    if outbox_id is None:
+        return None
+    _store_outgoing(db, msg, ticket_id=ticket_id, function=function, outbox_id=outbox_id, body=body)
+    record_event(
+        db, ticket_id, actor, f"{kind}-queued", {"outbox": outbox_id, "to": str(msg["To"])}
+    )
+    return outbox_id
+
+
+def _store_outgoing(
+    db: sqlite_utils.Database,
+    msg: EmailMessage,
+    *,
+    ticket_id: int,
+    function: str,
+    outbox_id: int,
+    body: str,
+) -> int:
+    raw = msg.as_bytes(policy=SMTP)
+    name, sender = parseaddr(msg["From"])
+    now = clock.now_iso()
+    outgoing = Incoming(
+        raw=raw,
+        sha256=hashlib.sha256(raw).hexdigest(),
+        message_id=msg["Message-ID"],
+        in_reply_to=msg["In-Reply-To"],
+        references=str(msg["References"] or "").split(),
+        from_addr=sender.lower(),
+        from_name=name,
+        to_addrs=[str(msg["To"])],
+        subject=str(msg["Subject"]),
+        date_header=str(msg["Date"]),
+        sent_at=now,
+        headers="\n".join(f"{k}: {v}" for k, v in msg.items()),
+        body_text=body,
+        auto="auto-reply" if msg["Auto-Submitted"] else "",
+    )
+    delivery = Delivery("outbox", str(outbox_id), (function,))
+    message_id = _insert_message(db, outgoing, delivery, ticket_id, OUTGOING, now, now, outbox_id)
+    db.execute(
+        "UPDATE ticket SET message_count = message_count + 1, updated_at = ?, "
+        "version = version + 1 WHERE id = ?",
+        [now, ticket_id],
+    )
+    _add_participants(db, ticket_id, outgoing)
+    return message_id

@@ -17,6 +17,7 @@ import sqlite_utils
 from db.model import Incoming
 
 TOKEN = re.compile(r"\[#(\d{1,12})\]")
+_REPLY_PREFIX = re.compile(r"^\s*((re|fwd?|aw|wg|sv|antw)\s*(\[\d+\])?\s*:\s*)+", re.IGNORECASE)
 
 NEW = "new"
 SUBJECT_TOKEN = "subject-token"
@@ -24,6 +25,11 @@ IN_REPLY_TO = "in-reply-to"
 REFERENCES = "references"
 COPY = "copy"
 NO_TICKET = "no-ticket"
+
+
+def ticket_subject(subject: str) -> str:
+    """The subject a ticket is known by: without reply prefixes and our own `[#N]` token."""
+    return TOKEN.sub("", _REPLY_PREFIX.sub("", subject)).strip() or "(no subject)"
 
 
 def _ticket_of(db: sqlite_utils.Database, message_id: str) -> int | None:

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 import sqlite_utils
 
 from db import clock, discrepancy, notices
+from db.config import MailOut
 from db.connect import write
 from db.errors import ConflictError, DeskError
 from db.migrations import NOTICE_KINDS, UPDATE_TYPES
@@ -211,7 +212,7 @@ def change(
     )
     _event(db, w.id, w.revision + 1, actor, action, {**diff, **(note or {})})
     if diff.keys() & _NOTICE_FIELDS:
-        notices.supersede(db, w.id)
+        notices.supersede(db, w.id, w.revision + 1)
     changed = get(db, w.id)
     if diff.keys() & _TIME_FIELDS:
         discrepancy.reevaluate_span(
@@ -307,8 +308,10 @@ def emergency(
     zone: str,
     features: tuple[str, ...] = (),
     update_type: str = "security",
+    mail: MailOut | None = None,
 ) -> tuple[Window, list[dict[str, Any]]]:
-    """Start an emergency window now and issue its start notice at once."""
+    """Start an emergency window now and issue its start notice at once (with `mail`, queued
+    to the subscribers in the same transaction)."""
     if expected_minutes <= 0:
         raise DeskError("The expected downtime must be a positive number of minutes.")
     now = clock.now()
@@ -329,7 +332,7 @@ def emergency(
         )
         assert window_id is not None
         w = get(db, window_id)
-        issued, _ = notices.record(db, w, "start", actor)
+        issued, _ = notices.record(db, w, "start", actor, mail=mail)
     return w, issued
 
 
@@ -347,9 +350,11 @@ def issue_notice(
     announce_hours: float = 48.0,
     force_reason: str | None = None,
     zone: str | None = None,
+    mail: MailOut | None = None,
 ) -> tuple[list[dict[str, Any]], bool]:
-    """Enter a notice in the ledger; an announcement marks the window announced, under the
-    notice rule. Returns the standing notices and whether they were issued now."""
+    """Enter a notice in the ledger (with `mail`, queue its email to the subscribers); an
+    announcement or change notice marks the window announced, under the notice rule. Returns
+    the standing notices and whether they were issued now."""
     if kind not in NOTICE_KINDS:
         raise DeskError(f"{kind!r} is not a notice kind; use {', '.join(NOTICE_KINDS)}.")
     reason = _reason(force_reason)
@@ -358,17 +363,21 @@ def issue_notice(
         status = w.status(clock.now())
         allowed = {
             "announcement": ("planned", "announced"),
+            "change": ("planned", "announced"),
             "reminder": ("announced",),
             "start": ("active",),
             "completion": ("completed",),
             "cancellation": ("cancelled",),
+            "report": ("completed",),
         }[kind]
+        if kind == "report" and w.report_written_at is None:
+            raise DeskError(f"{w.label} has no report yet; `desk window report` writes it.")
         if status not in allowed:
             raise DeskError(f"{w.label} is {status}, so a {kind} notice does not fit it now.")
         standing = notices.standing(db, w.id, kind)
         if standing:
             return standing, False
-        if kind == "announcement":
+        if kind in ("announcement", "change"):
             check_notice(w.kind, w.start, announce_hours, reason or w.forced_reason, w.zone)
             db.execute(
                 "UPDATE window SET announced_at = ?, forced_reason = coalesce(?, forced_reason) "
@@ -376,4 +385,4 @@ def issue_notice(
                 [clock.now_iso(), reason, w.id],
             )
             _event(db, w.id, w.revision, actor, "announced", {"forced_reason": reason})
-        return notices.record(db, w, kind, actor, zone)
+        return notices.record(db, w, kind, actor, zone, mail)

@@ -12,6 +12,12 @@ FIRST_DELAY = 1.0
 CAP = 300.0
 
 
+def delay(failures: int, first: float, cap: float, rng: random.Random | None = None) -> float:
+    """The wait after `failures` failures so far: half to all of first × 2^failures, capped."""
+    nominal = min(cap, first * 2.0 ** min(failures, 32))
+    return nominal * (rng or random).uniform(0.5, 1.0)
+
+
 class Backoff:
     """The delay before the next attempt; `reset()` after a success starts over."""
 
@@ -26,9 +32,9 @@ class Backoff:
 
     def next_delay(self) -> float:
         """Count one more failure and return how long to wait: half to all of the nominal delay."""
-        nominal = min(self.cap, self.first * 2.0 ** min(self.failures, 32))
+        wait = delay(self.failures, self.first, self.cap, self._rng)
         self.failures += 1
-        return nominal * self._rng.uniform(0.5, 1.0)
+        return wait
 
     def reset(self) -> None:
         self.failures = 0

@@ -1,8 +1,10 @@
 """`desk-ingest`: runs every configured source until told to stop, and never dies of a message.
 
 Each source runs in its own thread with its own database connection, so one failing source
-never stops the others. SIGTERM or SIGINT sets a stop flag: sources finish the batch they hold,
-commit it, and return. `--once` ingests what is there and exits.
+never stops the others. Two more threads carry mail out: the notice scheduler issues the
+maintenance notices as they fall due, and the sender hands the outbox to `[smtp]`. SIGTERM or
+SIGINT sets a stop flag: each finishes the batch or mail it holds, commits, and returns.
+`--once` ingests what is there, issues and sends what is due, and exits.
 """
 
 from __future__ import annotations
@@ -15,14 +17,15 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Executor
 
-from db import recurrence, sources
+from db import notice_schedule, recurrence, sources
 from db.config import Config, Source, load
 from db.connect import open_db
 from db.errors import DeskError
-from ingest import imap, maildir
+from ingest import imap, maildir, sender
 from ingest.pipeline import Pipeline, make_pool
 
 log = logging.getLogger("desk.daemon")
+NOTICE_SECONDS = 30.0  # how often the scheduler looks for notices due
 _RUNNERS: dict[str, Callable[..., None]] = {"maildir": maildir.run, "imap": imap.run}
 
 
@@ -54,6 +57,36 @@ def _source_thread(
         db.close()
 
 
+def _notice_thread(config: Config, stop: threading.Event, once: bool) -> None:
+    db = open_db(config.database)
+    try:
+        while not stop.is_set():
+            try:
+                notice_schedule.tick(db, config.mail, config.maintenance)
+            except Exception:  # noqa: BLE001 - logged; the next tick tries again
+                log.exception("issuing maintenance notices failed")
+            if once:
+                return
+            stop.wait(NOTICE_SECONDS)
+    finally:
+        db.close()
+
+
+def _sender_thread(
+    config: Config, stop: threading.Event, once: bool, before: list[threading.Thread]
+) -> None:
+    assert config.mail.smtp is not None
+    for thread in before:  # with --once, send what reading and the notices queued, too
+        thread.join()
+    db = open_db(config.database)
+    try:
+        sender.run(db, config.mail.smtp, stop, once=once)
+    except Exception:  # noqa: BLE001 - the sources go on; the outbox keeps the mail
+        log.exception("the sender stopped by an unexpected error; mail stays in the outbox")
+    finally:
+        db.close()
+
+
 def run(config: Config, *, once: bool, stop: threading.Event | None = None) -> bool:
     """Run every source until `stop` (or, with `once`, until each is read); False if one failed."""
     stop = stop or threading.Event()
@@ -75,6 +108,19 @@ def run(config: Config, *, once: bool, stop: threading.Event | None = None) -> b
         )
         for s in config.sources
     ]
+    notices = threading.Thread(
+        target=_notice_thread, args=(config, stop, once), name="notices", daemon=True
+    )
+    threads.append(notices)
+    if config.mail.smtp is not None:
+        threads.append(
+            threading.Thread(
+                target=_sender_thread,
+                args=(config, stop, once, list(threads) if once else []),
+                name="sender",
+                daemon=True,
+            )
+        )
     for thread in threads:
         thread.start()
     try:

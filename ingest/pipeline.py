@@ -114,7 +114,7 @@ class Pipeline:
         pairs = [(msg, self.delivery(item, msg)) for item, msg in zip(items, messages, strict=True)]
         cp = checkpoint(items) if checkpoint else None
         try:
-            results = store_batch(self.db, pairs, checkpoint=cp)
+            results = store_batch(self.db, pairs, checkpoint=cp, mail=self.config.mail)
         except Exception:
             log.exception(
                 "%s: storing a batch of %d failed; storing one by one", self.source.name, len(items)
@@ -128,7 +128,7 @@ class Pipeline:
         results: list[Stored | None] = []
         for (msg, delivery), item in zip(pairs, items, strict=True):
             try:
-                results.extend(store_batch(self.db, [(msg, delivery)]))
+                results.extend(store_batch(self.db, [(msg, delivery)], mail=self.config.mail))
             except Exception as exc:  # noqa: BLE001 - one bad message must not block the rest
                 results.append(None)
                 skipped = sources.record_failure(self.db, self.source.name, item.key, repr(exc))

@@ -13,7 +13,7 @@ import subprocess
 import threading
 from dataclasses import dataclass
 
-from db.config import Source
+from db.config import Smtp, Source
 from db.errors import DeskError
 
 log = logging.getLogger("desk.imap")
@@ -38,7 +38,7 @@ class Secret:
         return f"Secret(oauth2={self.oauth2})"
 
 
-def resolve(source: Source) -> Secret:
+def resolve(source: Source | Smtp) -> Secret:
     """The password or token for `source`, fetched afresh (tokens expire, keyrings change)."""
     if source.password_env:
         value = os.environ.get(source.password_env)
@@ -63,7 +63,7 @@ def resolve(source: Source) -> Secret:
     return Secret(source.password)
 
 
-def _run(source: Source, key: str, command: str) -> str:
+def _run(source: Source | Smtp, key: str, command: str) -> str:
     try:
         done = subprocess.run(
             command,

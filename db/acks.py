@@ -1,0 +1,80 @@
+"""Acknowledgements: whether a new ticket's first mail gets one, and what it says.
+
+Never to an auto-reply or a bounce, to mailing-list or robot mail, to our own addresses, or to
+a sender acknowledged within the configured interval: together these keep two automatic
+responders from answering each other for ever (RFC 3834). The acknowledgement carries
+`Auto-Submitted: auto-replied`, goes out with an empty envelope sender, and never quotes the
+customer's mail (which may be spam with a forged sender).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from email.message import EmailMessage
+
+import sqlite_utils
+
+from db import clock, compose, outbox, threads
+from db.config import MailOut
+from db.model import Incoming
+
+_LIST_HEADER = re.compile(r"^(list-id|list-unsubscribe|list-post|mailing-list)\s*:", re.I | re.M)
+_ROBOT = re.compile(
+    r"^(mailer-daemon|postmaster|no-?reply|do-?not-?reply|listserv|majordomo|owner-.*|"
+    r".*-request|.*-bounces?)(\+.*)?$",
+    re.I,
+)
+
+
+def skip_reason(db: sqlite_utils.Database, msg: Incoming, mail: MailOut) -> str | None:
+    """Why `msg` must not be acknowledged, or None."""
+    addr = msg.from_addr.lower()
+    if msg.auto:
+        return f"it is an {msg.auto}" if msg.auto == "auto-reply" else "it is a bounce"
+    if msg.parse_error is not None:
+        return "it could not be parsed, so its sender is unsure"
+    if "@" not in addr:
+        return "it has no sender address"
+    if addr in mail.own_addresses:
+        return "it comes from one of our own addresses"
+    if _LIST_HEADER.search(msg.headers):
+        return "it comes from a mailing list"
+    if _ROBOT.match(addr.split("@", 1)[0]):
+        return "its sender is an automated address"
+    since = clock.now() - timedelta(minutes=mail.ack_interval_minutes)
+    if outbox.recently_acknowledged(db, addr, since):
+        return f"the sender was acknowledged within {mail.ack_interval_minutes:g} minutes"
+    return None
+
+
+def plan(
+    db: sqlite_utils.Database, msg: Incoming, ticket_id: int, function: str, mail: MailOut
+) -> EmailMessage | str:
+    """The acknowledgement for ticket `ticket_id`, or why there is none."""
+    reason = skip_reason(db, msg, mail)
+    if reason is not None:
+        return reason
+    sender = mail.senders[function]
+    greeting = f"Hello {compose.one_line(msg.from_name)}," if msg.from_name else "Hello,"
+    body = (
+        f"{greeting}\n\n"
+        f"Thank you for writing to Valuit {function} support. Your message is ticket "
+        f"#{ticket_id}; please keep [#{ticket_id}] in the subject if you write again about it.\n\n"
+        f"We expect to answer {mail.response_time(function)}.\n\n"
+        "This is an automatic acknowledgement; there is no need to reply to it.\n"
+    )
+    if mail.signature:
+        body += f"\n-- \n{mail.signature}\n"
+    in_reply_to = msg.message_id
+    return compose.build(
+        sender=sender,
+        to=compose.recipient(msg.from_name, msg.from_addr.lower()),
+        subject=compose.reply_subject(threads.ticket_subject(msg.subject), ticket_id),
+        body=body,
+        msgid=compose.message_id(sender, f"ack:{ticket_id}:{msg.sha256}"),
+        date=clock.now(),
+        in_reply_to=in_reply_to,
+        references=[*msg.references, in_reply_to] if in_reply_to else [],
+        headers={"Auto-Submitted": "auto-replied", "X-Auto-Response-Suppress": "All"},
+    )

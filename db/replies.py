@@ -1,0 +1,147 @@
+"""An agent's reply to a ticket: the draft with the thread quoted, canned replies with their
+placeholders filled, and sending, which queues the mail and records it in one transaction.
+
+The reply goes out from the ticket's function's own address, answers the customer's newest
+message (In-Reply-To, References) and carries `[#N]` in the subject, so whichever way the
+customer's client answers, the answer threads back into the ticket.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import sqlite_utils
+
+from db import clock, compose, notices, store
+from db.config import Canned, MailOut
+from db.connect import write
+from db.errors import DeskError, NotFoundError
+from db.events import record_event
+
+_PLACEHOLDER = re.compile(r"\{(ticket|name|subject|function|agent|signature|window_notice)\}")
+
+
+def _last_incoming(db: sqlite_utils.Database, ticket_id: int) -> dict[str, Any] | None:
+    row = next(
+        db.query(
+            "SELECT message_id, refs, from_addr, from_name, received_at, body_text FROM message "
+            "WHERE ticket_id = ? AND direction = 'in' AND auto = '' "
+            "ORDER BY received_at DESC, id DESC LIMIT 1",
+            [ticket_id],
+        ),
+        None,
+    )
+    if row is not None:
+        row["refs"] = json.loads(row["refs"] or "[]")
+    return row
+
+
+def _ticket(db: sqlite_utils.Database, ticket_id: int) -> dict[str, Any]:
+    row = next(db.query("SELECT * FROM ticket WHERE id = ?", [ticket_id]), None)
+    if row is None:
+        raise NotFoundError(f"ticket #{ticket_id} does not exist")
+    return row
+
+
+def window_notice(db: sqlite_utils.Database) -> str:
+    """The email notice of the window in force (else the next one announced), as users got it."""
+    row = notices.current_email(db, clock.now())
+    if row is None:
+        return "(No maintenance window is in force or announced.)"
+    return row["body"].split("\n\n", 1)[-1].strip()
+
+
+def fill(template: str, values: dict[str, str]) -> str:
+    """Replace the known `{placeholders}`; any other brace is left as written."""
+    return _PLACEHOLDER.sub(lambda m: values[m.group(1)], template)
+
+
+def _values(
+    db: sqlite_utils.Database, ticket: dict[str, Any], agent: str, mail: MailOut
+) -> dict[str, str]:
+    first = (ticket["requester_name"] or "").split()
+    return {
+        "ticket": f"#{ticket['id']}",
+        "name": compose.one_line(first[0]) if first else "",
+        "subject": compose.one_line(ticket["subject"]),
+        "function": ticket["function"],
+        "agent": agent,
+        "signature": mail.signature,
+        "window_notice": window_notice(db),
+    }
+
+
+def draft(
+    db: sqlite_utils.Database,
+    ticket_id: int,
+    agent: str,
+    mail: MailOut,
+    zone: ZoneInfo,
+    canned: Canned | None = None,
+) -> str:
+    """The text the composer opens with: a greeting or the canned reply, the signature, and
+    the customer's newest message quoted."""
+    ticket = _ticket(db, ticket_id)
+    values = _values(db, ticket, agent, mail)
+    if canned is not None:
+        text = fill(canned.body, values).strip("\n")
+    else:
+        text = f"Hello {values['name']},".replace(" ,", ",") + "\n\n"
+    if mail.signature and "{signature}" not in (canned.body if canned else ""):
+        text += f"\n\n-- \n{mail.signature}"
+    last = _last_incoming(db, ticket_id)
+    if last is not None:
+        text += "\n\n" + compose.quote(last, zone)
+    return text + "\n"
+
+
+def send(db: sqlite_utils.Database, ticket_id: int, body: str, agent: str, mail: MailOut) -> int:
+    """Queue the reply, put it in the thread, record the first response; the outbox id."""
+    if not body.strip():
+        raise DeskError("The reply is empty; write something or press escape.")
+    now = clock.now_iso()
+    with write(db):
+        ticket = _ticket(db, ticket_id)
+        sender = mail.senders.get(ticket["function"])
+        if sender is None:
+            raise DeskError(
+                f"No address to send {ticket['function']} replies from: set "
+                f"[functions.{ticket['function']}] sender in the configuration."
+            )
+        if "@" not in ticket["requester_addr"]:
+            raise DeskError(f"Ticket #{ticket_id} has no sender address to reply to.")
+        last = _last_incoming(db, ticket_id)
+        in_reply_to, references = compose.thread_headers(last)
+        msg = compose.build(
+            sender=sender,
+            to=compose.recipient(ticket["requester_name"], ticket["requester_addr"]),
+            subject=compose.reply_subject(ticket["subject"], ticket_id),
+            body=body,
+            msgid=compose.message_id(sender),
+            date=clock.now(),
+            in_reply_to=in_reply_to,
+            references=references,
+        )
+        outbox_id = store.queue_outgoing(
+            db,
+            msg,
+            kind="reply",
+            dedupe=f"reply:{msg['Message-ID']}",
+            actor=agent,
+            ticket_id=ticket_id,
+            function=ticket["function"],
+            body=body,
+        )
+        assert outbox_id is not None  # a fresh Message-ID is never queued before
+        # A customer who has been answered is no longer waiting for a first look.
+        db.execute(
+            "UPDATE ticket SET first_response_at = coalesce(first_response_at, ?), "
+            "status = CASE status WHEN 'new' THEN 'open' ELSE status END WHERE id = ?",
+            [now, ticket_id],
+        )
+        if ticket["status"] == "new":
+            record_event(db, ticket_id, agent, "status", {"from": "new", "to": "open"}, at=now)
+    return outbox_id
