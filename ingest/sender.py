@@ -154,9 +154,7 @@ def run(db: sqlite_utils.Database, smtp: Smtp, stop: threading.Event, *, once: b
     with write(db):
         again = outbox.recover(db)
     if again:
-        log.warning(
-            "%d mail(s) were being handed over when the daemon stopped; sending again", again
-        )
+        log.warning("%d mail(s) were in hand when the daemon stopped; sending again", again)
     wait = backoff.Backoff(first=smtp.retry_seconds, cap=CAP_SECONDS)
     while not stop.is_set():
         taken, error = send_due(db, smtp, stop)

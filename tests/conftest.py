@@ -15,6 +15,7 @@ from db import config as config_module
 from db.connect import open_db
 from db.migrations import FUNCTIONS
 from tests.dovecot import dovecot_server  # noqa: F401 - a fixture, for the IMAP tests
+from tests.smtp import smtp_server  # noqa: F401 - a fixture, for the mail-out tests
 
 _counter = itertools.count(1)
 

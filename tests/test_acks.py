@@ -1,0 +1,157 @@
+"""Acknowledgements through a real SMTP server: a new ticket's sender is told its number and the
+expected response time, never by quoting their mail, and never in a loop: not to auto-replies,
+bounces, mailing lists, robots or our own addresses, and once an hour at most per sender, even
+against an auto-responder that answers everything."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from db import config as config_module
+from db.connect import open_db
+from ingest import daemon
+from tests.conftest import drop, mail, write_config_file
+from tests.smtp import Received, SmtpServer
+
+ACKS = """
+[functions.technical]
+acknowledge = true
+response_time = "within 4 hours"
+
+[replies]
+signature = "Valuit Technical Support"
+acknowledge_every_minutes = 60
+"""
+
+
+def setup(tmp_path: Path, server: SmtpServer) -> config_module.Config:
+    return config_module.load(write_config_file(tmp_path, extra=server.toml() + ACKS))
+
+
+def skipped(db) -> list[str]:
+    return [
+        json.loads(d)["reason"]
+        for (d,) in db.execute("SELECT detail FROM ticket_event WHERE action = 'ack-skipped'")
+    ]
+
+
+def test_a_new_ticket_is_acknowledged_with_its_number_and_the_response_time(tmp_path, smtp_server):
+    config = setup(tmp_path, smtp_server)
+    drop(tmp_path, "technical", mail(
+        subject="Export fails", body="My secret account number is 12345.",
+        sender="Ann Example <ann@example.com>", message_id="<q1@example.com>",
+    ))  # fmt: skip
+    daemon.run(config, once=True)
+
+    [got] = smtp_server.handler.wait_for(1)
+    msg = got.message
+    text = msg.get_content()
+    assert "<>" == got.mail_from  # a bounce of it goes nowhere
+    assert ["ann@example.com"] == got.rcpt
+    assert "Re: Export fails [#1]" == msg["Subject"]
+    assert "auto-replied" == msg["Auto-Submitted"]
+    assert "<q1@example.com>" == msg["In-Reply-To"]
+    assert "ticket #1" in text and "within 4 hours" in text
+    assert "12345" not in text and "Export fails" not in text  # never quotes the mail
+    db = open_db(config.database)
+    thread = db.execute(
+        "SELECT direction, auto FROM message WHERE ticket_id = 1 ORDER BY id"
+    ).fetchall()
+    assert [("in", ""), ("out", "auto-reply")] == thread
+    # Not a response from a person: the first response is still owed.
+    assert db.execute("SELECT first_response_at FROM ticket WHERE id = 1").fetchone()[0] is None
+
+
+@pytest.mark.parametrize(
+    ("sender", "headers", "reason"),
+    [
+        ("News <news@example.com>", {"List-Id": "<news.example.com>"}, "mailing list"),
+        ("Robot <no-reply@example.com>", {}, "automated address"),
+        ("Bob <bob-request@lists.example.com>", {}, "automated address"),
+        ("Our own <general@valuit.com>", {}, "our own addresses"),
+    ],
+)
+def test_mail_that_must_not_be_answered_opens_a_ticket_but_gets_no_acknowledgement(
+    tmp_path, smtp_server, sender, headers, reason
+):
+    config = setup(tmp_path, smtp_server)
+    drop(tmp_path, "technical", mail(sender=sender, headers=headers))
+    daemon.run(config, once=True)
+    db = open_db(config.database)
+    assert 1 == db.execute("SELECT count(*) FROM ticket").fetchone()[0]
+    assert 0 == db.execute("SELECT count(*) FROM outbox").fetchone()[0]
+    assert [r for r in skipped(db) if reason in r]
+    assert [] == smtp_server.handler.delivered
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Auto-Submitted": "auto-replied"},
+        {"Precedence": "bulk"},
+        {"X-Autoreply": "yes"},
+        {"Return-Path": "<>"},
+    ],
+)
+def test_auto_replies_are_never_acknowledged(tmp_path, smtp_server, headers):
+    config = setup(tmp_path, smtp_server)
+    drop(tmp_path, "technical", mail(headers=headers))
+    daemon.run(config, once=True)
+    db = open_db(config.database)
+    assert 0 == db.execute("SELECT count(*) FROM outbox").fetchone()[0]
+
+
+def test_a_sender_is_acknowledged_once_per_interval(tmp_path, smtp_server, monkeypatch):
+    config = setup(tmp_path, smtp_server)
+    monkeypatch.setenv("DESK_NOW", "2026-11-26T10:00:00Z")
+    for subject in ("First question", "Second question"):
+        drop(tmp_path, "technical", mail(subject=subject))
+    daemon.run(config, once=True)
+    assert 1 == len(smtp_server.handler.delivered)
+    db = open_db(config.database)
+    assert ["the sender was acknowledged within 60 minutes"] == skipped(db)
+
+    monkeypatch.setenv("DESK_NOW", "2026-11-26T11:00:01Z")
+    drop(tmp_path, "technical", mail(subject="Third question"))
+    daemon.run(config, once=True)
+    assert 2 == len(smtp_server.handler.delivered)
+
+
+def test_a_function_without_acknowledgements_sends_none(tmp_path, smtp_server):
+    config = setup(tmp_path, smtp_server)
+    drop(tmp_path, "sales", mail(to="sales@valuit.com"))
+    daemon.run(config, once=True)
+    assert 0 == open_db(config.database).execute("SELECT count(*) FROM outbox").fetchone()[0]
+
+
+@pytest.mark.parametrize("polite", [True, False], ids=["rfc3834-responder", "rude-responder"])
+def test_an_auto_responder_that_answers_every_mail_gets_one_acknowledgement(
+    tmp_path, smtp_server, polite
+):
+    """The responder answers each mail it gets; the rude one strips every header that would
+    tell (no Auto-Submitted, no In-Reply-To, a fresh subject), so each answer is a new ticket."""
+    config = setup(tmp_path, smtp_server)
+
+    def respond(got: Received) -> None:
+        original = got.message
+        headers = (
+            {"Auto-Submitted": "auto-replied", "In-Reply-To": original["Message-ID"]}
+            if polite
+            else {}
+        )
+        drop(tmp_path, "technical", mail(
+            subject=f"Out of office ({len(smtp_server.handler.delivered)})",
+            sender="Away <away@example.com>", headers=headers,
+        ))  # fmt: skip
+
+    smtp_server.handler.on_delivery = respond
+    drop(tmp_path, "technical", mail(sender="Away <away@example.com>"))
+    for _ in range(6):  # each round reads the answers to the last round's mail
+        daemon.run(config, once=True)
+
+    assert 1 == len(smtp_server.handler.delivered)
+    db = open_db(config.database)
+    assert 2 == db.execute("SELECT count(*) FROM message WHERE direction = 'in'").fetchone()[0]

@@ -1,0 +1,226 @@
+"""Mail out through a real SMTP server (aiosmtpd): replies arrive with the headers that thread
+the answer back, and the outbox loses nothing and sends nothing twice, through a server that is
+down, defers, refuses, and a `kill -9` of the daemon with a mail in hand."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from email.utils import parseaddr
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from db import config as config_module
+from db import outbox, replies
+from db.connect import open_db
+from ingest import daemon, sender
+from tests.conftest import drop, mail, write_config_file
+from tests.smtp import SmtpServer
+
+ZONE = ZoneInfo("UTC")
+
+
+def make_config(tmp_path: Path, server: SmtpServer, **smtp: object) -> config_module.Config:
+    path = write_config_file(tmp_path, extra=server.toml(**smtp))
+    return config_module.load(path)
+
+
+def customer_ticket(tmp_path: Path, config: config_module.Config, **kw: object) -> int:
+    drop(tmp_path, "technical", mail(**kw))
+    daemon.run(config, once=True)
+    db = open_db(config.database)
+    return db.execute("SELECT max(id) FROM ticket").fetchone()[0]
+
+
+def status(db, outbox_id: int) -> dict:
+    return db.execute(
+        "SELECT status, attempts, last_error FROM outbox WHERE id = ?", [outbox_id]
+    ).fetchone()
+
+
+def test_a_reply_arrives_from_the_function_with_threading_headers_and_the_answer_threads_back(
+    tmp_path, smtp_server
+):
+    config = make_config(tmp_path, smtp_server)
+    question = "<question-1@example.com>"
+    ticket = customer_ticket(
+        tmp_path,
+        config,
+        subject="Cannot log in",
+        message_id=question,
+        sender="Ann <ann@example.com>",
+    )
+    db = open_db(config.database)
+    body = replies.draft(db, ticket, "alice", config.mail, ZONE) + "Please reset it here."
+    outbox_id = replies.send(db, ticket, body, "alice", config.mail)
+
+    daemon.run(config, once=True)
+
+    [got] = smtp_server.handler.wait_for(1)
+    msg = got.message
+    assert "technical@valuit.com" == parseaddr(msg["From"])[1]
+    assert "technical@valuit.com" == parseaddr(msg["Reply-To"])[1]
+    assert ["ann@example.com"] == got.rcpt
+    assert f"Re: Cannot log in [#{ticket}]" == msg["Subject"]
+    assert question == msg["In-Reply-To"]
+    assert question in msg["References"]
+    assert "> Something is wrong." in msg.get_content()
+    assert "Auto-Submitted" not in msg  # a person wrote it
+    assert ("sent", 1, None) == status(db, outbox_id)
+    row = db.execute(
+        "SELECT first_response_at, status FROM ticket WHERE id = ?", [ticket]
+    ).fetchone()
+    assert row[0] is not None and "open" == row[1]
+
+    # Ann answers with her client's Reply: In-Reply-To our Message-ID, no token needed.
+    drop(tmp_path, "technical", mail(
+        subject="Re: Cannot log in", sender="Ann <ann@example.com>",
+        headers={"In-Reply-To": msg["Message-ID"]},
+    ))  # fmt: skip
+    # Her colleague's client drops the headers but keeps the subject token.
+    drop(tmp_path, "technical", mail(subject=msg["Subject"], sender="Ann <ann@example.com>"))
+    daemon.run(config, once=True)
+    rules = [r[0] for r in db.execute(
+        "SELECT thread_rule FROM message WHERE ticket_id = ? ORDER BY id", [ticket]
+    )]  # fmt: skip
+    assert ["new", "outgoing", "in-reply-to", "subject-token"] == rules
+    assert 1 == db.execute("SELECT count(*) FROM ticket").fetchone()[0]
+
+
+def test_outbox_waits_while_the_server_is_down_then_delivers_each_mail_once(tmp_path):
+    server = SmtpServer()  # its port is reserved, nothing listens yet
+    config = make_config(tmp_path, server)
+    ticket = customer_ticket(tmp_path, config)
+    db = open_db(config.database)
+    ids = [replies.send(db, ticket, f"Answer {i}", "alice", config.mail) for i in range(3)]
+
+    daemon.run(config, once=True)
+    for outbox_id in ids:
+        state, attempts, error = status(db, outbox_id)
+        assert ("queued", 0) == (state, attempts)
+        assert "refused the connection" in error
+
+    server.start()
+    try:
+        daemon.run(config, once=True)
+        daemon.run(config, once=True)  # nothing left: nothing more
+        assert 3 == len(server.handler.delivered)
+        assert sorted(server.handler.message_ids()) == sorted(
+            outbox.get(db, i)["message_id"] for i in ids
+        )
+        assert all("sent" == status(db, i)[0] for i in ids)
+    finally:
+        server.stop()
+
+
+def test_a_4xx_is_retried_with_growing_delays_until_the_server_takes_it(tmp_path, smtp_server):
+    config = make_config(tmp_path, smtp_server, retry_seconds=0.2)
+    ticket = customer_ticket(tmp_path, config)
+    db = open_db(config.database)
+    outbox_id = replies.send(db, ticket, "Answer", "alice", config.mail)
+    smtp_server.handler.defer = 2
+    stop = threading.Event()
+    loop = threading.Thread(
+        target=sender.run,
+        args=(open_db(config.database), config.mail.smtp, stop),
+        kwargs={"once": False},
+    )
+    loop.start()
+    try:
+        smtp_server.handler.wait_for(1)
+    finally:
+        stop.set()
+        loop.join()
+    assert 3 == smtp_server.handler.attempts
+    state, attempts, error = status(db, outbox_id)
+    assert ("sent", 3, None) == (state, attempts, error)
+
+
+def test_a_5xx_fails_the_mail_for_good_and_the_ticket_says_so(tmp_path, smtp_server):
+    config = make_config(tmp_path, smtp_server)
+    ticket = customer_ticket(tmp_path, config)
+    db = open_db(config.database)
+    outbox_id = replies.send(db, ticket, "Answer", "alice", config.mail)
+    smtp_server.handler.refuse = True
+
+    daemon.run(config, once=True)
+    daemon.run(config, once=True)
+
+    state, attempts, error = status(db, outbox_id)
+    assert ("failed", 1) == (state, attempts)
+    assert "550 5.7.1 Mailbox unavailable" in error
+    assert 1 == smtp_server.handler.attempts  # never tried again
+    events = [r[0] for r in db.execute(
+        "SELECT detail FROM ticket_event WHERE ticket_id = ? AND action = 'mail-failed'", [ticket]
+    )]  # fmt: skip
+    assert 1 == len(events) and "550" in events[0]
+
+
+def test_a_mail_deferred_past_the_give_up_time_fails(tmp_path, smtp_server, monkeypatch):
+    config = make_config(tmp_path, smtp_server, give_up_hours=1)
+    ticket = customer_ticket(tmp_path, config)
+    db = open_db(config.database)
+    outbox_id = replies.send(db, ticket, "Answer", "alice", config.mail)
+    smtp_server.handler.defer = 100
+    daemon.run(config, once=True)
+    assert "queued" == status(db, outbox_id)[0]
+    monkeypatch.setenv("DESK_NOW", "2099-01-01T00:00:00Z")
+    daemon.run(config, once=True)
+    state, _, error = status(db, outbox_id)
+    assert "failed" == state and "gave up after 1 hours: deferred by the server: 451" in error
+
+
+def test_kill_9_with_a_mail_in_hand_then_a_restart_delivers_every_mail_exactly_once(
+    tmp_path, smtp_server
+):
+    path = write_config_file(tmp_path, extra=smtp_server.toml())
+    config = config_module.load(path)
+    ticket = customer_ticket(tmp_path, config)
+    db = open_db(config.database)
+    ids = [replies.send(db, ticket, f"Answer {i}", "alice", config.mail) for i in range(5)]
+    handler = smtp_server.handler
+    handler.hold, handler.hold_after = threading.Event(), 2  # the third waits for its 250
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ingest.daemon", "--config", str(path), "--once"],
+        start_new_session=True,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 30
+    while handler.attempts < 3 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert 3 == handler.attempts
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    handler.hold.set()
+    assert ["sending"] == [
+        r[0] for r in db.execute("SELECT status FROM outbox WHERE status NOT IN ('sent', 'queued')")
+    ]
+
+    done = subprocess.run(
+        [sys.executable, "-m", "ingest.daemon", "--config", str(path), "--once"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert 0 == done.returncode, done.stderr
+    assert "in hand when the daemon stopped" in done.stderr, done.stderr
+    delivered = handler.message_ids()
+    assert sorted(delivered) == sorted(outbox.get(db, i)["message_id"] for i in ids)
+    assert all("sent" == status(db, i)[0] for i in ids)
+
+
+@pytest.mark.parametrize("security", ["none"])
+def test_a_login_without_a_secret_is_a_config_error(tmp_path, security):
+    with pytest.raises(config_module.ConfigError, match="smtp.password_env"):
+        config_module.parse(
+            {
+                "database": {"path": str(tmp_path / "d.db")},
+                "smtp": {"host": "127.0.0.1", "security": security, "username": "desk"},
+            },
+            tmp_path / "config.toml",
+        )
