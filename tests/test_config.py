@@ -61,6 +61,42 @@ BASE = '[database]\npath = "desk.db"\n'
             "'billing'",
         ),
         ('[database\npath = "x"', "", "not valid TOML"),
+        (
+            BASE + '[smtp]\nhost = "smtp.example.com"\nsecurity = "none"\n',
+            "smtp.security",
+            "not a loopback address",
+        ),
+        (BASE + '[smtp]\nhost = "h"\nusername = "desk"\n', "smtp.password_env", "exactly one"),
+        (BASE + '[smtp]\nhost = "h"\npassword_env = "P"\n', "smtp.password_env", "username"),
+        (BASE + '[smtp]\nhost = "h"\nretry_seconds = 0\n', "smtp.retry_seconds", "positive"),
+        (BASE + '[smtp]\nhots = "h"\n', "smtp.hots", "unknown key"),
+        (BASE + "[functions.billing]\nacknowledge = true\n", "functions.billing", "unknown"),
+        (
+            BASE + '[functions.sales]\nsender = "sales at valuit"\n',
+            "functions.sales.sender",
+            "not an email address",
+        ),
+        (
+            BASE + "[functions.sales]\nacknowledge = true\n",
+            "functions.sales.sender",
+            "no address of it is known",
+        ),
+        (
+            BASE + '[notices]\nsubscribers = ["ops@example.com", "ops"]\n',
+            "notices.subscribers[1]",
+            "not an email address",
+        ),
+        (
+            BASE + '[[replies.canned]]\nname = "a"\nbody = "x"\n[[replies.canned]]\nname = "a"\n'
+            'body = "y"\n',
+            "replies.canned[1].name",
+            "used by another",
+        ),
+        (
+            BASE + "[replies]\nacknowledge_every_minutes = -1\n",
+            "replies.acknowledge_every_minutes",
+            "positive",
+        ),
     ],
 )
 def test_mistakes_name_file_key_and_problem(tmp_path, text, key, problem):
@@ -97,3 +133,18 @@ def test_relative_paths_are_taken_from_the_files_folder(tmp_path, monkeypatch):
 def test_the_example_config_is_valid():
     loaded = config.load("config.example.toml")
     assert 5 == len(loaded.sources)
+
+
+def test_senders_default_to_the_functions_addresses_and_our_addresses_are_known(tmp_path):
+    path = tmp_path / "config.toml"
+    path.write_text(
+        BASE + '[addresses]\n"sales@valuit.com" = "sales"\n'
+        '[functions.technical]\nsender = "Tech <tech@valuit.com>"\nacknowledge = true\n'
+        '[notices]\nsender = "Valuit Ops <ops@valuit.com>"\n'
+    )
+    mail = config.load(path).mail
+    assert "Valuit Sales Support <sales@valuit.com>" == mail.senders["sales"]
+    assert "Tech <tech@valuit.com>" == mail.senders["technical"]
+    assert ("technical",) == mail.acknowledge
+    assert {"sales@valuit.com", "tech@valuit.com", "ops@valuit.com"} == mail.own_addresses
+    assert mail.smtp is None  # no [smtp]: mail waits in the outbox
