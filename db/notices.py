@@ -276,3 +276,17 @@ def current_email(db: sqlite_utils.Database, now: datetime) -> dict[str, Any] | 
         ),
         None,
     )
+
+
+def banners(db: sqlite_utils.Database, window_ids: list[int]) -> dict[int, str]:
+    """The standing dashboard banner of each window that has one: what its users see now."""
+    if not window_ids:
+        return {}
+    marks = ", ".join("?" * len(window_ids))
+    return dict(
+        db.execute(
+            f"SELECT window_id, body FROM notice WHERE channel = 'banner' AND superseded = 0 "
+            f"AND window_id IN ({marks}) ORDER BY id",
+            window_ids,
+        ).fetchall()
+    )

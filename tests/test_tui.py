@@ -272,3 +272,34 @@ async def test_the_banner_announces_as_far_ahead_as_the_notice_rule_says(tmp_pat
         banner = app.screen.query_one(Banner)
         await until(pilot, lambda: "Ledger upgrade" in str(banner.render()))
         assert "Planned: W1" in str(banner.render())
+
+
+async def test_the_banner_shows_word_for_word_what_the_platform_dashboard_tells_users(
+    tmp_path, monkeypatch
+):
+    from db import notices, windows
+
+    monkeypatch.setenv("DESK_NOW", NOW)
+    config = build_config(tmp_path)
+    fill(config.database, 3)
+    db = open_db(config.database)
+    start = clock.parse(NOW) + timedelta(hours=30)
+    told = windows.add(db, title="Ledger upgrade", kind="adhoc", update_type="feature",
+                       start=start, end=start + timedelta(hours=1), zone="UTC", actor="ops",
+                       features=("Trading",), force_reason="security fix")  # fmt: skip
+    windows.add(db, title="Untold", kind="adhoc", update_type="feature", start=start,
+                end=start + timedelta(hours=2), zone="UTC", actor="ops",
+                force_reason="test")  # fmt: skip
+    issued = {n["channel"]: n for n in windows.issue_notice(db, told.id, "announcement", "ops")[0]}
+    banner_row = issued["banner"]
+    rendered = notices.render(windows.get(db, told.id), "announcement")[1]
+    db.close()
+    app = DeskApp(config)
+    async with app.run_test(size=(200, 40)) as pilot:
+        banner = app.screen.query_one(Banner)
+        await until(pilot, lambda: "Untold" in str(banner.render()))
+        shown = str(banner.render())
+        assert f"users see: {banner_row['body']}" in shown
+        assert "Trading unavailable" in banner_row["body"]
+        assert "users have not been told yet" in shown
+        assert rendered.body == banner_row["body"]

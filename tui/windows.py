@@ -11,6 +11,7 @@ from typing import Any
 
 import sqlite_utils
 
+from db import notices
 from db import windows as windows_db
 
 LINKABLE_DAYS = 30  # windows offered for linking: those that ended in the last month or later
@@ -20,11 +21,13 @@ def overview(
     db: sqlite_utils.Database, now: datetime, hours: int, ahead: timedelta
 ) -> dict[str, Any]:
     """{"active", "upcoming" (starting within `ahead`: the notice rule's span),
-    "overdue_reports"} for the banner, "hours" (True where a window was in force, oldest hour
+    "overdue_reports"} for the banner, each with the dashboard banner its users see, "hours" (True where a window was in force, oldest hour
     first) for the chart, and "titles" by window id."""
     every = windows_db.listing(db)
     start = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=hours - 1)
     live = [w for w in every if w.status(now) != "cancelled"]
+    shown_ids = [w.id for w in live if w.status(now) != "completed" and w.start - now <= ahead]
+    users_see = notices.banners(db, shown_ids)
 
     def shown(w: windows_db.Window) -> dict[str, Any]:
         return {
@@ -33,6 +36,7 @@ def overview(
             "start_at": w.start.isoformat(),
             "end_at": w.ends.isoformat(),
             "features": list(w.features),
+            "banner": users_see.get(w.id),
         }
 
     return {

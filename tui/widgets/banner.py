@@ -1,5 +1,7 @@
 """The banner: the platform's state. An active window stands out, one starting within 48 hours
-is announced quietly, overdue post-maintenance reports are named, and nothing in force is quiet."""
+is announced quietly, each with the banner its users see on the platform's dashboard (the
+notice ledger's text, word for word); overdue post-maintenance reports are named, and nothing
+in force is quiet."""
 
 from __future__ import annotations
 
@@ -18,6 +20,15 @@ def _until(stamp: str) -> str:
     minutes = max(0, int((clock.parse(stamp) - clock.now()).total_seconds() // 60))
     hours, minutes = divmod(minutes, 60)
     return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min"
+
+
+def _users_see(w: dict[str, Any]) -> Text:
+    """The platform dashboard's banner for the window, word for word, or that there is none."""
+    if not w.get("banner"):
+        return Text("  users have not been told yet (no notice issued)", "italic")
+    line = Text("  users see: ", "italic")
+    line.append_text(safe.text(w["banner"]))
+    return line
 
 
 class Banner(Static):
@@ -40,12 +51,12 @@ class Banner(Static):
             if w.get("features"):
                 line.append("  unavailable: ")
                 line.append_text(safe.text(", ".join(w["features"])))
-            lines.append(line)
+            lines += [line, _users_see(w)]
         for w in upcoming:
             line = Text(f"Planned: W{w['id']} ")
             line.append_text(safe.text(w["title"]))
             line.append(f" starts {local(w['start_at'], zone)} (in {_until(w['start_at'])})")
-            lines.append(line)
+            lines += [line, _users_see(w)]
         for w in overdue:
             line = Text(f"Post-maintenance report overdue: W{w['id']} ", "bold")
             line.append_text(safe.text(w["title"]))
