@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
-from email.message import EmailMessage
 
 import sqlite_utils
 
@@ -50,7 +49,7 @@ def skip_reason(db: sqlite_utils.Database, msg: Incoming, mail: MailOut) -> str 
 
 def plan(
     db: sqlite_utils.Database, msg: Incoming, ticket_id: int, function: str, mail: MailOut
-) -> EmailMessage | str:
+) -> compose.Mail | str:
     """The acknowledgement for ticket `ticket_id`, or why there is none."""
     reason = skip_reason(db, msg, mail)
     if reason is not None:

@@ -2,7 +2,9 @@
 
 Plain functions over plain data, no SQL. Each mail is built once, when it is queued, with its
 Message-ID fixed then, so every attempt to send it hands over the same bytes: a mail sent twice
-after a crash is recognisably one mail to the reader's client.
+after a crash is recognisably one mail to the reader's client. Built with the stdlib's compat32
+classes: `policy.default` re-parses every header through its registry and made queueing a
+notice to 2,000 subscribers take 5 s.
 """
 
 from __future__ import annotations
@@ -10,15 +12,42 @@ from __future__ import annotations
 import hashlib
 import re
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
-from email.message import EmailMessage
-from email.policy import SMTP
+from email.charset import QP, Charset
+from email.header import Header
+from email.mime.text import MIMEText
+from email.policy import compat32
 from email.utils import format_datetime, formataddr, parseaddr
 from typing import Any
 from zoneinfo import ZoneInfo
 
 MAX_REFERENCES = 20  # the thread's last ones; RFC 5322 allows trimming the middle
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+_WIRE = compat32.clone(linesep="\r\n")
+_UTF8 = Charset("utf-8")
+_UTF8.body_encoding = QP  # readable in any client's "show source", unlike base64
+
+
+@dataclass(frozen=True)
+class Mail:
+    """One mail as it goes out (`raw`, CRLF line ends) and the facts the desk keeps of it."""
+
+    raw: bytes
+    message_id: str
+    sender: str  # 'Name <address>'
+    to: str  # 'Name <address>'
+    subject: str
+    body: str
+    date: str
+    in_reply_to: str | None
+    references: tuple[str, ...]
+    headers: str  # the header block as text, for the thread's header view
+    auto: bool  # Auto-Submitted: a machine's mail, not an agent's
+
+    @property
+    def rcpt(self) -> str:
+        return address(self.to)
 
 
 def address(mailbox: str) -> str:
@@ -58,24 +87,45 @@ def build(
     in_reply_to: str | None = None,
     references: list[str] | tuple[str, ...] = (),
     headers: dict[str, str] | None = None,
-) -> EmailMessage:
+) -> Mail:
     """A text/plain UTF-8 mail from `sender` (who also takes replies) to `to`."""
-    msg = EmailMessage(policy=SMTP)
-    msg["From"] = sender
-    msg["Reply-To"] = sender
-    msg["To"] = to
-    msg["Subject"] = one_line(subject)
-    msg["Date"] = format_datetime(date)
-    msg["Message-ID"] = msgid
-    if in_reply_to:
-        msg["In-Reply-To"] = in_reply_to
-    refs = [r for r in references if r][-MAX_REFERENCES:]
-    if refs:
-        msg["References"] = " ".join(refs)
-    for name, value in (headers or {}).items():
-        msg[name] = value
-    msg.set_content(body, charset="utf-8")
-    return msg
+    subject = one_line(subject)
+    refs = tuple(r for r in references if r)[-MAX_REFERENCES:]
+    fields = {
+        "From": _mailbox(sender),
+        "Reply-To": _mailbox(sender),
+        "To": _mailbox(to),
+        "Subject": subject if subject.isascii() else Header(subject, "utf-8"),
+        "Date": format_datetime(date),
+        "Message-ID": msgid,
+        "In-Reply-To": in_reply_to,
+        "References": " ".join(refs) or None,
+        **(headers or {}),
+    }
+    msg = MIMEText(body, "plain", _UTF8)
+    for name, value in fields.items():
+        if value:
+            msg[name] = value
+    return Mail(
+        raw=msg.as_bytes(policy=_WIRE),
+        message_id=msgid,
+        sender=sender,
+        to=to,
+        subject=subject,
+        body=body,
+        date=fields["Date"],
+        in_reply_to=in_reply_to,
+        references=refs,
+        headers="\n".join(f"{k}: {v}" for k, v in fields.items() if v and k != "Subject")
+        + f"\nSubject: {subject}",
+        auto="Auto-Submitted" in fields,
+    )
+
+
+def _mailbox(mailbox: str) -> str:
+    """A 'Name <addr>' header value, its name encoded when it is not ASCII."""
+    name, addr = parseaddr(mailbox)
+    return formataddr((name, addr), charset="utf-8")
 
 
 def recipient(name: str, addr: str) -> str:

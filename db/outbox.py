@@ -12,8 +12,6 @@ acknowledgement), so queueing the same thing twice queues it once.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from email.message import EmailMessage
-from email.policy import SMTP
 from typing import Any
 
 import sqlite_utils
@@ -28,7 +26,7 @@ _EVENT = {"sent": "mail-sent", "failed": "mail-failed"}
 
 def enqueue(
     db: sqlite_utils.Database,
-    msg: EmailMessage,
+    mail: compose.Mail,
     *,
     kind: str,
     dedupe: str,
@@ -38,7 +36,7 @@ def enqueue(
     notice_id: int | None = None,
     window_id: int | None = None,
 ) -> int | None:
-    """Queue `msg` (inside the caller's transaction); None if `dedupe` is already queued.
+    """Queue `mail` (inside the caller's transaction); None if `dedupe` is already queued.
 
     `null_sender` sends with an empty envelope sender (`MAIL FROM:<>`), as RFC 3834 asks of
     automatic replies, so a bounce of one can never start a loop.
@@ -51,14 +49,14 @@ def enqueue(
         [
             kind,
             dedupe,
-            msg["Message-ID"],
+            mail.message_id,
             ticket_id,
             notice_id,
             window_id,
-            "" if null_sender else compose.address(msg["From"]),
-            compose.address(msg["To"]),
-            str(msg["Subject"]),
-            msg.as_bytes(policy=SMTP),
+            "" if null_sender else compose.address(mail.sender),
+            mail.rcpt,
+            mail.subject,
+            mail.raw,
             now,
             now,
             actor,
@@ -205,6 +203,16 @@ def get(db: sqlite_utils.Database, outbox_id: int) -> dict[str, Any]:
     for row in db.query(f"SELECT {_LISTED}, raw FROM outbox WHERE id = ?", [outbox_id]):
         return row
     raise NotFoundError(f"There is no mail {outbox_id} in the outbox; `desk outbox` lists them.")
+
+
+def queued_for_notices(db: sqlite_utils.Database, notice_ids: list[int]) -> int:
+    """How many mails the outbox holds for these notices, whatever became of them since."""
+    if not notice_ids:
+        return 0
+    marks = ", ".join("?" * len(notice_ids))
+    return db.execute(
+        f"SELECT count(*) FROM outbox WHERE notice_id IN ({marks})", notice_ids
+    ).fetchone()[0]
 
 
 def counts(db: sqlite_utils.Database) -> dict[str, int]:

@@ -115,7 +115,7 @@ def send(db: sqlite_utils.Database, ticket_id: int, body: str, agent: str, mail:
             raise DeskError(f"Ticket #{ticket_id} has no sender address to reply to.")
         last = _last_incoming(db, ticket_id)
         in_reply_to, references = compose.thread_headers(last)
-        msg = compose.build(
+        mail = compose.build(
             sender=sender,
             to=compose.recipient(ticket["requester_name"], ticket["requester_addr"]),
             subject=compose.reply_subject(ticket["subject"], ticket_id),
@@ -127,13 +127,12 @@ def send(db: sqlite_utils.Database, ticket_id: int, body: str, agent: str, mail:
         )
         outbox_id = store.queue_outgoing(
             db,
-            msg,
+            mail,
             kind="reply",
-            dedupe=f"reply:{msg['Message-ID']}",
+            dedupe=f"reply:{mail.message_id}",
             actor=agent,
             ticket_id=ticket_id,
             function=ticket["function"],
-            body=body,
         )
         assert outbox_id is not None  # a fresh Message-ID is never queued before
         # A customer who has been answered is no longer waiting for a first look.

@@ -12,14 +12,12 @@ import hashlib
 import json
 from collections.abc import Callable, Iterable
 from datetime import timedelta
-from email.message import EmailMessage
-from email.policy import SMTP
 from email.utils import parseaddr
 from typing import TYPE_CHECKING
 
 import sqlite_utils
 
-from db import acks, clock, discrepancy, outbox, threads
+from db import acks, clock, compose, discrepancy, outbox, threads
 from db.connect import write
 from db.events import record_event
 from db.model import Delivery, Incoming, Stored
@@ -78,7 +76,6 @@ def _acknowledge(
         actor=INGEST_ACTOR,
         ticket_id=ticket_id,
         function=function,
-        body=planned.get_content(),
         null_sender=True,
     )
 
@@ -270,59 +267,54 @@ def _add_participants(db: sqlite_utils.Database, ticket_id: int, msg: Incoming) 
 
 def queue_outgoing(
     db: sqlite_utils.Database,
-    msg: EmailMessage,
+    mail: compose.Mail,
     *,
     kind: str,
     dedupe: str,
     actor: str,
     ticket_id: int,
     function: str,
-    body: str,
     null_sender: bool = False,
 ) -> int | None:
     """Queue a mail about a ticket and put it in the ticket's thread (inside the caller's
     transaction), so the customer's answer threads back by In-Reply-To and agents see what was
     said. None when `dedupe` was queued before."""
     outbox_id = outbox.enqueue(
-        db, msg, kind=kind, dedupe=dedupe, actor=actor, ticket_id=ticket_id,
+        db, mail, kind=kind, dedupe=dedupe, actor=actor, ticket_id=ticket_id,
         null_sender=null_sender,
     )  # fmt: skip
     if outbox_id is None:
         return None
-    _store_outgoing(db, msg, ticket_id=ticket_id, function=function, outbox_id=outbox_id, body=body)
-    record_event(
-        db, ticket_id, actor, f"{kind}-queued", {"outbox": outbox_id, "to": str(msg["To"])}
-    )
+    _store_outgoing(db, mail, ticket_id=ticket_id, function=function, outbox_id=outbox_id)
+    record_event(db, ticket_id, actor, f"{kind}-queued", {"outbox": outbox_id, "to": mail.to})
     return outbox_id
 
 
 def _store_outgoing(
     db: sqlite_utils.Database,
-    msg: EmailMessage,
+    mail: compose.Mail,
     *,
     ticket_id: int,
     function: str,
     outbox_id: int,
-    body: str,
 ) -> int:
-    raw = msg.as_bytes(policy=SMTP)
-    name, sender = parseaddr(msg["From"])
+    name, sender = parseaddr(mail.sender)
     now = clock.now_iso()
     outgoing = Incoming(
-        raw=raw,
-        sha256=hashlib.sha256(raw).hexdigest(),
-        message_id=msg["Message-ID"],
-        in_reply_to=msg["In-Reply-To"],
-        references=str(msg["References"] or "").split(),
+        raw=mail.raw,
+        sha256=hashlib.sha256(mail.raw).hexdigest(),
+        message_id=mail.message_id,
+        in_reply_to=mail.in_reply_to,
+        references=list(mail.references),
         from_addr=sender.lower(),
         from_name=name,
-        to_addrs=[str(msg["To"])],
-        subject=str(msg["Subject"]),
-        date_header=str(msg["Date"]),
+        to_addrs=[mail.to],
+        subject=mail.subject,
+        date_header=mail.date,
         sent_at=now,
-        headers="\n".join(f"{k}: {v}" for k, v in msg.items()),
-        body_text=body,
-        auto="auto-reply" if msg["Auto-Submitted"] else "",
+        headers=mail.headers,
+        body_text=mail.body,
+        auto="auto-reply" if mail.auto else "",
     )
     delivery = Delivery("outbox", str(outbox_id), (function,))
     message_id = _insert_message(db, outgoing, delivery, ticket_id, OUTGOING, now, now, outbox_id)

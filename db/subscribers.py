@@ -8,6 +8,7 @@ queued to an address once, however often it is issued or the daemon restarts.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import sqlite_utils
@@ -34,13 +35,21 @@ def listing(db: sqlite_utils.Database, mail: MailOut) -> list[dict[str, Any]]:
 
 def add(db: sqlite_utils.Database, entries: list[str], actor: str) -> tuple[int, list[str]]:
     """Add 'Name <addr>' or 'addr' entries; the number added and the entries refused (with why)."""
+    added, refused = add_numbered(db, enumerate(entries, 1), actor)
+    return added, [why for _, why in refused]
+
+
+def add_numbered(
+    db: sqlite_utils.Database, entries: Iterable[tuple[int, str]], actor: str
+) -> tuple[int, list[tuple[int, str]]]:
+    """`add` for numbered entries (the lines of a file): refused ones come with their number."""
     refused, added = [], 0
     now = clock.now_iso()
     with write(db):
-        for entry in entries:
+        for number, entry in entries:
             name, addr = compose.parse_mailbox(entry)
             if addr is None:
-                refused.append(f"{entry!r}: not an email address")
+                refused.append((number, f"{entry!r}: not an email address"))
                 continue
             added += db.execute(
                 "INSERT OR IGNORE INTO subscriber (addr, name, added_at, added_by) "
@@ -78,7 +87,7 @@ def queue_notice(
     queued = 0
     for person in people:
         dedupe = f"notice:{notice['id']}:{person['addr']}"
-        msg = compose.build(
+        mail = compose.build(
             sender=sender,
             to=compose.recipient(person["name"], person["addr"]),
             subject=notice["subject"],
@@ -95,7 +104,7 @@ def queue_notice(
         queued += (
             outbox.enqueue(
                 db,
-                msg,
+                mail,
                 kind="notice",
                 dedupe=dedupe,
                 actor=actor,

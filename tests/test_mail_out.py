@@ -224,3 +224,25 @@ def test_a_login_without_a_secret_is_a_config_error(tmp_path, security):
             },
             tmp_path / "config.toml",
         )
+
+
+def test_a_hostile_subject_or_name_cannot_add_headers_or_recipients(tmp_path, smtp_server):
+    config = make_config(tmp_path, smtp_server)
+    drop(tmp_path, "technical", (
+        b"From: =?utf-8?q?Eve=0ABcc=3A_x=40example=2Ecom?= <eve@example.com>\r\n"
+        b"To: technical@valuit.com\r\n"
+        b"Subject: =?utf-8?q?Hi=0D=0ABcc=3A_victim=40example=2Ecom?=\r\n"
+        b"Message-ID: <hostile@example.com>\r\n\r\nHello\r\n"
+    ))  # fmt: skip
+    daemon.run(config, once=True)
+    db = open_db(config.database)
+    ticket = db.execute("SELECT max(id) FROM ticket").fetchone()[0]
+    replies.send(db, ticket, "Grüße, réponse", "alice", config.mail)
+    daemon.run(config, once=True)
+    [got] = smtp_server.handler.wait_for(1)
+    assert ["eve@example.com"] == got.rcpt
+    assert "Bcc" not in got.message
+    subject = got.message["Subject"]
+    assert subject.startswith("Re: Hi") and subject.endswith(f"victim@example.com [#{ticket}]")
+    assert "\n" not in subject and "\r" not in subject
+    assert "Grüße, réponse" in got.message.get_content()
