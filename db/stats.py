@@ -6,7 +6,8 @@ from typing import Any
 
 import sqlite_utils
 
-from db import sources
+from db import outbox, sources
+from db.migrations import OUTBOX_STATUSES
 
 
 def summary(db: sqlite_utils.Database) -> dict[str, Any]:
@@ -28,4 +29,5 @@ def summary(db: sqlite_utils.Database) -> dict[str, Any]:
         "locations": one("SELECT count(*) FROM message_location"),
         "failures": sources.failures(db),
         "sources": sources.all_states(db),
+        "outbox": {status: 0 for status in OUTBOX_STATUSES} | outbox.counts(db),
     }

@@ -13,7 +13,7 @@ from pathlib import Path
 import icalendar
 import pytest
 
-from tests.windows_helpers import desk, desk_json, drop_mail, ingest, write_config
+from tests.windows_helpers import commands, desk, desk_json, drop_mail, ingest, write_config
 from tui.cli import build_parser
 
 WINDOW_KEYS = {
@@ -187,18 +187,10 @@ def test_ics_round_trip(config: Path, capsys, tmp_path: Path, monkeypatch) -> No
     assert (2, "CANCELLED") == (after[1]["SEQUENCE"], str(after[1]["STATUS"]))
 
 
-def _commands(parser, prefix=()):
-    for action in parser._actions:
-        if action.__class__.__name__ == "_SubParsersAction":
-            for name, sub in action.choices.items():
-                yield (*prefix, name), sub
-                yield from _commands(sub, (*prefix, name))
-
-
 def test_every_ops_command_has_help_with_an_example() -> None:
     ops = [
         (path, sub)
-        for path, sub in _commands(build_parser())
+        for path, sub in commands(build_parser())
         if path[0] in ("now", "window", "discrepancies")
     ]
     assert 15 == len(ops)

@@ -1,10 +1,13 @@
 """Helpers for the maintenance-window tests: a config file with a [maintenance] section, the
-`desk` command run in-process, mail dropped into Maildir folders and ingested once."""
+`desk` command run in-process and its subcommands listed, mail dropped into Maildir folders
+and ingested once."""
 
 from __future__ import annotations
 
+import argparse
 import itertools
 import json
+from collections.abc import Iterator
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -44,6 +47,17 @@ def desk(capsys: pytest.CaptureFixture[str], config: Path, *args: str) -> tuple[
         code = exc.code if isinstance(exc.code, int) else 2
     out, err = capsys.readouterr()
     return code, out, err
+
+
+def commands(
+    parser: argparse.ArgumentParser, prefix: tuple[str, ...] = ()
+) -> Iterator[tuple[tuple[str, ...], argparse.ArgumentParser]]:
+    """Every subcommand under `parser`, as (its path of names, its parser)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield (*prefix, name), sub
+                yield from commands(sub, (*prefix, name))
 
 
 def desk_json(capsys: pytest.CaptureFixture[str], config: Path, *args: str) -> Any:

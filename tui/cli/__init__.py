@@ -18,6 +18,8 @@ SUBCOMMANDS = (
     "tui.cli.now",
     "tui.cli.window",
     "tui.cli.discrepancies",
+    "tui.cli.subscribers",
+    "tui.cli.outbox",
 )
 
 

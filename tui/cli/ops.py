@@ -1,5 +1,6 @@
-"""What the ops commands (`desk now`, `desk window …`, `desk discrepancies`) share: opening the
-database in step with the config, who is acting, reading times and windows, printing."""
+"""What the ops commands (`desk now`, `desk window …`, `desk discrepancies`, `desk outbox …`,
+`desk subscribers …`) share: opening the database (in step with the config), who is acting,
+reading times and windows, printing."""
 
 from __future__ import annotations
 
@@ -28,6 +29,12 @@ def open_synced(args: argparse.Namespace) -> tuple[Config, sqlite_utils.Database
     db = open_db(config.database)
     recurrence.sync(db, config.maintenance)
     return config, db
+
+
+def opened(args: argparse.Namespace) -> tuple[Config, sqlite_utils.Database]:
+    """The config and the database as they are, for commands that are not about windows."""
+    config = load(args.config)
+    return config, open_db(config.database)
 
 
 def actor() -> str:

@@ -1,4 +1,5 @@
-"""`desk stats`: counts of messages and tickets and each source's health, for ops and tests."""
+"""`desk stats`: counts of messages, tickets and outgoing mail and each source's health, for ops
+and tests."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "stats",
         help="counts and source health",
-        description="Counts of messages and tickets, and each mail source's state.",
+        description="Counts of messages, tickets and outgoing mail, and each mail source's state.",
         epilog="example: desk stats --json | jq .sources",
     )
     ops.add_json(parser)
@@ -34,6 +35,7 @@ def run(args: argparse.Namespace) -> int:
     )
     for status, count in sorted(data["tickets_by_status"].items()):
         print(f"  {status:10} {count}")
+    print("outbox  " + "  ".join(f"{status} {count}" for status, count in data["outbox"].items()))
     for src in data["sources"]:
         # The error text comes from a remote server: shown, never interpreted by the terminal.
         error = f"  last error: {visible(src['last_error'])}" if src["last_error"] else ""

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import argparse
 from datetime import timedelta
+from typing import Any
 
-from db import clock, notices, windows
+from db import clock, notices, outbox, subscribers, windows
 from db.errors import DeskError
 from db.migrations import UPDATE_TYPES
 from tui import safe
 from tui.cli import ops, window_docs
+from tui.cli.outbox import mailed, warn_unsent
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -142,6 +144,10 @@ def run_show(args: argparse.Namespace) -> int:
     zone = ops.zone_of(args, config)
     w, now = windows.get(db, args.window), clock.now()
     history, ledger = windows.events(db, w.id), notices.ledger(db, w.id)
+    mails: dict[int, dict[str, int]] = {}
+    for row in subscribers.delivery(db, w.id):
+        mails.setdefault(row["notice"], {})[row["status"]] = row["mails"]
+    ledger = [{**n, "mails": mails.get(n["id"], {})} for n in ledger]
     if args.json:
         ops.print_json({**w.as_dict(now, zone), "events": history, "notices": ledger})
         return 0
@@ -164,8 +170,18 @@ def run_show(args: argparse.Namespace) -> int:
     print("notices:")
     for n in ledger or [{"kind": "(none issued)", "channel": "", "revision": "-", "superseded": 0}]:
         stale = " (superseded)" if n["superseded"] else ""
-        print(f"  r{n['revision']} {n['kind']} {n['channel']}{stale}")
+        print(f"  r{n['revision']} {n['kind']} {n['channel']}{stale}{_mails(n)}")
     return 0
+
+
+def _mails(notice: dict[str, Any]) -> str:
+    """'; mails: 2 sent, 1 queued' for an email notice; nothing for a banner."""
+    if notice["channel"] != "email":
+        return ""
+    counts = notice["mails"]
+    if not counts:
+        return "; no mail queued"
+    return "; mails: " + ", ".join(f"{count} {status}" for status, count in counts.items())
 
 
 def _times(args: argparse.Namespace, zone: str, start_default=None):
@@ -263,10 +279,13 @@ def run_emergency(args: argparse.Namespace) -> int:
         zone=zone,
         features=ops.features(args.features),
         update_type=args.update_type,
+        mail=config.mail,
     )
+    queued = outbox.queued_for_notices(db, [n["id"] for n in issued])
+    warn_unsent(config, queued)
     if args.json:
-        ops.print_json({**w.as_dict(clock.now(), zone), "notices": issued})
+        ops.print_json({**w.as_dict(clock.now(), zone), "notices": issued, "mails": queued})
         return 0
-    print(f"Emergency {w.label} started; its start notice is in the ledger.\n")
+    print(f"Emergency {w.label} started; its start notice is in the ledger, {mailed(queued)}.\n")
     ops.print_notices(issued)
     return 0

@@ -1,8 +1,8 @@
 """`desk window report|notes|notice|ics|preview`: what is written about windows.
 
-The post-maintenance report (in $EDITOR or from a file), release notes, the notices (shown,
-issued into the ledger once per revision), an iCalendar feed with stable UIDs and SEQUENCE
-from the revision, and the coming occurrences of the recurring rules.
+The post-maintenance report (in $EDITOR or from a file), release notes, the notices (previewed,
+issued into the ledger and mailed to the subscribers once per revision), an iCalendar feed with
+stable UIDs and SEQUENCE from the revision, and the coming occurrences of the recurring rules.
 """
 
 from __future__ import annotations
@@ -16,12 +16,14 @@ import tempfile
 from pathlib import Path
 
 import icalendar
+import sqlite_utils
 
-from db import clock, notices, recurrence, reports, windows
-from db.config import load
+from db import clock, notices, outbox, recurrence, reports, subscribers, windows
+from db.config import Config, load
 from db.errors import DeskError
 from db.migrations import NOTICE_KINDS
 from tui.cli import ops
+from tui.cli.outbox import mailed, warn_unsent
 
 PRODID = "-//Valuit//Valuit Desk//EN"
 _ICS_STATUS = {"planned": "TENTATIVE", "cancelled": "CANCELLED"}
@@ -58,14 +60,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = ops.command(
         sub,
         "notice",
-        "show a window's notice, issue it into the ledger (once), or list the ledger",
-        "desk window notice W12 --kind announcement --issue",
+        "preview a window's notice, issue it (once: ledger and mail to subscribers), or list "
+        "the ledger",
+        "desk window notice W12 --preview      (then: desk window notice W12 --issue)",
     )
     ops.window_arg(p)
     p.add_argument("--kind", choices=NOTICE_KINDS, help="default: what the window's state needs")
     p.add_argument("--channel", choices=("email", "banner"), help="default: both")
     action = p.add_mutually_exclusive_group()
-    action.add_argument("--issue", action="store_true", help="record it in the ledger")
+    action.add_argument(
+        "--preview", action="store_true", help="print it as it would go out now (the default)"
+    )
+    action.add_argument(
+        "--issue", action="store_true", help="record it in the ledger and mail it to subscribers"
+    )
     action.add_argument("--ledger", action="store_true", help="list the notices issued")
     p.add_argument("--force", action="store_true", help="announce with under 48 hours' notice")
     p.add_argument("--reason", help="why the notice rule is broken; recorded")
@@ -170,18 +178,43 @@ def run_notice(args: argparse.Namespace) -> int:
             announce_hours=config.maintenance.announce_hours,
             force_reason=reason,
             zone=zone,
+            mail=config.mail,
         )
-        shown = [{**n, "created": created} for n in shown]
-        state = "Issued" if created else f"Already issued at {shown[0]['rendered_at']}; not again:"
-        print(f"{state} {kind} notice for {w.label}.", file=sys.stderr)
+        shown = [
+            {**n, "created": created, "mails": outbox.queued_for_notices(db, [n["id"]])}
+            for n in shown
+        ]
+        queued = sum(n["mails"] for n in shown)
+        if created:
+            print(f"Issued {kind} notice for {w.label}; {mailed(queued)}.", file=sys.stderr)
+            warn_unsent(config, queued)
+        else:
+            print(
+                f"Already issued {kind} notice for {w.label} at {shown[0]['rendered_at']}; "
+                "not again, and no more mail:",
+                file=sys.stderr,
+            )
     else:
+        # The same render the ledger and every subscriber's mail would carry if issued now.
         shown = [n.__dict__ for n in notices.render(w, kind, zone)]
+        standing = notices.standing(db, w.id, kind)
+        later = (
+            f"it was issued at {standing[0]['rendered_at']}, so --issue would not send it again"
+            if standing
+            else f"--issue records it and mails it to {_people(db, config)}"
+        )
+        print(f"Preview of the {kind} notice for {w.label}; {later}.", file=sys.stderr)
     shown = [n for n in shown if args.channel in (None, n["channel"])]
     if args.json:
         ops.print_json(shown)
         return 0
     ops.print_notices(shown)
     return 0
+
+
+def _people(db: sqlite_utils.Database, config: Config) -> str:
+    count = len(subscribers.listing(db, config.mail))
+    return f"{count} subscriber{'' if count == 1 else 's'}"
 
 
 def calendar(found: list[windows.Window]) -> bytes:
