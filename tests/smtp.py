@@ -10,15 +10,20 @@ from __future__ import annotations
 import asyncio
 import email
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.message import Message
 from email.policy import default
+from pathlib import Path
 
 import pytest
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
+
+from tests.dovecot import generate_cert
 
 
 def free_port() -> int:
@@ -89,13 +94,47 @@ class Handler:
 
 
 class SmtpServer:
-    def __init__(self, port: int | None = None) -> None:
+    """The server; with `tls` (a folder for its CA and certificate) it speaks STARTTLS, or
+    implicit TLS with `implicit`, and requires a login as `user` with `password`."""
+
+    def __init__(
+        self,
+        port: int | None = None,
+        *,
+        tls: Path | None = None,
+        implicit: bool = False,
+        user: str = "desk",
+        password: str = "s3cret",
+    ) -> None:
         self.handler = Handler()
         self.port = port or free_port()
         self.controller: Controller | None = None
+        self.tls, self.implicit, self.user, self.password = tls, implicit, user, password
+        self.ca_file: Path | None = None
+
+    def _authenticate(self, server, session, envelope, mechanism, auth_data) -> AuthResult:
+        ok = isinstance(auth_data, LoginPassword) and (
+            auth_data.login.decode(),
+            auth_data.password.decode(),
+        ) == (self.user, self.password)
+        return AuthResult(success=ok, handled=False)  # handled=False: it answers 535
 
     def start(self) -> SmtpServer:
-        self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port)
+        options: dict[str, object] = {}
+        if self.tls is not None:
+            self.ca_file, ca_key = generate_cert(self.tls, "SMTP Test CA")
+            cert, key = generate_cert(
+                self.tls, "127.0.0.1", ca=(self.ca_file, ca_key), sans=("IP:127.0.0.1",)
+            )
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.load_cert_chain(cert, key)
+            auth = {"authenticator": self._authenticate, "auth_required": True}
+            if self.implicit:
+                # aiosmtpd sees no STARTTLS here and would hide AUTH; the socket is TLS already.
+                options = {"ssl_context": context, "auth_require_tls": False, **auth}
+            else:
+                options = {"tls_context": context, "require_starttls": True, **auth}
+        self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port, **options)
         self.controller.start()
         return self
 
@@ -105,10 +144,10 @@ class SmtpServer:
             self.controller = None
 
     def toml(self, **extra: object) -> str:
-        """The `[smtp]` table pointing at this server (plain SMTP: it is on loopback)."""
-        lines = ["[smtp]", 'host = "127.0.0.1"', f"port = {self.port}", 'security = "none"']
-        lines += [f"{k} = {v!r}" if isinstance(v, str) else f"{k} = {v}" for k, v in extra.items()]
-        return "\n".join(lines).replace("'", '"') + "\n"
+        """The `[smtp]` table pointing at this server (plain SMTP unless `extra` says)."""
+        keys = {"host": "127.0.0.1", "port": self.port, "security": "none", **extra}
+        lines = [f'{k} = "{v}"' if isinstance(v, str) else f"{k} = {v}" for k, v in keys.items()]
+        return "[smtp]\n" + "\n".join(lines) + "\n"
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ down, defers, refuses, and a `kill -9` of the daemon with a mail in hand."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -246,3 +247,35 @@ def test_a_hostile_subject_or_name_cannot_add_headers_or_recipients(tmp_path, sm
     assert subject.startswith("Re: Hi") and subject.endswith(f"victim@example.com [#{ticket}]")
     assert "\n" not in subject and "\r" not in subject
     assert "Grüße, réponse" in got.message.get_content()
+
+
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
+@pytest.mark.parametrize("implicit", [False, True], ids=["starttls", "implicit-tls"])
+def test_tls_is_verified_and_the_login_uses_the_secret_from_the_environment(
+    tmp_path, monkeypatch, implicit
+):
+    if not shutil.which("openssl"):
+        pytest.skip("openssl is needed to make the test certificates")
+    server = SmtpServer(tls=tmp_path / "tls", implicit=implicit).start()
+    security = "tls" if implicit else "starttls"
+    try:
+        base = {"security": security, "username": "desk", "password_env": "DESK_SMTP_PW"}
+        untrusted = make_config(tmp_path, server, **base)
+        ticket = customer_ticket(tmp_path, untrusted)
+        db = open_db(untrusted.database)
+        outbox_id = replies.send(db, ticket, "Answer", "alice", untrusted.mail)
+
+        monkeypatch.setenv("DESK_SMTP_PW", "wrong")
+        daemon.run(untrusted, once=True)  # the certificate is not from a known authority
+        assert "the TLS certificate of 127.0.0.1" in status(db, outbox_id)[2]
+
+        trusted = make_config(tmp_path, server, **base, ca_file=str(server.ca_file))
+        daemon.run(trusted, once=True)
+        assert "login as desk on 127.0.0.1" in status(db, outbox_id)[2]
+
+        monkeypatch.setenv("DESK_SMTP_PW", "s3cret")
+        daemon.run(trusted, once=True)
+        assert "sent" == status(db, outbox_id)[0]
+        assert 1 == len(server.handler.delivered)
+    finally:
+        server.stop()

@@ -21,8 +21,8 @@ def overview(
     db: sqlite_utils.Database, now: datetime, hours: int, ahead: timedelta
 ) -> dict[str, Any]:
     """{"active", "upcoming" (starting within `ahead`: the notice rule's span),
-    "overdue_reports"} for the banner, each with the dashboard banner its users see, "hours" (True where a window was in force, oldest hour
-    first) for the chart, and "titles" by window id."""
+    "overdue_reports"} for the banner, each with the dashboard banner its users see; "hours"
+    (True where a window was in force, oldest hour first) for the chart; "titles" by id."""
     every = windows_db.listing(db)
     start = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=hours - 1)
     live = [w for w in every if w.status(now) != "cancelled"]
