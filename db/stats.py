@@ -19,7 +19,8 @@ def summary(db: sqlite_utils.Database) -> dict[str, Any]:
     ):
         per_function.setdefault(function, {})[status] = count
     return {
-        "messages": one("SELECT count(*) FROM message"),
+        "messages": one("SELECT count(*) FROM message WHERE direction = 'in'"),
+        "sent_in_threads": one("SELECT count(*) FROM message WHERE direction = 'out'"),
         "tickets": one("SELECT count(*) FROM ticket"),
         "tickets_by_function": per_function,
         "tickets_by_status": dict(db.execute("SELECT status, count(*) FROM ticket GROUP BY 1")),

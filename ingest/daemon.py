@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Executor
 
-from db import notice_schedule, recurrence, sources
+from db import notice_schedule, outbox, recurrence, sources
 from db.config import Config, Source, load
 from db.connect import open_db
 from db.errors import DeskError
@@ -94,7 +94,14 @@ def run(config: Config, *, once: bool, stop: threading.Event | None = None) -> b
     for source in config.sources:
         sources.register(db, source.name, source.kind, source.function)
     recurrence.sync(db, config.maintenance)  # the rules ingest classifies with, and windows
+    waiting = outbox.counts(db).get("queued", 0)
     db.close()
+    if waiting and config.mail.smtp is None:
+        log.warning(
+            "%s: %d mail(s) wait in the outbox but there is no [smtp] to send them through",
+            config.path,
+            waiting,
+        )
     if not config.sources:
         log.warning("%s: no [[source]] configured; nothing to read", config.path)
     pool = make_pool()

@@ -279,3 +279,14 @@ def test_tls_is_verified_and_the_login_uses_the_secret_from_the_environment(
         assert 1 == len(server.handler.delivered)
     finally:
         server.stop()
+
+
+def test_without_smtp_mail_waits_in_the_outbox_and_the_daemon_says_so(tmp_path, caplog):
+    config = config_module.load(write_config_file(tmp_path))
+    ticket = customer_ticket(tmp_path, config)
+    db = open_db(config.database)
+    outbox_id = replies.send(db, ticket, "Answer", "alice", config.mail)
+    daemon.run(config, once=True)
+    assert "queued" == status(db, outbox_id)[0]
+    assert "1 mail(s) wait in the outbox but there is no [smtp]" in caplog.text
+    assert 1 == db.execute("SELECT count(*) FROM message WHERE direction = 'in'").fetchone()[0]
