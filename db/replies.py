@@ -15,10 +15,10 @@ from zoneinfo import ZoneInfo
 
 import sqlite_utils
 
-from db import clock, compose, notices, store
+from db import clock, compose, notices, store, tickets
 from db.config import Canned, MailOut
 from db.connect import write
-from db.errors import DeskError, NotFoundError
+from db.errors import DeskError
 from db.events import record_event
 
 _PLACEHOLDER = re.compile(r"\{(ticket|name|subject|function|agent|signature|window_notice)\}")
@@ -36,13 +36,6 @@ def _last_incoming(db: sqlite_utils.Database, ticket_id: int) -> dict[str, Any] 
     )
     if row is not None:
         row["refs"] = json.loads(row["refs"] or "[]")
-    return row
-
-
-def _ticket(db: sqlite_utils.Database, ticket_id: int) -> dict[str, Any]:
-    row = next(db.query("SELECT * FROM ticket WHERE id = ?", [ticket_id]), None)
-    if row is None:
-        raise NotFoundError(f"ticket #{ticket_id} does not exist")
     return row
 
 
@@ -84,7 +77,7 @@ def draft(
 ) -> str:
     """The text the composer opens with: a greeting or the canned reply, the signature, and
     the customer's newest message quoted."""
-    ticket = _ticket(db, ticket_id)
+    ticket = tickets.get(db, ticket_id)
     values = _values(db, ticket, agent, mail)
     if canned is not None:
         text = fill(canned.body, values).strip("\n")
@@ -104,7 +97,7 @@ def send(db: sqlite_utils.Database, ticket_id: int, body: str, agent: str, mail:
         raise DeskError("The reply is empty; write something or press escape.")
     now = clock.now_iso()
     with write(db):
-        ticket = _ticket(db, ticket_id)
+        ticket = tickets.get(db, ticket_id)
         sender = mail.senders.get(ticket["function"])
         if sender is None:
             raise DeskError(

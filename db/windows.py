@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 import sqlite_utils
 
-from db import clock, discrepancy, notices
+from db import clock, discrepancy, notices, outbox
 from db.config import MailOut
 from db.connect import write
 from db.errors import ConflictError, DeskError
@@ -285,6 +285,7 @@ def cancel_within(
         hint = "; complete it instead" if status == "active" else ""
         raise DeskError(f"{w.label} is {status} and cannot be cancelled{hint}.")
     changes = {"cancelled_at": clock.now_iso()}
+    outbox.cancel_window_notices(db, w.id, "the window was cancelled")
     return change(db, w, actor, "cancelled", changes, note={"reason": reason})
 
 

@@ -137,6 +137,8 @@ def test_a_cancelled_window_is_cancelled_to_those_told_of_it_only(config, at):
     told = schedule(db, at)
     tick(db, config, at, START - timedelta(hours=48))
     windows.cancel(db, told.id, "ops", "not needed")
+    # The announcement not yet sent is withdrawn: it would announce what will not happen.
+    assert {"cancelled"} == {status for _, _, status in mails(db)}
     untold = windows.add(
         db, title="Later", kind="adhoc", update_type="feature",
         start=START + timedelta(days=30), end=START + timedelta(days=30, hours=1),
