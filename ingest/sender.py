@@ -13,6 +13,7 @@ import smtplib
 import socket
 import ssl
 import threading
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -26,6 +27,7 @@ from ingest import backoff, secrets
 log = logging.getLogger("desk.sender")
 IDLE_SECONDS = 0.5  # how often an idle sender looks for new mail: a reply leaves within this
 CAP_SECONDS = 3600.0  # the longest wait between two attempts at one mail
+EXPIRE_SECONDS = 60.0  # how often mail deferred past the give-up time is failed
 
 
 def connect(smtp: Smtp) -> smtplib.SMTP:
@@ -117,9 +119,6 @@ def _hand_over(
 
 def send_due(db: sqlite_utils.Database, smtp: Smtp, stop: threading.Event) -> tuple[int, str]:
     """Hand over what is due now, one connection for the batch: (mails taken, error or '')."""
-    with write(db):
-        for outbox_id in outbox.expire(db, smtp.give_up_hours):
-            log.error("mail %d: given up after %g hours", outbox_id, smtp.give_up_hours)
     rows = outbox.due(db, clock.now(), smtp.batch_size)
     if not rows:
         return 0, ""
@@ -156,7 +155,13 @@ def run(db: sqlite_utils.Database, smtp: Smtp, stop: threading.Event, *, once: b
     if again:
         log.warning("%d mail(s) were in hand when the daemon stopped; sending again", again)
     wait = backoff.Backoff(first=smtp.retry_seconds, cap=CAP_SECONDS)
+    expired_at = 0.0
     while not stop.is_set():
+        if time.monotonic() - expired_at >= EXPIRE_SECONDS:
+            expired_at = time.monotonic()
+            with write(db):
+                for outbox_id in outbox.expire(db, smtp.give_up_hours):
+                    log.error("mail %d: given up after %g hours", outbox_id, smtp.give_up_hours)
         taken, error = send_due(db, smtp, stop)
         if error:
             delay = wait.next_delay()
