@@ -74,30 +74,27 @@ def get(db: sqlite_utils.Database, ticket_id: int) -> dict[str, Any]:
     return row
 
 
-_MESSAGE_COLUMNS = (
-    "id, from_addr, from_name, to_addrs, cc_addrs, subject, sent_at, received_at, headers, "
-    "body_text, body_html, auto, thread_rule, parse_error, source"
+# A message with, for one we sent, where its mail stands in the outbox (NULL for one we got).
+_MESSAGES = (
+    "SELECT m.id, m.from_addr, m.from_name, m.to_addrs, m.cc_addrs, m.subject, m.sent_at, "
+    "m.received_at, m.headers, m.body_text, m.body_html, m.auto, m.thread_rule, m.parse_error, "
+    "m.source, m.direction, m.outbox_id, o.rcpt AS mail_to, o.created_by AS mail_by, "
+    "o.status AS mail_status, o.last_error AS mail_error, o.attempts AS mail_attempts, "
+    "o.next_attempt_at AS mail_next_attempt_at, o.sent_at AS mail_sent_at "
+    "FROM message m LEFT JOIN outbox o ON o.id = m.outbox_id WHERE m.ticket_id = ? "
 )
 
 
 def thread(db: sqlite_utils.Database, ticket_id: int) -> list[dict[str, Any]]:
-    """The ticket's messages, oldest first, without their raw bytes."""
-    return list(
-        db.query(
-            f"SELECT {_MESSAGE_COLUMNS} FROM message WHERE ticket_id = ? ORDER BY received_at, id",
-            [ticket_id],
-        )
-    )
+    """The ticket's messages, oldest first, without their raw bytes; a mail we sent carries
+    its outbox state in the `mail_*` fields."""
+    return list(db.query(_MESSAGES + "ORDER BY m.received_at, m.id", [ticket_id]))
 
 
 def last_message(db: sqlite_utils.Database, ticket_id: int) -> dict[str, Any] | None:
     """The ticket's newest message, for a preview."""
     return next(
-        db.query(
-            f"SELECT {_MESSAGE_COLUMNS} FROM message WHERE ticket_id = ? "
-            "ORDER BY received_at DESC, id DESC LIMIT 1",
-            [ticket_id],
-        ),
+        db.query(_MESSAGES + "ORDER BY m.received_at DESC, m.id DESC LIMIT 1", [ticket_id]),
         None,
     )
 

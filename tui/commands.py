@@ -32,6 +32,8 @@ def _commands(screen: object) -> list[tuple[str, str, str]]:
         ("Audit trail", "audit", "who did what when"),
         ("Show headers", "headers", "the message headers"),
         ("Save attachment", "save_attachment", "into a folder"),
+        ("Reply", "reply", "answer the customer by mail"),
+        ("Retry / cancel a mail", "mail", "a failed mail of the ticket, or a queued one"),
     ]
     found += [entry for entry in extra if hasattr(screen, f"action_{entry[1]}")]
     return found

@@ -5,8 +5,10 @@ from __future__ import annotations
 from textual.binding import Binding
 
 
-def _b(key: str, action: str, description: str, id: str, show: bool = True) -> Binding:
-    return Binding(key, action, description, show=show, id=id)
+def _b(
+    key: str, action: str, description: str, id: str, show: bool = True, priority: bool = False
+) -> Binding:
+    return Binding(key, action, description, show=show, id=id, priority=priority)
 
 
 # Ticket actions work on the list's highlighted ticket and on the open ticket alike.
@@ -52,7 +54,9 @@ TICKET = [
     _b("h", "headers", "Headers", "headers"),
     _b("e", "audit", "Audit trail", "audit"),
     _b("S", "save_attachment", "Save attachment", "save_attachment"),
-    _b("r", "refresh", "Refresh", "refresh", show=False),
+    _b("r", "reply", "Reply", "reply"),
+    _b("R", "mail", "Retry / cancel mail", "mail", show=False),
+    _b("ctrl+r", "refresh", "Refresh", "refresh_ticket", show=False),
     _b("j,down", "scroll_down", "Down", "scroll_down", show=False),
     _b("k,up", "scroll_up", "Up", "scroll_up", show=False),
     _b("g,home", "scroll_home", "Top", "scroll_top", show=False),
@@ -60,4 +64,12 @@ TICKET = [
     *TICKET_ACTIONS,
 ]
 
-ALL_IDS = frozenset(b.id for b in (*APP, *MAIN, *LIST, *TICKET) if b.id)
+# The composer's keys win over the text area's own (ctrl+e is its end-of-line; `end` still is).
+REPLY = [
+    _b("ctrl+s", "send", "Send", "send", priority=True),
+    _b("escape", "cancel", "Cancel", "cancel_reply", priority=True),
+    _b("ctrl+e", "external_editor", "$EDITOR", "external_editor", priority=True),
+    _b("ctrl+t", "canned", "Canned reply", "canned", priority=True),
+]
+
+ALL_IDS = frozenset(b.id for b in (*APP, *MAIN, *LIST, *TICKET, *REPLY) if b.id)

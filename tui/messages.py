@@ -76,3 +76,18 @@ class ActionFailed(Message, bubble=False):
     def __init__(self, text: str) -> None:
         super().__init__()
         self.text = text
+
+
+class DraftLoaded(Message, bubble=False):
+    """The composer's text: the greeting or a canned reply (`canned` names it), and the quote."""
+
+    def __init__(self, text: str, canned: str | None) -> None:
+        super().__init__()
+        self.text = text
+        self.canned = canned
+
+
+class ReplyQueued(Message, bubble=False):
+    def __init__(self, outbox_id: int) -> None:
+        super().__init__()
+        self.outbox_id = outbox_id

@@ -18,6 +18,7 @@ GROUPS = (
     ("Everywhere", keys.APP),
     ("Ticket list", [*keys.LIST, *keys.MAIN]),
     ("Ticket", keys.TICKET),
+    ("Reply", keys.REPLY),
 )
 
 

@@ -1,5 +1,5 @@
-"""One ticket: its thread oldest first, headers on a key, attachments, the audit trail, and the
-same actions as the list."""
+"""One ticket: its thread oldest first (the mails we sent with where each stands), headers on a
+key, attachments, the audit trail, replying, and the same actions as the list."""
 
 from __future__ import annotations
 
@@ -14,23 +14,61 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from db import tickets
+from db import outbox, tickets
+from db.connect import write
 from db.errors import DeskError
 from tui import files, keys, safe
 from tui.actions import TicketActions
 from tui.dialogs.audit import AuditDialog
+from tui.dialogs.choice import ChoiceDialog
 from tui.dialogs.save_attachment import SaveAttachmentDialog
 from tui.format import local
 from tui.messages import ActionDone, ActionFailed, DbChanged, TicketLoaded
+from tui.screens.reply import ReplyScreen
 from tui.widgets.preview import body_of, facts
 
 MAX_BODY = 200_000  # a pathological body is cut on screen; the stored message keeps it all
 
 
-def message_view(
-    message: dict[str, Any], attachments: list[dict[str, Any]], zone: Any, headers: bool
-) -> Group:
+def delivery(message: dict[str, Any], zone: Any) -> Text:
+    """Where a mail we sent stands: waiting (and why), sent, failed in the server's words, or
+    cancelled."""
+    status, error = message["mail_status"], message["mail_error"]
+    if status == "sent":
+        return Text(f"✓ sent {local(message['mail_sent_at'], zone)}", "green")
+    if status == "failed":
+        line = Text("✗ failed: ", "bold red")
+        line.append_text(safe.text(error or "no reason given", "red"))
+        return line
+    if status == "cancelled":
+        return safe.text(error or "cancelled", "yellow")
+    if status == "sending":
+        return Text("being handed to the mail server", "yellow")
+    line = Text("queued", "yellow")
+    tries = message["mail_attempts"]
+    if tries:
+        line.append(f" · tried {tries} time{'s' if tries > 1 else ''}", "dim")
+    if error:  # deferred, or the server could not be reached: it is tried again
+        line.append(f" · next try {local(message['mail_next_attempt_at'], zone)}", "dim")
+        line.append(" · waiting: ", "dim")
+        line.append_text(safe.text(error, "dim"))
+    return line
+
+
+def _head(message: dict[str, Any], zone: Any) -> Text:
     head = Text()
+    if message["direction"] == "out":
+        head.append("→ to ", "bold")
+        head.append_text(safe.text(message["mail_to"] or message["to_addrs"], "bold"))
+        if message["auto"]:
+            head.append(" · acknowledgement, sent automatically")
+        else:
+            head.append(" · sent by ")
+            head.append_text(safe.text(message["mail_by"] or "?"))
+        head.append("  from ", "dim")
+        head.append_text(safe.text(message["from_addr"], "dim"))
+        head.append(f"  {local(message['received_at'], zone)}", "dim")
+        return head
     head.append_text(safe.text(message["from_name"] or message["from_addr"], "bold"))
     if message["from_name"]:
         head.append(" <")
@@ -40,7 +78,15 @@ def message_view(
     head.append(f"  joined by: {message['thread_rule'] or '?'}", "dim italic")
     if message["auto"]:
         head.append(f"  [{message['auto']}]", "yellow")
-    parts: list[Any] = [head]
+    return head
+
+
+def message_view(
+    message: dict[str, Any], attachments: list[dict[str, Any]], zone: Any, headers: bool
+) -> Group:
+    parts: list[Any] = [_head(message, zone)]
+    if message["mail_status"]:
+        parts.append(delivery(message, zone))
     if message["parse_error"]:
         parts.append(safe.text(f"could not be parsed: {message['parse_error']}", "bold red"))
     if headers:
@@ -114,6 +160,11 @@ class TicketScreen(TicketActions, Screen):
         meta.append_text(safe.text(ticket["requester_addr"]))
         meta.append(f" · opened {local(ticket['created_at'], zone)} · ")
         meta.append_text(facts(ticket))
+        failed = sum(m["mail_status"] == "failed" for m in self.data["thread"])
+        if failed:
+            meta.append(f" · {failed} mail{'s' if failed > 1 else ''} failed", "bold red")
+        if ticket["first_response_at"]:
+            meta.append(f" · first reply {local(ticket['first_response_at'], zone)}", "dim")
         self.query_one("#ticket-head", Static).update(Group(head, meta))
         thread = self.query_one("#thread", VerticalScroll)
         by_message: dict[int, list[dict[str, Any]]] = {}
@@ -122,7 +173,7 @@ class TicketScreen(TicketActions, Screen):
         views = [
             Static(
                 message_view(m, by_message.get(m["id"], []), zone, self.headers),
-                classes="message",
+                classes=f"message {m['direction']} {m['mail_status'] or ''}",
             )
             for m in self.data["thread"]
         ]
@@ -132,6 +183,52 @@ class TicketScreen(TicketActions, Screen):
 
     def action_back(self) -> None:
         self.app.pop_screen()
+
+    def action_refresh(self) -> None:
+        self.reload()
+
+    def action_reply(self) -> None:
+        if self.data is not None:
+            self.app.push_screen(ReplyScreen(self.data["ticket"]))
+
+    def action_mail(self) -> None:
+        """Retry a failed (or cancelled) mail of the ticket, or cancel a queued one."""
+        choices = []
+        for m in self.data["thread"] if self.data else []:
+            verb = {"failed": "retry", "cancelled": "retry", "queued": "cancel"}.get(
+                m["mail_status"] or ""
+            )
+            if verb:
+                why = f": {m['mail_error'][:60]}" if m["mail_error"] else ""
+                label = f"{verb} mail {m['outbox_id']} to {m['mail_to']} ({m['mail_status']}{why})"
+                choices.append((f"{verb}:{m['outbox_id']}", safe.visible(label)))
+        if not choices:
+            self.notify("No mail of this ticket is queued, failed or cancelled.")
+            return
+
+        def chosen(value: str | None) -> None:
+            if value is not None:
+                verb, outbox_id = value.split(":")
+                self.change_mail(verb, int(outbox_id))
+
+        self.app.push_screen(ChoiceDialog(f"Mail of #{self.ticket_id}", choices, None), chosen)
+
+    @work(thread=True, group="action", exit_on_error=False)
+    def change_mail(self, verb: str, outbox_id: int) -> None:
+        change = outbox.retry if verb == "retry" else outbox.cancel
+        agent = self.app.settings.agent
+
+        def job(db: Any) -> None:
+            with write(db):
+                change(db, outbox_id, agent)
+
+        try:
+            self.app.data.call(job)
+        except DeskError as exc:
+            self.post_message(ActionFailed(exc.message))
+            return
+        said = "queued again" if verb == "retry" else "cancelled"
+        self.post_message(ActionDone(f"Mail {outbox_id} {said}"))
 
     def action_headers(self) -> None:
         self.headers = not self.headers

@@ -68,6 +68,7 @@ class Preview(VerticalScroll):
         who.append(f">  {ticket['message_count']} message(s)")
         parts: list[Any] = [head, who, facts(ticket), Text("")]
         if last is not None:
-            parts.append(Text(f"latest, {local(last['received_at'], zone)}:", "dim"))
+            ours = "sent by us, " if last["direction"] == "out" else ""
+            parts.append(Text(f"latest, {ours}{local(last['received_at'], zone)}:", "dim"))
             parts.append(safe.text(body_of(last)[:PREVIEW_CHARS], multiline=True))
         self.query_one("#preview-body", Static).update(Group(*parts))

@@ -71,6 +71,7 @@ def marks(row: dict[str, Any], now_iso: str) -> Text:
         bool(row.get("during_window_id")),
         bool(row["unparsed"]),
         row["status"] == "new"
+        and not row["first_response_at"]
         and bool(row["first_response_due"])
         and row["first_response_due"] < now_iso,
     )

@@ -1,0 +1,185 @@
+"""The reply composer: the draft with the customer's newest message quoted, canned replies, the
+agent's own editor, and sending, which queues the mail and goes back to the ticket.
+
+Nothing the agent wrote is lost by a refusal: a reply the desk cannot send leaves the composer
+open with its text, and leaving it with changes asks first.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Group
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.screen import Screen
+from textual.widgets import Footer, Static, TextArea
+from textual.worker import Worker, WorkerState
+
+from db import compose, replies
+from db.config import Canned
+from db.errors import DeskError
+from tui import editor, keys, safe
+from tui.dialogs.choice import ChoiceDialog
+from tui.dialogs.confirm import ConfirmDialog
+from tui.messages import ActionFailed, DraftLoaded, ReplyQueued
+
+
+def _field(name: str, value: Text) -> Text:
+    line = Text(f"{name:<9}", "dim")
+    line.append_text(value)
+    return line
+
+
+class ReplyScreen(Screen[None]):
+    BINDINGS = keys.REPLY
+
+    def __init__(self, ticket: dict[str, Any]) -> None:
+        super().__init__()
+        self.ticket = ticket
+        self.original: str | None = None  # the text as last loaded; None while it loads
+        self.canned: str | None = None  # the canned reply it came from
+        self.sending = False
+
+    def compose(self) -> ComposeResult:
+        yield Static(self.head(), id="reply-head")
+        yield TextArea(id="reply-body", read_only=True, soft_wrap=True)
+        yield Footer()
+
+    def head(self) -> Group:
+        ticket, function = self.ticket, self.ticket["function"]
+        sender = self.app.config.mail.senders.get(function)
+        to = compose.recipient(ticket["requester_name"] or "", ticket["requester_addr"])
+        return Group(
+            Text(f"Reply to #{ticket['id']}", "bold"),
+            _field("To:", safe.text(to)),
+            _field(
+                "From:",
+                safe.text(sender)
+                if sender
+                else Text(f"no address: set [functions.{function}] sender in config.toml", "red"),
+            ),
+            _field("Subject:", safe.text(compose.reply_subject(ticket["subject"], ticket["id"]))),
+        )
+
+    def on_mount(self) -> None:
+        self.load_draft(None)
+
+    @work(thread=True, group="draft", exclusive=True, exit_on_error=False)
+    def load_draft(self, canned: Canned | None) -> None:
+        app = self.app
+        try:
+            text = app.data.call(
+                replies.draft,
+                self.ticket["id"],
+                app.settings.agent,
+                app.config.mail,
+                app.settings.zone,
+                canned,
+            )
+        except DeskError as exc:
+            self.post_message(ActionFailed(exc.message))
+            return
+        self.post_message(DraftLoaded(text, canned.name if canned else None))
+
+    def on_draft_loaded(self, message: DraftLoaded) -> None:
+        area = self.query_one(TextArea)
+        # The quote is a stranger's text: shown, and sent back, without its control characters.
+        text = safe.visible(message.text, multiline=True)
+        if self.original is None:
+            area.load_text(text)
+        else:  # a canned reply replaces the text as one edit, so ctrl+z brings it back
+            area.replace(text, area.document.start, area.document.end)
+        self.original, self.canned = text, message.canned
+        area.read_only = False
+        # Under the greeting, or at the top of a canned reply that may need a word changed.
+        area.cursor_location = (0, 0) if message.canned else (2, 0)
+        area.focus()
+
+    def edited(self) -> bool:
+        return self.original is not None and self.query_one(TextArea).text != self.original
+
+    def action_send(self) -> None:
+        if self.original is None or self.sending:
+            return
+        if self.canned is None and not self.edited():
+            self.notify(
+                "The reply is only the greeting and the quote; write it first, or press escape.",
+                severity="warning",
+            )
+            return
+        self.sending = True
+        self.send(self.query_one(TextArea).text)
+
+    @work(thread=True, group="send", exit_on_error=False)
+    def send(self, body: str) -> None:
+        app = self.app
+        try:
+            outbox_id = app.data.call(
+                replies.send, self.ticket["id"], body, app.settings.agent, app.config.mail
+            )
+        except DeskError as exc:
+            self.post_message(ActionFailed(exc.message))
+            return
+        self.post_message(ReplyQueued(outbox_id))
+
+    def on_reply_queued(self, message: ReplyQueued) -> None:
+        self.app.notify(f"Reply queued as mail {message.outbox_id}", timeout=4, markup=False)
+        self.dismiss()
+
+    def on_action_failed(self, message: ActionFailed) -> None:
+        self.sending = False
+        self.notify(message.text, severity="error", timeout=8, markup=False)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        # The app says what went wrong; the agent may press send again.
+        if event.worker.group == "send" and event.state == WorkerState.ERROR:
+            self.sending = False
+
+    def action_cancel(self) -> None:
+        if not self.edited():
+            self.dismiss()
+            return
+
+        def answered(discard: bool | None) -> None:
+            if discard:
+                self.dismiss()
+
+        self.app.push_screen(ConfirmDialog("Discard this reply? What you wrote is lost."), answered)
+
+    def action_external_editor(self) -> None:
+        area = self.query_one(TextArea)
+        if self.original is None:
+            return
+        try:
+            text = editor.edit(self.app, area.text)
+        except DeskError as exc:
+            self.notify(exc.message, severity="error", timeout=8, markup=False)
+            return
+        text = safe.visible(text, multiline=True)
+        if text != area.text:
+            area.replace(text, area.document.start, area.document.end)
+
+    def action_canned(self) -> None:
+        canned = {c.name: c for c in self.app.config.mail.canned}
+        if not canned:
+            self.notify(
+                "No canned replies yet: add [[replies.canned]] to config.toml.",
+                severity="warning",
+                markup=False,
+            )
+            return
+
+        def chosen(name: str | None) -> None:
+            if name is not None:
+                self.load_draft(canned[name])
+
+        self.app.push_screen(
+            ChoiceDialog(
+                "Canned reply (it replaces the text; ctrl+z brings the text back)",
+                [(c.name, c.title) for c in canned.values()],
+                self.canned,
+            ),
+            chosen,
+        )
