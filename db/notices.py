@@ -86,6 +86,8 @@ def utc_span(start: datetime, end: datetime) -> str:
 
 
 def _when(w: Window, zone: str) -> str:
+    if zone == "UTC":
+        return f"When: {span(w.start, w.ends, zone)}"
     return f"When ({zone}): {span(w.start, w.ends, zone)}\nWhen (UTC): {utc_span(w.start, w.ends)}"
 
 
