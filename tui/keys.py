@@ -49,19 +49,20 @@ LIST = [
     _b("enter", "open", "Open", "open"),
 ]
 
+# In footer order: what an agent does most comes first, as a narrow footer cuts off the end.
 TICKET = [
     _b("escape", "back", "Back", "back"),
+    _b("r", "reply", "Reply", "reply"),
+    *TICKET_ACTIONS,
     _b("h", "headers", "Headers", "headers"),
     _b("e", "audit", "Audit trail", "audit"),
     _b("S", "save_attachment", "Save attachment", "save_attachment"),
-    _b("r", "reply", "Reply", "reply"),
     _b("R", "mail", "Retry / cancel mail", "mail", show=False),
     _b("ctrl+r", "refresh", "Refresh", "refresh_ticket", show=False),
     _b("j,down", "scroll_down", "Down", "scroll_down", show=False),
     _b("k,up", "scroll_up", "Up", "scroll_up", show=False),
     _b("g,home", "scroll_home", "Top", "scroll_top", show=False),
     _b("G,end", "scroll_end", "Bottom", "scroll_bottom", show=False),
-    *TICKET_ACTIONS,
 ]
 
 # The composer's keys win over the text area's own (ctrl+e is its end-of-line; `end` still is).
