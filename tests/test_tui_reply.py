@@ -106,6 +106,7 @@ async def test_a_reply_quotes_the_customer_goes_out_from_the_function_and_shows_
         await pilot.press("ctrl+s")
         await until(pilot, lambda: isinstance(app.screen, TicketScreen))
         assert "Reply queued as mail 1" in toasts(app)
+        assert "there is no [smtp]" in toasts(app)  # the test config sends nowhere
 
         (raw,) = query(desk, "SELECT raw FROM outbox")[0]
         sent = email.message_from_bytes(raw, policy=default)

@@ -125,7 +125,16 @@ class ReplyScreen(Screen[None]):
         self.post_message(ReplyQueued(outbox_id))
 
     def on_reply_queued(self, message: ReplyQueued) -> None:
-        self.app.notify(f"Reply queued as mail {message.outbox_id}", timeout=4, markup=False)
+        if self.app.config.mail.smtp is None:
+            self.app.notify(
+                f"Reply queued as mail {message.outbox_id}; there is no [smtp] in "
+                f"{self.app.config.path}, so it waits in the outbox until one is set.",
+                severity="warning",
+                timeout=8,
+                markup=False,
+            )
+        else:
+            self.app.notify(f"Reply queued as mail {message.outbox_id}", timeout=4, markup=False)
         self.dismiss()
 
     def on_action_failed(self, message: ActionFailed) -> None:
