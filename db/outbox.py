@@ -17,6 +17,7 @@ from typing import Any
 import sqlite_utils
 
 from db import clock, compose
+from db.connect import write
 from db.errors import DeskError, NotFoundError
 from db.events import record_event
 
@@ -181,7 +182,7 @@ def recently_acknowledged(db: sqlite_utils.Database, addr: str, since: datetime)
 
 
 _LISTED = (
-    "id, kind, status, rcpt, subject, ticket_id, window_id, attempts, next_attempt_at, "
+    "id, kind, status, rcpt, subject, ticket_id, window_id, notice_id, attempts, next_attempt_at, "
     "last_error, created_at, created_by, sent_at, message_id"
 )
 
@@ -220,28 +221,46 @@ def counts(db: sqlite_utils.Database) -> dict[str, int]:
 
 
 def retry(db: sqlite_utils.Database, outbox_id: int, actor: str) -> None:
-    """Queue a failed or cancelled mail again, now (inside the caller's transaction)."""
-    row = get(db, outbox_id)
-    if row["status"] not in ("failed", "cancelled"):
-        raise DeskError(f"Mail {outbox_id} is {row['status']}; only a failed or cancelled one "
-                        "can be retried.")  # fmt: skip
-    db.execute(
-        "UPDATE outbox SET status = 'queued', next_attempt_at = ?, created_at = ? WHERE id = ?",
-        [clock.now_iso(), clock.now_iso(), outbox_id],
-    )
-    if row["ticket_id"] is not None:
-        record_event(db, row["ticket_id"], actor, "mail-retry", {"outbox": outbox_id})
+    """Queue a failed or cancelled mail again, now, as if new: its old failure is history (on
+    the ticket's audit trail), and the give-up time counts from now."""
+    with write(db):
+        row = get(db, outbox_id)
+        if row["status"] not in ("failed", "cancelled"):
+            raise DeskError(
+                f"Mail {outbox_id} is {row['status']}; only a failed or cancelled one can be "
+                "retried."
+            )
+        stale = db.execute(
+            "SELECT 1 FROM notice n JOIN window w ON w.id = n.window_id WHERE n.id = ? "
+            "AND (n.superseded OR w.cancelled_at IS NOT NULL)",
+            [row["notice_id"]],
+        ).fetchone()
+        if stale:
+            raise DeskError(
+                f"Mail {outbox_id} is a maintenance notice whose text no longer holds (the window "
+                "changed or was cancelled); the notice for its current state goes out by itself."
+            )
+        now = clock.now_iso()
+        db.execute(
+            "UPDATE outbox SET status = 'queued', attempts = 0, last_error = NULL, "
+            "next_attempt_at = ?, created_at = ? WHERE id = ?",
+            [now, now, outbox_id],
+        )
+        if row["ticket_id"] is not None:
+            record_event(db, row["ticket_id"], actor, "mail-retry", {"outbox": outbox_id})
 
 
 def cancel(db: sqlite_utils.Database, outbox_id: int, actor: str) -> None:
-    """Withdraw a queued mail (inside the caller's transaction)."""
-    row = get(db, outbox_id)
-    if row["status"] != "queued":
-        raise DeskError(f"Mail {outbox_id} is {row['status']}; only a queued one can be "
-                        "cancelled.")  # fmt: skip
-    db.execute(
-        "UPDATE outbox SET status = 'cancelled', last_error = ? WHERE id = ?",
-        [f"cancelled by {actor}", outbox_id],
-    )
-    if row["ticket_id"] is not None:
-        record_event(db, row["ticket_id"], actor, "mail-cancelled", {"outbox": outbox_id})
+    """Withdraw a queued mail."""
+    with write(db):
+        row = get(db, outbox_id)
+        if row["status"] != "queued":
+            raise DeskError(
+                f"Mail {outbox_id} is {row['status']}; only a queued one can be cancelled."
+            )
+        db.execute(
+            "UPDATE outbox SET status = 'cancelled', last_error = ? WHERE id = ?",
+            [f"cancelled by {actor}", outbox_id],
+        )
+        if row["ticket_id"] is not None:
+            record_event(db, row["ticket_id"], actor, "mail-cancelled", {"outbox": outbox_id})

@@ -157,6 +157,8 @@ def test_a_5xx_fails_the_mail_for_good_and_the_ticket_says_so(tmp_path, smtp_ser
     assert ("failed", 1) == (state, attempts)
     assert "550 5.7.1 Mailbox unavailable" in error
     assert 1 == smtp_server.handler.attempts  # never tried again
+    outbox.retry(db, outbox_id, "alice")  # the agent fixed the address with the customer
+    assert ("queued", 0, None) == status(db, outbox_id)
     events = [r[0] for r in db.execute(
         "SELECT detail FROM ticket_event WHERE ticket_id = ? AND action = 'mail-failed'", [ticket]
     )]  # fmt: skip

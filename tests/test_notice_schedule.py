@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from db import clock, notice_schedule, reports, subscribers, windows
+from db import clock, notice_schedule, outbox, reports, subscribers, windows
 from db.config import Config, load
 from db.connect import open_db, write
+from db.errors import DeskError
 from ingest import daemon
 from tests.conftest import write_config_file
 from tests.smtp import SmtpServer
@@ -119,6 +120,9 @@ def test_a_reschedule_cancels_the_unsent_reminder_and_sends_a_change_notice(conf
     assert "cancelled" == statuses[("reminder", "ops@example.com")]
     assert "cancelled" == statuses[("reminder", "cfo@example.com")]
     assert "sent" == statuses[("announcement", "ops@example.com")]
+    stale = db.execute("SELECT id FROM outbox WHERE status = 'cancelled' LIMIT 1").fetchone()[0]
+    with pytest.raises(DeskError, match="text no longer holds"):
+        outbox.retry(db, stale, "ops")  # the old time must not go out after all
 
     assert ["change"] == tick(db, config, at, START - timedelta(hours=23))
     assert [] == tick(db, config, at, START - timedelta(hours=22))

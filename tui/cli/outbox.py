@@ -16,7 +16,6 @@ import sqlite_utils
 
 from db import outbox
 from db.config import Config
-from db.connect import write
 from db.migrations import OUTBOX_STATUSES
 from tui import safe
 from tui.cli import ops
@@ -196,8 +195,7 @@ def run_show(args: argparse.Namespace) -> int:
 
 def run_retry(args: argparse.Namespace) -> int:
     config, db = ops.opened(args)
-    with write(db):
-        outbox.retry(db, args.id, ops.actor())
+    outbox.retry(db, args.id, ops.actor())
     row = outbox.get(db, args.id)
     print(f"Mail {row['id']} to {safe.visible(row['rcpt'])} is queued again.")
     warn_unsent(config, 1)
@@ -206,8 +204,7 @@ def run_retry(args: argparse.Namespace) -> int:
 
 def run_cancel(args: argparse.Namespace) -> int:
     _, db = ops.opened(args)
-    with write(db):
-        outbox.cancel(db, args.id, ops.actor())
+    outbox.cancel(db, args.id, ops.actor())
     row = outbox.get(db, args.id)
     print(f"Cancelled mail {row['id']} to {safe.visible(row['rcpt'])}; it will not be sent.")
     return 0

@@ -15,7 +15,6 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from db import outbox, tickets
-from db.connect import write
 from db.errors import DeskError
 from tui import files, keys, safe
 from tui.actions import TicketActions
@@ -218,12 +217,8 @@ class TicketScreen(TicketActions, Screen):
         change = outbox.retry if verb == "retry" else outbox.cancel
         agent = self.app.settings.agent
 
-        def job(db: Any) -> None:
-            with write(db):
-                change(db, outbox_id, agent)
-
         try:
-            self.app.data.call(job)
+            self.app.data.call(change, outbox_id, agent)
         except DeskError as exc:
             self.post_message(ActionFailed(exc.message))
             return
