@@ -277,3 +277,20 @@ def test_mail_commands_have_help_with_an_example() -> None:
     for path, sub in commands(build_parser()):
         if path[0] in ("subscribers", "outbox"):
             assert "example: desk " in (sub.epilog or ""), path
+
+
+def test_hostile_text_in_the_outbox_reaches_the_terminal_as_text(config: Path, capsys) -> None:
+    desk(capsys, config, "window", "add", *WINDOW)
+    desk(capsys, config, "window", "notice", "W1", "--issue")
+    db = open_db(load(config).database)
+    with write(db):
+        db.execute(
+            "UPDATE outbox SET subject = ?, last_error = ?",
+            ["\x1b[31mred \x9b31m \u202eexe.pdf [bold]x[/]", "550 \x1b]0;owned\x07 no"],
+        )
+    for args in (("outbox", "list"), ("outbox", "list", "--json"), ("outbox", "show", "1")):
+        code, out, _ = desk(capsys, config, *args)
+        assert 0 == code
+        assert not any(c in out for c in ("\x1b", "\x9b", "\u202e", "\x07")), args
+    rows = desk_json(capsys, config, "outbox", "list")
+    assert "\u202eexe.pdf" in rows[0]["subject"]  # JSON escapes it and parses back the same

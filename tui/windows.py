@@ -26,8 +26,11 @@ def overview(
     every = windows_db.listing(db)
     start = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=hours - 1)
     live = [w for w in every if w.status(now) != "cancelled"]
-    shown_ids = [w.id for w in live if w.status(now) != "completed" and w.start - now <= ahead]
-    users_see = notices.banners(db, shown_ids)
+    active = [w for w in live if w.status(now) == "active"]
+    upcoming = [
+        w for w in live if w.status(now) in ("planned", "announced") and w.start - now <= ahead
+    ]
+    users_see = notices.banners(db, [w.id for w in active + upcoming])
 
     def shown(w: windows_db.Window) -> dict[str, Any]:
         return {
@@ -40,12 +43,8 @@ def overview(
         }
 
     return {
-        "active": [shown(w) for w in live if w.status(now) == "active"],
-        "upcoming": [
-            shown(w)
-            for w in live
-            if w.status(now) in ("planned", "announced") and w.start - now <= ahead
-        ],
+        "active": [shown(w) for w in active],
+        "upcoming": [shown(w) for w in upcoming],
         "overdue_reports": [shown(w) for w in every if w.report_due(now)],
         "hours": [
             any(

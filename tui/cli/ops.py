@@ -105,7 +105,9 @@ def add_zone(parser: argparse.ArgumentParser) -> None:
 
 
 def print_json(data: Any) -> None:
-    print(json.dumps(data, indent=2, ensure_ascii=False))
+    # ASCII only: JSON's \u escapes keep a C1 control or a bidi override from mail (a subject,
+    # a server's error) from reaching the terminal raw, and parse back to the same text.
+    print(json.dumps(data, indent=2, ensure_ascii=True))
 
 
 def local(moment: datetime, zone: str, fmt: str = "%a %Y-%m-%d %H:%M %Z") -> str:
