@@ -33,8 +33,8 @@ def skip_reason(db: sqlite_utils.Database, msg: Incoming, mail: MailOut) -> str 
         return f"it is an {msg.auto}" if msg.auto == "auto-reply" else "it is a bounce"
     if msg.parse_error is not None:
         return "it could not be parsed, so its sender is unsure"
-    if "@" not in addr:
-        return "it has no sender address"
+    if not compose.sendable(addr):
+        return "its sender address is missing or one we cannot write to (not ASCII)"
     if addr in mail.own_addresses:
         return "it comes from one of our own addresses"
     if _LIST_HEADER.search(msg.headers):

@@ -128,8 +128,17 @@ def _mailbox(mailbox: str) -> str:
     return formataddr((name, addr), charset="utf-8")
 
 
+_SPECIALS = re.compile(r'[][\\()<>@,:;".]')
+
+
 def recipient(name: str, addr: str) -> str:
-    return formataddr((one_line(name), addr))
+    """'Name <addr>' as people read it (unencoded), quoted where `parseaddr` needs it."""
+    name = one_line(name)
+    if not name:
+        return addr
+    if _SPECIALS.search(name):
+        name = '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return f"{name} <{addr}>"
 
 
 def quote(message: dict[str, Any], zone: ZoneInfo) -> str:
@@ -149,9 +158,15 @@ def thread_headers(message: dict[str, Any] | None) -> tuple[str | None, list[str
     return message["message_id"], [*refs, message["message_id"]]
 
 
+def sendable(addr: str) -> bool:
+    """Whether the desk can send to `addr`: local@domain, no spaces, and ASCII, because the
+    desk does not speak SMTPUTF8 (RFC 6531) and the stdlib cannot write such a header."""
+    local, at, domain = addr.rpartition("@")
+    return bool(at and local and domain) and addr.isascii() and not any(c.isspace() for c in addr)
+
+
 def parse_mailbox(entry: str) -> tuple[str, str | None]:
-    """(name, lower-case address) of 'Name <addr>' or 'addr'; address None if there is none."""
+    """(name, lower-case address) of 'Name <addr>' or 'addr'; the address is None when the desk
+    cannot send to it."""
     name, addr = parseaddr(entry.strip())
-    if "@" not in addr or any(c.isspace() for c in addr) or addr.startswith("@"):
-        return "", None
-    return one_line(name), addr.lower()
+    return (one_line(name), addr.lower()) if sendable(addr) else ("", None)

@@ -12,13 +12,14 @@ import re
 import tomllib
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
-from email.utils import formataddr, parseaddr
+from email.utils import parseaddr
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dateutil import rrule
 
+from db import compose
 from db.errors import ConfigError
 from db.migrations import FUNCTIONS, UPDATE_TYPES
 
@@ -488,10 +489,14 @@ def _smtp(path: Path, data: dict[str, Any]) -> Smtp | None:
 
 def mailbox(r: Reader, key: str, value: str) -> str:
     """'Name <addr@host>' or 'addr@host', checked, as 'Name <addr@host>'."""
-    name, addr = parseaddr(value)
-    if "@" not in addr or any(c.isspace() for c in addr):
-        r.fail(key, f"{value!r} is not an email address (write 'Name <address>' or 'address')")
-    return formataddr((name, addr))
+    name, addr = compose.parse_mailbox(value)
+    if addr is None:
+        r.fail(
+            key,
+            f"{value!r} is not an email address the desk can send to (write 'Name <address>' "
+            "or 'address'; the address in ASCII)",
+        )
+    return compose.recipient(name, addr)
 
 
 def _mail_out(path: Path, data: dict[str, Any], addresses: dict[str, str]) -> MailOut:
@@ -501,7 +506,7 @@ def _mail_out(path: Path, data: dict[str, Any], addresses: dict[str, str]) -> Ma
     for fn in FUNCTIONS:  # by default a function writes from its address in [addresses]
         own = next((a for a, f in addresses.items() if f == fn), None)
         if own:
-            senders[fn] = formataddr((f"Valuit {fn.capitalize()} Support", own))
+            senders[fn] = compose.recipient(f"Valuit {fn.capitalize()} Support", own)
     acknowledge, response_times = [], {}
     for fn, table in functions.table.items():
         r = Reader(path, f"functions.{fn}", table)

@@ -104,8 +104,11 @@ def send(db: sqlite_utils.Database, ticket_id: int, body: str, agent: str, mail:
                 f"No address to send {ticket['function']} replies from: set "
                 f"[functions.{ticket['function']}] sender in the configuration."
             )
-        if "@" not in ticket["requester_addr"]:
-            raise DeskError(f"Ticket #{ticket_id} has no sender address to reply to.")
+        if not compose.sendable(ticket["requester_addr"]):
+            raise DeskError(
+                f"Ticket #{ticket_id}'s sender address ({ticket['requester_addr'] or 'none'}) "
+                "is one the desk cannot write to: it is missing or not ASCII."
+            )
         last = _last_incoming(db, ticket_id)
         in_reply_to, references = compose.thread_headers(last)
         mail = compose.build(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Callable, Iterable
 from datetime import timedelta
 from email.utils import parseaddr
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     from db.config import MailOut
 
 INGEST_ACTOR = "desk-ingest"
+log = logging.getLogger("desk.store")
 FIRST_RESPONSE = {
     "urgent": timedelta(hours=1),
     "high": timedelta(hours=2),
@@ -53,10 +55,25 @@ def store_batch(
         if mail is not None and mail.acknowledge:
             for (msg, delivery), stored in zip(pairs, results, strict=True):
                 if stored.new and stored.rule == threads.NEW and stored.ticket_id is not None:
-                    _acknowledge(db, msg, stored.ticket_id, delivery.functions[0], mail)
+                    _acknowledge_safely(db, msg, stored.ticket_id, delivery.functions[0], mail)
         if checkpoint is not None:
             checkpoint(db)
     return results
+
+
+def _acknowledge_safely(
+    db: sqlite_utils.Database, msg: Incoming, ticket_id: int, function: str, mail: MailOut
+) -> None:
+    """Acknowledge, or record why not; a failure here never costs the customer's mail, which
+    is stored in the same transaction."""
+    db.execute("SAVEPOINT acknowledge")
+    try:
+        _acknowledge(db, msg, ticket_id, function, mail)
+    except Exception as exc:  # noqa: BLE001 - the mail matters more than its acknowledgement
+        db.execute("ROLLBACK TO acknowledge")
+        log.exception("ticket #%d: the acknowledgement failed", ticket_id)
+        record_event(db, ticket_id, INGEST_ACTOR, "ack-skipped", {"reason": f"failed: {exc}"})
+    db.execute("RELEASE acknowledge")
 
 
 def _acknowledge(

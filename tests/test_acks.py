@@ -87,6 +87,20 @@ def test_mail_that_must_not_be_answered_opens_a_ticket_but_gets_no_acknowledgeme
     assert [] == smtp_server.handler.delivered
 
 
+def test_an_internationalised_address_is_stored_and_not_acknowledged(tmp_path, smtp_server):
+    """SMTPUTF8 mail (RFC 6532): its ticket opens; we cannot write back, and say so."""
+    config = setup(tmp_path, smtp_server)
+    drop(tmp_path, "technical", (
+        "From: Jörg <jörg@example.de>\r\nTo: technical@valuit.com\r\nSubject: Grüße\r\n"
+        "Message-ID: <utf8@example.de>\r\n\r\nHallo\r\n"
+    ).encode())  # fmt: skip
+    daemon.run(config, once=True)
+    db = open_db(config.database)
+    assert [("jörg@example.de",)] == db.execute("SELECT requester_addr FROM ticket").fetchall()
+    assert 0 == db.execute("SELECT count(*) FROM outbox").fetchone()[0]
+    assert ["its sender address is missing or one we cannot write to (not ASCII)"] == skipped(db)
+
+
 @pytest.mark.parametrize(
     "headers",
     [
@@ -155,3 +169,19 @@ def test_an_auto_responder_that_answers_every_mail_gets_one_acknowledgement(
     assert 1 == len(smtp_server.handler.delivered)
     db = open_db(config.database)
     assert 2 == db.execute("SELECT count(*) FROM message WHERE direction = 'in'").fetchone()[0]
+
+
+def test_a_failing_acknowledgement_never_costs_the_mail(tmp_path, smtp_server, monkeypatch):
+    from db import acks
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(acks, "plan", broken)
+    config = setup(tmp_path, smtp_server)
+    drop(tmp_path, "technical", mail(subject="Still here"))
+    daemon.run(config, once=True)
+    db = open_db(config.database)
+    assert [("Still here",)] == db.execute("SELECT subject FROM ticket").fetchall()
+    assert ["failed: boom"] == skipped(db)
+    assert 0 == db.execute("SELECT count(*) FROM message_failure").fetchone()[0]

@@ -87,6 +87,11 @@ BASE = '[database]\npath = "desk.db"\n'
             "not an email address",
         ),
         (
+            BASE + '[functions.sales]\nsender = "Verkauf <verkäufe@valuit.com>"\n',
+            "functions.sales.sender",
+            "not an email address the desk can send to",
+        ),
+        (
             BASE + '[[replies.canned]]\nname = "a"\nbody = "x"\n[[replies.canned]]\nname = "a"\n'
             'body = "y"\n',
             "replies.canned[1].name",
