@@ -84,7 +84,8 @@ def run(count: int) -> None:
         baseline = time.perf_counter() - began
 
         began = time.perf_counter()
-        sender.run(db, config.mail.smtp, threading.Event(), once=True)
+        lock = sender.lock_file(config.database)
+        sender.run(db, config.mail.smtp, threading.Event(), once=True, lock=lock)
         sent = time.perf_counter() - began
         with write(db):
             left = outbox.counts(db)

@@ -73,15 +73,21 @@ def _notice_thread(config: Config, stop: threading.Event, once: bool) -> None:
 
 
 def _sender_thread(
-    config: Config, stop: threading.Event, once: bool, before: list[threading.Thread]
+    config: Config,
+    stop: threading.Event,
+    once: bool,
+    before: list[threading.Thread],
+    failed: list[str],
 ) -> None:
     assert config.mail.smtp is not None
     for thread in before:  # with --once, send what reading and the notices queued, too
         thread.join()
     db = open_db(config.database)
     try:
-        sender.run(db, config.mail.smtp, stop, once=once)
+        lock = sender.lock_file(config.database)
+        sender.run(db, config.mail.smtp, stop, once=once, lock=lock)
     except Exception:  # noqa: BLE001 - the sources go on; the outbox keeps the mail
+        failed.append("sender")  # exit non-zero, so a supervisor restarts the daemon
         log.exception("the sender stopped by an unexpected error; mail stays in the outbox")
     finally:
         db.close()
@@ -123,7 +129,7 @@ def run(config: Config, *, once: bool, stop: threading.Event | None = None) -> b
         threads.append(
             threading.Thread(
                 target=_sender_thread,
-                args=(config, stop, once, list(threads) if once else []),
+                args=(config, stop, once, list(threads) if once else [], failed),
                 name="sender",
                 daemon=True,
             )

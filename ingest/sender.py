@@ -8,6 +8,7 @@ fails it, and the failure shows on its ticket. An unreachable server backs the w
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import smtplib
 import socket
@@ -15,6 +16,7 @@ import ssl
 import threading
 import time
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import sqlite_utils
@@ -87,93 +89,135 @@ def _retry_delay(smtp: Smtp, attempts: int) -> timedelta:
     return timedelta(seconds=backoff.delay(attempts - 1, smtp.retry_seconds, CAP_SECONDS))
 
 
-def _hand_over(
-    db: sqlite_utils.Database, smtp: Smtp, conn: smtplib.SMTP, row: dict[str, Any]
-) -> bool:
-    """Send one mail; False when the connection is gone (the mail is deferred)."""
-    attempts = row["attempts"] + 1
-    try:
-        conn.sendmail(row["mail_from"], [row["rcpt"]], row["raw"])
-    except smtplib.SMTPRecipientsRefused as exc:
-        code, text = exc.recipients[row["rcpt"]]
-    except smtplib.SMTPResponseException as exc:  # MAIL FROM or DATA refused
-        code, text = exc.smtp_code, exc.smtp_error
-    except (smtplib.SMTPException, OSError) as exc:
-        with write(db):
-            outbox.defer(db, row["id"], explain(smtp, exc), _retry_delay(smtp, attempts))
-        return False
-    else:
-        with write(db):
-            outbox.sent(db, row["id"])
-        return True
-    answer = f"{code} {_text(text)}"
-    with write(db):
-        if 500 <= code < 600:
-            outbox.failed(db, row["id"], f"refused by the server: {answer}")
-        else:
-            delay = _retry_delay(smtp, attempts)
-            outbox.defer(db, row["id"], f"deferred by the server: {answer}", delay)
-    log.warning("mail %d to %s: the server answered %s", row["id"], row["rcpt"], answer)
-    return True
+class Sender:
+    """The loop and what it carries between rounds: the backoff, and mails the server took
+    whose `sent` could not be written yet (the database was locked, say), written next round
+    rather than sent again."""
 
+    def __init__(self, db: sqlite_utils.Database, smtp: Smtp, stop: threading.Event) -> None:
+        self.db, self.smtp, self.stop = db, smtp, stop
+        self.unmarked: list[int] = []
+        self.wait = backoff.Backoff(first=smtp.retry_seconds, cap=CAP_SECONDS)
+        self.expired_at = 0.0
 
-def send_due(db: sqlite_utils.Database, smtp: Smtp, stop: threading.Event) -> tuple[int, str]:
-    """Hand over what is due now, one connection for the batch: (mails taken, error or '')."""
-    rows = outbox.due(db, clock.now(), smtp.batch_size)
-    if not rows:
-        return 0, ""
-    try:
-        conn = connect(smtp)
-    except (OSError, smtplib.SMTPException, secrets.SecretError) as exc:
-        why = explain(smtp, exc)
-        with write(db):
-            outbox.note_unreachable(db, why)
-        return 0, why
-    taken = 0
-    try:
-        for row in rows:
-            if stop.is_set():
-                break
-            with write(db):
-                if not outbox.begin(db, row["id"]):
-                    continue
-            taken += 1
-            if not _hand_over(db, smtp, conn, row):
-                return taken, "the connection was lost while sending"
-    finally:
-        try:
-            conn.quit()
-        except (smtplib.SMTPException, OSError):
-            conn.close()
-    return taken, ""
-
-
-def run(db: sqlite_utils.Database, smtp: Smtp, stop: threading.Event, *, once: bool) -> None:
-    """Send until `stop`; with `once`, send what is due and return."""
-    with write(db):
-        again = outbox.recover(db)
-    if again:
-        log.warning("%d mail(s) were in hand when the daemon stopped; sending again", again)
-    wait = backoff.Backoff(first=smtp.retry_seconds, cap=CAP_SECONDS)
-    expired_at = 0.0
-    while not stop.is_set():
-        if time.monotonic() - expired_at >= EXPIRE_SECONDS:
-            expired_at = time.monotonic()
-            with write(db):
-                for outbox_id in outbox.expire(db, smtp.give_up_hours):
-                    log.error("mail %d: given up after %g hours", outbox_id, smtp.give_up_hours)
-        taken, error = send_due(db, smtp, stop)
-        if error:
-            delay = wait.next_delay()
-            log.warning("outgoing mail waits: %s; trying again in %.0f s", error, delay)
-            if once:
+    def run(self, *, once: bool) -> None:
+        with write(self.db):
+            again = outbox.recover(self.db)
+        if again:
+            log.warning("%d mail(s) were in hand when the daemon stopped; sending again", again)
+        while not self.stop.is_set():
+            try:
+                taken, error = self.round()
+            except Exception:  # noqa: BLE001 - a bad round must not end sending for good
+                log.exception("sending failed unexpectedly; the outbox keeps the mail")
+                taken, error = 0, "an unexpected error"
+            if error:
+                delay = self.wait.next_delay()
+                log.warning("outgoing mail waits: %s; trying again in %.0f s", error, delay)
+                if once:
+                    return
+                self.stop.wait(delay)
+                continue
+            self.wait.reset()
+            if taken:
+                log.info("handed %d mail(s) to %s:%d", taken, self.smtp.host, self.smtp.port)
+            elif once:
                 return
-            stop.wait(delay)
-            continue
-        wait.reset()
-        if taken:
-            log.info("handed %d mail(s) to %s:%d", taken, smtp.host, smtp.port)
-        elif once:
-            return
+            else:
+                self.stop.wait(IDLE_SECONDS)
+
+    def round(self) -> tuple[int, str]:
+        """Settle what is owed, then hand over what is due: (mails taken, error or '')."""
+        while self.unmarked:
+            with write(self.db):
+                outbox.sent(self.db, self.unmarked[0])
+            self.unmarked.pop(0)
+        if time.monotonic() - self.expired_at >= EXPIRE_SECONDS:
+            self.expired_at = time.monotonic()
+            with write(self.db):
+                for outbox_id in outbox.expire(self.db, self.smtp.give_up_hours):
+                    log.error(
+                        "mail %d: given up after %g hours", outbox_id, self.smtp.give_up_hours
+                    )
+        return self.send_due()
+
+    def send_due(self) -> tuple[int, str]:
+        """Hand over what is due now, one connection for the batch."""
+        rows = outbox.due(self.db, clock.now(), self.smtp.batch_size)
+        if not rows:
+            return 0, ""
+        try:
+            conn = connect(self.smtp)
+        except (OSError, smtplib.SMTPException, secrets.SecretError) as exc:
+            why = explain(self.smtp, exc)
+            with write(self.db):
+                outbox.note_unreachable(self.db, why)
+            return 0, why
+        taken = 0
+        try:
+            for row in rows:
+                if self.stop.is_set():
+                    break
+                with write(self.db):
+                    if not outbox.begin(self.db, row["id"]):
+                        continue
+                taken += 1
+                if not self.hand_over(conn, row):
+                    return taken, "the connection was lost while sending"
+        finally:
+            try:
+                conn.quit()
+            except (smtplib.SMTPException, OSError):
+                conn.close()
+        return taken, ""
+
+    def hand_over(self, conn: smtplib.SMTP, row: dict[str, Any]) -> bool:
+        """Send one mail; False when the connection is gone (the mail is deferred)."""
+        smtp, attempts = self.smtp, row["attempts"] + 1
+        try:
+            conn.sendmail(row["mail_from"], [row["rcpt"]], row["raw"])
+        except smtplib.SMTPRecipientsRefused as exc:
+            code, text = exc.recipients[row["rcpt"]]
+        except smtplib.SMTPResponseException as exc:  # MAIL FROM or DATA refused
+            code, text = exc.smtp_code, exc.smtp_error
+        except (smtplib.SMTPException, OSError) as exc:
+            with write(self.db):
+                outbox.defer(self.db, row["id"], explain(smtp, exc), _retry_delay(smtp, attempts))
+            return False
         else:
-            stop.wait(IDLE_SECONDS)
+            self.unmarked.append(row["id"])  # taken by the server: never to be sent again
+            with write(self.db):
+                outbox.sent(self.db, row["id"])
+            self.unmarked.remove(row["id"])
+            return True
+        answer = f"{code} {_text(text)}"
+        with write(self.db):
+            if 500 <= code < 600:
+                outbox.failed(self.db, row["id"], f"refused by the server: {answer}")
+            else:
+                delay = _retry_delay(smtp, attempts)
+                outbox.defer(self.db, row["id"], f"deferred by the server: {answer}", delay)
+        log.warning("mail %d to %s: the server answered %s", row["id"], row["rcpt"], answer)
+        return True
+
+
+def lock_file(database: Path) -> Path:
+    return database.with_name(database.name + ".sender.lock")
+
+
+def run(
+    db: sqlite_utils.Database, smtp: Smtp, stop: threading.Event, *, once: bool, lock: Path
+) -> bool:
+    """Send until `stop`; with `once`, send what is due and return. Only one sender per
+    database: `lock` (a file beside it) is held meanwhile, and False returned if another holds
+    it, so two daemons never hand over one mail twice."""
+    with open(lock, "a") as held:
+        try:
+            fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.warning(
+                "another desk-ingest is sending this outbox (%s is locked); not sending", lock
+            )
+            return False
+        Sender(db, smtp, stop).run(once=once)
+    return True

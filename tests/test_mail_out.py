@@ -4,9 +4,11 @@ down, defers, refuses, and a `kill -9` of the daemon with a mail in hand."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -17,8 +19,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from db import clock, outbox, replies
 from db import config as config_module
-from db import outbox, replies
 from db.connect import open_db
 from ingest import daemon, sender
 from tests.conftest import drop, mail, write_config_file
@@ -120,7 +122,7 @@ def test_outbox_waits_while_the_server_is_down_then_delivers_each_mail_once(tmp_
         server.stop()
 
 
-def test_a_4xx_is_retried_with_growing_delays_until_the_server_takes_it(tmp_path, smtp_server):
+def test_a_4xx_is_retried_until_the_server_takes_it(tmp_path, smtp_server):
     config = make_config(tmp_path, smtp_server, retry_seconds=0.2)
     ticket = customer_ticket(tmp_path, config)
     db = open_db(config.database)
@@ -130,7 +132,7 @@ def test_a_4xx_is_retried_with_growing_delays_until_the_server_takes_it(tmp_path
     loop = threading.Thread(
         target=sender.run,
         args=(open_db(config.database), config.mail.smtp, stop),
-        kwargs={"once": False},
+        kwargs={"once": False, "lock": sender.lock_file(config.database)},
     )
     loop.start()
     try:
@@ -141,6 +143,73 @@ def test_a_4xx_is_retried_with_growing_delays_until_the_server_takes_it(tmp_path
     assert 3 == smtp_server.handler.attempts
     state, attempts, error = status(db, outbox_id)
     assert ("sent", 3, None) == (state, attempts, error)
+
+
+def test_the_wait_after_each_4xx_doubles_with_jitter(tmp_path, smtp_server, monkeypatch):
+    config = make_config(tmp_path, smtp_server, retry_seconds=10)
+    ticket = customer_ticket(tmp_path, config)
+    db = open_db(config.database)
+    outbox_id = replies.send(db, ticket, "Answer", "alice", config.mail)
+    smtp_server.handler.defer = 3
+    now = clock.parse("2026-11-26T10:00:00Z")
+    for nominal in (10, 20, 40):
+        monkeypatch.setenv("DESK_NOW", clock.iso(now))
+        daemon.run(config, once=True)
+        due = clock.parse(outbox.get(db, outbox_id)["next_attempt_at"])
+        assert nominal / 2 <= (due - now).total_seconds() <= nominal
+        now = due
+    monkeypatch.setenv("DESK_NOW", clock.iso(now))
+    daemon.run(config, once=True)
+    assert ("sent", 4) == status(db, outbox_id)[:2]
+
+
+def test_a_second_daemon_leaves_the_outbox_to_the_first(tmp_path, smtp_server, caplog):
+    config = make_config(tmp_path, smtp_server)
+    ticket = customer_ticket(tmp_path, config)
+    db = open_db(config.database)
+    replies.send(db, ticket, "Answer", "alice", config.mail)
+    lock = sender.lock_file(config.database)
+    with open(lock, "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # the first daemon, sending
+        assert not sender.run(db, config.mail.smtp, threading.Event(), once=True, lock=lock)
+    assert [] == smtp_server.handler.delivered
+    assert "another desk-ingest is sending this outbox" in caplog.text
+    daemon.run(config, once=True)
+    assert 1 == len(smtp_server.handler.delivered)
+
+
+def test_the_server_took_it_but_the_database_was_locked_it_is_marked_not_resent(
+    tmp_path, smtp_server, monkeypatch
+):
+    config = make_config(tmp_path, smtp_server, retry_seconds=0.1)
+    ticket = customer_ticket(tmp_path, config)
+    db = open_db(config.database)
+    outbox_id = replies.send(db, ticket, "Answer", "alice", config.mail)
+    real, calls = outbox.sent, []
+
+    def locked_once(db, outbox_id):
+        calls.append(outbox_id)
+        if len(calls) == 1:
+            raise sqlite3.OperationalError("database is locked")
+        real(db, outbox_id)
+
+    monkeypatch.setattr(outbox, "sent", locked_once)
+    stop = threading.Event()
+    loop = threading.Thread(
+        target=sender.run,
+        args=(open_db(config.database), config.mail.smtp, stop),
+        kwargs={"once": False, "lock": sender.lock_file(config.database)},
+    )
+    loop.start()
+    try:
+        deadline = time.monotonic() + 20
+        while status(db, outbox_id)[0] != "sent" and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        loop.join()
+    assert "sent" == status(db, outbox_id)[0]
+    assert 1 == len(smtp_server.handler.delivered)  # marked after the fact, never sent again
 
 
 def test_a_5xx_fails_the_mail_for_good_and_the_ticket_says_so(tmp_path, smtp_server):
