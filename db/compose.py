@@ -22,7 +22,7 @@ from email.utils import format_datetime, formataddr, parseaddr
 from typing import Any
 from zoneinfo import ZoneInfo
 
-MAX_REFERENCES = 20  # the thread's last ones; RFC 5322 allows trimming the middle
+MAX_REFERENCES = 20  # the thread's first (its root, which clients thread on) and latest ones
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 _WIRE = compat32.clone(linesep="\r\n")
 _UTF8 = Charset("utf-8")
@@ -90,7 +90,9 @@ def build(
 ) -> Mail:
     """A text/plain UTF-8 mail from `sender` (who also takes replies) to `to`."""
     subject = one_line(subject)
-    refs = tuple(r for r in references if r)[-MAX_REFERENCES:]
+    refs = tuple(r for r in references if r)
+    if len(refs) > MAX_REFERENCES:  # RFC 5322 §3.6.4 allows trimming the middle
+        refs = (refs[0], *refs[-(MAX_REFERENCES - 1) :])
     fields = {
         "From": _mailbox(sender),
         "Reply-To": _mailbox(sender),

@@ -88,7 +88,7 @@ class Smtp:
 
     host: str
     port: int
-    security: str = "starttls"
+    security: str = "tls"
     username: str = ""
     password_env: str = ""
     password_command: str = ""

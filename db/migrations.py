@@ -304,6 +304,7 @@ def _v3_mail_out(db: sqlite_utils.Database) -> None:
         CREATE INDEX outbox_rcpt ON outbox (rcpt, kind, created_at);
         CREATE INDEX outbox_ticket ON outbox (ticket_id);
         CREATE INDEX outbox_window ON outbox (window_id, status);
+        CREATE INDEX outbox_notice ON outbox (notice_id);
 
         CREATE TABLE subscriber (
             addr TEXT PRIMARY KEY,

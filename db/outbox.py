@@ -78,11 +78,6 @@ def due(db: sqlite_utils.Database, now: datetime, limit: int) -> list[dict[str, 
     )
 
 
-def next_due(db: sqlite_utils.Database) -> datetime | None:
-    row = db.execute("SELECT min(next_attempt_at) FROM outbox WHERE status = 'queued'").fetchone()
-    return clock.parse(row[0]) if row[0] else None
-
-
 def begin(db: sqlite_utils.Database, outbox_id: int) -> bool:
     """Take a queued mail in hand; False if someone else did (or it was cancelled) meanwhile."""
     return bool(
@@ -91,6 +86,17 @@ def begin(db: sqlite_utils.Database, outbox_id: int) -> bool:
             "WHERE id = ? AND status = 'queued'",
             [outbox_id],
         ).rowcount
+    )
+
+
+def _first_response(db: sqlite_utils.Database, ticket_id: int) -> None:
+    """A ticket's first response is its first reply not failed or cancelled: a reply that
+    never reaches the customer does not answer them."""
+    db.execute(
+        "UPDATE ticket SET first_response_at = (SELECT min(created_at) FROM outbox "
+        "WHERE ticket_id = ? AND kind = 'reply' AND status IN ('queued', 'sending', 'sent')) "
+        "WHERE id = ?",
+        [ticket_id, ticket_id],
     )
 
 
@@ -108,6 +114,8 @@ def _finish(db: sqlite_utils.Database, outbox_id: int, status: str, error: str |
         if error:
             detail["error"] = error
         record_event(db, row[0], SENDER_ACTOR, _EVENT[status], detail, at=now)
+        if status == "failed" and row[1] == "reply":
+            _first_response(db, row[0])
 
 
 def sent(db: sqlite_utils.Database, outbox_id: int) -> None:
@@ -128,9 +136,11 @@ def defer(db: sqlite_utils.Database, outbox_id: int, error: str, delay: timedelt
 
 
 def note_unreachable(db: sqlite_utils.Database, error: str) -> None:
-    """Say on every due mail why it is still waiting (the server cannot be reached)."""
+    """Count an attempt on every due mail and say why it still waits (the server cannot be
+    reached): the give-up time counts from the first attempt, not from queueing."""
     db.execute(
-        "UPDATE outbox SET last_error = ? WHERE status = 'queued' AND next_attempt_at <= ?",
+        "UPDATE outbox SET attempts = attempts + 1, last_error = ? "
+        "WHERE status = 'queued' AND next_attempt_at <= ?",
         [error, clock.now_iso()],
     )
 
@@ -146,19 +156,17 @@ def recover(db: sqlite_utils.Database) -> int:
 
 
 def expire(db: sqlite_utils.Database, give_up_hours: float) -> list[int]:
-    """Fail mails still deferred `give_up_hours` after they were queued; their ids."""
+    """Fail mails tried and still undelivered `give_up_hours` after they were queued; their
+    ids. A mail never tried (the daemon was down, or had no [smtp]) is not given up on."""
     cutoff = clock.iso(clock.now() - timedelta(hours=give_up_hours))
-    ids = [
-        r[0]
-        for r in db.execute(
-            "SELECT id FROM outbox WHERE status = 'queued' AND created_at < ?",
-            [cutoff],
-        )
-    ]
-    for outbox_id in ids:
-        row = db.execute("SELECT last_error FROM outbox WHERE id = ?", [outbox_id]).fetchone()
-        failed(db, outbox_id, f"gave up after {give_up_hours:g} hours: {row[0] or 'deferred'}")
-    return ids
+    rows = db.execute(
+        "SELECT id, last_error FROM outbox WHERE status = 'queued' AND attempts > 0 "
+        "AND created_at < ?",
+        [cutoff],
+    ).fetchall()
+    for outbox_id, error in rows:
+        failed(db, outbox_id, f"gave up after {give_up_hours:g} hours: {error or 'deferred'}")
+    return [outbox_id for outbox_id, _ in rows]
 
 
 def cancel_window_notices(db: sqlite_utils.Database, window_id: int, why: str) -> int:
@@ -248,6 +256,7 @@ def retry(db: sqlite_utils.Database, outbox_id: int, actor: str) -> None:
         )
         if row["ticket_id"] is not None:
             record_event(db, row["ticket_id"], actor, "mail-retry", {"outbox": outbox_id})
+            _first_response(db, row["ticket_id"])
 
 
 def cancel(db: sqlite_utils.Database, outbox_id: int, actor: str) -> None:
@@ -264,3 +273,4 @@ def cancel(db: sqlite_utils.Database, outbox_id: int, actor: str) -> None:
         )
         if row["ticket_id"] is not None:
             record_event(db, row["ticket_id"], actor, "mail-cancelled", {"outbox": outbox_id})
+            _first_response(db, row["ticket_id"])

@@ -111,7 +111,7 @@ def send(db: sqlite_utils.Database, ticket_id: int, body: str, agent: str, mail:
             )
         last = _last_incoming(db, ticket_id)
         in_reply_to, references = compose.thread_headers(last)
-        mail = compose.build(
+        reply = compose.build(
             sender=sender,
             to=compose.recipient(ticket["requester_name"], ticket["requester_addr"]),
             subject=compose.reply_subject(ticket["subject"], ticket_id),
@@ -123,9 +123,9 @@ def send(db: sqlite_utils.Database, ticket_id: int, body: str, agent: str, mail:
         )
         outbox_id = store.queue_outgoing(
             db,
-            mail,
+            reply,
             kind="reply",
-            dedupe=f"reply:{mail.message_id}",
+            dedupe=f"reply:{reply.message_id}",
             actor=agent,
             ticket_id=ticket_id,
             function=ticket["function"],

@@ -25,7 +25,9 @@ def summary(db: sqlite_utils.Database) -> dict[str, Any]:
         "tickets_by_function": per_function,
         "tickets_by_status": dict(db.execute("SELECT status, count(*) FROM ticket GROUP BY 1")),
         "unparsed": one("SELECT count(*) FROM message WHERE parse_error IS NOT NULL"),
-        "auto_replies": one("SELECT count(*) FROM message WHERE auto = 'auto-reply'"),
+        "auto_replies": one(
+            "SELECT count(*) FROM message WHERE auto = 'auto-reply' AND direction = 'in'"
+        ),
         "bounces": one("SELECT count(*) FROM message WHERE auto = 'bounce'"),
         "locations": one("SELECT count(*) FROM message_location"),
         "failures": sources.failures(db),

@@ -87,7 +87,7 @@ def queue_notice(
     queued = 0
     for person in people:
         dedupe = f"notice:{notice['id']}:{person['addr']}"
-        mail = compose.build(
+        notice_mail = compose.build(
             sender=sender,
             to=compose.recipient(person["name"], person["addr"]),
             subject=notice["subject"],
@@ -104,7 +104,7 @@ def queue_notice(
         queued += (
             outbox.enqueue(
                 db,
-                mail,
+                notice_mail,
                 kind="notice",
                 dedupe=dedupe,
                 actor=actor,

@@ -106,7 +106,7 @@ def test_outbox_waits_while_the_server_is_down_then_delivers_each_mail_once(tmp_
     daemon.run(config, once=True)
     for outbox_id in ids:
         state, attempts, error = status(db, outbox_id)
-        assert ("queued", 0) == (state, attempts)
+        assert ("queued", 1) == (state, attempts)
         assert "refused the connection" in error
 
     server.start()
@@ -226,20 +226,26 @@ def test_a_5xx_fails_the_mail_for_good_and_the_ticket_says_so(tmp_path, smtp_ser
     assert ("failed", 1) == (state, attempts)
     assert "550 5.7.1 Mailbox unavailable" in error
     assert 1 == smtp_server.handler.attempts  # never tried again
+    answered = "SELECT first_response_at FROM ticket WHERE id = ?"
+    assert db.execute(answered, [ticket]).fetchone()[0] is None  # the customer got nothing
     outbox.retry(db, outbox_id, "alice")  # the agent fixed the address with the customer
     assert ("queued", 0, None) == status(db, outbox_id)
+    assert db.execute(answered, [ticket]).fetchone()[0] is not None
     events = [r[0] for r in db.execute(
         "SELECT detail FROM ticket_event WHERE ticket_id = ? AND action = 'mail-failed'", [ticket]
     )]  # fmt: skip
     assert 1 == len(events) and "550" in events[0]
 
 
-def test_a_mail_deferred_past_the_give_up_time_fails(tmp_path, smtp_server, monkeypatch):
+def test_a_mail_never_tried_is_not_given_up_but_one_deferred_past_the_time_fails(
+    tmp_path, smtp_server, monkeypatch
+):
     config = make_config(tmp_path, smtp_server, give_up_hours=1)
     ticket = customer_ticket(tmp_path, config)
     db = open_db(config.database)
     outbox_id = replies.send(db, ticket, "Answer", "alice", config.mail)
     smtp_server.handler.defer = 100
+    monkeypatch.setenv("DESK_NOW", "2098-01-01T00:00:00Z")  # the daemon was down meanwhile
     daemon.run(config, once=True)
     assert "queued" == status(db, outbox_id)[0]
     monkeypatch.setenv("DESK_NOW", "2099-01-01T00:00:00Z")
