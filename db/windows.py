@@ -361,29 +361,49 @@ def issue_notice(
     reason = _reason(force_reason)
     with write(db):
         w = get(db, window_id)
-        status = w.status(clock.now())
-        allowed = {
-            "announcement": ("planned", "announced"),
-            "change": ("planned", "announced"),
-            "reminder": ("announced",),
-            "start": ("active",),
-            "completion": ("completed",),
-            "cancellation": ("cancelled",),
-            "report": ("completed",),
-        }[kind]
-        if kind == "report" and w.report_written_at is None:
-            raise DeskError(f"{w.label} has no report yet; `desk window report` writes it.")
-        if status not in allowed:
-            raise DeskError(f"{w.label} is {status}, so a {kind} notice does not fit it now.")
-        standing = notices.standing(db, w.id, kind)
-        if standing:
-            return standing, False
-        if kind in ("announcement", "change"):
-            check_notice(w.kind, w.start, announce_hours, reason or w.forced_reason, w.zone)
-            db.execute(
-                "UPDATE window SET announced_at = ?, forced_reason = coalesce(?, forced_reason) "
-                "WHERE id = ?",
-                [clock.now_iso(), reason, w.id],
-            )
-            _event(db, w.id, w.revision, actor, "announced", {"forced_reason": reason})
-        return notices.record(db, w, kind, actor, zone, mail)
+        return issue_notice_within(
+            db, w, kind, actor, announce_hours=announce_hours, force_reason=reason, zone=zone,
+            mail=mail,
+        )  # fmt: skip
+
+
+_FITS = {
+    "announcement": ("planned", "announced"),
+    "change": ("planned", "announced", "active"),
+    "reminder": ("announced",),
+    "start": ("active",),
+    "completion": ("completed",),
+    "cancellation": ("cancelled",),
+    "report": ("completed",),
+}
+
+
+def issue_notice_within(
+    db: sqlite_utils.Database,
+    w: Window,
+    kind: str,
+    actor: str,
+    *,
+    announce_hours: float,
+    force_reason: str | None,
+    zone: str | None,
+    mail: MailOut | None,
+) -> tuple[list[dict[str, Any]], bool]:
+    """`issue_notice`, inside the caller's transaction, with `w` read in it."""
+    status = w.status(clock.now())
+    if kind == "report" and w.report_written_at is None:
+        raise DeskError(f"{w.label} has no report yet; `desk window report` writes it.")
+    if status not in _FITS[kind]:
+        raise DeskError(f"{w.label} is {status}, so a {kind} notice does not fit it now.")
+    standing = notices.standing(db, w.id, kind)
+    if standing:
+        return standing, False
+    if kind in ("announcement", "change") and status != "active":
+        check_notice(w.kind, w.start, announce_hours, force_reason or w.forced_reason, w.zone)
+        db.execute(
+            "UPDATE window SET announced_at = ?, forced_reason = coalesce(?, forced_reason) "
+            "WHERE id = ?",
+            [clock.now_iso(), force_reason, w.id],
+        )
+        _event(db, w.id, w.revision, actor, "announced", {"forced_reason": force_reason})
+    return notices.record(db, w, kind, actor, zone, mail)

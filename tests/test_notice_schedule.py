@@ -193,3 +193,28 @@ def test_subscribers_added_at_the_desk_get_notices_too_and_the_server_gets_each_
         assert "Please back up any critical data" in first.get_content()
     finally:
         server.stop()
+
+
+def test_edits_tell_users_what_changed_but_never_repeat_a_moment(config, at):
+    db = open_db(config.database)
+    w = schedule(db, at)
+    tick(db, config, at, START - timedelta(hours=48))
+    tick(db, config, at, START - timedelta(hours=24))
+    at(START - timedelta(hours=23))
+    windows.edit(db, w.id, "ops", {"title": "Ledger upgrade (v2)"})
+    # The new wording goes out once; the reminder already sent is not sent again.
+    assert ["change"] == tick(db, config, at, START - timedelta(hours=22))
+    assert [] == tick(db, config, at, START - timedelta(hours=21))
+    assert ["start"] == tick(db, config, at, START)
+    at(START + timedelta(minutes=30))
+    windows.edit(db, w.id, "ops", {"end_at": START + timedelta(hours=3)})  # running late
+    assert ["change"] == tick(db, config, at, START + timedelta(minutes=31))
+    assert ["completion"] == tick(db, config, at, START + timedelta(hours=3))
+    windows.set_notes(db, w.id, "Fixed a typo in the notes.", "ops")
+    assert [] == tick(db, config, at, START + timedelta(hours=4))
+    kinds = [kind for kind, rcpt, _ in mails(db) if rcpt == "ops@example.com"]
+    assert ["announcement", "reminder", "change", "start", "change", "completion"] == kinds
+    body = db.execute(
+        "SELECT body FROM notice WHERE kind = 'change' AND channel = 'email' ORDER BY id"
+    ).fetchall()[-1][0]
+    assert "05:00" in body  # the new end, as users read it
