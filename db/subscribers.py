@@ -71,9 +71,14 @@ def remove(db: sqlite_utils.Database, addr: str, mail: MailOut) -> None:
 
 
 def _sender(mail: MailOut) -> str:
-    if mail.notice_sender in FUNCTIONS:
-        return mail.senders[mail.notice_sender]
-    return mail.notice_sender
+    if mail.notice_sender not in FUNCTIONS:
+        return mail.notice_sender
+    if mail.notice_sender not in mail.senders:
+        raise DeskError(
+            f"Notices are sent as the {mail.notice_sender} function, which has no address: set "
+            f"[notices] sender to an address, or [functions.{mail.notice_sender}] sender."
+        )
+    return mail.senders[mail.notice_sender]
 
 
 def queue_notice(

@@ -218,3 +218,17 @@ def test_edits_tell_users_what_changed_but_never_repeat_a_moment(config, at):
         "SELECT body FROM notice WHERE kind = 'change' AND channel = 'email' ORDER BY id"
     ).fetchall()[-1][0]
     assert "05:00" in body  # the new end, as users read it
+
+
+def test_notices_with_no_address_to_send_from_say_which_key_to_set(tmp_path, at):
+    path = tmp_path / "config.toml"
+    path.write_text(f'[database]\npath = "{tmp_path / "desk.db"}"\n')  # no [addresses]
+    config = load(path)
+    db = open_db(config.database)
+    subscribers.add(db, ["ops@example.com"], "ops")
+    w = schedule(db, at)
+    at(START - timedelta(hours=48))
+    with pytest.raises(DeskError, match=r"set \[notices\] sender to an address"):
+        windows.issue_notice(db, w.id, "announcement", "ops", mail=config.mail)
+    assert [] == tick(db, config, at, START - timedelta(hours=48))  # logged, nothing half-done
+    assert 0 == db.execute("SELECT count(*) FROM notice").fetchone()[0]
