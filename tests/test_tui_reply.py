@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import email
 import sys
+import threading
 from datetime import timedelta
 from email.policy import default
+from pathlib import Path
 
 import pytest
 from textual.drivers.headless_driver import HeadlessDriver
@@ -15,8 +17,10 @@ from textual.widgets._toast import Toast
 
 from db import clock, outbox, replies, tickets
 from db.connect import open_db, write
+from db.errors import DeskError
 from tests.tui_helpers import NOW, add_windows, build_config, deliver, line_text, mail, until
 from tui.app import DeskApp
+from tui.dialogs.choice import ChoiceDialog
 from tui.dialogs.confirm import ConfirmDialog
 from tui.screens.reply import ReplyScreen
 from tui.screens.ticket import TicketScreen
@@ -32,13 +36,18 @@ CANNED = {
     "body": "Hello {name},\n\nwe are doing maintenance; this is what we announced:\n\n"
     "{window_notice}\n\n{signature}",
 }
+THANKS = {
+    "name": "thanks",
+    "title": "Thank you, solved",
+    "body": "Hello {name},\n\nthank you; this is solved.\n\n{signature}",
+}
 
 
 def desk_config(tmp_path):
     return build_config(
         tmp_path,
         functions={"technical": {"sender": SENDER}},
-        replies={"signature": "Maria, Valuit Support", "canned": [CANNED]},
+        replies={"signature": "Maria, Valuit Support", "canned": [CANNED, THANKS]},
     )
 
 
@@ -72,6 +81,29 @@ def thread_text(screen: TicketScreen) -> str:
 
 def toasts(app) -> str:
     return " ".join(Toast(n).render().plain for n in app._notifications)
+
+
+def slowed(monkeypatch, owner, name: str, when=lambda *args: True) -> threading.Event:
+    """Make `owner.name` wait, when `when(*args)`, until the returned event is set: a slow
+    database, on cue. (Set it before the test ends, or the call waits out its 5 s.)"""
+    real, gate = getattr(owner, name), threading.Event()
+
+    def slow(*args, **kwargs):
+        if when(*args):
+            gate.wait(5)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(owner, name, slow)
+    return gate
+
+
+def canned_load(name: str):
+    """For `slowed` on the app's `data.call`: the load of the canned reply `name`."""
+    return lambda fn, *args: fn is replies.draft and args[-1] is not None and args[-1].name == name
+
+
+def sending_done(app) -> bool:
+    return not any(w.group == "send" for w in app.workers)
 
 
 async def open_ticket(pilot) -> TicketScreen:
@@ -119,8 +151,7 @@ async def test_a_reply_quotes_the_customer_goes_out_from_the_function_and_shows_
         assert "-- \nMaria, Valuit Support" in text and "> My printer is on fire." in text
 
         screen = app.screen
-        await until(pilot, lambda: len(screen.data["thread"]) == 2)
-        await pilot.pause(0.05)
+        await until(pilot, lambda: "We quickly sent the fire brigade?" in thread_text(screen))
         reply = shown(screen.query_one("#thread").children[-1])
         assert "→ to ann@example.com · sent by maria" in reply
         assert "queued" in reply and "We quickly sent the fire brigade?" in reply
@@ -177,12 +208,161 @@ async def test_an_empty_reply_is_refused_and_leaving_asks_before_losing_text(des
         assert [(None, "new")] == query(desk, "SELECT first_response_at, status FROM ticket")
 
 
+async def test_a_reply_being_queued_is_held_as_it_goes_out_and_queued_once(desk, monkeypatch):
+    gate = slowed(monkeypatch, replies, "send")
+    app = DeskApp(desk)
+    async with app.run_test(size=(120, 40)) as pilot:
+        composer = await open_composer(pilot)
+        area = composer.query_one(TextArea)
+        await pilot.press(*"On it.", "ctrl+s")
+        await pilot.press("ctrl+s", *" quit?")  # neither a second mail, nor words left behind
+        assert area.read_only and "On it." in area.text and " quit?" not in area.text
+        assert app.screen is composer  # `q` went nowhere either
+        gate.set()
+        await until(pilot, lambda: isinstance(app.screen, TicketScreen))
+        await until(pilot, lambda: sending_done(app))
+        assert "Reply queued as mail 1" in toasts(app)
+    assert [(1,)] == query(desk, "SELECT count(*) FROM outbox")
+    (raw,) = query(desk, "SELECT raw FROM outbox")[0]
+    text = email.message_from_bytes(raw, policy=default).get_content()
+    assert "On it." in text and "quit" not in text
+
+
+async def test_leaving_is_refused_while_the_reply_is_queued_and_it_closes_once_queued(
+    desk, monkeypatch
+):
+    gate = slowed(monkeypatch, replies, "send")
+    app = DeskApp(desk)
+    async with app.run_test(size=(120, 40)) as pilot:
+        composer = await open_composer(pilot)
+        await pilot.press(*"On it.", "ctrl+s", "escape", "ctrl+t", "ctrl+e")
+        assert app.screen is composer  # no "Discard?", no canned replies, no editor
+        assert "The reply is being queued" in toasts(app)
+        await pilot.press("ctrl+p")  # the app's own keys still work: the command palette
+        await until(pilot, lambda: app.screen is not composer)
+        gate.set()
+        await until(pilot, lambda: isinstance(app.screen, TicketScreen))
+        assert not any(isinstance(s, ReplyScreen) for s in app.screen_stack)
+        assert "Reply queued as mail 1" in toasts(app)
+        await pilot.press("escape")  # back to the list, as from any ticket
+        await until(pilot, lambda: not isinstance(app.screen, TicketScreen))
+    assert [(1,)] == query(desk, "SELECT count(*) FROM outbox")
+
+
+async def test_a_canned_reply_failing_to_load_does_not_release_a_reply_being_sent(
+    desk, monkeypatch
+):
+    real_draft, canned_gate = replies.draft, threading.Event()
+
+    def broken_canned(db, *args):
+        if args[-1] is None:
+            return real_draft(db, *args)
+        canned_gate.wait(5)
+        raise DeskError("The canned reply could not be filled in.")
+
+    monkeypatch.setattr(replies, "draft", broken_canned)
+    send_gate = slowed(monkeypatch, replies, "send")
+    app = DeskApp(desk)
+    async with app.run_test(size=(120, 40)) as pilot:
+        composer = await open_composer(pilot)
+        await pilot.press(*"On it.", "ctrl+t")
+        await until(pilot, lambda: isinstance(app.screen, ChoiceDialog))
+        await pilot.press("enter", "ctrl+s")  # sends what it shows while the canned one loads
+        canned_gate.set()
+        await until(pilot, lambda: "could not be filled in" in toasts(app))
+        assert composer.sending
+        await pilot.press("ctrl+s")
+        send_gate.set()
+        await until(pilot, lambda: isinstance(app.screen, TicketScreen))
+        await until(pilot, lambda: sending_done(app))
+    assert [(1,)] == query(desk, "SELECT count(*) FROM outbox")
+
+
+async def test_an_unexpected_failure_to_queue_gives_the_text_back_and_says_why(desk, monkeypatch):
+    def broken(*args):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(replies, "send", broken)
+    app = DeskApp(desk)
+    async with app.run_test(size=(120, 40)) as pilot:
+        composer = await open_composer(pilot)
+        await pilot.press(*"On it.", "ctrl+s")
+        await until(pilot, lambda: "The reply was not queued: disk full" in toasts(app))
+        await pilot.press(*" Truly.")
+        assert "On it. Truly." in composer.query_one(TextArea).text
+        assert app.screen is composer
+
+
+async def test_leaving_after_a_canned_reply_asks_when_the_agent_had_written(desk):
+    app = DeskApp(desk)
+    async with app.run_test(size=(120, 40)) as pilot:
+        composer = await open_composer(pilot)
+        await pilot.press(*"My careful answer", "ctrl+t")
+        await until(pilot, lambda: isinstance(app.screen, ChoiceDialog))
+        await pilot.press("enter")
+        await until(pilot, lambda: composer.canned == "maintenance")
+        await pilot.press("escape")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmDialog))
+        await pilot.press("n", "ctrl+z")
+        assert "My careful answer" in composer.query_one(TextArea).text
+        await pilot.press("escape", "y")
+        await until(pilot, lambda: isinstance(app.screen, TicketScreen))
+
+        await pilot.press("r")  # a canned reply alone is no work of the agent's to lose
+        await until(pilot, lambda: isinstance(app.screen, ReplyScreen))
+        composer = app.screen
+        await until(pilot, lambda: composer.original is not None)
+        await pilot.press("ctrl+t")
+        await until(pilot, lambda: isinstance(app.screen, ChoiceDialog))
+        await pilot.press("enter")
+        await until(pilot, lambda: composer.canned == "maintenance")
+        await pilot.press("escape")
+        await until(pilot, lambda: isinstance(app.screen, TicketScreen))
+
+
+async def test_canned_replies_wait_for_the_draft_and_the_last_one_picked_wins(desk, monkeypatch):
+    arrived = []  # the loads the composer received, in the order it did
+    on_draft_loaded = ReplyScreen.on_draft_loaded
+
+    def counted(screen, message):
+        arrived.append(message.canned)
+        on_draft_loaded(screen, message)
+
+    monkeypatch.setattr(ReplyScreen, "on_draft_loaded", counted)
+    app = DeskApp(desk)
+    first = slowed(monkeypatch, replies, "draft")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await open_ticket(pilot)
+        await pilot.press("r")
+        await until(pilot, lambda: isinstance(app.screen, ReplyScreen))
+        composer = app.screen
+        await pilot.press("ctrl+t")  # the draft is not there yet to be replaced
+        assert app.screen is composer
+        first.set()
+        await until(pilot, lambda: composer.original is not None)
+
+        slow = slowed(monkeypatch, app.data, "call", canned_load("maintenance"))
+        await pilot.press("ctrl+t")
+        await until(pilot, lambda: isinstance(app.screen, ChoiceDialog))
+        await pilot.press("enter")  # maintenance, which is slow to load
+        await pilot.press("ctrl+t")
+        await until(pilot, lambda: isinstance(app.screen, ChoiceDialog))
+        await pilot.press("down", "enter")  # thanks, which is not
+        area = composer.query_one(TextArea)
+        await until(pilot, lambda: "thank you; this is solved" in area.text)
+        slow.set()
+        await until(pilot, lambda: [None, "thanks", "maintenance"] == arrived)
+        assert "thanks" == composer.canned
+        assert "maintenance" not in area.text
+
+
 async def test_the_agents_editor_writes_the_reply(desk, monkeypatch, tmp_path):
-    script = tmp_path / "editor.py"
+    script, seen = tmp_path / "editor.py", tmp_path / "seen"
     script.write_text(
-        "import sys\n"
+        "import os, sys\n"
         "if len(sys.argv) > 2: sys.exit(3)\n"
         "path = sys.argv[1]\n"
+        f"open({str(seen)!r}, 'w').write(oct(os.stat(path).st_mode & 0o777) + ' ' + path)\n"
         "text = open(path).read()\n"
         "open(path, 'w').write('Written in my editor.\\n' + text)\n"
     )
@@ -199,11 +379,14 @@ async def test_the_agents_editor_writes_the_reply(desk, monkeypatch, tmp_path):
         assert "Set $VISUAL or $EDITOR" in toasts(app)
         monkeypatch.setenv("EDITOR", f"{sys.executable} {script} --fail")
         await pilot.press("ctrl+e")
-        assert "exited with status 3; the text is as it was" in toasts(app)
+        assert "exited with status 3, so its text was not taken" in toasts(app)
         assert before == area.text
         monkeypatch.setenv("EDITOR", f"{sys.executable} {script}")
         await pilot.press("ctrl+e")
         assert "Written in my editor.\n" + before == area.text
+    mode, path = seen.read_text().split(" ", 1)
+    assert "0o600" == mode  # the customer's mail is the agent's to read alone
+    assert not Path(path).exists()
 
 
 async def test_delivery_state_and_a_failed_mail_show_on_the_ticket_and_can_be_retried(desk):
@@ -236,7 +419,11 @@ async def test_delivery_state_and_a_failed_mail_show_on_the_ticket_and_can_be_re
         await pilot.press("enter")
         await until(pilot, lambda: [("queued",)] == query(desk, "SELECT status FROM outbox"))
         await until(pilot, lambda: "1 mail failed" not in shown(screen.query_one("#ticket-head")))
-        assert "✗ failed" not in thread_text(screen)
+        await until(pilot, lambda: "✗ failed" not in thread_text(screen))
+        # Retried, it starts afresh: the old failure is not shown as why it waits.
+        assert "sent by jonas" in thread_text(screen) and "queued" in thread_text(screen)
+        assert "waiting: 550" not in thread_text(screen)
+        assert "tried 1 time" not in thread_text(screen)
 
 
 async def test_hostile_subject_and_body_are_quoted_as_text(tmp_path, monkeypatch):
@@ -254,11 +441,8 @@ async def test_hostile_subject_and_body_are_quoted_as_text(tmp_path, monkeypatch
         await pilot.press(*"Noted.", "ctrl+s")
         await until(pilot, lambda: isinstance(app.screen, TicketScreen))
         screen = app.screen
-        await until(pilot, lambda: len(screen.data["thread"]) == 2)
-        await pilot.pause(0.05)
-        drawn = thread_text(screen)
-        assert "> ␛[31mred␛[0m and [bold]loud[/bold]" in drawn
-        assert "\x1b" not in drawn
+        await until(pilot, lambda: "> ␛[31mred␛[0m and [bold]loud[/bold]" in thread_text(screen))
+        assert "\x1b" not in thread_text(screen)
 
 
 def test_an_answered_ticket_is_never_marked_overdue():

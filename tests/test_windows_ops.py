@@ -155,7 +155,8 @@ def test_report_without_an_editor_says_what_to_do(config: Path, capsys, monkeypa
     assert (2, "desk: W1 is active; a report is written after it completes.\n") == (code, err)
     assert 0 == desk(capsys, config, "window", "complete", "W1")[0]
     code, _, err = desk(capsys, config, "window", "report", "W1")
-    assert (2, "desk: Set $EDITOR (or $VISUAL), or pass --file FILE.\n") == (code, err)
+    assert 2 == code
+    assert "desk: Set $VISUAL or $EDITOR to write in your own editor. Or pass --file FILE.\n" == err
 
 
 def test_ics_round_trip(config: Path, capsys, tmp_path: Path, monkeypatch) -> None:

@@ -1,4 +1,9 @@
-"""Writing a text in the agent's own editor ($VISUAL, else $EDITOR) while the desk steps aside."""
+"""Writing a text in the person's own editor ($VISUAL, else $EDITOR): the composer's ctrl+e and
+`desk window report`.
+
+No Textual here, so the `desk` command starts without it; the composer passes its app's
+`suspend` as `aside`, which gives the editor the terminal.
+"""
 
 from __future__ import annotations
 
@@ -6,16 +11,21 @@ import os
 import shlex
 import subprocess
 import tempfile
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
-
-from textual.app import App, SuspendNotSupported
 
 from db.errors import DeskError
 
 
-def edit(app: App, text: str) -> str:
-    """`text` as the agent left it in their editor; DeskError saying why when that failed, in
-    which case the caller keeps the text it had."""
+def edit(
+    text: str,
+    suffix: str,
+    aside: Callable[[], AbstractContextManager[object]] = nullcontext,
+) -> str:
+    """`text` as the person left it in their editor, which opens a temporary file ending in
+    `suffix` (for its syntax colours) while `aside()` is entered. DeskError saying why when that
+    failed, in which case the caller keeps the text it had; whatever `aside()` raises passes."""
     chosen = (os.environ.get("VISUAL") or os.environ.get("EDITOR") or "").strip()
     if not chosen:
         raise DeskError("Set $VISUAL or $EDITOR to write in your own editor.")
@@ -23,23 +33,24 @@ def edit(app: App, text: str) -> str:
         command = shlex.split(chosen)
     except ValueError as exc:
         raise DeskError(f"Cannot read the editor command {chosen!r}: {exc}.") from exc
-    # mkstemp makes the file readable by the agent alone: it holds a customer's mail.
-    fd, name = tempfile.mkstemp(prefix="desk-reply-", suffix=".txt")
+    # mkstemp makes the file readable by its owner alone: it holds a customer's mail or a report.
+    try:
+        fd, name = tempfile.mkstemp(prefix="desk-", suffix=suffix)
+    except OSError as exc:
+        raise DeskError(f"Cannot write a temporary file for the editor: {exc.strerror}.") from exc
     path = Path(name)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as file:
             file.write(text)
         try:
-            with app.suspend():
+            with aside():
                 code = subprocess.run([*command, name], check=False).returncode
-        except SuspendNotSupported as exc:
-            raise DeskError("This terminal cannot hand over to an editor; write here.") from exc
         except OSError as exc:
             raise DeskError(
                 f"Could not start {chosen!r}: {exc.strerror}; check $VISUAL and $EDITOR."
             ) from exc
         if code != 0:
-            raise DeskError(f"{chosen!r} exited with status {code}; the text is as it was.")
+            raise DeskError(f"{chosen!r} exited with status {code}, so its text was not taken.")
         return path.read_text(encoding="utf-8", errors="replace")
     finally:
         path.unlink(missing_ok=True)

@@ -8,11 +8,7 @@ stable UIDs and SEQUENCE from the revision, and the coming occurrences of the re
 from __future__ import annotations
 
 import argparse
-import os
-import shlex
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import icalendar
@@ -22,6 +18,7 @@ from db import clock, notices, outbox, recurrence, reports, subscribers, windows
 from db.config import Config, load
 from db.errors import DeskError
 from db.migrations import NOTICE_KINDS
+from tui import editor
 from tui.cli import ops
 from tui.cli.outbox import mailed, warn_unsent
 
@@ -100,15 +97,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _edit(text: str) -> str:
-    editor = os.environ.get("VISUAL") or os.environ.get("EDITOR")
-    if not editor:
-        raise DeskError("Set $EDITOR (or $VISUAL), or pass --file FILE.")
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "report.md"
-        path.write_text(text, encoding="utf-8")
-        if subprocess.run([*shlex.split(editor), str(path)], check=False).returncode != 0:
-            raise DeskError("The editor exited with an error; the report was not saved.")
-        return path.read_text(encoding="utf-8")
+    try:
+        return editor.edit(text, ".md")
+    except DeskError as exc:
+        raise DeskError(f"{exc.message} Or pass --file FILE.") from exc
 
 
 def _read(path: Path) -> str:

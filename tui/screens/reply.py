@@ -2,7 +2,9 @@
 agent's own editor, and sending, which queues the mail and goes back to the ticket.
 
 Nothing the agent wrote is lost by a refusal: a reply the desk cannot send leaves the composer
-open with its text, and leaving it with changes asks first.
+open with its text, and leaving it after writing asks first, even when a canned reply has
+replaced what they wrote. While the reply is being queued its text is held as it goes out, and
+the composer can be neither left nor changed; once queued, it closes.
 """
 
 from __future__ import annotations
@@ -11,8 +13,8 @@ from typing import Any
 
 from rich.console import Group
 from rich.text import Text
-from textual import work
-from textual.app import ComposeResult
+from textual import events, work
+from textual.app import ComposeResult, SuspendNotSupported
 from textual.screen import Screen
 from textual.widgets import Footer, Static, TextArea
 from textual.worker import Worker, WorkerState
@@ -40,6 +42,8 @@ class ReplyScreen(Screen[None]):
         self.ticket = ticket
         self.original: str | None = None  # the text as last loaded; None while it loads
         self.canned: str | None = None  # the canned reply it came from
+        self.wanted: str | None = None  # the canned reply last asked for (None: the greeting)
+        self.written = False  # the agent wrote here before a canned reply replaced it
         self.sending = False
 
     def compose(self) -> ComposeResult:
@@ -79,17 +83,23 @@ class ReplyScreen(Screen[None]):
                 canned,
             )
         except DeskError as exc:
-            self.post_message(ActionFailed(exc.message))
+            # Nothing to undo: the text stays as it was (notify is safe from a thread).
+            self.notify(exc.message, severity="error", timeout=8, markup=False)
             return
         self.post_message(DraftLoaded(text, canned.name if canned else None))
 
     def on_draft_loaded(self, message: DraftLoaded) -> None:
+        # Only the canned reply last picked counts (an earlier pick may arrive after it), and none
+        # once the reply is on its way: what goes out is what the agent saw.
+        if message.canned != self.wanted or self.sending:
+            return
         area = self.query_one(TextArea)
         # The quote is a stranger's text: shown, and sent back, without its control characters.
         text = safe.visible(message.text, multiline=True)
         if self.original is None:
             area.load_text(text)
         else:  # a canned reply replaces the text as one edit, so ctrl+z brings it back
+            self.written = self.edited()
             area.replace(text, area.document.start, area.document.end)
         self.original, self.canned = text, message.canned
         area.read_only = False
@@ -97,8 +107,25 @@ class ReplyScreen(Screen[None]):
         area.cursor_location = (0, 0) if message.canned else (2, 0)
         area.focus()
 
+    def on_key(self, event: events.Key) -> None:
+        # While the text area takes no typing (loading, sending) a letter would reach the app's
+        # keys, where `q` quits: the agent meant it for the reply.
+        if event.is_printable and (self.original is None or self.sending):
+            event.stop()
+            event.prevent_default()
+
     def edited(self) -> bool:
-        return self.original is not None and self.query_one(TextArea).text != self.original
+        """Whether the agent wrote anything here, even if a canned reply has replaced it since."""
+        if self.original is None:
+            return False
+        return self.written or self.query_one(TextArea).text != self.original
+
+    def held(self) -> bool:
+        """True, and the agent told so, while the reply is being queued: its text is on its way
+        and no longer theirs to change or throw away."""
+        if self.sending:
+            self.notify("The reply is being queued…", timeout=2)
+        return self.sending
 
     def action_send(self) -> None:
         if self.original is None or self.sending:
@@ -109,8 +136,10 @@ class ReplyScreen(Screen[None]):
                 severity="warning",
             )
             return
+        area = self.query_one(TextArea)
         self.sending = True
-        self.send(self.query_one(TextArea).text)
+        area.read_only = True  # what the agent sees is what goes out
+        self.send(area.text)
 
     @work(thread=True, group="send", exit_on_error=False)
     def send(self, body: str) -> None:
@@ -135,18 +164,38 @@ class ReplyScreen(Screen[None]):
             )
         else:
             self.app.notify(f"Reply queued as mail {message.outbox_id}", timeout=4, markup=False)
+        # The composer's own dialogs wait while it sends, but the app's (the command palette)
+        # may stand over it; the mail is queued, so they go with the composer.
+        while self.app.screen is not self:
+            self.app.pop_screen()
         self.dismiss()
 
     def on_action_failed(self, message: ActionFailed) -> None:
-        self.sending = False
-        self.notify(message.text, severity="error", timeout=8, markup=False)
+        self.give_back(message.text)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        # The app says what went wrong; the agent may press send again.
-        if event.worker.group == "send" and event.state == WorkerState.ERROR:
-            self.sending = False
+        # A worker's state goes to its screen alone: the app never hears of these.
+        if event.state != WorkerState.ERROR:
+            return
+        if event.worker.group == "send":
+            self.give_back(f"The reply was not queued: {event.worker.error}")
+        else:
+            self.notify(
+                f"Could not load the reply's text: {event.worker.error}",
+                severity="error",
+                timeout=8,
+                markup=False,
+            )
+
+    def give_back(self, why: str) -> None:
+        """The reply was not queued: the agent has their text again, and hears why."""
+        self.sending = False
+        self.query_one(TextArea).read_only = False
+        self.notify(why, severity="error", timeout=8, markup=False)
 
     def action_cancel(self) -> None:
+        if self.held():
+            return
         if not self.edited():
             self.dismiss()
             return
@@ -158,11 +207,16 @@ class ReplyScreen(Screen[None]):
         self.app.push_screen(ConfirmDialog("Discard this reply? What you wrote is lost."), answered)
 
     def action_external_editor(self) -> None:
-        area = self.query_one(TextArea)
-        if self.original is None:
+        if self.held() or self.original is None:
             return
+        area = self.query_one(TextArea)
         try:
-            text = editor.edit(self.app, area.text)
+            text = editor.edit(area.text, ".txt", self.app.suspend)
+        except SuspendNotSupported:
+            self.notify(
+                "This terminal cannot hand over to an editor; write here.", severity="error"
+            )
+            return
         except DeskError as exc:
             self.notify(exc.message, severity="error", timeout=8, markup=False)
             return
@@ -171,6 +225,8 @@ class ReplyScreen(Screen[None]):
             area.replace(text, area.document.start, area.document.end)
 
     def action_canned(self) -> None:
+        if self.held() or self.original is None:
+            return
         canned = {c.name: c for c in self.app.config.mail.canned}
         if not canned:
             self.notify(
@@ -182,6 +238,7 @@ class ReplyScreen(Screen[None]):
 
         def chosen(name: str | None) -> None:
             if name is not None:
+                self.wanted = name
                 self.load_draft(canned[name])
 
         self.app.push_screen(

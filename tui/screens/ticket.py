@@ -47,7 +47,9 @@ def delivery(message: dict[str, Any], zone: Any) -> Text:
     tries = message["mail_attempts"]
     if tries:
         line.append(f" · tried {tries} time{'s' if tries > 1 else ''}", "dim")
-    if error:  # deferred, or the server could not be reached: it is tried again
+    # A queued mail has an error only while it waits to be tried again (deferred, the server out
+    # of reach, a hand-over interrupted); a retried one starts afresh, without its old failure.
+    if error:
         line.append(f" · next try {local(message['mail_next_attempt_at'], zone)}", "dim")
         line.append(" · waiting: ", "dim")
         line.append_text(safe.text(error, "dim"))
