@@ -8,7 +8,8 @@ import pytest
 from textual.widgets._toast import Toast
 
 from db import clock, tickets
-from db.connect import open_db
+from db.connect import open_db, write
+from db.migrations import FUNCTIONS
 from tests.tui_helpers import (
     HOSTILE,
     NOW,
@@ -303,3 +304,24 @@ async def test_the_banner_shows_word_for_word_what_the_platform_dashboard_tells_
         assert "Trading unavailable" in banner_row["body"]
         assert "users have not been told yet" in shown
         assert rendered.body == banner_row["body"]
+
+
+async def test_the_status_line_says_when_mail_out_waits_or_failed(tmp_path, monkeypatch):
+    from db import outbox, replies
+    from tui.widgets.status_line import StatusLine
+
+    monkeypatch.setenv("DESK_NOW", NOW)
+    config = build_config(tmp_path, addresses={f"{fn}@valuit.com": fn for fn in FUNCTIONS})
+    fill(config.database, 3)
+    db = open_db(config.database)
+    first = replies.send(db, 1, "Answer", "alice", config.mail)
+    replies.send(db, 2, "Answer", "alice", config.mail)
+    with write(db):
+        outbox.failed(db, first, "refused by the server: 550 no such user")
+    db.close()
+    app = DeskApp(config)
+    async with app.run_test(size=(200, 40)) as pilot:
+        line = app.screen.query_one(StatusLine)
+        await until(pilot, lambda: "mail out" in str(line.render()))
+        shown = str(line.render())
+        assert "mail out: 1 queued (no [smtp]: not sent), 1 failed" in shown

@@ -13,7 +13,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Static, Tab, Tabs
 
-from db import clock, discrepancy, search, sources, tickets
+from db import clock, discrepancy, outbox, search, sources, tickets
 from tui import keys, safe, windows
 from tui.actions import TicketActions
 from tui.dialogs.search import SearchDialog
@@ -186,6 +186,7 @@ class MainScreen(TicketActions, Screen):
                 {
                     "counts": tickets.open_counts(db),
                     "sources": sources.all_states(db),
+                    "outbox": outbox.counts(db),
                     "volume": tickets.hourly_volume(db, now, HOURS),
                     "reports": discrepancy.listing(db, open_only=True)[:REPORTS_SHOWN],
                     "windows": windows.overview(db, now, HOURS, ahead),
@@ -205,7 +206,8 @@ class MainScreen(TicketActions, Screen):
             self.query_one(f"#section-{i}", Tab).label = label
         win = data["windows"]
         self.query_one(Banner).show(win, zone)
-        self.query_one(StatusLine).show(data["sources"])
+        can_send = self.app.config.mail.smtp is not None
+        self.query_one(StatusLine).show(data["sources"], data["outbox"], can_send)
         self.query_one(Volume).show(data["volume"], win["hours"])
         self.query_one(DiscrepancyPanel).show(data["reports"], win["titles"])
         self.list.refresh()

@@ -1,4 +1,5 @@
-"""The status line: each mail source's state and last success; a failing source stands out."""
+"""The status line: each mail source's state and last success, and the outgoing mail that
+waits or failed; trouble stands out."""
 
 from __future__ import annotations
 
@@ -37,10 +38,29 @@ def describe(sources: list[dict[str, Any]], now: datetime) -> Text:
     return line
 
 
+def describe_outbox(counts: dict[str, int], can_send: bool) -> Text:
+    """'mail out: 3 queued, 1 failed', or nothing when all is sent."""
+    line = Text()
+    waiting, failed = counts.get("queued", 0) + counts.get("sending", 0), counts.get("failed", 0)
+    if waiting:
+        line.append(f"mail out: {waiting} queued", "yellow" if can_send else "bold yellow")
+        if not can_send:
+            line.append(" (no [smtp]: not sent)", "bold yellow")
+    if failed:
+        line.append(", " if waiting else "mail out: ")
+        line.append(f"{failed} failed (desk outbox --status failed)", "bold white on red")
+    return line
+
+
 class StatusLine(Static):
     DEFAULT_CSS = """
     StatusLine { height: 1; background: $panel; padding: 0 1; }
     """
 
-    def show(self, sources: list[dict[str, Any]]) -> None:
-        self.update(describe(sources, clock.now()))
+    def show(self, sources: list[dict[str, Any]], outbox: dict[str, int], can_send: bool) -> None:
+        # Mail out first: the line is cut at the screen's edge, and a failure there needs action.
+        line = describe_outbox(outbox, can_send)
+        if line:
+            line.append("  ")
+        line.append_text(describe(sources, clock.now()))
+        self.update(line)
