@@ -28,6 +28,27 @@ def _in(values: tuple[str, ...]) -> str:
     return "(" + ", ".join(f"'{v}'" for v in values) + ")"
 
 
+# The notice kinds of schema v2; v3 added "change" and "report".
+_V2_NOTICE_KINDS = ("announcement", "reminder", "start", "completion", "cancellation")
+
+
+def _notice_table(name: str, kinds: tuple[str, ...]) -> str:
+    """The notice ledger's table: SQLite cannot change a CHECK, so v3 rebuilds it."""
+    return f"""CREATE TABLE {name} (
+            id INTEGER PRIMARY KEY,
+            window_id INTEGER NOT NULL REFERENCES window (id) ON DELETE CASCADE,
+            revision INTEGER NOT NULL,
+            kind TEXT NOT NULL CHECK (kind IN {_in(kinds)}),
+            channel TEXT NOT NULL CHECK (channel IN {_in(NOTICE_CHANNELS)}),
+            subject TEXT NOT NULL DEFAULT '',
+            body TEXT NOT NULL,
+            rendered_at TEXT NOT NULL,
+            issued_by TEXT NOT NULL,
+            superseded INTEGER NOT NULL DEFAULT 0,
+            UNIQUE (window_id, revision, kind, channel)
+        )"""
+
+
 def _v1_core(db: sqlite_utils.Database) -> None:
     """Tickets, messages, attachments, audit trail, source checkpoints and the search index."""
     db.executescript(
@@ -221,19 +242,7 @@ def _v2_windows(db: sqlite_utils.Database) -> None:
         );
         CREATE INDEX window_event_window ON window_event (window_id, id);
 
-        CREATE TABLE notice (
-            id INTEGER PRIMARY KEY,
-            window_id INTEGER NOT NULL REFERENCES window (id) ON DELETE CASCADE,
-            revision INTEGER NOT NULL,
-            kind TEXT NOT NULL CHECK (kind IN {_in(NOTICE_KINDS)}),
-            channel TEXT NOT NULL CHECK (channel IN {_in(NOTICE_CHANNELS)}),
-            subject TEXT NOT NULL DEFAULT '',
-            body TEXT NOT NULL,
-            rendered_at TEXT NOT NULL,
-            issued_by TEXT NOT NULL,
-            superseded INTEGER NOT NULL DEFAULT 0,
-            UNIQUE (window_id, revision, kind, channel)
-        );
+        {_notice_table("notice", _V2_NOTICE_KINDS)};
 
         -- One row: the maintenance settings the daemon classifies mail with, as last synced
         -- from config.toml, so every process judges mail alike.
@@ -261,19 +270,7 @@ def _v3_mail_out(db: sqlite_utils.Database) -> None:
     response time, and two more notice kinds (a change of schedule, the post-maintenance report).
     """
     script = f"""
-        CREATE TABLE notice_v3 (
-            id INTEGER PRIMARY KEY,
-            window_id INTEGER NOT NULL REFERENCES window (id) ON DELETE CASCADE,
-            revision INTEGER NOT NULL,
-            kind TEXT NOT NULL CHECK (kind IN {_in(NOTICE_KINDS)}),
-            channel TEXT NOT NULL CHECK (channel IN {_in(NOTICE_CHANNELS)}),
-            subject TEXT NOT NULL DEFAULT '',
-            body TEXT NOT NULL,
-            rendered_at TEXT NOT NULL,
-            issued_by TEXT NOT NULL,
-            superseded INTEGER NOT NULL DEFAULT 0,
-            UNIQUE (window_id, revision, kind, channel)
-        );
+        {_notice_table("notice_v3", NOTICE_KINDS)};
         INSERT INTO notice_v3 SELECT * FROM notice;
         DROP TABLE notice;
         ALTER TABLE notice_v3 RENAME TO notice;

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
+
+import pytest
 
 from db import migrations
 from db.connect import open_db
@@ -33,3 +36,37 @@ def test_several_processes_creating_the_schema_at_once_all_succeed(tmp_path):
     errors = [p.communicate(timeout=60)[1] for p in procs]
     assert [0] * 6 == [p.returncode for p in procs], errors
     assert len(migrations.MIGRATIONS) == migrations.version(open_db(path))
+
+
+def test_a_v2_database_keeps_its_notices_and_takes_the_new_kinds(tmp_path, monkeypatch):
+    path = tmp_path / "desk.db"
+    monkeypatch.setattr(migrations, "MIGRATIONS", migrations.MIGRATIONS[:2])
+    db = open_db(path)
+    db.execute(
+        "INSERT INTO window (title, kind, update_type, start_at, end_at, zone, created_at, "
+        "created_by) VALUES ('W', 'adhoc', 'feature', '2026-01-01', '2026-01-02', 'UTC', "
+        "'2025-12-01', 'ops')"
+    )
+    db.execute(
+        "INSERT INTO notice (window_id, revision, kind, channel, body, rendered_at, issued_by) "
+        "VALUES (1, 1, 'announcement', 'email', 'We will…', '2025-12-01', 'ops')"
+    )
+    db.conn.commit()
+    with pytest.raises(sqlite3.IntegrityError):  # v2 knew no change notice
+        db.execute(
+            "INSERT INTO notice (window_id, revision, kind, channel, body, rendered_at, "
+            "issued_by) VALUES (1, 2, 'change', 'email', 'x', '2025-12-02', 'ops')"
+        )
+    db.close()
+    monkeypatch.undo()
+
+    db = open_db(path)
+    assert 3 == migrations.version(db)
+    assert [(1, "announcement", "We will…")] == db.execute(
+        "SELECT id, kind, body FROM notice"
+    ).fetchall()
+    db.execute(
+        "INSERT INTO notice (window_id, revision, kind, channel, body, rendered_at, issued_by) "
+        "VALUES (1, 2, 'change', 'email', 'x', '2025-12-02', 'ops')"
+    )
+    assert [] == db.execute("PRAGMA foreign_key_check").fetchall()
