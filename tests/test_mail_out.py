@@ -13,6 +13,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from email.utils import parseaddr
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -39,6 +41,23 @@ def customer_ticket(tmp_path: Path, config: config_module.Config, **kw: object) 
     daemon.run(config, once=True)
     db = open_db(config.database)
     return db.execute("SELECT max(id) FROM ticket").fetchone()[0]
+
+
+@contextmanager
+def sending(config: config_module.Config) -> Iterator[None]:
+    """The daemon's sender loop, running in a thread while the block runs."""
+    stop = threading.Event()
+    loop = threading.Thread(
+        target=sender.run,
+        args=(open_db(config.database), config.mail.smtp, stop),
+        kwargs={"once": False, "lock": sender.lock_file(config.database)},
+    )
+    loop.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        loop.join()
 
 
 def status(db, outbox_id: int) -> dict:
@@ -128,18 +147,8 @@ def test_a_4xx_is_retried_until_the_server_takes_it(tmp_path, smtp_server):
     db = open_db(config.database)
     outbox_id = replies.send(db, ticket, "Answer", "alice", config.mail)
     smtp_server.handler.defer = 2
-    stop = threading.Event()
-    loop = threading.Thread(
-        target=sender.run,
-        args=(open_db(config.database), config.mail.smtp, stop),
-        kwargs={"once": False, "lock": sender.lock_file(config.database)},
-    )
-    loop.start()
-    try:
+    with sending(config):
         smtp_server.handler.wait_for(1)
-    finally:
-        stop.set()
-        loop.join()
     assert 3 == smtp_server.handler.attempts
     state, attempts, error = status(db, outbox_id)
     assert ("sent", 3, None) == (state, attempts, error)
@@ -194,20 +203,10 @@ def test_the_server_took_it_but_the_database_was_locked_it_is_marked_not_resent(
         real(db, outbox_id)
 
     monkeypatch.setattr(outbox, "sent", locked_once)
-    stop = threading.Event()
-    loop = threading.Thread(
-        target=sender.run,
-        args=(open_db(config.database), config.mail.smtp, stop),
-        kwargs={"once": False, "lock": sender.lock_file(config.database)},
-    )
-    loop.start()
-    try:
+    with sending(config):
         deadline = time.monotonic() + 20
         while status(db, outbox_id)[0] != "sent" and time.monotonic() < deadline:
             time.sleep(0.05)
-    finally:
-        stop.set()
-        loop.join()
     assert "sent" == status(db, outbox_id)[0]
     assert 1 == len(smtp_server.handler.delivered)  # marked after the fact, never sent again
 
