@@ -39,6 +39,7 @@ class Incoming:
     charset_used: str = ""
     auto: str = ""  # "", "auto-reply" or "bounce"
     bounced_ids: list[str] = field(default_factory=list)  # Message-IDs a bounce reports on
+    bounce_of: str | None = None  # a bounce: the Message-ID of the mail it returns
     attachments: list[Attachment] = field(default_factory=list)
     parse_error: str | None = None
     defects: list[str] = field(default_factory=list)

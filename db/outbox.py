@@ -127,6 +127,13 @@ def failed(db: sqlite_utils.Database, outbox_id: int, error: str) -> None:
     _finish(db, outbox_id, "failed", error)
 
 
+def bounced(db: sqlite_utils.Database, message_id: str, why: str) -> None:
+    """A mail of ours came back after the server took it: failed, as if refused."""
+    row = db.execute("SELECT id, status FROM outbox WHERE message_id = ?", [message_id]).fetchone()
+    if row is not None and row[1] != "failed":
+        failed(db, row[0], why)
+
+
 def defer(db: sqlite_utils.Database, outbox_id: int, error: str, delay: timedelta) -> None:
     """Back to the queue, to be tried again after `delay`."""
     db.execute(

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import sqlite_utils
 
-from db import acks, clock, compose, discrepancy, outbox, threads
+from db import acks, bounces, clock, compose, discrepancy, outbox, threads
 from db.connect import write
 from db.events import record_event
 from db.model import Delivery, Incoming, Stored
@@ -49,6 +49,9 @@ def store_batch(
     with write(db):
         pairs = list(items)
         results = [_store_one(db, msg, delivery) for msg, delivery in pairs]
+        for msg, stored in zip((m for m, _ in pairs), results, strict=True):
+            if stored.new:
+                bounces.record(db, msg)
         # Link and classify each ticket that got mail once, however many of its messages came.
         touched = dict.fromkeys(r.ticket_id for r in results if r.new and r.ticket_id is not None)
         discrepancy.reevaluate(db, list(touched))

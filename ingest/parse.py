@@ -36,6 +36,9 @@ from ingest import route
 MAX_PARTS = 500  # beyond this a message is hostile or broken; keep what came first
 MAX_TEXT = 2_000_000
 _MSGID = re.compile(r"<[^<>\s]{1,900}>")
+# Parts read whole, though the stdlib parses them into header blocks.
+_WHOLE = ("message/rfc822", "message/delivery-status")
+_RETURNED_ID = re.compile(r"^message-id:[ \t]*(<[^<>\s]{1,900}>)", re.IGNORECASE | re.MULTILINE)
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
 _FOLD = re.compile(r"\r?\n[ \t]")
 _UNSAFE_NAME = re.compile(r"[\x00-\x1f\x7f/\\:*?\"<>|]")
@@ -204,7 +207,11 @@ def _read_body(msg: Incoming, body: Message) -> None:
     for index, part in enumerate(_leaves(body, msg)):
         ctype = part.get_content_type()
         if ctype in ("text/rfc822-headers", "message/delivery-status", "message/rfc822"):
-            msg.bounced_ids.extend(_MSGID.findall(_payload_text(part)[0])[:5])
+            text = _payload_text(part)[0]
+            msg.bounced_ids.extend(_MSGID.findall(text)[:5])
+            own = _RETURNED_ID.search(text) if ctype != "message/delivery-status" else None
+            if own and msg.auto == "bounce" and msg.bounce_of is None:
+                msg.bounce_of = own.group(1)
             if ctype == "message/delivery-status":
                 plain.append(_payload_text(part)[0])
             continue
@@ -230,7 +237,7 @@ def _leaves(body: Message, msg: Incoming) -> list[Message]:
     while stack and len(leaves) < MAX_PARTS:
         part = stack.pop()
         payload = part.get_payload()
-        if part.get_content_type() == "message/rfc822" or not isinstance(payload, list):
+        if part.get_content_type() in _WHOLE or not isinstance(payload, list):
             leaves.append(part)
         else:
             stack.extend(reversed(payload))
@@ -241,9 +248,12 @@ def _leaves(body: Message, msg: Incoming) -> list[Message]:
 
 def _payload_text(part: Message) -> tuple[str, str]:
     """A text part's content and the charset that decoded it."""
-    if part.get_content_type() == "message/rfc822":
+    if part.get_content_type() in _WHOLE:
+        # Parsed into header blocks: the returned mail, or the report's per-message and
+        # per-recipient fields (Action, Status, Diagnostic-Code).
         inner = part.get_payload()
-        data = inner[0].as_bytes() if isinstance(inner, list) and inner else b""
+        blocks = inner if isinstance(inner, list) else []
+        data = b"\n".join(block.as_bytes() for block in blocks)
     else:
         data = part.get_payload(decode=True) or b""
     charset = (part.get_content_charset() or "").strip().lower()

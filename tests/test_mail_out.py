@@ -366,3 +366,43 @@ def test_without_smtp_mail_waits_in_the_outbox_and_the_daemon_says_so(tmp_path, 
     assert "queued" == status(db, outbox_id)[0]
     assert "1 mail(s) wait in the outbox but there is no [smtp]" in caplog.text
     assert 1 == db.execute("SELECT count(*) FROM message WHERE direction = 'in'").fetchone()[0]
+
+
+def dsn(returned: str, action: str, diagnostic: str) -> bytes:
+    """A delivery status notification (RFC 3464) about the mail with Message-ID `returned`."""
+    return (
+        "From: Mail Delivery System <MAILER-DAEMON@mx.example.org>\r\nTo: <>\r\n"
+        "Subject: Undelivered Mail Returned to Sender\r\nMIME-Version: 1.0\r\n"
+        "Content-Type: multipart/report; report-type=delivery-status; boundary=b\r\n\r\n"
+        "--b\r\nContent-Type: text/plain\r\n\r\nYour message could not be delivered.\r\n"
+        "--b\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.example.org"
+        f"\r\n\r\nFinal-Recipient: rfc822; ann@example.com\r\nAction: {action}\r\n"
+        f"Status: 5.1.1\r\nDiagnostic-Code: smtp; {diagnostic}\r\n"
+        "--b\r\nContent-Type: text/rfc822-headers\r\n\r\nFrom: technical@valuit.com\r\n"
+        f"References: <question@example.com>\r\nMessage-ID: {returned}\r\n--b--\r\n"
+    ).encode()
+
+
+def test_a_bounce_after_the_relay_took_the_mail_fails_it_on_its_ticket(tmp_path, smtp_server):
+    config = make_config(tmp_path, smtp_server)
+    ticket = customer_ticket(tmp_path, config)
+    db = open_db(config.database)
+    outbox_id = replies.send(db, ticket, "Answer", "alice", config.mail)
+    daemon.run(config, once=True)
+    assert "sent" == status(db, outbox_id)[0]
+    returned = outbox.get(db, outbox_id)["message_id"]
+
+    drop(tmp_path, "technical", dsn(returned, "delayed", "451 4.4.1 mailbox busy"))
+    daemon.run(config, once=True)
+    assert "sent" == status(db, outbox_id)[0]  # only delayed: it may still arrive
+
+    drop(
+        tmp_path, "technical", dsn(returned, "failed", "550 5.1.1 <ann@example.com>: no such user")
+    )
+    daemon.run(config, once=True)
+    state, _, error = status(db, outbox_id)
+    assert "failed" == state
+    assert "bounced: 550 5.1.1 <ann@example.com>: no such user" == error
+    # The bounces joined the ticket, which now owes a first response again.
+    row = db.execute("SELECT message_count, first_response_at FROM ticket WHERE id = ?", [ticket])
+    assert (4, None) == row.fetchone()

@@ -46,6 +46,8 @@ def test_bounces_are_recognised_and_know_what_they_bounce():
     )
     msg = parse(raw)
     assert ("bounce", ["<orig@valuit.com>"]) == (msg.auto, msg.bounced_ids)
+    assert "<orig@valuit.com>" == msg.bounce_of
+    assert "Action: failed\nStatus: 5.1.1" in msg.body_text  # the report, for people and rules
     assert "bounce" == parse(mail(sender="MAILER-DAEMON@example.net")).auto
 
 
