@@ -97,12 +97,17 @@ def tick(
 def _window(
     db: sqlite_utils.Database, window_id: int, now: datetime, mail: MailOut, m: Maintenance
 ) -> list[tuple[str, str]]:
+    def needs() -> tuple[windows.Window, str | None]:
+        w = windows.get(db, window_id)
+        ledger = [n for n in notices.ledger(db, w.id) if n["channel"] == "email"]
+        return w, due(w, now, ledger, mail, m.announce_hours)
+
     issued = []
     for _ in range(3):  # a window may owe several at once: its completion, then its report
+        if needs()[1] is None:  # most ticks: read, and leave the write lock to the sources
+            return issued
         with write(db):
-            w = windows.get(db, window_id)
-            ledger = [n for n in notices.ledger(db, w.id) if n["channel"] == "email"]
-            kind = due(w, now, ledger, mail, m.announce_hours)
+            w, kind = needs()  # again under the lock: someone may have issued it meanwhile
             if kind is None:
                 return issued
             late = (
