@@ -2,7 +2,8 @@
 it, and the states the daemon's sender moves it through.
 
 queued → sending → sent; a 4xx or an unreachable server puts it back to queued with a later
-`next_attempt_at`; a 5xx, or deferral past the give-up time, makes it failed. `sending` is
+`next_attempt_at`; a 5xx, deferral past the give-up time, or a bounce that comes back after
+the server took it makes it failed. `sending` is
 written (and committed) just before the mail is handed over and `sent` just after the server's
 250, so after a crash at most the one mail in hand is `sending`: it is sent again, with the same
 Message-ID. `dedupe` names what each mail is (a notice to one subscriber, one ticket's
@@ -102,9 +103,10 @@ def _first_response(db: sqlite_utils.Database, ticket_id: int) -> None:
 
 def _finish(db: sqlite_utils.Database, outbox_id: int, status: str, error: str | None) -> None:
     now = clock.now_iso()
-    db.execute(
-        "UPDATE outbox SET status = ?, last_error = ?, sent_at = ? WHERE id = ?",
-        [status, error, now if status == "sent" else None, outbox_id],
+    db.execute(  # a bounce fails a mail that was sent: when it went stays on record
+        "UPDATE outbox SET status = ?, last_error = ?, "
+        "sent_at = CASE WHEN ? = 'sent' THEN ? ELSE sent_at END WHERE id = ?",
+        [status, error, status, now, outbox_id],
     )
     row = db.execute(
         "SELECT ticket_id, kind, rcpt, attempts FROM outbox WHERE id = ?", [outbox_id]

@@ -403,6 +403,7 @@ def test_a_bounce_after_the_relay_took_the_mail_fails_it_on_its_ticket(tmp_path,
     state, _, error = status(db, outbox_id)
     assert "failed" == state
     assert "bounced: 550 5.1.1 <ann@example.com>: no such user" == error
+    assert outbox.get(db, outbox_id)["sent_at"] is not None  # it did leave us
     # The bounces joined the ticket, which now owes a first response again.
     row = db.execute("SELECT message_count, first_response_at FROM ticket WHERE id = ?", [ticket])
     assert (4, None) == row.fetchone()
