@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import logging
 import signal
+import smtplib
 import sys
 import threading
 from collections.abc import Callable
@@ -21,7 +22,7 @@ from db import notice_schedule, outbox, recurrence, sources
 from db.config import Config, Source, load
 from db.connect import open_db
 from db.errors import DeskError
-from ingest import imap, maildir, sender
+from ingest import imap, maildir, secrets, sender
 from ingest.pipeline import Pipeline, make_pool
 
 log = logging.getLogger("desk.daemon")
@@ -149,6 +150,23 @@ def run(config: Config, *, once: bool, stop: threading.Event | None = None) -> b
     return not failed
 
 
+def _check_smtp(config: Config, to: str) -> int:
+    smtp = config.mail.smtp
+    if smtp is None:
+        print(f"desk-ingest: no [smtp] in {config.path}; mail waits in the outbox", file=sys.stderr)
+        return 2
+    sender_addr = config.mail.senders.get("general") or next(iter(config.mail.senders.values()), "")
+    if to and not sender_addr:
+        print("desk-ingest: no address to send the test from: set [addresses]", file=sys.stderr)
+        return 2
+    try:
+        print(sender.check(smtp, sender_addr, to or None))
+    except (OSError, smtplib.SMTPException, secrets.SecretError) as exc:
+        print(f"desk-ingest: {sender.explain(smtp, exc)}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="desk-ingest",
@@ -166,12 +184,22 @@ def main(argv: list[str] | None = None) -> int:
         choices=["debug", "info", "warning", "error"],
         help="overrides [ingest] log_level",
     )
+    parser.add_argument(
+        "--check-smtp",
+        nargs="?",
+        const="",
+        metavar="ADDRESS",
+        help="connect and log in to [smtp] as the daemon would, and say how it went; with "
+        "ADDRESS, also send it a test mail",
+    )
     args = parser.parse_args(argv)
     try:
         config = load(args.config)
     except DeskError as exc:
         print(f"desk-ingest: {exc.message}", file=sys.stderr)
         return 2
+    if args.check_smtp is not None:
+        return _check_smtp(config, args.check_smtp)
     logging.basicConfig(
         level=(args.log_level or config.log_level).upper(),
         stream=sys.stderr,

@@ -21,7 +21,7 @@ from typing import Any
 
 import sqlite_utils
 
-from db import clock, outbox
+from db import clock, compose, outbox
 from db.config import Smtp
 from db.connect import write
 from ingest import backoff, secrets
@@ -76,6 +76,11 @@ def explain(smtp: Smtp, exc: BaseException) -> str:
         return f"cannot resolve {smtp.host}: {exc.strerror}"
     if isinstance(exc, TimeoutError):
         return f"{where} did not answer within {smtp.timeout:g} s"
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        refused = "; ".join(
+            f"{to}: {code} {_text(text)}" for to, (code, text) in exc.recipients.items()
+        )
+        return f"{where} refused the recipient ({refused})"
     if isinstance(exc, smtplib.SMTPResponseException):
         return f"{where} said {exc.smtp_code} {_text(exc.smtp_error)}"
     return f"connection to {where} failed: {exc or type(exc).__name__}"
@@ -199,6 +204,28 @@ class Sender:
                 outbox.defer(self.db, row["id"], f"deferred by the server: {answer}", delay)
         log.warning("mail %d to %s: the server answered %s", row["id"], row["rcpt"], answer)
         return True
+
+
+def check(smtp: Smtp, sender: str, to: str | None) -> str:
+    """Connect and log in as the daemon would, and with `to` send that address a test mail;
+    what happened, in a sentence. Raises what `connect` raises."""
+    conn = connect(smtp)
+    how = {"tls": "TLS verified", "starttls": "STARTTLS verified", "none": "no TLS (loopback)"}
+    said = f"{smtp.host}:{smtp.port}: connected, {how[smtp.security]}"
+    said += f", logged in as {smtp.username}" if smtp.username else ", no login"
+    try:
+        if to:
+            test = compose.build(
+                sender=sender, to=to, subject="Valuit Desk: a test of outgoing mail",
+                body="This mail tests the desk's [smtp] settings; no answer is needed.\n",
+                msgid=compose.message_id(sender), date=clock.now(),
+                headers={"Auto-Submitted": "auto-generated"},
+            )  # fmt: skip
+            conn.sendmail(compose.address(sender), [to], test.raw)
+            said += f"; a test mail to {to} was taken ({test.message_id})"
+    finally:
+        conn.quit()
+    return said
 
 
 def lock_file(database: Path) -> Path:

@@ -407,3 +407,30 @@ def test_a_bounce_after_the_relay_took_the_mail_fails_it_on_its_ticket(tmp_path,
     # The bounces joined the ticket, which now owes a first response again.
     row = db.execute("SELECT message_count, first_response_at FROM ticket WHERE id = ?", [ticket])
     assert (4, None) == row.fetchone()
+
+
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
+def test_check_smtp_says_how_the_daemon_would_fare_and_can_send_a_test(
+    tmp_path, capsys, monkeypatch
+):
+    if not shutil.which("openssl"):
+        pytest.skip("openssl is needed to make the test certificates")
+    server = SmtpServer(tls=tmp_path / "tls").start()
+    try:
+        path = write_config_file(tmp_path, extra=server.toml(
+            security="starttls", username="desk", password_env="DESK_SMTP_PW",
+            ca_file=str(server.ca_file),
+        ))  # fmt: skip
+        monkeypatch.setenv("DESK_SMTP_PW", "wrong")
+        assert 1 == daemon.main(["--config", str(path), "--check-smtp"])
+        assert "login as desk on 127.0.0.1" in capsys.readouterr().err
+
+        monkeypatch.setenv("DESK_SMTP_PW", "s3cret")
+        assert 0 == daemon.main(["--config", str(path), "--check-smtp", "ops@example.com"])
+        out = capsys.readouterr().out
+        assert "STARTTLS verified, logged in as desk; a test mail to ops@example.com" in out
+        [got] = server.handler.wait_for(1)
+        assert ["ops@example.com"] == got.rcpt
+        assert "general@valuit.com" == parseaddr(got.message["From"])[1]
+    finally:
+        server.stop()
