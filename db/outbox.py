@@ -5,8 +5,9 @@ queued → sending → sent; a 4xx or an unreachable server puts it back to queu
 `next_attempt_at`; a 5xx, deferral past the give-up time, or a bounce that comes back after the
 server took it makes it failed. `sending` is written (and committed) just before the mail is
 handed over and `sent` just after the server's 250, so after a crash at most the one mail in
-hand is `sending`: it is sent again, with the same Message-ID. `dedupe` names what each mail is (a notice to one subscriber, one ticket's
-acknowledgement), so queueing the same thing twice queues it once.
+hand is `sending`: it is sent again, with the same Message-ID. `dedupe` names what each mail
+is (a notice to one subscriber, one ticket's acknowledgement), so queueing the same thing twice
+queues it once.
 """
 
 from __future__ import annotations
