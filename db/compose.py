@@ -37,6 +37,7 @@ class Mail:
     message_id: str
     sender: str  # 'Name <address>'
     to: str  # 'Name <address>'
+    cc: tuple[str, ...]  # 'Name <address>' each
     subject: str
     body: str
     date: str
@@ -48,6 +49,10 @@ class Mail:
     @property
     def rcpt(self) -> str:
         return address(self.to)
+
+    @property
+    def cc_addresses(self) -> list[str]:
+        return [address(c) for c in self.cc]
 
 
 def address(mailbox: str) -> str:
@@ -87,6 +92,7 @@ def build(
     in_reply_to: str | None = None,
     references: list[str] | tuple[str, ...] = (),
     headers: dict[str, str] | None = None,
+    cc: tuple[str, ...] = (),
 ) -> Mail:
     """A text/plain UTF-8 mail from `sender` (who also takes replies) to `to`."""
     subject = one_line(subject)
@@ -97,6 +103,7 @@ def build(
         "From": _mailbox(sender),
         "Reply-To": _mailbox(sender),
         "To": _mailbox(to),
+        "Cc": ", ".join(_mailbox(c) for c in cc) or None,
         "Subject": subject if subject.isascii() else Header(subject, "utf-8"),
         "Date": format_datetime(date),
         "Message-ID": msgid,
@@ -113,6 +120,7 @@ def build(
         message_id=msgid,
         sender=sender,
         to=to,
+        cc=cc,
         subject=subject,
         body=body,
         date=fields["Date"],

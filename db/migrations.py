@@ -287,6 +287,7 @@ def _v3_mail_out(db: sqlite_utils.Database) -> None:
             window_id INTEGER REFERENCES window (id) ON DELETE SET NULL,
             mail_from TEXT NOT NULL,
             rcpt TEXT NOT NULL,
+            cc TEXT NOT NULL DEFAULT '[]',
             subject TEXT NOT NULL DEFAULT '',
             raw BLOB NOT NULL,
             status TEXT NOT NULL DEFAULT 'queued' CHECK (status IN {_in(OUTBOX_STATUSES)}),

@@ -12,6 +12,7 @@ queues it once.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -46,8 +47,8 @@ def enqueue(
     now = clock.now_iso()
     cursor = db.execute(
         "INSERT OR IGNORE INTO outbox (kind, dedupe, message_id, ticket_id, notice_id, "
-        "window_id, mail_from, rcpt, subject, raw, next_attempt_at, created_at, created_by) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "window_id, mail_from, rcpt, cc, subject, raw, next_attempt_at, created_at, created_by) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
             kind,
             dedupe,
@@ -57,6 +58,7 @@ def enqueue(
             window_id,
             "" if null_sender else compose.address(mail.sender),
             mail.rcpt,
+            json.dumps(mail.cc_addresses),
             mail.subject,
             mail.raw,
             now,
@@ -71,7 +73,7 @@ def due(db: sqlite_utils.Database, now: datetime, limit: int) -> list[dict[str, 
     """Queued mails whose time has come, oldest first."""
     return list(
         db.query(
-            "SELECT id, mail_from, rcpt, raw, attempts, created_at, ticket_id FROM outbox "
+            "SELECT id, mail_from, rcpt, cc, raw, attempts, created_at, ticket_id FROM outbox "
             "WHERE status = 'queued' AND next_attempt_at <= ? ORDER BY next_attempt_at, id "
             "LIMIT ?",
             [clock.iso(now), limit],
@@ -120,8 +122,9 @@ def _finish(db: sqlite_utils.Database, outbox_id: int, status: str, error: str |
             _first_response(db, row[0])
 
 
-def sent(db: sqlite_utils.Database, outbox_id: int) -> None:
-    _finish(db, outbox_id, "sent", None)
+def sent(db: sqlite_utils.Database, outbox_id: int, refused: str | None = None) -> None:
+    """Taken by the server; `refused` says which Cc addresses it would not take, and why."""
+    _finish(db, outbox_id, "sent", refused)
 
 
 def failed(db: sqlite_utils.Database, outbox_id: int, error: str) -> None:
@@ -199,8 +202,8 @@ def recently_acknowledged(db: sqlite_utils.Database, addr: str, since: datetime)
 
 
 _LISTED = (
-    "id, kind, status, rcpt, subject, ticket_id, window_id, notice_id, attempts, next_attempt_at, "
-    "last_error, created_at, created_by, sent_at, message_id"
+    "id, kind, status, rcpt, cc, subject, ticket_id, window_id, notice_id, attempts, "
+    "next_attempt_at, last_error, created_at, created_by, sent_at, message_id"
 )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from email.utils import getaddresses
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -91,10 +92,54 @@ def draft(
     return text + "\n"
 
 
-def send(db: sqlite_utils.Database, ticket_id: int, body: str, agent: str, mail: MailOut) -> int:
-    """Queue the reply, put it in the thread, record the first response; the outbox id."""
+def default_cc(db: sqlite_utils.Database, ticket_id: int, mail: MailOut) -> str:
+    """Who else the customer's newest mail went to (their colleagues in To and Cc), for the
+    reply's Cc: 'Name <addr>, …', without the customer, us, or addresses we cannot write to."""
+    row = db.execute(
+        "SELECT m.from_addr, m.to_addrs, m.cc_addrs, t.requester_addr FROM message m "
+        "JOIN ticket t ON t.id = m.ticket_id WHERE m.ticket_id = ? AND m.direction = 'in' "
+        "AND m.auto = '' ORDER BY m.received_at DESC, m.id DESC LIMIT 1",
+        [ticket_id],
+    ).fetchone()
+    if row is None:
+        return ""
+    skip = {row[3].lower(), *mail.own_addresses}
+    found: dict[str, str] = {}
+    for name, addr in getaddresses([row[0], row[1], row[2]]):
+        addr = addr.lower()
+        if compose.sendable(addr) and addr not in skip:
+            found.setdefault(addr, compose.recipient(name, addr))
+    return ", ".join(found.values())
+
+
+def parse_cc(text: str) -> tuple[str, ...]:
+    """'Name <a@x>, b@y' → ('Name <a@x>', 'b@y'); DeskError naming what is not an address."""
+    found, bad = [], []
+    for name, addr in getaddresses([text]):
+        if not (name or addr):
+            continue
+        if compose.sendable(addr):
+            found.append(compose.recipient(name, addr.lower()))
+        else:
+            bad.append(addr or name)
+    if bad:
+        raise DeskError(f"Cc: {', '.join(bad)} is not an address the desk can write to.")
+    return tuple(dict.fromkeys(found))
+
+
+def send(
+    db: sqlite_utils.Database,
+    ticket_id: int,
+    body: str,
+    agent: str,
+    mail: MailOut,
+    cc: str = "",
+) -> int:
+    """Queue the reply (to the customer, with `cc` as written in the composer), put it in the
+    thread, record the first response; the outbox id."""
     if not body.strip():
         raise DeskError("The reply is empty; write something or press escape.")
+    copies = parse_cc(cc)
     now = clock.now_iso()
     with write(db):
         ticket = tickets.get(db, ticket_id)
@@ -120,6 +165,7 @@ def send(db: sqlite_utils.Database, ticket_id: int, body: str, agent: str, mail:
             date=clock.now(),
             in_reply_to=in_reply_to,
             references=references,
+            cc=copies,
         )
         outbox_id = store.queue_outgoing(
             db,

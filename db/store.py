@@ -329,6 +329,7 @@ def _store_outgoing(
         from_addr=sender.lower(),
         from_name=name,
         to_addrs=[mail.to],
+        cc_addrs=list(mail.cc),
         subject=mail.subject,
         date_header=mail.date,
         sent_at=now,

@@ -9,6 +9,7 @@ fails it, and the failure shows on its ticket. An unreachable server backs the w
 from __future__ import annotations
 
 import fcntl
+import json
 import logging
 import smtplib
 import socket
@@ -180,7 +181,9 @@ class Sender:
         """Send one mail; False when the connection is gone (the mail is deferred)."""
         smtp, attempts = self.smtp, row["attempts"] + 1
         try:
-            conn.sendmail(row["mail_from"], [row["rcpt"]], row["raw"])
+            refused = conn.sendmail(
+                row["mail_from"], [row["rcpt"], *json.loads(row["cc"])], row["raw"]
+            )
         except smtplib.SMTPRecipientsRefused as exc:
             code, text = exc.recipients[row["rcpt"]]
         except smtplib.SMTPResponseException as exc:  # MAIL FROM or DATA refused
@@ -191,8 +194,11 @@ class Sender:
             return False
         else:
             self.unmarked.append(row["id"])  # taken by the server: never to be sent again
+            note = "; ".join(
+                f"not taken for {to}: {c} {_text(t)}" for to, (c, t) in refused.items()
+            )
             with write(self.db):
-                outbox.sent(self.db, row["id"])
+                outbox.sent(self.db, row["id"], note or None)
             self.unmarked.remove(row["id"])
             return True
         answer = f"{code} {_text(text)}"

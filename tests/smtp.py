@@ -53,8 +53,15 @@ class Handler:
     hold: threading.Event | None = None  # wait for it before answering DATA …
     hold_after: int = 0  # … once this many mails were delivered
     on_delivery: Callable[[Received], None] | None = None
+    refuse_rcpt: set[str] = field(default_factory=set)  # refused at RCPT TO with 550
     attempts: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options) -> str:
+        if address in self.refuse_rcpt:
+            return "550 5.1.1 No such user (test server)"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server, session, envelope) -> str:
         with self.lock:

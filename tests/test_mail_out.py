@@ -24,6 +24,7 @@ import pytest
 from db import clock, outbox, replies
 from db import config as config_module
 from db.connect import open_db
+from db.errors import DeskError
 from ingest import daemon, sender
 from tests.conftest import drop, mail, write_config_file
 from tests.smtp import SmtpServer
@@ -155,12 +156,13 @@ def test_a_4xx_is_retried_until_the_server_takes_it(tmp_path, smtp_server):
 
 
 def test_the_wait_after_each_4xx_doubles_with_jitter(tmp_path, smtp_server, monkeypatch):
+    now = clock.parse("2026-11-26T10:00:00Z")  # the whole test runs on this clock
+    monkeypatch.setenv("DESK_NOW", clock.iso(now))
     config = make_config(tmp_path, smtp_server, retry_seconds=10)
     ticket = customer_ticket(tmp_path, config)
     db = open_db(config.database)
     outbox_id = replies.send(db, ticket, "Answer", "alice", config.mail)
     smtp_server.handler.defer = 3
-    now = clock.parse("2026-11-26T10:00:00Z")
     for nominal in (10, 20, 40):
         monkeypatch.setenv("DESK_NOW", clock.iso(now))
         daemon.run(config, once=True)
@@ -434,3 +436,33 @@ def test_check_smtp_says_how_the_daemon_would_fare_and_can_send_a_test(
         assert "general@valuit.com" == parseaddr(got.message["From"])[1]
     finally:
         server.stop()
+
+
+def test_a_reply_copies_whom_the_customer_copied_and_a_refused_copy_does_not_stop_it(
+    tmp_path, smtp_server
+):
+    config = make_config(tmp_path, smtp_server)
+    ticket = customer_ticket(
+        tmp_path,
+        config,
+        sender="Ann <ann@example.com>",
+        headers={"Cc": "Bob Colleague <bob@example.com>, compliance@valuit.com, gone@example.com"},
+    )
+    db = open_db(config.database)
+    cc = replies.default_cc(db, ticket, config.mail)
+    assert "Bob Colleague <bob@example.com>, gone@example.com" == cc  # never ourselves
+    with pytest.raises(DeskError, match="Cc: bob is not an address"):
+        replies.send(db, ticket, "Answer", "alice", config.mail, cc="bob, carol@example.com")
+    smtp_server.handler.refuse_rcpt = {"gone@example.com"}
+    outbox_id = replies.send(db, ticket, "Answer", "alice", config.mail, cc=cc)
+    daemon.run(config, once=True)
+
+    [got] = smtp_server.handler.wait_for(1)
+    assert ["ann@example.com", "bob@example.com"] == got.rcpt
+    assert "Bob Colleague <bob@example.com>, gone@example.com" == got.message["Cc"]
+    state, _, note = status(db, outbox_id)
+    assert "sent" == state and "not taken for gone@example.com: 550 5.1.1" in note
+    # Bob answers all: his mail threads into the ticket, as he takes part in it now.
+    drop(tmp_path, "technical", mail(subject=got.message["Subject"], sender="bob@example.com"))
+    daemon.run(config, once=True)
+    assert 1 == db.execute("SELECT count(*) FROM ticket").fetchone()[0]

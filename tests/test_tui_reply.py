@@ -474,3 +474,24 @@ def test_the_thread_says_where_each_mail_we_sent_stands(desk):
         reply["mail_to"],
         reply["mail_by"],
     )
+
+
+async def test_the_composer_copies_whom_the_customer_copied(tmp_path, monkeypatch):
+    from tests.conftest import mail as mail_with
+
+    monkeypatch.setenv("DESK_NOW", NOW)
+    config = desk_config(tmp_path)
+    deliver(config.database, mail_with(
+        subject="Printer on fire", sender="Ann Example <ann@example.com>",
+        headers={"Cc": "Bob Colleague <bob@example.com>, technical@valuit.com"},
+    ))  # fmt: skip
+    app = DeskApp(config)
+    async with app.run_test(size=(120, 40)) as pilot:
+        composer = await open_composer(pilot)
+        cc = composer.query_one("#reply-cc")
+        await until(pilot, lambda: cc.value)
+        assert "Bob Colleague <bob@example.com>" == cc.value  # never ourselves
+        composer.query_one(TextArea).insert("Help is on its way.")
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: isinstance(app.screen, TicketScreen))
+    assert [('["bob@example.com"]',)] == query(config, "SELECT cc FROM outbox")

@@ -15,8 +15,9 @@ from rich.console import Group
 from rich.text import Text
 from textual import events, work
 from textual.app import ComposeResult, SuspendNotSupported
+from textual.containers import Horizontal
 from textual.screen import Screen
-from textual.widgets import Footer, Static, TextArea
+from textual.widgets import Footer, Input, Label, Static, TextArea
 from textual.worker import Worker, WorkerState
 
 from db import compose, replies
@@ -48,6 +49,9 @@ class ReplyScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield Static(self.head(), id="reply-head")
+        with Horizontal(id="reply-cc-row"):
+            yield Label("Cc:", id="reply-cc-label")
+            yield Input(id="reply-cc", placeholder="colleagues to copy: Name <address>, …")
         yield TextArea(id="reply-body", read_only=True, soft_wrap=True)
         yield Footer()
 
@@ -69,6 +73,19 @@ class ReplyScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.load_draft(None)
+        self.load_cc()
+
+    @work(thread=True, group="cc", exit_on_error=False)
+    def load_cc(self) -> None:
+        """Copy whom the customer copied, as a mail client's Reply All would."""
+        app = self.app
+        found = app.data.call(replies.default_cc, self.ticket["id"], app.config.mail)
+        app.call_from_thread(self._fill_cc, safe.visible(found))
+
+    def _fill_cc(self, found: str) -> None:
+        cc = self.query_one("#reply-cc", Input)
+        if not cc.value:  # the agent may have typed there already
+            cc.value = found
 
     @work(thread=True, group="draft", exclusive=True, exit_on_error=False)
     def load_draft(self, canned: Canned | None) -> None:
@@ -136,17 +153,17 @@ class ReplyScreen(Screen[None]):
                 severity="warning",
             )
             return
-        area = self.query_one(TextArea)
+        area, cc = self.query_one(TextArea), self.query_one("#reply-cc", Input)
         self.sending = True
-        area.read_only = True  # what the agent sees is what goes out
-        self.send(area.text)
+        area.read_only = cc.disabled = True  # what the agent sees is what goes out
+        self.send(area.text, cc.value)
 
     @work(thread=True, group="send", exit_on_error=False)
-    def send(self, body: str) -> None:
+    def send(self, body: str, cc: str) -> None:
         app = self.app
         try:
             outbox_id = app.data.call(
-                replies.send, self.ticket["id"], body, app.settings.agent, app.config.mail
+                replies.send, self.ticket["id"], body, app.settings.agent, app.config.mail, cc
             )
         except DeskError as exc:
             self.post_message(ActionFailed(exc.message))
@@ -190,7 +207,7 @@ class ReplyScreen(Screen[None]):
     def give_back(self, why: str) -> None:
         """The reply was not queued: the agent has their text again, and hears why."""
         self.sending = False
-        self.query_one(TextArea).read_only = False
+        self.query_one(TextArea).read_only = self.query_one("#reply-cc", Input).disabled = False
         self.notify(why, severity="error", timeout=8, markup=False)
 
     def action_cancel(self) -> None:
