@@ -9,6 +9,7 @@ fails it, and the failure shows on its ticket. An unreachable server backs the w
 from __future__ import annotations
 
 import fcntl
+import functools
 import json
 import logging
 import smtplib
@@ -33,9 +34,16 @@ CAP_SECONDS = 3600.0  # the longest wait between two attempts at one mail
 EXPIRE_SECONDS = 60.0  # how often mail deferred past the give-up time is failed
 
 
+@functools.cache
+def _tls(ca_file: Path | None) -> ssl.SSLContext:
+    """A verifying TLS context, made once per process: loading the trusted certificates took a
+    quarter of the time of sending a notice to 2,000 subscribers, a connection per 50 mails."""
+    return ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
+
+
 def connect(smtp: Smtp) -> smtplib.SMTP:
     """A connected (and, with a username, logged-in) client; TLS is verified."""
-    context = ssl.create_default_context(cafile=str(smtp.ca_file) if smtp.ca_file else None)
+    context = _tls(smtp.ca_file) if smtp.security != "none" else None
     if smtp.security == "tls":
         conn: smtplib.SMTP = smtplib.SMTP_SSL(
             smtp.host, smtp.port, timeout=smtp.timeout, context=context
