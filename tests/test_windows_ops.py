@@ -13,7 +13,15 @@ from pathlib import Path
 import icalendar
 import pytest
 
-from tests.windows_helpers import commands, desk, desk_json, drop_mail, ingest, write_config
+from tests.windows_helpers import (
+    MONTHLY,
+    commands,
+    desk,
+    desk_json,
+    drop_mail,
+    ingest,
+    write_config,
+)
 from tui.cli import build_parser
 
 WINDOW_KEYS = {
@@ -212,3 +220,18 @@ def test_desk_now_as_a_process_documents_its_exit_codes(config: Path) -> None:
         [desk_bin, "--config", str(config), "now", "--json"], capture_output=True, env=env
     )
     assert (0, "clear") == (ran.returncode, json.loads(ran.stdout)["state"])
+
+
+def test_output_cut_short_by_its_reader_ends_quietly(tmp_path: Path) -> None:
+    """`desk window preview … | head -c 100`: no traceback, and the status a pipe's writer gets."""
+    config = write_config(tmp_path, MONTHLY)
+    proc = subprocess.Popen(
+        [Path(sys.executable).with_name("desk"), "--config", str(config), "window", "preview",
+         "--count", "3000"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.read(100)
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert (141, "") == (proc.wait(), err)
