@@ -12,7 +12,6 @@ import re
 import tomllib
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
-from email.utils import parseaddr
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -29,14 +28,10 @@ LOG_LEVELS = ("debug", "info", "warning", "error")
 SECRET_KEYS = ("password_env", "password_command", "oauth2_token_command", "password")
 
 
-@dataclass(frozen=True)
-class Source:
-    """One mailbox the daemon reads: a drop folder or an IMAP folder, for one function."""
+@dataclass(frozen=True, kw_only=True)
+class Server:
+    """A mail server the daemon logs in to (IMAP or SMTP): where, how, and where the secret is."""
 
-    name: str
-    function: str
-    kind: str
-    path: Path | None = None
     host: str = ""
     port: int = 0
     security: str = "tls"
@@ -45,8 +40,18 @@ class Source:
     password_command: str = ""
     oauth2_token_command: str = ""
     password: str = field(default="", repr=False)
-    folder: str = "INBOX"
     ca_file: Path | None = None
+
+
+@dataclass(frozen=True)
+class Source(Server):
+    """One mailbox the daemon reads: a drop folder or an IMAP folder, for one function."""
+
+    name: str
+    function: str
+    kind: str
+    path: Path | None = None
+    folder: str = "INBOX"
     addresses: dict[str, str] = field(default_factory=dict)
     after_ingest: str = "none"
     poll_seconds: float = 30.0
@@ -83,18 +88,9 @@ class Maintenance:
 
 
 @dataclass(frozen=True)
-class Smtp:
+class Smtp(Server):
     """The `[smtp]` section: the server the daemon's sender loop hands outgoing mail to."""
 
-    host: str
-    port: int
-    security: str = "tls"
-    username: str = ""
-    password_env: str = ""
-    password_command: str = ""
-    oauth2_token_command: str = ""
-    password: str = field(default="", repr=False)
-    ca_file: Path | None = None
     timeout: float = 30.0
     batch_size: int = 50  # mails handed over per connection
     retry_seconds: float = 60.0  # first retry after a 4xx or an unreachable server; doubles
@@ -539,16 +535,16 @@ def _mail_out(path: Path, data: dict[str, Any], addresses: dict[str, str]) -> Ma
     for i, value in enumerate(subscribers):
         if not isinstance(value, str):
             notices.fail(f"subscribers[{i}]", "must be an email address")
-        subscribers[i] = parseaddr(mailbox(notices, f"subscribers[{i}]", value))[1].lower()
+        subscribers[i] = compose.address(mailbox(notices, f"subscribers[{i}]", value))
     sender = notices.get("sender", str, "general")
     if sender in FUNCTIONS:
         if sender not in senders and subscribers:
             notices.fail("sender", f"the function {sender!r} has no known address")
     else:
         sender = mailbox(notices, "sender", sender)
-    own = {a.lower() for a in addresses} | {parseaddr(s)[1].lower() for s in senders.values()}
+    own = {a.lower() for a in addresses} | {compose.address(s) for s in senders.values()}
     if sender not in FUNCTIONS:
-        own.add(parseaddr(sender)[1].lower())
+        own.add(compose.address(sender))
     return MailOut(
         smtp=_smtp(path, data),
         senders=senders,
