@@ -22,6 +22,8 @@ NOTICE_KINDS = (
 OUTBOX_KINDS = ("reply", "ack", "notice")
 OUTBOX_STATUSES = ("queued", "sending", "sent", "failed", "cancelled")
 NOTICE_CHANNELS = ("email", "banner")
+# A message's kind: written by a person (directly, or through a mailing list), or by a machine.
+MESSAGE_KINDS = ("", "list", "auto-reply", "bounce", "delay", "read-receipt")
 
 
 def _in(values: tuple[str, ...]) -> str:
@@ -320,7 +322,36 @@ def _v3_mail_out(db: sqlite_utils.Database) -> None:
         db.execute(statement)
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1_core, _v2_windows, _v3_mail_out]
+def _v4_mail_reading(db: sqlite_utils.Database) -> None:
+    """Reading mail as a mail client does: the precise kind of a message (a person, a person
+    through a list, an auto-reply, a bounce, a delay notice, a read receipt), Reply-To, the
+    mails forwarded inside it, when a read receipt came for it, the copy key that makes one
+    mail fetched from several mailboxes one message, and the parser version that read it (so
+    `desk-ingest --reparse` knows what to read again).
+
+    `auto` stays the coarse class every query filters on ('' = a person wrote it); `kind` is
+    the precise one. A table rebuild to widen `auto`'s CHECK would have to rebuild the
+    full-text index and its triggers over every message.
+    """
+    script = f"""
+        ALTER TABLE message ADD COLUMN kind TEXT NOT NULL DEFAULT ''
+            CHECK (kind IN {_in(MESSAGE_KINDS)});
+        UPDATE message SET kind = auto;
+        ALTER TABLE message ADD COLUMN reply_to TEXT NOT NULL DEFAULT '';
+        ALTER TABLE message ADD COLUMN forwarded TEXT NOT NULL DEFAULT '[]';
+        ALTER TABLE message ADD COLUMN read_at TEXT;
+        ALTER TABLE message ADD COLUMN copy_key TEXT;
+        ALTER TABLE message ADD COLUMN parser_version INTEGER NOT NULL DEFAULT 0;
+        CREATE INDEX message_copy_key ON message (copy_key) WHERE copy_key IS NOT NULL;
+        CREATE INDEX message_parser_version ON message (parser_version)
+        """
+    for statement in script.split(";"):
+        db.execute(statement)
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
+    _v1_core, _v2_windows, _v3_mail_out, _v4_mail_reading,
+]  # fmt: skip
 
 
 def version(db: sqlite_utils.Database) -> int:

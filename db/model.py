@@ -14,6 +14,27 @@ class Attachment:
     sha256: str
 
 
+# message.kind -> message.auto
+AUTO_OF_KIND = {
+    "": "",
+    "list": "",
+    "auto-reply": "auto-reply",
+    "read-receipt": "auto-reply",
+    "bounce": "bounce",
+    "delay": "bounce",
+}
+
+
+@dataclass(frozen=True)
+class Forwarded:
+    """A mail forwarded as an attachment (message/rfc822), as the thread shows it."""
+
+    from_: str
+    date: str
+    subject: str
+    text: str
+
+
 @dataclass
 class Incoming:
     """One message as read and parsed, before it has a ticket. Every text field is text."""
@@ -37,12 +58,25 @@ class Incoming:
     body_html: str = ""
     charset_declared: str = ""
     charset_used: str = ""
-    auto: str = ""  # "", "auto-reply" or "bounce"
+    # "" (a person), "list" (a person, through a mailing list), or a machine's: "auto-reply",
+    # "bounce" (RFC 3464 failed), "delay" (RFC 3464 delayed), "read-receipt" (RFC 8098 MDN)
+    kind: str = ""
+    reply_to: list[str] = field(default_factory=list)  # "Name <addr>" or "addr", RFC 5322 3.6.2
+    receipt_of: str | None = None  # a read receipt: the Message-ID of the mail it reports on
+    forwarded: list[Forwarded] = field(default_factory=list)  # mails attached as message/rfc822
+    copy_key: str | None = None  # equal for copies that differ only in transport headers
     bounced_ids: list[str] = field(default_factory=list)  # Message-IDs a bounce reports on
     bounce_of: str | None = None  # a bounce: the Message-ID of the mail it returns
     attachments: list[Attachment] = field(default_factory=list)
     parse_error: str | None = None
     defects: list[str] = field(default_factory=list)
+    parser_version: int = 0
+
+    @property
+    def auto(self) -> str:
+        """The coarse class every query filters on: '' when a person wrote it (directly or
+        through a list), else 'bounce' for delivery reports, 'auto-reply' for the rest."""
+        return AUTO_OF_KIND[self.kind]
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ checkpoint the source passes, so a crash leaves either all of it or none.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -206,9 +207,9 @@ def _insert_message(
         "received_at, ingested_at, message_id, in_reply_to, refs, from_addr, from_name, "
         "to_addrs, cc_addrs, subject, date_header, sent_at, headers, body_text, body_html, "
         "charset_declared, charset_used, "
-        "auto, thread_rule, parse_error, defects, direction, outbox_id) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
-        "?, ?)",
+        "auto, thread_rule, parse_error, defects, direction, outbox_id, kind, reply_to, "
+        "forwarded, copy_key, parser_version) "
+        f"VALUES ({', '.join('?' * 34)})",
         [
             msg.sha256,
             len(msg.raw),
@@ -239,6 +240,11 @@ def _insert_message(
             json.dumps(msg.defects),
             "in" if outbox_id is None else "out",
             outbox_id,
+            msg.kind,
+            ", ".join(msg.reply_to),
+            json.dumps([dataclasses.asdict(f) for f in msg.forwarded]),
+            msg.copy_key,
+            msg.parser_version,
         ],
     )
     message_id = cursor.lastrowid
@@ -335,7 +341,7 @@ def _store_outgoing(
         sent_at=now,
         headers=mail.headers,
         body_text=mail.body,
-        auto="auto-reply" if mail.auto else "",
+        kind="auto-reply" if mail.auto else "",
     )
     delivery = Delivery("outbox", str(outbox_id), (function,))
     message_id = _insert_message(db, outgoing, delivery, ticket_id, OUTGOING, now, now, outbox_id)

@@ -61,7 +61,7 @@ def test_a_v2_database_keeps_its_notices_and_takes_the_new_kinds(tmp_path, monke
     monkeypatch.undo()
 
     db = open_db(path)
-    assert 3 == migrations.version(db)
+    assert len(migrations.MIGRATIONS) == migrations.version(db)
     assert [(1, "announcement", "We will…")] == db.execute(
         "SELECT id, kind, body FROM notice"
     ).fetchall()
@@ -70,3 +70,23 @@ def test_a_v2_database_keeps_its_notices_and_takes_the_new_kinds(tmp_path, monke
         "VALUES (1, 2, 'change', 'email', 'x', '2025-12-02', 'ops')"
     )
     assert [] == db.execute("PRAGMA foreign_key_check").fetchall()
+
+
+def test_a_v3_database_keeps_the_kind_of_its_mail(tmp_path, monkeypatch):
+    path = tmp_path / "desk.db"
+    monkeypatch.setattr(migrations, "MIGRATIONS", migrations.MIGRATIONS[:3])
+    db = open_db(path)
+    for sha, auto in (("a", ""), ("b", "auto-reply"), ("c", "bounce")):
+        db.execute(
+            "INSERT INTO message (sha256, size, function, source, received_at, ingested_at, auto)"
+            " VALUES (?, 1, 'technical', 's', '2026-01-01', '2026-01-01', ?)",
+            [sha, auto],
+        )
+    db.conn.commit()
+    db.close()
+    monkeypatch.undo()
+
+    db = open_db(path)
+    assert [("a", "", 0), ("b", "auto-reply", 0), ("c", "bounce", 0)] == db.execute(
+        "SELECT sha256, kind, parser_version FROM message ORDER BY sha256"
+    ).fetchall()
