@@ -1,10 +1,11 @@
 """Acknowledgements: whether a new ticket's first mail gets one, and what it says.
 
-Never to an auto-reply or a bounce, to mailing-list or robot mail, to our own addresses, or to
-a sender acknowledged within the configured interval: together these keep two automatic
-responders from answering each other for ever (RFC 3834). The acknowledgement carries
-`Auto-Submitted: auto-replied`, goes out with an empty envelope sender, and never quotes the
-customer's mail (which may be spam with a forged sender).
+Never to automatic mail (an auto-reply, bounce, delay notice or read receipt), to a person's
+mail that came through a mailing list (the list would get it), to robot addresses, to our own
+addresses, or to a sender acknowledged within the configured interval: together these keep two
+automatic responders from answering each other for ever (RFC 3834 section 2). The
+acknowledgement carries `Auto-Submitted: auto-replied`, goes out with an empty envelope sender,
+and never quotes the customer's mail (which may be spam with a forged sender).
 """
 
 from __future__ import annotations
@@ -18,7 +19,12 @@ from db import clock, compose, outbox, threads
 from db.config import MailOut
 from db.model import Incoming
 
-_LIST_HEADER = re.compile(r"^(list-id|list-unsubscribe|list-post|mailing-list)\s*:", re.I | re.M)
+_AUTOMATIC = {  # the machine-written kinds of mail
+    "auto-reply": "an auto-reply",
+    "bounce": "a bounce",
+    "delay": "a delay notice",
+    "read-receipt": "a read receipt",
+}
 _ROBOT = re.compile(
     r"^(mailer-daemon|postmaster|no-?reply|do-?not-?reply|listserv|majordomo|owner-.*|"
     r".*-request|.*-bounces?)(\+.*)?$",
@@ -29,15 +35,15 @@ _ROBOT = re.compile(
 def skip_reason(db: sqlite_utils.Database, msg: Incoming, mail: MailOut) -> str | None:
     """Why `msg` must not be acknowledged, or None."""
     addr = msg.from_addr.lower()
-    if msg.auto:
-        return f"it is an {msg.auto}" if msg.auto == "auto-reply" else "it is a bounce"
+    if msg.kind in _AUTOMATIC:
+        return f"it is {_AUTOMATIC[msg.kind]}"
     if msg.parse_error is not None:
         return "it could not be parsed, so its sender is unsure"
     if not compose.sendable(addr):
         return "its sender address is missing or one we cannot write to (not ASCII)"
     if addr in mail.own_addresses:
         return "it comes from one of our own addresses"
-    if _LIST_HEADER.search(msg.headers):
+    if msg.kind == "list":
         return "it comes from a mailing list"
     if _ROBOT.match(addr.split("@", 1)[0]):
         return "its sender is an automated address"

@@ -33,7 +33,7 @@ def verdict(report: str) -> str | None:
 
 def record(db: sqlite_utils.Database, msg: Incoming) -> None:
     """Fail the mail of ours that `msg` bounces, if it does (inside the caller's transaction)."""
-    if msg.auto != "bounce" or msg.bounce_of is None:
+    if msg.kind != "bounce" or msg.bounce_of is None:
         return
     why = verdict(msg.body_text)
     if why is not None:

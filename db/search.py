@@ -1,9 +1,10 @@
 """The desk's query language: filters and free text turned into a safe SQL condition on tickets.
 
-`fn:technical status:open assignee:me is:unassigned is:discrepancy is:during-window window:7
-age:>2h #42 printer jam` — filters narrow, the rest is searched in the FTS5 index. Nothing a user
-types can raise: every free-text word is quoted for FTS5 (sqlite-utils' `quote_fts` idea), and a
-filter that makes no sense is reported in `Query.problems` and ignored, never sent to SQLite.
+`fn:technical status:open assignee:me is:unassigned is:discrepancy is:during-window is:via-list
+window:7 age:>2h #42 printer jam` — filters narrow, the rest is searched in the FTS5 index.
+Nothing a user types can raise: every free-text word is quoted for FTS5 (sqlite-utils'
+`quote_fts` idea), and a filter that makes no sense is reported in `Query.problems` and ignored,
+never sent to SQLite.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from db.migrations import FUNCTIONS, PRIORITIES, STATUSES
 from db.window_model import ref
 
 OPEN_STATUSES = ("new", "open", "pending")
+_IS = ("unassigned", "discrepancy", "during-window", "via-list")  # is:NAME sets Query.NAME
 MAX_AGE = timedelta(days=36500)  # older than any mail; beyond it the date arithmetic overflows
 _AGE = re.compile(r"^([<>]=?)?(\d{1,6})([mhdw])$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -53,6 +55,7 @@ class Query:
     unassigned: bool = False
     discrepancy: bool = False
     during_window: bool = False
+    via_list: bool = False
     window_id: int | None = None
     numbers: list[int] = field(default_factory=list)
     age: tuple[str, timedelta] | None = None
@@ -80,12 +83,10 @@ def _term(term: str, q: Query, agent: str) -> None:
         q.priorities += _choices(value, PRIORITIES, "priority", q)
     elif key == "assignee" and value:
         q.assignee = agent if value.lower() == "me" else value
-    elif key == "is" and value.lower() in ("unassigned", "discrepancy", "during-window"):
+    elif key == "is" and value.lower() in _IS:
         setattr(q, value.lower().replace("-", "_"), True)
     elif key == "is":
-        q.problems.append(
-            f"is:{value} ignored: use is:unassigned, is:discrepancy, is:during-window"
-        )
+        q.problems.append(f"is:{value} ignored: use {', '.join(f'is:{v}' for v in _IS)}")
     elif key == "window":
         try:
             q.window_id = ref(value)
@@ -158,6 +159,8 @@ def where(q: Query, now: datetime | None = None) -> tuple[str, list[object]]:
         params.extend(q.numbers)
     if q.during_window:
         parts.append("t.during_window_id IS NOT NULL")
+    if q.via_list:
+        parts.append("t.via_list = 1")
     if q.window_id is not None:
         # About the window (a linked report) or received while it was in force.
         parts.append("(t.window_id = ? OR t.during_window_id = ?)")

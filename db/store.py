@@ -53,6 +53,7 @@ def store_batch(
         for msg, stored in zip((m for m, _ in pairs), results, strict=True):
             if stored.new:
                 bounces.record(db, msg)
+                _note_receipt(db, msg, stored.message_id)
         # Link and classify each ticket that got mail once, however many of its messages came.
         touched = dict.fromkeys(r.ticket_id for r in results if r.new and r.ticket_id is not None)
         discrepancy.reevaluate(db, list(touched))
@@ -134,14 +135,15 @@ def _open_ticket(
     due = clock.iso(clock.parse(received) + FIRST_RESPONSE["normal"])
     cursor = db.execute(
         "INSERT INTO ticket (subject, requester_addr, requester_name, function, unparsed, "
-        "message_count, created_at, updated_at, last_message_at, first_response_due) "
-        "VALUES (?, ?, ?, ?, ?, 1, ?, ?, ?, ?)",
+        "via_list, message_count, created_at, updated_at, last_message_at, first_response_due) "
+        "VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?)",
         [
             threads.ticket_subject(msg.subject),
             msg.from_addr,
             msg.from_name,
             delivery.functions[0],
             int(msg.parse_error is not None),
+            int(msg.kind == "list"),
             received,
             received,
             received,
@@ -170,8 +172,8 @@ def _join_ticket(
     now: str,
 ) -> None:
     status = db.execute("SELECT status FROM ticket WHERE id = ?", [ticket_id]).fetchone()[0]
-    # A customer writing again about a settled ticket means it is not settled; auto-replies and
-    # bounces are not the customer writing.
+    # A customer writing again about a settled ticket means it is not settled (through a list
+    # too); auto-replies, bounces, delay notices and read receipts are not the customer writing.
     reopen = not msg.auto and status in ("pending", "resolved", "closed")
     db.execute(
         "UPDATE ticket SET message_count = message_count + 1, "
@@ -185,11 +187,31 @@ def _join_ticket(
         ticket_id,
         INGEST_ACTOR,
         "message",
-        {"message": message_id, "rule": rule, "auto": msg.auto},
+        {"message": message_id, "rule": rule, "auto": msg.auto, "kind": msg.kind},
         at=now,
     )
     if reopen:
         record_event(db, ticket_id, INGEST_ACTOR, "status", {"from": status, "to": "open"}, at=now)
+
+
+def _note_receipt(db: sqlite_utils.Database, msg: Incoming, receipt_id: int) -> None:
+    """A read receipt (RFC 8098 MDN) notes on the mail of ours it reports on when it was read,
+    the first time, and the mail's ticket records it; it fails nothing."""
+    if msg.kind != "read-receipt" or msg.receipt_of is None:
+        return
+    row = db.execute(
+        "SELECT id, ticket_id FROM message WHERE message_id = ? AND direction = 'out' "
+        "AND read_at IS NULL ORDER BY id LIMIT 1",
+        [msg.receipt_of],
+    ).fetchone()
+    if row is None:
+        return
+    # The receipt's Date is when the reader's client sent it, on opening the mail.
+    read_at = min(msg.sent_at, clock.now_iso()) if msg.sent_at else clock.now_iso()
+    db.execute("UPDATE message SET read_at = ? WHERE id = ?", [read_at, row[0]])
+    if row[1] is not None:
+        detail = {"message": row[0], "receipt": receipt_id, "by": msg.from_addr, "at": read_at}
+        record_event(db, row[1], INGEST_ACTOR, "read", detail)
 
 
 def _insert_message(

@@ -4,8 +4,10 @@ Rules in order: a `[#N]` token in the subject (only from someone already taking 
 N, so a stranger cannot write into another customer's ticket by guessing numbers), then
 In-Reply-To, then References (newest first), then another copy of the same mail (the same
 Message-ID, sender, date and subject, delivered to a second support address: it joins the first
-copy's ticket, which gains the function), then a new ticket. Auto-replies and bounces never
-open a ticket; they join the one they answer when it can be found.
+copy's ticket, which gains the function), then a new ticket. Automatic mail (auto-replies,
+bounces, delay notices, read receipts) never opens a ticket; it joins the one it answers when
+it can be found, a read receipt by the mail it reports on. A person's mail through a mailing
+list is a person's mail.
 """
 
 from __future__ import annotations
@@ -62,7 +64,8 @@ def find_ticket(db: sqlite_utils.Database, msg: Incoming) -> tuple[int | None, s
         number = _ticket_of(db, msg.in_reply_to)
         if number is not None:
             return number, IN_REPLY_TO
-    for ref in [*reversed(msg.references), *msg.bounced_ids]:
+    receipt = [msg.receipt_of] if msg.receipt_of else []
+    for ref in [*reversed(msg.references), *msg.bounced_ids, *receipt]:
         number = _ticket_of(db, ref)
         if number is not None:
             return number, REFERENCES

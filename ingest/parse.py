@@ -27,7 +27,7 @@ from mailparser.utils import receiveds_parsing
 
 from db import clock
 from db.model import Incoming
-from ingest import route
+from ingest import reports, route
 from ingest.addresses import addresses, display
 from ingest.body import MSGID, raw_text, read_body, safe_name
 from ingest.charsets import clean, decode_header_block, decode_words
@@ -58,8 +58,11 @@ def _parse_into(msg: Incoming, raw: bytes) -> None:
     if not headers.keys():
         raise ValueError("no mail headers found; stored as raw text")
     _read_headers(msg, headers)
-    msg.kind = route.auto_kind(
-        lambda name: header(headers, name), headers.get_content_type(), msg.from_addr
+    msg.kind = route.kind(
+        lambda name: header(headers, name),
+        headers.get_content_type(),
+        reports.report_type(headers),
+        msg.from_addr,
     )
     try:
         body = email.message_from_bytes(raw, policy=policy.compat32)
@@ -67,8 +70,8 @@ def _parse_into(msg: Incoming, raw: bytes) -> None:
         msg.parse_error = "MIME structure nested too deeply to parse; shown as raw text"
         msg.body_text = raw_text(raw)
         return
-    msg.kind = route.auto_kind(lambda n: header(headers, n), body.get_content_type(), msg.from_addr)
     read_body(msg, body)
+    reports.read(msg, body)
     msg.defects.extend(sorted({type(d).__name__ for d in body.defects}))
 
 

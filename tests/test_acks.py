@@ -105,7 +105,7 @@ def test_an_internationalised_address_is_stored_and_not_acknowledged(tmp_path, s
     "headers",
     [
         {"Auto-Submitted": "auto-replied"},
-        {"Precedence": "bulk"},
+        {"Precedence": "junk"},
         {"X-Autoreply": "yes"},
         {"Return-Path": "<>"},
     ],

@@ -1,4 +1,4 @@
-"""Routing: auto-replies and bounces recognised, functions chosen from source and recipients."""
+"""Routing: the kind of sender recognised, functions chosen from source and recipients."""
 
 from __future__ import annotations
 
@@ -22,15 +22,15 @@ ADDRESSES = {
         ({"Auto-Submitted": "auto-replied"}, "auto-reply"),
         ({"Auto-Submitted": "auto-generated"}, "auto-reply"),
         ({"Auto-Submitted": "no"}, ""),
-        ({"Precedence": "bulk"}, "auto-reply"),
-        ({"Precedence": "list"}, "auto-reply"),
+        ({"Precedence": "bulk"}, "list"),  # a person's mail, passed on by a list
+        ({"Precedence": "list"}, "list"),
         ({"X-Autoreply": "yes"}, "auto-reply"),
         ({"Return-Path": "<>"}, "auto-reply"),
         ({}, ""),
     ],
 )
 def test_auto_replies_are_recognised(headers, expected):
-    assert expected == parse(mail(headers=headers)).auto
+    assert expected == parse(mail(headers=headers)).kind
 
 
 def test_bounces_are_recognised_and_know_what_they_bounce():

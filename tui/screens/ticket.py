@@ -27,6 +27,14 @@ from tui.screens.reply import ReplyScreen
 from tui.widgets.preview import body_of, facts
 
 MAX_BODY = 200_000  # a pathological body is cut on screen; the stored message keeps it all
+# How the thread names a message's kind (db/migrations.py MESSAGE_KINDS); a person's has none.
+KIND_LABELS = {
+    "list": "via list",
+    "auto-reply": "auto-reply",
+    "bounce": "bounce",
+    "delay": "delay notice",
+    "read-receipt": "read receipt",
+}
 
 
 def delivery(message: dict[str, Any], zone: Any) -> Text:
@@ -77,8 +85,9 @@ def _head(message: dict[str, Any], zone: Any) -> Text:
         head.append(">")
     head.append(f"  {local(message['received_at'], zone)}", "dim")
     head.append(f"  joined by: {message['thread_rule'] or '?'}", "dim italic")
-    if message["auto"]:
-        head.append(f"  [{message['auto']}]", "yellow")
+    label = KIND_LABELS.get(message["kind"] or message["auto"])
+    if label:
+        head.append(f"  [{label}]", "cyan" if message["kind"] == "list" else "yellow")
     return head
 
 
@@ -88,6 +97,8 @@ def message_view(
     parts: list[Any] = [_head(message, zone)]
     if message["mail_status"]:
         parts.append(delivery(message, zone))
+    if message["read_at"]:
+        parts.append(Text(f"✓ read by the customer at {local(message['read_at'], zone)}", "green"))
     if message["parse_error"]:
         parts.append(safe.text(f"could not be parsed: {message['parse_error']}", "bold red"))
     if headers:

@@ -29,7 +29,7 @@ PAGE = 100
 KEEP_PAGES = 12  # rows in memory stay under PAGE * KEEP_PAGES whatever the table holds
 # (title, width); the subject takes what is left.
 COLUMNS = (
-    ("", 4),
+    ("", 5),
     ("#", 7),
     ("age", 4),
     ("function", 10),
@@ -45,6 +45,7 @@ MARKS = (  # (mark, meaning, style)
     ("W", "received during a window", "bold magenta"),
     ("U", "unparsed", "bold red"),
     ("!", "first response overdue", "bold red"),
+    ("L", "came through a mailing list", "bold cyan"),
 )
 
 
@@ -74,6 +75,7 @@ def marks(row: dict[str, Any], now_iso: str) -> Text:
         and not row["first_response_at"]
         and bool(row["first_response_due"])
         and row["first_response_due"] < now_iso,
+        bool(row.get("via_list")),
     )
     out = Text()
     for (mark, _, style), on in zip(MARKS, flags, strict=True):

@@ -1,0 +1,81 @@
+"""Report parts: what a delivery status notification (RFC 3464, RFC 6533) and a message
+disposition notification (RFC 8098) say, read once the body is.
+
+A DSN whose every `Action` is `delayed` (or `delivered`, `relayed`, `expanded`) fails nothing
+and is a delay notice; one with `failed`, or without any Action, is a bounce. An MDN is a read
+receipt: its `Original-Message-ID` names the mail it reports on.
+"""
+
+from __future__ import annotations
+
+import re
+from email.message import Message
+from email.utils import collapse_rfc2231_value
+
+from db.model import Incoming
+from ingest.body import MAX_PARTS, MSGID
+
+_DSN = ("message/delivery-status", "message/global-delivery-status")
+_MDN = ("message/disposition-notification", "message/global-disposition-notification")
+_ACTION = re.compile(r"^action:[ \t]*([a-z]+)", re.IGNORECASE | re.MULTILINE)
+_ORIGINAL_ID = re.compile(r"^original-message-id:[ \t]*(.*)$", re.IGNORECASE | re.MULTILINE)
+# RFC 8098 section 3.2.6: "Disposition: manual-action/MDN-sent-manually; displayed".
+_DISPOSITION = re.compile(r"^disposition:[^;\n]*;[ \t]*([a-z-]+)", re.IGNORECASE | re.MULTILINE)
+
+
+def report_type(headers: Message) -> str:
+    """The `report-type` parameter of a multipart/report (RFC 6522 section 3), or ''."""
+    value = headers.get_param("report-type", "")
+    return str(collapse_rfc2231_value(value) if isinstance(value, tuple) else value)
+
+
+def read(msg: Incoming, body: Message) -> None:
+    """Set `msg.kind` from the report parts of `body` when it has any, and for a read receipt
+    `msg.receipt_of`: the mail the receipt reports as displayed (RFC 8098 section 3.2.6.2),
+    from its Original-Message-ID, else the receipt's In-Reply-To."""
+    dsn: list[str] = []
+    mdn: list[str] = []
+    for part in _report_parts(body):
+        ctype = part.get_content_type()
+        (dsn if ctype in _DSN else mdn).append(_fields(part))
+    if dsn:
+        actions = {a.lower() for text in dsn for a in _ACTION.findall(text)}
+        msg.kind = "delay" if actions and "failed" not in actions else "bounce"
+    elif mdn:
+        msg.kind = "read-receipt"
+    if msg.kind != "read-receipt":
+        return
+    text = "\n".join(mdn)
+    disposition = _DISPOSITION.search(text)
+    if disposition and disposition.group(1).lower() != "displayed":
+        return  # deleted, dispatched or processed unread: no one read it
+    original = _ORIGINAL_ID.search(text)
+    named = MSGID.search(original.group(1)) if original else None
+    msg.receipt_of = named.group(0) if named else msg.in_reply_to
+
+
+def _report_parts(body: Message) -> list[Message]:
+    """The DSN and MDN parts, walked without recursion and not into attached mails."""
+    found: list[Message] = []
+    stack, seen = [body], 0
+    while stack and seen < MAX_PARTS:
+        part = stack.pop()
+        seen += 1
+        ctype = part.get_content_type()
+        if ctype in _DSN or ctype in _MDN:
+            found.append(part)
+        elif part.is_multipart() and part.get_content_maintype() == "multipart":
+            stack.extend(reversed(part.get_payload()))
+    return found
+
+
+def _fields(part: Message) -> str:
+    """A report part's fields as text, however the parser held them: header blocks, or one
+    string."""
+    try:
+        payload = part.get_payload()
+        if isinstance(payload, list):
+            return "\n\n".join(b.as_bytes().decode("utf-8", "replace") for b in payload)
+        return (part.get_payload(decode=True) or b"").decode("utf-8", "replace")
+    except Exception:  # noqa: BLE001 - a broken report still leaves a stored, classified mail
+        return ""
