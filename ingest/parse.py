@@ -58,8 +58,10 @@ def _parse_into(msg: Incoming, raw: bytes) -> None:
     if not headers.keys():
         raise ValueError("no mail headers found; stored as raw text")
     _read_headers(msg, headers)
+    # Most of the headers `route.kind` asks for are absent: answer those without a lookup.
+    present = {name.lower() for name in headers}
     msg.kind = route.kind(
-        lambda name: header(headers, name),
+        lambda name: header(headers, name) if name in present else "",
         headers.get_content_type(),
         reports.report_type(headers),
         msg.from_addr,

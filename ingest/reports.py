@@ -17,6 +17,7 @@ from ingest.body import MAX_PARTS, MSGID
 
 _DSN = ("message/delivery-status", "message/global-delivery-status")
 _MDN = ("message/disposition-notification", "message/global-disposition-notification")
+_FOLD = re.compile(r"\r?\n[ \t]+")  # RFC 5322 section 2.2.3: a field may go on over lines
 _ACTION = re.compile(r"^action:[ \t]*([a-z]+)", re.IGNORECASE | re.MULTILINE)
 _ORIGINAL_ID = re.compile(r"^original-message-id:[ \t]*(.*)$", re.IGNORECASE | re.MULTILINE)
 # RFC 8098 section 3.2.6: "Disposition: manual-action/MDN-sent-manually; displayed".
@@ -25,6 +26,8 @@ _DISPOSITION = re.compile(r"^disposition:[^;\n]*;[ \t]*([a-z-]+)", re.IGNORECASE
 
 def report_type(headers: Message) -> str:
     """The `report-type` parameter of a multipart/report (RFC 6522 section 3), or ''."""
+    if headers.get_content_type() != "multipart/report":
+        return ""
     value = headers.get_param("report-type", "")
     return str(collapse_rfc2231_value(value) if isinstance(value, tuple) else value)
 
@@ -45,7 +48,7 @@ def read(msg: Incoming, body: Message) -> None:
         msg.kind = "read-receipt"
     if msg.kind != "read-receipt":
         return
-    text = "\n".join(mdn)
+    text = _FOLD.sub(" ", "\n".join(mdn))
     disposition = _DISPOSITION.search(text)
     if disposition and disposition.group(1).lower() != "displayed":
         return  # deleted, dispatched or processed unread: no one read it

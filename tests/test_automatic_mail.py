@@ -135,6 +135,8 @@ def test_a_read_receipt_names_the_mail_it_reports_on():
     msg = parse(mdn("<our-reply@valuit.com>"))
     assert ("read-receipt", "<our-reply@valuit.com>") == (msg.kind, msg.receipt_of)
     assert None is parse(mdn("<our-reply@valuit.com>", "deleted")).receipt_of  # never read
+    folded = mdn("\r\n <folded@valuit.com>", "\r\n displayed")
+    assert "<folded@valuit.com>" == parse(folded).receipt_of
     # Without the fields, the receipt's In-Reply-To names the mail.
     bare = report("disposition-notification", "text/plain", "Read.")
     assert ("read-receipt", "<reply-1@valuit.com>") == (parse(bare).kind, parse(bare).receipt_of)
