@@ -93,9 +93,13 @@ def batch(
     ]
 
 
-def count(db: sqlite_utils.Database, scope: Scope) -> int:
+def first(db: sqlite_utils.Database, scope: Scope) -> int | None:
+    """The id of the first message of `scope`, None when there is none: found through the
+    parser-version index when the scope has one, so a daemon start over a healed database reads
+    a few index entries, not every message."""
     where, params = scope.where()
-    return db.execute(f"SELECT count(*) FROM message m WHERE {where}", params).fetchone()[0]
+    hint = "INDEXED BY message_parser_version" if scope.below is not None or scope.requested else ""
+    return db.execute(f"SELECT min(m.id) FROM message m {hint} WHERE {where}", params).fetchone()[0]
 
 
 def request(db: sqlite_utils.Database, message_id: int) -> None:
@@ -125,8 +129,8 @@ def heal(
             change = _heal_one(db, message_id, msg)
             if change is not None:
                 changes.append(change)
-        touched = dict.fromkeys(c.ticket_id for c in changes if c.changed and c.ticket_id)
-        discrepancy.reevaluate(db, [t for t in touched if t is not None])
+        touched = [c.ticket_id for c in changes if c.changed and c.ticket_id is not None]
+        discrepancy.reevaluate(db, list(dict.fromkeys(touched)))
         if dry_run:
             db.execute("ROLLBACK TO reparse")
         db.execute("RELEASE reparse")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import smtplib
 import sys
@@ -252,9 +253,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.check_smtp is not None:
         return _check_smtp(config, args.check_smtp)
     if scope is not None:
-        return reparse.command(
-            config.database, scope, dry_run=args.dry_run, as_json_output=args.json, out=sys.stdout
-        )
+        try:
+            return reparse.command(
+                config.database, scope, dry_run=args.dry_run, json_out=args.json, out=sys.stdout
+            )
+        except BrokenPipeError:
+            # The reader went away (`desk-ingest --reparse | head`): what was printed is
+            # committed; stop quietly, keeping Python's flush at exit from failing too.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 128 + signal.SIGPIPE
     logging.basicConfig(
         level=(args.log_level or config.log_level).upper(),
         stream=sys.stderr,

@@ -115,7 +115,8 @@ def run(
 ) -> tuple[Tally, list[Change]]:
     """Read every message of `scope` again, printing a line per changed one to `out`."""
     tally, shown = Tally(), []
-    after: int | None = 0
+    start = reparse.first(db, scope)
+    after = None if start is None else start - 1
     while after is not None and not (stop and stop.is_set()):
         after, changes = step(db, scope, after, dry_run=dry_run)
         tally.add(changes)
@@ -187,16 +188,14 @@ def as_json(change: Change) -> dict[str, Any]:
     }
 
 
-def command(
-    database: Path, scope: Scope, *, dry_run: bool, as_json_output: bool, out: TextIO
-) -> int:
+def command(database: Path, scope: Scope, *, dry_run: bool, json_out: bool, out: TextIO) -> int:
     """`desk-ingest --reparse`: read `scope` again, print what changed and a summary."""
     db = open_db(database)
     try:
-        tally, changes = run(db, scope, dry_run=dry_run, out=None if as_json_output else out)
+        tally, changes = run(db, scope, dry_run=dry_run, out=None if json_out else out)
     finally:
         db.close()
-    if as_json_output:
+    if json_out:
         summary = {
             "read": tally.read,
             "changed": tally.changed,
@@ -216,8 +215,9 @@ def background(database: Path, stop: threading.Event) -> None:
     """The daemon's healer: messages an agent asks for within about a second, and after an
     upgrade every message an older parser read, a chunk at a time with pauses, until `stop`."""
     db = open_db(database)
-    upgrade, requested, cursor = outdated(), Scope(requested=True), 0
-    tally = Tally()
+    upgrade, requested, tally = outdated(), Scope(requested=True), Tally()
+    start = reparse.first(db, upgrade)
+    cursor = None if start is None else start - 1
     try:
         while not stop.is_set():
             try:
