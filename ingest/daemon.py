@@ -257,6 +257,8 @@ def main(argv: list[str] | None = None) -> int:
             return reparse.command(
                 config.database, scope, dry_run=args.dry_run, json_out=args.json, out=sys.stdout
             )
+        except KeyboardInterrupt:
+            return 130  # what was read again is committed; running it again goes on
         except BrokenPipeError:
             # The reader went away (`desk-ingest --reparse | head`): what was printed is
             # committed; stop quietly, keeping Python's flush at exit from failing too.

@@ -9,9 +9,11 @@ between chunks leaves every message either read again or not yet, each exactly o
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -108,24 +110,22 @@ def step(
 def run(
     db: sqlite_utils.Database,
     scope: Scope,
+    on_change: Callable[[Change], None],
     *,
     dry_run: bool = False,
-    out: TextIO | None = None,
-    stop: threading.Event | None = None,
-) -> tuple[Tally, list[Change]]:
-    """Read every message of `scope` again, printing a line per changed one to `out`."""
-    tally, shown = Tally(), []
+) -> Tally:
+    """Read every message of `scope` again, calling `on_change` for each that changed or would
+    thread elsewhere today, as soon as its chunk is committed."""
+    tally = Tally()
     start = reparse.first(db, scope)
     after = None if start is None else start - 1
-    while after is not None and not (stop and stop.is_set()):
+    while after is not None:
         after, changes = step(db, scope, after, dry_run=dry_run)
         tally.add(changes)
         for change in changes:
             if change.changed or change.thread_now is not None:
-                shown.append(change)
-                if out is not None:
-                    print(describe(change), file=out, flush=True)
-    return tally, shown
+                on_change(change)
+    return tally
 
 
 def _short(column: str, value: Any) -> str:
@@ -191,21 +191,22 @@ def as_json(change: Change) -> dict[str, Any]:
 def command(database: Path, scope: Scope, *, dry_run: bool, json_out: bool, out: TextIO) -> int:
     """`desk-ingest --reparse`: read `scope` again, print what changed and a summary."""
     db = open_db(database)
+    changes: list[dict[str, Any]] = []
     try:
-        tally, changes = run(db, scope, dry_run=dry_run, out=None if json_out else out)
+        if json_out:
+            tally = run(db, scope, lambda c: changes.append(as_json(c)), dry_run=dry_run)
+        else:
+            tally = run(
+                db, scope, lambda c: print(describe(c), file=out, flush=True), dry_run=dry_run
+            )
     finally:
         db.close()
     if json_out:
-        summary = {
-            "read": tally.read,
-            "changed": tally.changed,
-            "opened": tally.opened,
-            "joined": tally.joined,
-            "elsewhere": tally.elsewhere,
-            "dry_run": dry_run,
-        }
-        payload = {"changes": [as_json(c) for c in changes], "summary": summary}
-        print(json.dumps(payload, ensure_ascii=False, indent=2), file=out)
+        summary = {**dataclasses.asdict(tally), "dry_run": dry_run}
+        print(
+            json.dumps({"changes": changes, "summary": summary}, ensure_ascii=False, indent=2),
+            file=out,
+        )
     else:
         print(tally.summary(dry_run=dry_run), file=out)
     return 0
