@@ -153,6 +153,20 @@ def test_what_an_agent_made_of_the_ticket_stays(tmp_path, config_path):
     assert ("Fee € 5",) == row(db, "SELECT subject FROM message WHERE id = 1")
 
 
+def test_a_message_an_older_parser_could_not_read_loses_its_unparsed_mark(tmp_path, config_path):
+    db = open_db(tmp_path / "desk.db")
+    store(db, old(fee_mail(), parse_error="RecursionError: too deep"))
+    assert 1 == tickets.get(db, 1)["unparsed"]
+
+    out = reparse(tmp_path, "--unparsed")
+
+    assert [
+        "#1 msg 1: parse error 'RecursionError: too deep' -> none; ticket unparsed 1 -> 0",
+        "read 1 message(s) again: 1 changed",
+    ] == out.splitlines()
+    assert 0 == tickets.get(db, 1)["unparsed"]
+
+
 def test_a_persons_mail_taken_for_an_auto_reply_gets_its_ticket(tmp_path, config_path):
     db = open_db(tmp_path / "desk.db")
     store(db, old(fee_mail(), kind="auto-reply"))
