@@ -15,14 +15,14 @@ import logging
 from collections.abc import Callable, Iterable
 from datetime import timedelta
 from email.utils import parseaddr
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import sqlite_utils
 
 from db import acks, bounces, clock, compose, discrepancy, outbox, threads
 from db.connect import write
 from db.events import record_event
-from db.model import Delivery, Incoming, Stored
+from db.model import Attachment, Delivery, Incoming, Stored
 
 if TYPE_CHECKING:
     from db.config import MailOut
@@ -116,17 +116,42 @@ def _store_one(db: sqlite_utils.Database, msg: Incoming, delivery: Delivery) -> 
     now = clock.now_iso()
     # Mail read late (a first sync, a daemon that was down) keeps the time it really arrived.
     received = min(msg.delivered_at, now) if msg.delivered_at else now
+    ticket_id, rule = find_or_open_ticket(db, msg, delivery, received)
+    message_id = _insert_message(db, msg, delivery, ticket_id, rule, received, now)
+    _locate(db, delivery, message_id)
+    join_ticket(db, msg, message_id, ticket_id, rule, delivery.functions, received, now)
+    return Stored(message_id, ticket_id, True, rule)
+
+
+def find_or_open_ticket(
+    db: sqlite_utils.Database, msg: Incoming, delivery: Delivery, received: str
+) -> tuple[int | None, str]:
+    """The ticket `msg` belongs to by the threading rules and the rule that said so, opening
+    one when the rule is NEW; `(None, NO_TICKET)` for automatic mail that answers nothing."""
     ticket_id, rule = threads.find_ticket(db, msg)
     if rule == threads.NEW:
         ticket_id = _open_ticket(db, msg, delivery, received)
-    message_id = _insert_message(db, msg, delivery, ticket_id, rule, received, now)
-    _locate(db, delivery, message_id)
-    if ticket_id is not None:
-        _add_functions(db, ticket_id, delivery.functions)
-        _add_participants(db, ticket_id, msg)
-        if rule != threads.NEW:
-            _join_ticket(db, ticket_id, msg, message_id, rule, received, now)
-    return Stored(message_id, ticket_id, True, rule)
+    return ticket_id, rule
+
+
+def join_ticket(
+    db: sqlite_utils.Database,
+    msg: Incoming,
+    message_id: int,
+    ticket_id: int | None,
+    rule: str,
+    functions: tuple[str, ...],
+    received: str,
+    now: str,
+) -> None:
+    """Make the stored message `message_id` part of the ticket `find_or_open_ticket` gave: its
+    functions and people join the ticket, and a message that did not open it counts as news."""
+    if ticket_id is None:
+        return
+    _add_functions(db, ticket_id, functions)
+    add_participants(db, ticket_id, msg)
+    if rule != threads.NEW:
+        _join_ticket(db, ticket_id, msg, message_id, rule, received, now)
 
 
 def _open_ticket(
@@ -224,71 +249,73 @@ def _insert_message(
     now: str,
     outbox_id: int | None = None,
 ) -> int:
+    row = {
+        "sha256": msg.sha256,
+        "size": len(msg.raw),
+        "ticket_id": ticket_id,
+        "function": delivery.functions[0],
+        "functions": json.dumps(list(delivery.functions)),
+        "source": delivery.source,
+        "received_at": received,
+        "ingested_at": now,
+        "thread_rule": rule,
+        "direction": "in" if outbox_id is None else "out",
+        "outbox_id": outbox_id,
+        **parsed_columns(msg),
+    }
     cursor = db.execute(
-        "INSERT INTO message (sha256, size, ticket_id, function, functions, source, "
-        "received_at, ingested_at, message_id, in_reply_to, refs, from_addr, from_name, "
-        "to_addrs, cc_addrs, subject, date_header, sent_at, headers, body_text, body_html, "
-        "charset_declared, charset_used, "
-        "auto, thread_rule, parse_error, defects, direction, outbox_id, kind, reply_to, "
-        "forwarded, copy_key, parser_version) "
-        f"VALUES ({', '.join('?' * 34)})",
-        [
-            msg.sha256,
-            len(msg.raw),
-            ticket_id,
-            delivery.functions[0],
-            json.dumps(list(delivery.functions)),
-            delivery.source,
-            received,
-            now,
-            msg.message_id,
-            msg.in_reply_to,
-            json.dumps(msg.references),
-            msg.from_addr,
-            msg.from_name,
-            ", ".join(msg.to_addrs),
-            ", ".join(msg.cc_addrs),
-            msg.subject,
-            msg.date_header,
-            msg.sent_at,
-            msg.headers,
-            msg.body_text,
-            msg.body_html,
-            msg.charset_declared,
-            msg.charset_used,
-            msg.auto,
-            rule,
-            msg.parse_error,
-            json.dumps(msg.defects),
-            "in" if outbox_id is None else "out",
-            outbox_id,
-            msg.kind,
-            ", ".join(msg.reply_to),
-            json.dumps([dataclasses.asdict(f) for f in msg.forwarded]),
-            msg.copy_key,
-            msg.parser_version,
-        ],
+        f"INSERT INTO message ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+        list(row.values()),
     )
     message_id = cursor.lastrowid
     db.execute("INSERT INTO raw_message (message_id, raw) VALUES (?, ?)", [message_id, msg.raw])
+    insert_attachments(db, message_id, msg.attachments)
+    return message_id
+
+
+def parsed_columns(msg: Incoming) -> dict[str, Any]:
+    """The message's columns that come from parsing its bytes, as stored: what a newer parser
+    may read differently (`desk-ingest --reparse` writes these and only these)."""
+    return {
+        "subject": msg.subject,
+        "from_addr": msg.from_addr,
+        "from_name": msg.from_name,
+        "to_addrs": ", ".join(msg.to_addrs),
+        "cc_addrs": ", ".join(msg.cc_addrs),
+        "reply_to": ", ".join(msg.reply_to),
+        "message_id": msg.message_id,
+        "in_reply_to": msg.in_reply_to,
+        "refs": json.dumps(msg.references),
+        "date_header": msg.date_header,
+        "sent_at": msg.sent_at,
+        "headers": msg.headers,
+        "body_text": msg.body_text,
+        "body_html": msg.body_html,
+        "charset_declared": msg.charset_declared,
+        "charset_used": msg.charset_used,
+        "auto": msg.auto,
+        "parse_error": msg.parse_error,
+        "defects": json.dumps(msg.defects),
+        "kind": msg.kind,
+        "forwarded": json.dumps([dataclasses.asdict(f) for f in msg.forwarded]),
+        "copy_key": msg.copy_key,
+        "parser_version": msg.parser_version,
+    }
+
+
+def insert_attachments(
+    db: sqlite_utils.Database, message_id: int, attachments: list[Attachment]
+) -> None:
+    """Store a message's attachments in their order (inside the caller's transaction)."""
     db.conn.executemany(
         "INSERT INTO attachment (message_id, position, display_name, safe_name, content_type, "
         "size, sha256, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         [
-            (
-                message_id,
-                i,
-                a.display_name,
-                a.safe_name,
-                a.content_type,
-                len(a.data),
-                a.sha256,
-                a.data,
-            )
-            for i, a in enumerate(msg.attachments)
+            (message_id, i, a.display_name, a.safe_name, a.content_type, len(a.data), a.sha256,
+             a.data)
+            for i, a in enumerate(attachments)
         ],
-    )
-    return message_id
+    )  # fmt: skip
 
 
 def _locate(db: sqlite_utils.Database, delivery: Delivery, message_id: int) -> None:
@@ -305,7 +332,9 @@ def _add_functions(db: sqlite_utils.Database, ticket_id: int, functions: tuple[s
     )
 
 
-def _add_participants(db: sqlite_utils.Database, ticket_id: int, msg: Incoming) -> None:
+def add_participants(db: sqlite_utils.Database, ticket_id: int, msg: Incoming) -> None:
+    """The sender and recipients of `msg` take part in the ticket: a `[#N]` token of theirs
+    threads (inside the caller's transaction)."""
     addrs = {a for a in [msg.from_addr.lower(), *msg.recipients] if a}
     db.conn.executemany(
         "INSERT OR IGNORE INTO ticket_participant (ticket_id, addr) VALUES (?, ?)",
@@ -372,5 +401,5 @@ def _store_outgoing(
         "version = version + 1 WHERE id = ?",
         [now, ticket_id],
     )
-    _add_participants(db, ticket_id, outgoing)
+    add_participants(db, ticket_id, outgoing)
     return message_id

@@ -2,15 +2,18 @@
 
 Each source runs in its own thread with its own database connection, so one failing source
 never stops the others. Two more threads carry mail out: the notice scheduler issues the
-maintenance notices as they fall due, and the sender hands the outbox to `[smtp]`. SIGTERM or
-SIGINT sets a stop flag: each finishes the batch or mail it holds, commits, and returns.
-`--once` ingests what is there, issues and sends what is due, and exits.
+maintenance notices as they fall due, and the sender hands the outbox to `[smtp]`. One more
+reads stored mail again with today's parser: what an older version read, after an upgrade, and
+what an agent asks for (`ingest/reparse.py`). SIGTERM or SIGINT sets a stop flag: each finishes
+the batch or mail it holds, commits, and returns. `--once` ingests what is there, issues and
+sends what is due, and exits; `--reparse` only reads stored mail again.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import smtplib
 import sys
@@ -18,11 +21,12 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Executor
 
-from db import notice_schedule, outbox, recurrence, sources
+from db import clock, notice_schedule, outbox, recurrence, sources
 from db.config import Config, Source, load
 from db.connect import open_db
 from db.errors import DeskError
-from ingest import imap, maildir, secrets, sender
+from db.reparse import Scope
+from ingest import imap, maildir, reparse, secrets, sender
 from ingest.pipeline import Pipeline, make_pool
 
 log = logging.getLogger("desk.daemon")
@@ -94,6 +98,13 @@ def _sender_thread(
         db.close()
 
 
+def _reparse_thread(config: Config, stop: threading.Event) -> None:
+    try:
+        reparse.background(config.database, stop)
+    except Exception:  # noqa: BLE001 - new mail goes on; stored mail waits for the next start
+        log.exception("reading stored messages again stopped by an unexpected error")
+
+
 def run(config: Config, *, once: bool, stop: threading.Event | None = None) -> bool:
     """Run every source until `stop` (or, with `once`, until each is read); False if one failed."""
     stop = stop or threading.Event()
@@ -126,6 +137,12 @@ def run(config: Config, *, once: bool, stop: threading.Event | None = None) -> b
         target=_notice_thread, args=(config, stop, once), name="notices", daemon=True
     )
     threads.append(notices)
+    if not once:
+        threads.append(
+            threading.Thread(
+                target=_reparse_thread, args=(config, stop), name="reparse", daemon=True
+            )
+        )
     if config.mail.smtp is not None:
         threads.append(
             threading.Thread(
@@ -167,6 +184,21 @@ def _check_smtp(config: Config, to: str) -> int:
     return 0
 
 
+def _scope(args: argparse.Namespace) -> Scope:
+    if args.all:
+        return Scope()
+    if args.unparsed:
+        return Scope(unparsed=True)
+    if args.since:
+        try:
+            return Scope(since=clock.iso(clock.parse(args.since)))
+        except ValueError:
+            raise DeskError(
+                f"--since {args.since!r} is not a date; write it as 2026-11-01 or 2026-11-01T08:00"
+            ) from None
+    return reparse.outdated()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="desk-ingest",
@@ -192,14 +224,46 @@ def main(argv: list[str] | None = None) -> int:
         help="connect and log in to [smtp] as the daemon would, and say how it went; with "
         "ADDRESS, also send it a test mail",
     )
+    parser.add_argument(
+        "--reparse",
+        action="store_true",
+        help="read stored incoming mail again with this version's parser and update it in place "
+        "(default: what an older version read), printing what changed; then exit",
+    )
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--all", action="store_true", help="with --reparse: every message")
+    which.add_argument(
+        "--unparsed", action="store_true", help="with --reparse: messages that could not be parsed"
+    )
+    which.add_argument(
+        "--since", metavar="DATE", help="with --reparse: messages received since DATE (ISO 8601)"
+    )
+    parser.add_argument("--dry-run", action="store_true", help="with --reparse: change nothing")
+    parser.add_argument("--json", action="store_true", help="with --reparse: print JSON")
     args = parser.parse_args(argv)
+    chosen = args.all or args.unparsed or args.since or args.dry_run or args.json
+    if chosen and not args.reparse:
+        parser.error("--all, --unparsed, --since, --dry-run and --json go with --reparse")
     try:
         config = load(args.config)
+        scope = _scope(args) if args.reparse else None
     except DeskError as exc:
         print(f"desk-ingest: {exc.message}", file=sys.stderr)
         return 2
     if args.check_smtp is not None:
         return _check_smtp(config, args.check_smtp)
+    if scope is not None:
+        try:
+            return reparse.command(
+                config.database, scope, dry_run=args.dry_run, json_out=args.json, out=sys.stdout
+            )
+        except KeyboardInterrupt:
+            return 130  # what was read again is committed; running it again goes on
+        except BrokenPipeError:
+            # The reader went away (`desk-ingest --reparse | head`): what was printed is
+            # committed; stop quietly, keeping Python's flush at exit from failing too.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 128 + signal.SIGPIPE
     logging.basicConfig(
         level=(args.log_level or config.log_level).upper(),
         stream=sys.stderr,

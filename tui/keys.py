@@ -58,6 +58,7 @@ TICKET = [
     _b("e", "audit", "Audit trail", "audit"),
     _b("S", "save_attachment", "Save attachment", "save_attachment"),
     _b("R", "mail", "Retry / cancel mail", "mail", show=False),
+    _b("P", "reparse", "Read the message again", "reparse", show=False),
     _b("ctrl+r", "refresh", "Refresh", "refresh_ticket", show=False),
     _b("j,down", "scroll_down", "Down", "scroll_down", show=False),
     _b("k,up", "scroll_up", "Up", "scroll_up", show=False),

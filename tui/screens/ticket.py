@@ -14,7 +14,7 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from db import outbox, tickets
+from db import outbox, reparse, tickets
 from db.errors import DeskError
 from tui import files, keys, safe
 from tui.actions import TicketActions
@@ -123,6 +123,7 @@ class TicketScreen(TicketActions, Screen):
         self.ticket_id = ticket_id
         self.data: dict[str, Any] | None = None
         self.headers = False
+        self.shown: list[int] = []  # message ids of the thread's views, in order
 
     def compose(self) -> ComposeResult:
         yield Static(Text(f"#{self.ticket_id}  loading…"), id="ticket-head")
@@ -189,9 +190,35 @@ class TicketScreen(TicketActions, Screen):
             )
             for m in self.data["thread"]
         ]
+        self.shown = [m["id"] for m in self.data["thread"]]
         with self.app.batch_update():
             thread.remove_children()
             thread.mount_all(views)
+
+    def message_under_cursor(self) -> int | None:
+        """The message at the top of the thread's view: the one being read."""
+        thread = self.query_one("#thread", VerticalScroll)
+        views = list(thread.query(".message"))
+        for message_id, view in zip(self.shown, views, strict=False):
+            if view.virtual_region.bottom > thread.scroll_y:
+                return message_id
+        return self.shown[-1] if self.shown else None
+
+    def action_reparse(self) -> None:
+        """Ask desk-ingest to read the message under the cursor again with today's parser; the
+        thread shows the new reading once it is written, through the live refresh."""
+        message_id = self.message_under_cursor()
+        if message_id is not None:
+            self.request_reparse(message_id)
+
+    @work(thread=True, group="action", exit_on_error=False)
+    def request_reparse(self, message_id: int) -> None:
+        try:
+            self.app.data.call(reparse.request, message_id)
+        except DeskError as exc:
+            self.post_message(ActionFailed(exc.message))
+            return
+        self.post_message(ActionDone(f"desk-ingest will read message {message_id} again"))
 
     def action_back(self) -> None:
         self.app.pop_screen()
