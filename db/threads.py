@@ -4,7 +4,10 @@ Rules in order: a `[#N]` token in the subject (only from someone already taking 
 N, so a stranger cannot write into another customer's ticket by guessing numbers), then
 In-Reply-To, then References (newest first), then another copy of the same mail (the same
 Message-ID, sender, date and subject, delivered to a second support address: it joins the first
-copy's ticket, which gains the function), then a new ticket. Auto-replies and bounces never
+copy's ticket, which gains the function), then a new ticket. Copies that differ only in
+transport headers never get here: the store keeps them as one message (`copy_key`). This rule
+is for copies that differ in more, such as a list's footer, a relay that re-encoded the body,
+or a filter's stamp the copy key does not know. Auto-replies and bounces never
 open a ticket; they join the one they answer when it can be found.
 """
 
