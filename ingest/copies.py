@@ -81,9 +81,15 @@ _TRANSPORT_PREFIXES = (
     "x-ses-",
     "x-mozilla-",
 )
-_HEADER_END = re.compile(rb"\r?\n\r?\n")
-_LINE = re.compile(rb"\r?\n")
-_WSP = re.compile(rb"[ \t]+")
+_IS_TRANSPORT = re.compile(
+    b"|".join(
+        [re.escape(name.encode()) + rb"\Z" for name in sorted(_TRANSPORT)]
+        + [re.escape(prefix.encode()) for prefix in _TRANSPORT_PREFIXES]
+    )
+)
+_HEADER_END = re.compile(rb"\n\r?\n")
+_FOLD = re.compile(rb"\n(?=[ \t])")  # a line break before white space folds (RFC 5322 2.2.3)
+_WSP = re.compile(rb"(?: [ \t]|\t)[ \t]*")  # runs of white space but a lone space
 _ENVELOPE = re.compile(rb"From (?![ \t]*:)")  # mbox's separator line; "From :" is a field
 
 
@@ -102,30 +108,21 @@ def copy_key(raw: bytes) -> str | None:
     fields = _fields(head)
     if not any(name in (b"message-id", b"date") and value for name, value in fields):
         return None
-    digest = hashlib.sha256()
-    for name, value in fields:
-        if not _is_transport(name):
-            digest.update(name + b":" + value + b"\n")
-    digest.update(b"\n" + body.replace(b"\r\n", b"\n").rstrip(b"\n"))
-    return digest.hexdigest()
+    kept = b"".join(
+        name + b":" + value + b"\n" for name, value in fields if not _IS_TRANSPORT.match(name)
+    )
+    body = body.replace(b"\r\n", b"\n").rstrip(b"\n")
+    return hashlib.sha256(kept + b"\n" + body).hexdigest()
 
 
 def _fields(head: bytes) -> list[tuple[bytes, bytes]]:
     """The header block's fields as (lower-case name, unfolded value with white space
     collapsed); an mbox envelope line ("From sender date") is not a field and is left out."""
-    fields: list[tuple[bytes, bytes]] = []
-    for line in _LINE.split(head):
-        if line[:1] in (b" ", b"\t") and fields:
-            name, value = fields[-1]
-            fields[-1] = (name, value + b" " + line)
-        elif not fields and _ENVELOPE.match(line):
-            continue
-        else:
-            name, _, value = line.partition(b":")
-            fields.append((name.strip().lower(), value))
-    return [(name, _WSP.sub(b" ", value).strip()) for name, value in fields]
-
-
-def _is_transport(name: bytes) -> bool:
-    text = name.decode("latin-1")
-    return text in _TRANSPORT or text.startswith(_TRANSPORT_PREFIXES)
+    lines = _WSP.sub(b" ", _FOLD.sub(b"", head.replace(b"\r\n", b"\n"))).split(b"\n")
+    if _ENVELOPE.match(lines[0]):
+        del lines[0]
+    fields = []
+    for line in lines:
+        name, _, value = line.partition(b":")
+        fields.append((name.strip().lower(), value.strip()))
+    return fields
