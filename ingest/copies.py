@@ -101,28 +101,26 @@ def copy_key(raw: bytes) -> str | None:
     Header fields are compared as DKIM's "relaxed" canonicalization compares them (RFC 6376
     3.4.2: names in lower case, unfolded, runs of white space as one space), so refolding and
     CRLF against LF do not matter; the other fields keep their order. The body is compared
-    byte for byte except line endings and trailing empty lines (RFC 6376 3.4.3). Never raises.
+    byte for byte except line endings and trailing empty lines (RFC 6376 3.4.3). An mbox
+    envelope line ("From sender date") is not a field and is left out. Never raises.
     """
     end = _HEADER_END.search(raw)
     head, body = (raw[: end.start()], raw[end.end() :]) if end else (raw, b"")
-    fields = _fields(head)
-    if not any(name in (b"message-id", b"date") and value for name, value in fields):
-        return None
-    kept = b"".join(
-        name + b":" + value + b"\n" for name, value in fields if not _IS_TRANSPORT.match(name)
-    )
-    body = body.replace(b"\r\n", b"\n").rstrip(b"\n")
-    return hashlib.sha256(kept + b"\n" + body).hexdigest()
-
-
-def _fields(head: bytes) -> list[tuple[bytes, bytes]]:
-    """The header block's fields as (lower-case name, unfolded value with white space
-    collapsed); an mbox envelope line ("From sender date") is not a field and is left out."""
     lines = _WSP.sub(b" ", _FOLD.sub(b"", head.replace(b"\r\n", b"\n"))).split(b"\n")
     if _ENVELOPE.match(lines[0]):
         del lines[0]
-    fields = []
+    kept = []
+    origin = False
     for line in lines:
         name, _, value = line.partition(b":")
-        fields.append((name.strip().lower(), value.strip()))
-    return fields
+        name = name.strip().lower()
+        if not _IS_TRANSPORT.match(name):
+            value = value.strip()
+            origin = origin or (value != b"" and name in (b"message-id", b"date"))
+            kept.append(name + b":" + value)
+    if not origin:
+        return None
+    if b"\r" in body:  # a body without CR needs no copy
+        body = body.replace(b"\r\n", b"\n")
+    kept.append(b"\n" + body.rstrip(b"\n"))
+    return hashlib.sha256(b"\n".join(kept)).hexdigest()
