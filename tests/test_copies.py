@@ -146,7 +146,7 @@ def test_line_endings_folding_and_an_mbox_envelope_line_do_not_make_another_mess
     assert_one_message(db, {"technical", "sales"}, {"technical-imap", "sales-imap"})
 
 
-def test_a_copy_adds_its_participants_and_an_audit_line_but_no_acknowledgement(db):
+def test_a_copy_adds_its_participants_and_an_audit_line_and_counts_once(db):
     first = put(db, copy("Delivered-To: technical@valuit.com\r\n"), "technical")
     put(db, copy("Delivered-To: sales@valuit.com\r\n"), "sales")
     participants = {a for (a,) in db.execute("SELECT addr FROM ticket_participant")}
