@@ -92,5 +92,5 @@ class Delivery:
 class Stored:
     message_id: int
     ticket_id: int | None
-    new: bool  # False when the same bytes were already stored
+    new: bool  # False when the same bytes, or a copy of them (`copy_key`), were already stored
     rule: str

@@ -1,9 +1,11 @@
 """Storing incoming messages exactly once and threading them into tickets.
 
 A message is its bytes: the same bytes read twice (another file, another source, a re-read
-after a UIDVALIDITY change or a crash) are one message with two locations. The same Message-ID
-with other bytes is another message. Each batch is one transaction, together with whatever
-checkpoint the source passes, so a crash leaves either all of it or none.
+after a UIDVALIDITY change or a crash) are one message with two locations. So are two copies of
+one mail delivered to two of our mailboxes, which differ only in transport headers (the same
+copy key, `ingest/copies.py`): the message gains the second copy's location and functions. The
+same Message-ID with other content is another message. Each batch is one transaction, together
+with whatever checkpoint the source passes, so a crash leaves either all of it or none.
 """
 
 from __future__ import annotations
@@ -107,11 +109,17 @@ def _store_one(db: sqlite_utils.Database, msg: Incoming, delivery: Delivery) -> 
         "SELECT id, ticket_id, thread_rule FROM message WHERE sha256 = ?", [msg.sha256]
     ).fetchone()
     if existing:
-        message_id, ticket_id, rule = existing
-        _locate(db, delivery, message_id)
-        if ticket_id is not None:
-            _add_functions(db, ticket_id, delivery.functions)
-        return Stored(message_id, ticket_id, False, rule)
+        return _another_location(db, msg, delivery, *existing)
+    if msg.copy_key is not None:
+        # The oldest, should two stored messages share a key (copies stored before copy keys,
+        # then re-parsed).
+        copy = db.execute(
+            "SELECT id, ticket_id, thread_rule FROM message WHERE copy_key = ? "
+            "AND direction = 'in' ORDER BY id LIMIT 1",
+            [msg.copy_key],
+        ).fetchone()
+        if copy:
+            return _another_location(db, msg, delivery, *copy, copy=True)
 
     now = clock.now_iso()
     # Mail read late (a first sync, a daemon that was down) keeps the time it really arrived.
@@ -152,6 +160,34 @@ def join_ticket(
     add_participants(db, ticket_id, msg)
     if rule != threads.NEW:
         _join_ticket(db, ticket_id, msg, message_id, rule, received, now)
+
+
+def _another_location(
+    db: sqlite_utils.Database,
+    msg: Incoming,
+    delivery: Delivery,
+    message_id: int,
+    ticket_id: int | None,
+    rule: str,
+    *,
+    copy: bool = False,
+) -> Stored:
+    """The same message read again, from another place or as another `copy`: one more
+    location, and whatever functions and participants this delivery adds. A copy seen in a new
+    place goes into the ticket's audit trail; a re-read of one already seen does not."""
+    located = _locate(db, delivery, message_id)
+    (functions,) = db.execute("SELECT functions FROM message WHERE id = ?", [message_id]).fetchone()
+    known = json.loads(functions)
+    union = list(dict.fromkeys([*known, *delivery.functions]))
+    if union != known:
+        db.execute("UPDATE message SET functions = ? WHERE id = ?", [json.dumps(union), message_id])
+    if ticket_id is not None:
+        _add_functions(db, ticket_id, delivery.functions)
+        add_participants(db, ticket_id, msg)
+        if copy and located:
+            detail = {"message": message_id, "source": delivery.source}
+            record_event(db, ticket_id, INGEST_ACTOR, "copy", detail)
+    return Stored(message_id, ticket_id, False, rule)
 
 
 def _open_ticket(
@@ -318,11 +354,13 @@ def insert_attachments(
     )  # fmt: skip
 
 
-def _locate(db: sqlite_utils.Database, delivery: Delivery, message_id: int) -> None:
-    db.execute(
+def _locate(db: sqlite_utils.Database, delivery: Delivery, message_id: int) -> bool:
+    """Record where the message was read; False when that place was already known."""
+    cursor = db.execute(
         "INSERT OR IGNORE INTO message_location (source, key, message_id) VALUES (?, ?, ?)",
         [delivery.source, delivery.key, message_id],
     )
+    return cursor.rowcount == 1
 
 
 def _add_functions(db: sqlite_utils.Database, ticket_id: int, functions: tuple[str, ...]) -> None:

@@ -4,10 +4,13 @@ Rules in order: a `[#N]` token in the subject (only from someone already taking 
 N, so a stranger cannot write into another customer's ticket by guessing numbers), then
 In-Reply-To, then References (newest first), then another copy of the same mail (the same
 Message-ID, sender, date and subject, delivered to a second support address: it joins the first
-copy's ticket, which gains the function), then a new ticket. Automatic mail (auto-replies,
-bounces, delay notices, read receipts) never opens a ticket; it joins the one it answers when
-it can be found, a read receipt by the mail it reports on. A person's mail through a mailing
-list is a person's mail.
+copy's ticket, which gains the function), then a new ticket. Copies that differ only in
+transport headers never get here: the store keeps them as one message (`copy_key`). This rule
+is for copies that differ in more, such as a list's footer, a relay that re-encoded the body,
+or a filter's stamp the copy key does not know. Automatic mail (auto-replies, bounces, delay
+notices, read receipts) never opens a ticket; it joins the one it answers when it can be found,
+a read receipt by the mail it reports on. A person's mail through a mailing list is a person's
+mail.
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ from mailparser.utils import receiveds_parsing
 
 from db import clock
 from db.model import Incoming
-from ingest import reports, route
+from ingest import copies, reports, route
 from ingest.addresses import addresses, display
 from ingest.body import MSGID, raw_text, read_body, safe_name
 from ingest.charsets import clean, decode_header_block, decode_words
@@ -44,6 +44,7 @@ _HEADER_END = re.compile(rb"\r?\n\r?\n")
 def parse(raw: bytes) -> Incoming:
     """Parse `raw`; never raises for any input."""
     msg = Incoming(raw=raw, sha256=hashlib.sha256(raw).hexdigest(), parser_version=PARSER_VERSION)
+    msg.copy_key = copies.copy_key(raw)
     try:
         _parse_into(msg, raw)
     except Exception as exc:  # noqa: BLE001 - any failure becomes a stored, flagged message

@@ -66,13 +66,23 @@ def test_a_mail_to_two_support_addresses_is_one_ticket_with_both_functions(db):
     assert {"technical", "compliance"} == functions
 
 
-def test_a_second_delivered_copy_joins_the_first_copys_ticket(db):
+def test_a_copy_that_differs_in_more_than_transport_joins_the_first_copys_ticket(db):
+    # The second copy came through a list that added its footer: another message, same ticket.
     a = put(
-        db, mail(message_id="<c@example.com>", headers={"Delivered-To": "technical@valuit.com"})
+        db,
+        mail(
+            body="Help.",
+            message_id="<c@example.com>",
+            headers={"Delivered-To": "technical@valuit.com"},
+        ),
     )
     b = put(
         db,
-        mail(message_id="<c@example.com>", headers={"Delivered-To": "sales@valuit.com"}),
+        mail(
+            body="Help.\n-- \nsupport-all mailing list",
+            message_id="<c@example.com>",
+            headers={"Delivered-To": "sales@valuit.com"},
+        ),
         functions=("sales",),
     )
     assert (a.ticket_id, "copy") == (b.ticket_id, b.rule)
