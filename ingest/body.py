@@ -28,10 +28,11 @@ from inscriptis import get_text
 from db.invitation import CALENDAR_TYPES, render
 from db.model import Attachment, Forwarded, Incoming
 from ingest.charsets import WHOLE, clean, decode_header_block, decode_words, payload_text
-from ingest.headers import raw_header
+from ingest.headers import unfold
 
 MAX_PARTS = 500  # beyond this a message is hostile or broken; keep what came first
 MAX_TEXT = 2_000_000
+MAX_FORWARDED = 20  # entries shown in the thread; a longer chain is in the .eml
 MSGID = re.compile(r"<[^<>\s]{1,900}>")
 _RETURNED_ID = re.compile(r"^message-id:[ \t]*(<[^<>\s]{1,900}>)", re.IGNORECASE | re.MULTILINE)
 _UNSAFE_NAME = re.compile(r"[\x00-\x1f\x7f/\\:*?\"<>|]")
@@ -77,7 +78,7 @@ def read_body(msg: Incoming, body: Message) -> None:
     msg.body_html = markup[:MAX_TEXT]
     msg.body_text = text[:MAX_TEXT]
     msg.attachments.extend(root.attachments)
-    msg.forwarded.extend(root.forwarded)
+    msg.forwarded.extend(root.forwarded[:MAX_FORWARDED])
     msg.charset_declared = ",".join(dict.fromkeys(c for c in declared if c))
     msg.charset_used = ",".join(dict.fromkeys(c for c in used if c))
 
@@ -285,37 +286,45 @@ def reflow(text: str, delsp: bool) -> str:
 
 def _read_forward(msg: Incoming, node: _Node, index: int) -> Message | None:
     """A mail attached as message/rfc822: kept as a `.eml` attachment with its own bytes; the
-    mail parsed, for the walk to read as the forwarded mail's parts."""
+    mail parsed, for the walk to read as the forwarded mail's parts. A mail forwarded inside a
+    forwarded one is in the outer `.eml` already: it gets an entry but no copy of its bytes,
+    so a chain of forwards costs time and space in proportion to its size."""
     part = node.part
-    data, inner = _inner_mail(part, "\r\n" if b"\r\n" in msg.raw[:10_000] else "\n")
-    subject = _inner_header(inner, "subject") if inner is not None else ""
-    display = _filename(part) or subject or "forwarded"
-    if not display.lower().endswith(".eml"):
-        display += ".eml"
-    node.attachments.append(_file(display, part.get_content_type(), data, index))
-    return inner
-
-
-def _inner_mail(part: Message, linesep: str) -> tuple[bytes, Message | None]:
-    """The forwarded mail's bytes as they came, and the mail parsed; a body wrongly encoded
-    in base64 or quoted-printable (RFC 2046 5.2.1 forbids it, Outlook sends it) is decoded."""
     payload = part.get_payload()
     inner = payload[0] if isinstance(payload, list) and payload else None
-    exact = policy.compat32.clone(linesep=linesep, max_line_length=0)
-    try:
-        data = inner.as_bytes(policy=exact) if inner is not None else _payload_bytes(part)
-    except Exception:  # noqa: BLE001 - a part the generator cannot write: keep its text
-        data = str(payload).encode("utf-8", "surrogateescape")
     encoding = str(part.get("content-transfer-encoding", "")).strip().lower()
-    if encoding in ("base64", "quoted-printable") or inner is None:
-        if encoding in ("base64", "quoted-printable"):
+    # RFC 2046 5.2.1 forbids encoding a message/rfc822 body; some clients do it anyway.
+    encoded = encoding in ("base64", "quoted-printable")
+    if node.inside and inner is not None and not encoded:
+        return inner
+    data = _inner_bytes(part, inner, "\r\n" if b"\r\n" in msg.raw[:10_000] else "\n")
+    if not data:
+        msg.defects.append("ForwardedMailNotWritable")
+    if encoded or inner is None:
+        if encoded:
             wrapped = f"Content-Transfer-Encoding: {encoding}\r\n\r\n".encode() + data
             data = email.message_from_bytes(wrapped).get_payload(decode=True) or b""
         try:
             inner = email.message_from_bytes(data, policy=policy.compat32)
         except Exception:  # noqa: BLE001 - nested too deep to parse: the bytes are kept
             inner = None
-    return data, inner
+    if not node.inside:
+        subject = _inner_header(inner, "subject") if inner is not None else ""
+        display = _filename(part) or subject or "forwarded"
+        if not display.lower().endswith(".eml"):
+            display += ".eml"
+        node.attachments.append(_file(display, part.get_content_type(), data, index))
+    return inner
+
+
+def _inner_bytes(part: Message, inner: Message | None, linesep: str) -> bytes:
+    """The forwarded mail's bytes as they came: the stdlib parsed it, and writes it back
+    unchanged when told not to fold lines and to end them as the message does."""
+    exact = policy.compat32.clone(linesep=linesep, max_line_length=0)
+    try:
+        return inner.as_bytes(policy=exact) if inner is not None else _payload_bytes(part)
+    except Exception:  # noqa: BLE001 - nested beyond the generator's recursion: no bytes
+        return b""
 
 
 def _payload_bytes(part: Message) -> bytes:
@@ -325,7 +334,8 @@ def _payload_bytes(part: Message) -> bytes:
 
 def _inner_header(inner: Message, name: str) -> str:
     """A forwarded mail's header as text; raw 8-bit bytes read as for the outer mail's."""
-    value = raw_header(inner, name)
+    # raw_items(): `get` turns raw 8-bit bytes into replacement characters under compat32.
+    value = unfold(next((v for k, v in inner.raw_items() if k.lower() == name), ""))
     if any("\udc80" <= c <= "\udcff" for c in value):
         value = decode_header_block(value.encode("utf-8", "surrogateescape"))
     return clean(decode_words(value)).replace("\r", "").replace("\n", " ")
