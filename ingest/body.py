@@ -45,7 +45,7 @@ _TAG = re.compile(r"<(script|style)\b.*?</\1\s*>|<[^>]*>", re.IGNORECASE | re.DO
 _LINE_BREAK = re.compile(r"\r?\n")
 
 
-@dataclass
+@dataclass(slots=True)
 class _Node:
     """One MIME part and, once read, what it gives: text pieces in order ("plain", "html" or
     "calendar", text), HTML, TNEF text for a mail with no other, attachments, forwarded mails."""
@@ -105,7 +105,7 @@ def _tree(body: Message, msg: Incoming) -> list[_Node]:
         if ctype in WHOLE:
             continue
         payload = part.get_payload()
-        if not isinstance(payload, list) and part.get_content_maintype() == "multipart":
+        if not isinstance(payload, list) and ctype.startswith("multipart/"):
             payload = _unfolded_boundary(part)
         if isinstance(payload, list):
             node.kind = "alternative" if ctype == "multipart/alternative" else "multipart"
@@ -156,7 +156,9 @@ def _read_leaf(
             node.pieces.append(("html", text))
             node.html.append(text)
         else:
-            if _param(part, "format") == "flowed":
+            # Most text is not flowed: look at the raw header before parsing its parameters.
+            flowed = "flowed" in str(part.get("content-type", "")).lower()
+            if flowed and _param(part, "format") == "flowed":
                 text = reflow(text, delsp=_param(part, "delsp") == "yes")
             node.pieces.append(("plain", text))
         if filename:
