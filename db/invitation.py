@@ -11,7 +11,8 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta, tzinfo
 from typing import Any
 
-MAX_EVENTS = 10  # a feed of hundreds of events is an attachment, not a body
+MAX_SIZE = 1_000_000  # a larger .ics is a feed to save, not an invitation to read
+MAX_EVENTS = 10  # nor is one of hundreds of events
 MAX_FIELD = 300
 MAX_DESCRIPTION = 2000
 CALENDAR_TYPES = ("text/calendar", "application/ics")
@@ -46,7 +47,9 @@ _FREQUENCIES = {
 
 def render(data: bytes | str, zone: tzinfo | None) -> str:
     """The invitation's events as text, times in `zone` (None: the machine's zone); "" when
-    `data` holds no event that can be read. Never raises."""
+    `data` holds no event that can be read or is larger than `MAX_SIZE`. Never raises."""
+    if len(data) > MAX_SIZE:
+        return ""
     try:
         import icalendar  # slow to import: only mail that carries a calendar pays for it
 

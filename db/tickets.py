@@ -20,7 +20,6 @@ from db.events import record_event
 from db.migrations import PRIORITIES, STATUSES
 
 _EDITABLE = ("status", "priority", "assignee", "tags", "window_id")
-MAX_CALENDAR = 1_000_000  # a larger .ics is a feed to save, not an invitation to read
 
 
 def page(
@@ -120,7 +119,7 @@ def calendars(db: sqlite_utils.Database, ticket_id: int) -> dict[int, list[bytes
         "SELECT a.message_id, a.data FROM attachment a JOIN message m ON m.id = a.message_id "
         f"WHERE m.ticket_id = ? AND a.content_type IN ({types}) AND a.size <= ? "
         "ORDER BY a.message_id, a.position",
-        [ticket_id, *invitation.CALENDAR_TYPES, MAX_CALENDAR],
+        [ticket_id, *invitation.CALENDAR_TYPES, invitation.MAX_SIZE],
     ):
         found.setdefault(message_id, []).append(data)
     return found

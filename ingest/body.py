@@ -96,7 +96,9 @@ def _tree(body: Message, msg: Incoming) -> list[_Node]:
         if parent >= 0:
             nodes[parent].children.append(index)
         ctype = part.get_content_type()
-        if ctype in _FORWARD and not bounce:
+        if ctype in _FORWARD and bounce:  # the returned mail: read by `_returned`
+            continue
+        if ctype in _FORWARD:
             node.kind = "forward"
             inner = _read_forward(msg, node, index)
             if inner is not None:  # its parts are walked as the forwarded mail's
@@ -142,7 +144,7 @@ def _read_leaf(
 ) -> None:
     part = node.part
     ctype = part.get_content_type()
-    if ctype in ("text/rfc822-headers", "message/delivery-status", "message/rfc822"):
+    if ctype in ("text/rfc822-headers", "message/delivery-status", *_FORWARD):
         _returned(msg, node, ctype)
         return
     disposition = (part.get_content_disposition() or "").lower()
