@@ -13,7 +13,7 @@ from typing import Any
 
 import sqlite_utils
 
-from db import clock, search, windows
+from db import clock, invitation, search, windows
 from db.connect import write
 from db.errors import ConflictError, DeskError, NotFoundError
 from db.events import record_event
@@ -78,7 +78,7 @@ def get(db: sqlite_utils.Database, ticket_id: int) -> dict[str, Any]:
 _MESSAGES = (
     "SELECT m.id, m.from_addr, m.from_name, m.to_addrs, m.cc_addrs, m.subject, m.sent_at, "
     "m.received_at, m.headers, m.body_text, m.body_html, m.auto, m.kind, m.read_at, "
-    "m.thread_rule, m.parse_error, "
+    "m.thread_rule, m.parse_error, m.forwarded, "
     "m.source, m.direction, m.outbox_id, o.rcpt AS mail_to, o.created_by AS mail_by, "
     "o.status AS mail_status, o.last_error AS mail_error, o.attempts AS mail_attempts, "
     "o.next_attempt_at AS mail_next_attempt_at, o.sent_at AS mail_sent_at "
@@ -109,6 +109,21 @@ def attachments(db: sqlite_utils.Database, ticket_id: int) -> list[dict[str, Any
             [ticket_id],
         )
     )
+
+
+def calendars(db: sqlite_utils.Database, ticket_id: int) -> dict[int, list[bytes]]:
+    """The calendar files (.ics) of the ticket's messages, by message id, for showing each
+    invitation in the agent's zone (`db.invitation`)."""
+    found: dict[int, list[bytes]] = {}
+    types = ", ".join("?" for _ in invitation.CALENDAR_TYPES)
+    for message_id, data in db.execute(
+        "SELECT a.message_id, a.data FROM attachment a JOIN message m ON m.id = a.message_id "
+        f"WHERE m.ticket_id = ? AND a.content_type IN ({types}) AND a.size <= ? "
+        "ORDER BY a.message_id, a.position",
+        [ticket_id, *invitation.CALENDAR_TYPES, invitation.MAX_SIZE],
+    ):
+        found.setdefault(message_id, []).append(data)
+    return found
 
 
 def attachment_data(db: sqlite_utils.Database, attachment_id: int) -> tuple[str, bytes]:

@@ -3,6 +3,9 @@ key, attachments, the audit trail, replying, and the same actions as the list.""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +17,7 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from db import outbox, reparse, tickets
+from db import invitation, outbox, reparse, tickets
 from db.errors import DeskError
 from tui import files, keys, safe
 from tui.actions import TicketActions
@@ -91,9 +94,37 @@ def _head(message: dict[str, Any], zone: Any) -> Text:
     return head
 
 
+def invitations(calendars: list[bytes], zone: Any) -> list[tuple[str, str]]:
+    """Each calendar's invitation as ingest stored it in the body (UTC) and in the agent's zone."""
+    return [(invitation.render(data, UTC), invitation.render(data, zone)) for data in calendars]
+
+
+def _cut(text: str) -> str:
+    if len(text) <= MAX_BODY:
+        return text
+    return text[:MAX_BODY] + f"\n… {len(text) - MAX_BODY} more characters not shown"
+
+
+def _forwarded(mail: dict[str, Any]) -> list[Any]:
+    """A mail forwarded as an attachment, as a block in the thread."""
+    block: list[Any] = [Text("── Forwarded message ──", "bold cyan")]
+    for label, key in (("From", "from_"), ("Date", "date"), ("Subject", "subject")):
+        if mail.get(key):
+            line = Text(f"{label}: ", "cyan")
+            line.append_text(safe.text(mail[key]))
+            block.append(line)
+    block.append(safe.text(_cut(mail.get("text") or ""), multiline=True))
+    return block
+
+
 def message_view(
-    message: dict[str, Any], attachments: list[dict[str, Any]], zone: Any, headers: bool
+    message: dict[str, Any],
+    attachments: list[dict[str, Any]],
+    zone: Any,
+    headers: bool,
+    invites: Sequence[tuple[str, str]] = (),
 ) -> Group:
+    """One message of the thread; `invites` are its calendars as `invitations` gives them."""
     parts: list[Any] = [_head(message, zone)]
     if message["mail_status"]:
         parts.append(delivery(message, zone))
@@ -104,9 +135,15 @@ def message_view(
     if headers:
         parts.append(safe.text(message["headers"], "dim", multiline=True))
     body = body_of(message)
-    if len(body) > MAX_BODY:
-        body = body[:MAX_BODY] + f"\n… {len(body) - MAX_BODY} more characters not shown"
-    parts.append(safe.text(body, multiline=True))
+    for utc, zoned in invites:
+        # A calendar-only mail's body is the invitation in UTC: show it in the agent's zone.
+        if utc and utc in body:
+            body = body.replace(utc, zoned)
+        elif zoned:
+            parts.append(safe.text(zoned, "magenta", multiline=True))
+    parts.append(safe.text(_cut(body), multiline=True))
+    for mail in json.loads(message.get("forwarded") or "[]"):
+        parts.extend(_forwarded(mail))
     for a in attachments:
         line = Text("📎 ", "cyan")
         line.append_text(safe.text(a["display_name"], "cyan"))
@@ -147,10 +184,16 @@ class TicketScreen(TicketActions, Screen):
                 "ticket": tickets.get(db, self.ticket_id),
                 "thread": tickets.thread(db, self.ticket_id),
                 "attachments": tickets.attachments(db, self.ticket_id),
+                "calendars": tickets.calendars(db, self.ticket_id),
             }
 
         try:
-            self.post_message(TicketLoaded(self.app.data.call(job)))
+            data = self.app.data.call(job)
+            zone = self.app.settings.zone
+            data["invitations"] = {
+                m: invitations(found, zone) for m, found in data.pop("calendars").items()
+            }
+            self.post_message(TicketLoaded(data))
         except DeskError as exc:
             self.post_message(ActionFailed(exc.message))
 
@@ -185,7 +228,13 @@ class TicketScreen(TicketActions, Screen):
             by_message.setdefault(a["message_id"], []).append(a)
         views = [
             Static(
-                message_view(m, by_message.get(m["id"], []), zone, self.headers),
+                message_view(
+                    m,
+                    by_message.get(m["id"], []),
+                    zone,
+                    self.headers,
+                    self.data["invitations"].get(m["id"], []),
+                ),
                 classes=f"message {m['direction']} {m['mail_status'] or ''}",
             )
             for m in self.data["thread"]
