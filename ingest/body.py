@@ -11,7 +11,7 @@ from email.message import Message
 from inscriptis import get_text
 
 from db.model import Attachment, Incoming
-from ingest.charsets import WHOLE, clean, decode_words, payload_text
+from ingest.charsets import WHOLE, attachment_name, clean, payload_text
 
 MAX_PARTS = 500  # beyond this a message is hostile or broken; keep what came first
 MAX_TEXT = 2_000_000
@@ -42,7 +42,7 @@ def read_body(msg: Incoming, body: Message) -> None:
         disposition = (part.get_content_disposition() or "").lower()
         filename = _filename(part)
         if ctype in ("text/plain", "text/html") and disposition != "attachment" and not filename:
-            text, charset = payload_text(part)
+            text, charset = payload_text(part, msg.defects)
             declared.append(part.get_content_charset() or "")
             used.append(charset)
             (plain if ctype == "text/plain" else html).append(text)
@@ -81,10 +81,9 @@ def _html_text(html: str) -> str:
 
 def _filename(part: Message) -> str:
     try:
-        name = part.get_filename() or ""
+        return clean(attachment_name(part))
     except Exception:  # noqa: BLE001 - malformed RFC 2231 parameters
-        name = ""
-    return clean(decode_words(str(name)))
+        return ""
 
 
 def safe_name(display: str, index: int) -> str:

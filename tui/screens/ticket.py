@@ -92,6 +92,14 @@ def message_view(
         parts.append(safe.text(f"could not be parsed: {message['parse_error']}", "bold red"))
     if headers:
         parts.append(safe.text(message["headers"], "dim", multiline=True))
+        if message["direction"] != "out":
+            parts.append(
+                safe.text(
+                    f"charset declared: {message['charset_declared'] or '(none)'} · "
+                    f"read as: {message['charset_used'] or '(no text part)'}",
+                    "dim italic",
+                )
+            )
     body = body_of(message)
     if len(body) > MAX_BODY:
         body = body[:MAX_BODY] + f"\n… {len(body) - MAX_BODY} more characters not shown"
