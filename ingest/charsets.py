@@ -84,6 +84,11 @@ _DETECTABLE = {
 _CONTENT_TYPE_CHARSET = re.compile(
     rb"^content-type:(?:[^\n]|\n[ \t])*?charset\s*=\s*[\"']?([^\s\"';]+)", re.I | re.M
 )
+_BOMS = (
+    (codecs.BOM_UTF8, "utf-8"),
+    (codecs.BOM_UTF16_LE, "utf-16le"),
+    (codecs.BOM_UTF16_BE, "utf-16be"),
+)
 # RFC 2047 section 2 encoded word, read as leniently as the stdlib's `decode_header`.
 _WORD = re.compile(r"=\?([^?]*?)\?([qQbB])\?(.*?)\?=")
 _Q_HEX = re.compile(rb"=([0-9a-fA-F]{2})")
@@ -128,8 +133,12 @@ def _is_ascii_label(label: str) -> bool:
 
 
 def decode(data: bytes, label: str | None) -> Decoded:
-    """`data` as text. A known label reads it, bad bytes replaced; no label, an unknown one,
-    or US-ASCII over 8-bit bytes (as many mailers write) go to `guess`. Never raises."""
+    """`data` as text. A byte order mark decides first (WHATWG Encoding Standard section 6,
+    "decode"); then a known label reads it, bad bytes replaced; no label, an unknown one, or
+    US-ASCII over 8-bit bytes (as many mailers write) go to `guess`. Never raises."""
+    for bom, name in _BOMS:
+        if data.startswith(bom):
+            return _decode_with(data[len(bom) :], name)
     codec = resolve(label) if label else None
     if codec is not None and not _is_ascii_label(label or ""):
         return _decode_with(data, codec)
@@ -193,8 +202,9 @@ def decode_header_block(head: bytes) -> str:
             lines.append(line)
     bad = [line for line in lines if isinstance(line, bytes)]
     named = _CONTENT_TYPE_CHARSET.search(head)
-    codec = resolve(named.group(1).decode("ascii", "replace")) if named else None
-    if codec in (None, "utf-8", "utf-7", iso2022jp.NAME) or _is_ascii_label(codec or ""):
+    label = named.group(1).decode("ascii", "replace") if named else ""
+    codec = resolve(label) if label else None
+    if codec in (None, "utf-8", "utf-7", iso2022jp.NAME) or _is_ascii_label(label):
         codec = guess(b"\n".join(bad))
     return "\n".join(
         line if isinstance(line, str) else _decode_with(line, codec).text for line in lines

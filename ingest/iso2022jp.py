@@ -18,7 +18,9 @@ from collections.abc import Callable
 NAME = "iso-2022-jp"
 
 # RFC 1468 and RFC 1554 designations, and the shifts of CP50222's katakana.
-_ESCAPE = re.compile(rb"\x1b(\(B|\(J|\(I|\$@|\$B|&@\x1b\$B|\$\(D|\$\(O|\$\(Q|\$\(P|\$A|\$\(C)|[\x0e\x0f]")
+_ESCAPE = re.compile(
+    rb"\x1b(\(B|\(J|\(I|\$@|\$B|&@\x1b\$B|\$\(D|\$\(O|\$\(Q|\$\(P|\$A|\$\(C)|[\x0e\x0f]"
+)
 _MODES = {b"&@\x1b$B": b"$B", b"$@": b"$B"}  # JIS C 6226 and the 1990 revision: one table
 
 
@@ -103,10 +105,8 @@ def _pairs(seg: bytes, to_bytes: Callable[[int, int], bytes], codec: str) -> tup
 def _sjis(j1: int, j2: int) -> bytes:
     """The Shift_JIS code of the JIS X 0208 pair (j1, j2), both 0x21-0x7E."""
     s1 = (j1 + 1) // 2 + (0x70 if j1 <= 0x5E else 0xB0)
-    if j1 % 2:
-        s2 = j2 + (0x1F if j2 <= 0x5F else 0x20)
-    else:
-        s2 = j2 + 0x7E
+    # Odd rows take the lower half of the trail range (skipping 0x7F), even rows the upper.
+    s2 = (j2 + (0x1F if j2 <= 0x5F else 0x20)) if j1 % 2 else j2 + 0x7E
     return bytes((s1, s2))
 
 
