@@ -60,11 +60,12 @@ def _leaves(body: Message, msg: Incoming) -> list[Message]:
     stack = [body]
     while stack and len(leaves) < MAX_PARTS:
         part = stack.pop()
-        payload = part.get_payload()
-        if part.get_content_type() in WHOLE or not isinstance(payload, list):
+        # Not `get_payload()` on a leaf: it decodes 8-bit text with the part's charset label,
+        # and a label such as "undefined" or one holding a NUL raises.
+        if part.get_content_type() in WHOLE or not part.is_multipart():
             leaves.append(part)
         else:
-            stack.extend(reversed(payload))
+            stack.extend(reversed(part.get_payload()))
     if stack:
         msg.defects.append("TooManyParts")
     return leaves

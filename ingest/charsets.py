@@ -106,6 +106,8 @@ def resolve(label: str) -> str | None:
     label no table knows. The WHATWG Encoding Standard section 4.2 ("Names and labels"), then
     the supersets above; labels only Python knows (`latin-9`, `cp850`) are Python's codecs."""
     name = label.strip().strip("\"'").split("*", 1)[0].strip().lower()  # RFC 2231 language
+    if not (name.isascii() and name.isprintable()):
+        return None  # codecs.lookup raises on a NUL or a surrogate, and no charset has one
     if name in _MAIL_ONLY:
         return _MAIL_ONLY[name]
     encoding = webencodings.lookup(name)
@@ -128,7 +130,7 @@ def resolve(label: str) -> str | None:
 def _is_ascii_label(label: str) -> bool:
     try:
         return codecs.lookup(label.strip().strip("\"'").lower()).name == "ascii"
-    except LookupError:
+    except (LookupError, ValueError, UnicodeError):
         return False
 
 
@@ -308,8 +310,7 @@ def payload_text(part: Message, defects: list[str] | None = None) -> tuple[str, 
     if part.get_content_type() in WHOLE:
         # Parsed into header blocks: the returned mail, or the report's per-message and
         # per-recipient fields (Action, Status, Diagnostic-Code).
-        inner = part.get_payload()
-        blocks = inner if isinstance(inner, list) else []
+        blocks = part.get_payload() if part.is_multipart() else []
         data = b"\n".join(block.as_bytes() for block in blocks)
     else:
         data = part.get_payload(decode=True) or b""
