@@ -89,6 +89,7 @@ _BOMS = (
     (codecs.BOM_UTF16_LE, "utf-16le"),
     (codecs.BOM_UTF16_BE, "utf-16be"),
 )
+_META_CHARSET = re.compile(rb"<meta[^>]*?charset\s*=\s*[\"']?\s*([\w.:-]+)", re.I)
 # RFC 2047 section 2 encoded word, read as leniently as the stdlib's `decode_header`.
 _WORD = re.compile(r"=\?([^?]*?)\?([qQbB])\?(.*?)\?=")
 _Q_HEX = re.compile(rb"=([0-9a-fA-F]{2})")
@@ -315,6 +316,10 @@ def payload_text(part: Message, defects: list[str] | None = None) -> tuple[str, 
     else:
         data = part.get_payload(decode=True) or b""
     label = part.get_content_charset() or ""
+    if not label and part.get_content_type() == "text/html" and not data.isascii():
+        # What a browser's prescan finds (WHATWG HTML, "prescan a byte stream"), roughly.
+        meta = _META_CHARSET.search(data, 0, 4096)
+        label = meta.group(1).decode("ascii", "replace") if meta else ""
     decoded = decode(data, label or None)
     if defects is not None:
         if decoded.replaced:

@@ -184,6 +184,14 @@ def test_undeclared_8bit_text_is_utf8_or_detected(text, codec, label):
     assert text == msg.body_text.strip()
 
 
+def test_html_naming_its_charset_only_in_a_meta_tag():
+    html = '<html><head><meta http-equiv="Content-Type" content="text/html; charset=koi8-r">'
+    html += "</head><body><p>Счёт не пришёл</p></body></html>"
+    raw = b"From: a@example.com\r\nSubject: x\r\nContent-Type: text/html\r\n\r\n"
+    msg = parse(raw + html.encode("koi8_r"))
+    assert ("Счёт не пришёл", "koi8-r") == (msg.body_text.strip(), msg.charset_used)
+
+
 def test_unknown_label_is_detected_not_shown_raw():
     text = "Здравствуйте, у меня не работает вход в личный кабинет."
     msg = parse(text_mail(text.encode("koi8_r"), "x-cyrillic-local"))
