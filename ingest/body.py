@@ -11,7 +11,7 @@ from email.message import Message
 from inscriptis import get_text
 
 from db.model import Attachment, Incoming
-from ingest.charsets import WHOLE, attachment_name, clean, payload_text
+from ingest.charsets import WHOLE, attachment_name, clean, content_charset, payload_text
 
 MAX_PARTS = 500  # beyond this a message is hostile or broken; keep what came first
 MAX_TEXT = 2_000_000
@@ -43,7 +43,7 @@ def read_body(msg: Incoming, body: Message) -> None:
         filename = _filename(part)
         if ctype in ("text/plain", "text/html") and disposition != "attachment" and not filename:
             text, charset = payload_text(part, msg.defects)
-            declared.append(part.get_content_charset() or "")
+            declared.append(content_charset(part))
             used.append(charset)
             (plain if ctype == "text/plain" else html).append(text)
         else:

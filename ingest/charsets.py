@@ -105,7 +105,7 @@ class Decoded(NamedTuple):
 def resolve(label: str) -> str | None:
     """The codec name that reads text labelled `label` as mail clients read it; None for a
     label no table knows. The WHATWG Encoding Standard section 4.2 ("Names and labels"), then
-    the supersets above; labels only Python knows (`latin-9`, `cp850`) are Python's codecs."""
+    the supersets above; labels only Python knows (`cp850`, `latin9`) are Python's codecs."""
     name = label.strip().strip("\"'").split("*", 1)[0].strip().lower()  # RFC 2231 language
     if not (name.isascii() and name.isprintable()):
         return None  # codecs.lookup raises on a NUL or a surrogate, and no charset has one
@@ -128,6 +128,7 @@ def resolve(label: str) -> str | None:
     return info.name if info._is_text_encoding and info.name not in _NOT_CHARSETS else None
 
 
+@lru_cache(maxsize=256)
 def _is_ascii_label(label: str) -> bool:
     try:
         return codecs.lookup(label.strip().strip("\"'").lower()).name == "ascii"
@@ -305,6 +306,15 @@ def clean(text: str) -> str:
     return text.encode("utf-8", "replace").decode("utf-8").strip()
 
 
+def content_charset(part: Message) -> str:
+    """The part's charset label as written, lower case; "" when there is none or it is not
+    readable (the stdlib raises on an RFC 2231 `charset*=` whose own charset holds a NUL)."""
+    try:
+        return part.get_content_charset() or ""
+    except (LookupError, ValueError, UnicodeError):
+        return ""
+
+
 def payload_text(part: Message, defects: list[str] | None = None) -> tuple[str, str]:
     """A text part's content and the charset that read it. Bytes that charset could not read
     add "CharsetErrors" to `defects`, a label no table knows "UnknownCharset"."""
@@ -315,7 +325,7 @@ def payload_text(part: Message, defects: list[str] | None = None) -> tuple[str, 
         data = b"\n".join(block.as_bytes() for block in blocks)
     else:
         data = part.get_payload(decode=True) or b""
-    label = part.get_content_charset() or ""
+    label = content_charset(part)
     if not label and part.get_content_type() == "text/html" and not data.isascii():
         # What a browser's prescan finds (WHATWG HTML, "prescan a byte stream"), roughly.
         meta = _META_CHARSET.search(data, 0, 4096)

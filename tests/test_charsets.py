@@ -279,3 +279,9 @@ def test_the_headers_view_shows_the_declared_and_the_used_charset(tmp_path):
     shown = console.export_text()
     assert "charset declared: iso-8859-1 · read as: windows-1252" in shown
     assert "Subject: Fee € 5 – “why”?" in shown
+
+
+def test_a_charset_parameter_that_cannot_be_read_leaves_the_mail_parsed():
+    raw = b"Subject: x\r\nContent-Type: text/plain; charset*=\x00''utf-8\r\n\r\nna\xc3\xafve\r\n"
+    msg = parse(raw)
+    assert (None, "naïve") == (msg.parse_error, msg.body_text.strip())
