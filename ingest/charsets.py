@@ -191,17 +191,20 @@ def decode_header_block(head: bytes) -> str:
     """Header lines should be ASCII; real mail has raw UTF-8 or a local charset in them.
     Each line is UTF-8 when it is valid UTF-8; the others are read in the charset the message's
     Content-Type names, else the one the detector finds in them (as mail clients use the body's
-    charset, then their own default)."""
-    if head.isascii():
+    charset, then their own default). A line with ISO-2022-JP escapes, as Japanese mailers
+    write unencoded headers, is read as ISO-2022-JP."""
+    escaped = b"\x1b" in head
+    if head.isascii() and not escaped:
         return head.decode("ascii")
     try:
-        return head.decode("utf-8")
+        if not escaped:
+            return head.decode("utf-8")
     except UnicodeDecodeError:
         pass
     lines: list[str | bytes] = []
     for line in head.split(b"\n"):
         try:
-            lines.append(line.decode("utf-8"))
+            lines.append(iso2022jp.decode(line)[0] if b"\x1b" in line else line.decode("utf-8"))
         except UnicodeDecodeError:
             lines.append(line)
     bad = [line for line in lines if isinstance(line, bytes)]

@@ -213,6 +213,8 @@ def test_raw_8bit_headers_read_in_the_message_charset_or_detected():
         )
     )
     assert "Счёт не пришёл" == koi.subject
+    jis = b"Subject: \x1b$B%F%9%H\x1b(B 1\r\nFrom: \x1b$B;3ED\x1b(B <y@example.jp>\r\n\r\n"
+    assert ("テスト 1", "山田") == (parse(jis).subject, parse(jis).from_name)
     mixed = "From: Zoë <z@example.com>\r\n".encode() + "Subject: Grüße\r\n\r\n".encode("latin-1")
     assert ("Zoë", "Grüße") == (parse(mixed).from_name, parse(mixed).subject)
 
