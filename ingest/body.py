@@ -27,7 +27,15 @@ from inscriptis import get_text
 
 from db.invitation import CALENDAR_TYPES, render
 from db.model import Attachment, Forwarded, Incoming
-from ingest.charsets import WHOLE, clean, decode_header_block, decode_words, payload_text
+from ingest.charsets import (
+    WHOLE,
+    attachment_name,
+    clean,
+    content_charset,
+    decode_header_block,
+    decode_words,
+    payload_text,
+)
 from ingest.headers import unfold
 
 MAX_PARTS = 500  # beyond this a message is hostile or broken; keep what came first
@@ -106,8 +114,10 @@ def _tree(body: Message, msg: Incoming) -> list[_Node]:
             continue
         if ctype in WHOLE:
             continue
-        payload = part.get_payload()
-        if not isinstance(payload, list) and ctype.startswith("multipart/"):
+        # Not `get_payload()` on a leaf: it decodes 8-bit text with the part's charset label,
+        # and a label such as "undefined" or one holding a NUL raises.
+        payload = part.get_payload() if part.is_multipart() else None
+        if payload is None and ctype.startswith("multipart/"):
             payload = _unfolded_boundary(part)
         if isinstance(payload, list):
             node.kind = "alternative" if ctype == "multipart/alternative" else "multipart"
@@ -150,9 +160,9 @@ def _read_leaf(
     disposition = (part.get_content_disposition() or "").lower()
     filename = _filename(part)
     if ctype in ("text/plain", "text/html") and disposition != "attachment":
-        text, charset = payload_text(part)
+        text, charset = payload_text(part, msg.defects)
         if not node.inside:
-            declared.append(part.get_content_charset() or "")
+            declared.append(content_charset(part))
             used.append(charset)
         if ctype == "text/html":
             node.pieces.append(("html", text))
@@ -402,10 +412,9 @@ def _param(part: Message, name: str) -> str:
 
 def _filename(part: Message) -> str:
     try:
-        name = part.get_filename() or ""
+        return clean(_LINE_BREAK.sub("", attachment_name(part)))
     except Exception:  # noqa: BLE001 - malformed RFC 2231 parameters
-        name = ""
-    return clean(decode_words(_LINE_BREAK.sub("", str(name))))
+        return ""
 
 
 def safe_name(display: str, index: int) -> str:

@@ -1,13 +1,14 @@
 """Parsing: raw bytes to an `Incoming` message, for any bytes at all.
 
 The standard library's `email` does the work: `compat32` for structure (it is several times
-faster, because `policy.default` parses every header through its registry on each access), and
-`policy.default`'s header machinery for the encoded words `compat32` leaves undecoded. The traps
-it and mail-parser fall into are handled here: repeated headers (first wins), raw 8-bit header
-bytes (decoded as UTF-8, else Windows-1252, instead of losing them), unknown or missing
-charsets, ISO-2022-JP and UTF-7 bodies, absurd dates, garbage Message-IDs, and MIME nested so
-deep that the parser's recursion gives out. mail-parser reads the Received trace, so mail read
-late (a first sync, a daemon that was down) keeps the time it reached our server.
+faster, because `policy.default` parses every header through its registry on each access);
+`ingest.charsets` reads the text out of the bytes (charset labels as mail clients read them,
+encoded words, attachment names, raw 8-bit headers, undeclared 8-bit text). The traps the stdlib
+and mail-parser fall into are handled here: repeated headers (first wins), raw 8-bit header
+bytes, unknown or missing charsets, ISO-2022-JP and UTF-7 bodies, absurd dates, garbage
+Message-IDs, and MIME nested so deep that the parser's recursion gives out. mail-parser reads
+the Received trace, so mail read late (a first sync, a daemon that was down) keeps the time it
+reached our server.
 
 What cannot be parsed at all is still returned, with `parse_error` set and the raw bytes kept,
 so it is stored and shown, never dropped.

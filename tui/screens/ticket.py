@@ -134,6 +134,14 @@ def message_view(
         parts.append(safe.text(f"could not be parsed: {message['parse_error']}", "bold red"))
     if headers:
         parts.append(safe.text(message["headers"], "dim", multiline=True))
+        if message["direction"] != "out":
+            parts.append(
+                safe.text(
+                    f"charset declared: {message['charset_declared'] or '(none)'} · "
+                    f"read as: {message['charset_used'] or '(no text part)'}",
+                    "dim italic",
+                )
+            )
     body = body_of(message)
     for utc, zoned in invites:
         # A calendar-only mail's body is the invitation in UTC: show it in the agent's zone.
