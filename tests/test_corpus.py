@@ -9,7 +9,14 @@ from __future__ import annotations
 
 import pytest
 
-from bench.corpus_agreement import FIELDS, Report, compare, corpus_files, render
+from bench.corpus_agreement import (
+    FIELDS,
+    Report,
+    compare,
+    corpus_files,
+    looks_like_repr,
+    render,
+)
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -34,3 +41,24 @@ def test_field_agrees_with_the_standard_library(report: Report, field: str) -> N
 
 def test_no_text_field_prints_a_python_object(report: Report) -> None:
     assert [] == report.reprs
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        ["Jane <jane@example.com>"],
+        b"Invoice",
+        "['Jane <jane@example.com>', 'bob@example.com']",
+        "b'=?utf-8?q?Rechnung?='",
+        "<email.header.Header object at 0x7f3a2c1d9e50>",
+    ],
+)
+def test_a_python_object_where_text_belongs_is_caught(value: object) -> None:
+    assert looks_like_repr(value)
+
+
+@pytest.mark.parametrize(
+    "value", ["[#42] Printer on fire", "Re: b'day party", "Smith, Jane <jane@example.com>", ""]
+)
+def test_text_that_merely_resembles_a_repr_is_text(value: str) -> None:
+    assert not looks_like_repr(value)
