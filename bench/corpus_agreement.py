@@ -5,7 +5,8 @@ For each message three fields are compared, each after the normalisation a reade
 notice (line endings, runs of white space, space at the ends, the case of the address):
 - subject: `str(msg["subject"])`;
 - sender: the `addr_spec` of the first address in From;
-- body: `msg.get_body(preferencelist=("plain", "html"))`'s content; HTML is turned into text
+- body: `msg.get_body(preferencelist=("plain", "html"))`'s content (the HTML one when the plain
+  alternative is blank, as a mail client shows it); HTML is turned into text
   with inscriptis, as ingest/body.py does.
 
 A field whose reference cannot be read (policy.default raises, or the charset it needs is
@@ -122,6 +123,11 @@ def _reference(raw: bytes) -> dict[str, Callable[[], str]]:
         if part is None:
             return ""
         content = part.get_content()
+        if not content.strip() and part.get_content_type() == "text/plain":
+            # A blank plain alternative beside a real HTML one is a sender's fault (issue 10,
+            # item 4): a mail client shows the HTML, so that is the reference.
+            html = msg.get_body(preferencelist=("html",))
+            part, content = (html, html.get_content()) if html is not None else (part, content)
         if part.get_content_type() == "text/html":
             return get_text(content) if content.strip() else ""
         return content
