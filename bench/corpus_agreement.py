@@ -114,11 +114,11 @@ def _reference(raw: bytes) -> dict[str, Callable[[], str]]:
         return "" if spec == "<>" else spec
 
     def body() -> str:
-        lenient = message_from_bytes(raw, policy=policy.compat32).get_boundary()
-        if msg.get_content_maintype() == "multipart" and msg.get_boundary() != lenient:
+        lenient = message_from_bytes(raw, policy=policy.compat32)
+        if lenient.is_multipart() and not msg.is_multipart():
             # An unquoted boundary holding "=" (RFC 2045 tspecial): policy.default cuts it at
             # the "=" and finds no part, where compat32 and mail clients read it whole.
-            raise Unreadable(f"policy.default misread the boundary {lenient!r}")
+            raise Unreadable(f"policy.default misread the boundary {lenient.get_boundary()!r}")
         part = msg.get_body(preferencelist=("plain", "html"))
         if part is None:
             return ""
@@ -195,7 +195,8 @@ def compare(paths: list[Path], root: Path = CORPUS) -> Report:
             try:
                 expected = _reference_value(readers[field_name])
             except Unreadable as exc:
-                report.excluded.append((name, field_name, str(exc)))
+                why = f"{exc}; ours: {text(ours[field_name])[:80]!r}"
+                report.excluded.append((name, field_name, why))
                 continue
             report.compared[field_name] += 1
             if _normalised(field_name, ours[field_name]) == _normalised(field_name, expected):
