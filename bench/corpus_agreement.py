@@ -9,10 +9,12 @@ notice (line endings, runs of white space, space at the ends, the case of the ad
   alternative is blank, as a mail client shows it); HTML is turned into text
   with inscriptis, as ingest/body.py does.
 
-A field whose reference cannot be read (policy.default raises, or the charset it needs is
-unknown to Python) is left out of that field's count, and listed. Separately, every text field
-of every parsed message must be text, never a Python object's repr (a list, bytes, an
-`email` object).
+The null sender `<>` counts as no sender. A field is left out of its count, and listed with our
+value, only where policy.default has no answer worth comparing with: it raises or meets a
+charset Python does not know; the header holds raw 8-bit bytes (it shows U+FFFD for each);
+it rebuilt an invalid From into a quoted local part no one sent; it misread a boundary and
+found no part where compat32 finds them. Separately, every text field of every parsed message
+must be text, never a Python object's repr (a list, bytes, an `email` object).
 
 Run: `python -m bench corpus_agreement` (prints per-field agreement and every disagreement).
 """
