@@ -28,7 +28,7 @@ from typing import NamedTuple
 
 from db import compose
 from ingest.charsets import clean, decode_words
-from ingest.headers import raw_header
+from ingest.headers import header, raw_header
 
 # One token of an address header; specials are the separators of RFC 5322 3.2.3.
 _TOKEN = re.compile(
@@ -42,6 +42,7 @@ _TOKEN = re.compile(
     """,
     re.VERBOSE | re.DOTALL,
 )
+_ENCODED_WORD = re.compile(r"=\?[^?\s]+\?[bBqQ]\?[^?\s]*\?=")
 _ESCAPE = re.compile(r"\\(.)", re.DOTALL)
 _SPACES = re.compile(r"\s+")
 _ADDR_SPEC = re.compile(r"[^@\s]+@[^@\s]+")
@@ -117,7 +118,7 @@ def author(headers: Message, defects: list[str]) -> Author:
     """The author the desk answers (RFC 5322 3.6.2): the From's one mailbox; when From names
     several, the Sender, who is then required and responsible, else the first with a real
     address (`MultipleFrom`); when From has no real address, the Sender's. Without any the
-    address is '' (`NoUsableSender`) and the name is whatever the From held."""
+    address is '' (`NoUsableSender`) and the name is the From's text, whatever it held."""
     authors = [m for m in mailboxes(headers, "from", defects) if m.addr or m.name]
     senders = [m for m in mailboxes(headers, "sender", defects) if m.addr]
     usable = [Author(m.name, a) for m in authors if (a := compose.real_address(m.addr))]
@@ -130,8 +131,8 @@ def author(headers: Message, defects: list[str]) -> Author:
     if usable:
         return usable[0]
     defects.append("NoUsableSender")
-    fragment = next((m.name or m.addr for m in authors), "")
-    return Author(fragment, "")
+    # What the From held instead, so the agent sees whom the mail claims to be from.
+    return Author(_SPACES.sub(" ", header(headers, "from"))[:200], "")
 
 
 def display(mailbox: Mailbox) -> str:
@@ -226,12 +227,12 @@ def _mailbox(tokens: list[_Token], defects: list[str]) -> tuple[list[str], str |
             inner = inner[[t.kind for t in inner].index(":") + 1 :]
         if end == len(tokens):
             defects.append("MissingAngleBracket")
-        spec = _spec(inner) if "@" in (t.kind for t in inner) else _join(inner)
+        spec = _spec(inner, defects) if "@" in (t.kind for t in inner) else _join(inner)
         before, after = tokens[:start], [*tokens[end + 1 :], *_comments(inner)]
     elif "@" in kinds:
         at = kinds.index("@")
         first, last = _extent(tokens, at)
-        spec = _spec(tokens[first : last + 1])
+        spec = _spec(tokens[first : last + 1], defects)
         before, after = tokens[:first], tokens[last + 1 :]
         if before and any(t.kind != "comment" for t in before):
             defects.append("MissingAngleBracket")
@@ -265,11 +266,19 @@ def _dotted(left: _Token, right: _Token) -> bool:
     )
 
 
-def _spec(tokens: list[_Token]) -> str:
-    """An addr-spec's text without its comments and folding white space."""
-    return "".join(
+def _spec(tokens: list[_Token], defects: list[str]) -> str:
+    """An addr-spec's text without its comments and folding white space. Encoded words in it,
+    which RFC 2047 5 forbids there, are decoded: Python's own `email` writes an
+    internationalised domain so (`jane@=?utf-8?q?b=C3=BCcher?=.example`)."""
+    spec = "".join(
         f'"{t.text}"' if t.kind == "quoted" else t.text for t in tokens if t.kind != "comment"
     )
+    if "=?" in spec:
+        decoded = _ENCODED_WORD.sub(lambda m: decode_words(m.group()), spec)
+        if decoded != spec:
+            defects.append("EncodedWordInAddress")
+            spec = decoded
+    return spec
 
 
 def _join(tokens: list[_Token]) -> str:

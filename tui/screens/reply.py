@@ -77,7 +77,7 @@ class ReplyScreen(Screen[None]):
         if target is None:
             return Text("…", "dim")
         if target.refusal:
-            return safe.text(target.refusal, "bold red")
+            return safe.text(target.refusal, "bold red", multiline=True)
         line = safe.text(target.to)
         if target.via:
             line.append(" (")
