@@ -9,6 +9,7 @@ notice to 2,000 subscribers take 5 s.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import uuid
@@ -195,6 +196,7 @@ def _checked(addr: str) -> ValidatedEmail | None:
         return None
 
 
+@functools.lru_cache(maxsize=4096)  # customers write again and again; the check is costly
 def real_address(addr: str) -> str:
     """`addr` as one address mail can be written to, lower-case, its domain in Unicode form
     (RFC 5891): 'jane@bücher.example'; '' when it is not one (RFC 5322 3.4.1 addr-spec: a

@@ -42,6 +42,12 @@ _TOKEN = re.compile(
     """,
     re.VERBOSE | re.DOTALL,
 )
+# The shapes nearly all mail has, `Name <addr>`, `"Name" <addr>` and `addr`, for which the
+# tokens would give the same: no comment, quoted pair, group, list, or repair.
+_SIMPLE = re.compile(
+    r'\s*(?:(?:"(?P<quoted>[^"\\]*)"|(?P<phrase>[^"\\(),:;<>@\[\]]*))\s*<)?'
+    r"(?P<addr>[^\s\\\"(),:;<>@\[\]]+@[^\s\\\"(),:;<>@\[\]]+)(?(quoted)>|(?(phrase)>))\s*"
+)
 _ENCODED_WORD = re.compile(r"=\?[^?\s]+\?[bBqQ]\?[^?\s]*\?=")
 _ESCAPE = re.compile(r"\\(.)", re.DOTALL)
 _SPACES = re.compile(r"\s+")
@@ -82,6 +88,12 @@ def mailboxes(headers: Message, field: str, defects: list[str]) -> list[Mailbox]
 def read(value: str, defects: list[str], *, decode: bool = True) -> list[Mailbox]:
     """The mailboxes of an address header's unfolded value (encoded words undecoded); a name
     that no address follows is a mailbox with the address ''. Never raises."""
+    if not value:
+        return []
+    simple = _SIMPLE.fullmatch(value)
+    if simple and "=?" not in simple["addr"]:  # the usual one mailbox, read the same, faster
+        name = _name([simple["quoted"] or simple["phrase"] or ""], decode)
+        return [Mailbox(name, _addr(simple["addr"]))]
     found: list[Mailbox] = []
     pending: list[str] = []  # names before an unquoted comma, waiting for their address
     for entry in _entries(_tokens(value)):
