@@ -44,9 +44,9 @@ _TOKEN = re.compile(
 )
 # The shapes nearly all mail has, `Name <addr>`, `"Name" <addr>` and `addr`, for which the
 # tokens would give the same: no comment, quoted pair, group, list, or repair.
-_SIMPLE = re.compile(
-    r'\s*(?:(?:"(?P<quoted>[^"\\]*)"|(?P<phrase>[^"\\(),:;<>@\[\]]*))\s*<)?'
-    r"(?P<addr>[^\s\\\"(),:;<>@\[\]]+@[^\s\\\"(),:;<>@\[\]]+)(?(quoted)>|(?(phrase)>))\s*"
+_SIMPLE = re.compile(  # possessive throughout, so a long header cannot make it backtrack
+    r'\s*+(?:(?:"(?P<quoted>[^"\\]*+)"\s*+|(?P<phrase>[^"\\(),:;<>@\[\]]*+))<)?+'
+    r"(?P<addr>[^\s\\\"(),:;<>@\[\]]++@[^\s\\\"(),:;<>@\[\]]++)(?(quoted)>|(?(phrase)>))\s*+"
 )
 _ENCODED_WORD = re.compile(r"=\?[^?\s]+\?[bBqQ]\?[^?\s]*\?=")
 _ESCAPE = re.compile(r"\\(.)", re.DOTALL)
@@ -99,7 +99,7 @@ def read(value: str, defects: list[str], *, decode: bool = True) -> list[Mailbox
     for entry in _entries(_tokens(value)):
         words, spec, leading = _mailbox(entry, defects)
         name = _name(words, decode)
-        if spec is None and decode and _HOLDS_ADDRESS.search(name):
+        if spec is None and decode and "=?" in value and _HOLDS_ADDRESS.search(name):
             defects.append("AddressInEncodedWord")
             inner = read(name, defects, decode=False)
             if len(inner) != 1:

@@ -5,6 +5,7 @@ address says so and refuses a reply; replies go to the Reply-To, acknowledgement
 from __future__ import annotations
 
 import email
+import time
 from email.policy import default
 from pathlib import Path
 
@@ -196,6 +197,14 @@ def test_any_from_header_gives_text_and_an_address_or_none(value):
         assert (1, True, True) == (msg.from_addr.count("@"), bool(local), bool(domain))
     # Never a Python object's repr where an address belongs.
     assert not msg.from_addr.startswith(("b'", 'b"', "[", "(", "<"))
+
+
+def test_a_long_hostile_address_header_is_read_at_once():
+    started = time.monotonic()
+    for value in ("a" + " " * 100_000 + "x", "Smith, " * 20_000 + "Jane <j@example.com>",
+                  '"' + "a" * 100_000, "(" * 50_000, "a@b:" * 20_000):  # fmt: skip
+        parse(from_header(value))
+    assert time.monotonic() - started < 5
 
 
 # Through a drop folder, a ticket, and a reply queued on it.
