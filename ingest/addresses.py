@@ -96,10 +96,11 @@ def read(value: str, defects: list[str], *, decode: bool = True) -> list[Mailbox
         return [Mailbox(name, _addr(simple["addr"]))]
     found: list[Mailbox] = []
     pending: list[str] = []  # names before an unquoted comma, waiting for their address
+    encoded = decode and "=?" in value
     for entry in _entries(_tokens(value)):
         words, spec, leading = _mailbox(entry, defects)
         name = _name(words, decode)
-        if spec is None and decode and "=?" in value and _HOLDS_ADDRESS.search(name):
+        if spec is None and encoded and _HOLDS_ADDRESS.search(name):
             defects.append("AddressInEncodedWord")
             inner = read(name, defects, decode=False)
             if len(inner) != 1:
