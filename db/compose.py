@@ -187,8 +187,8 @@ def sendable(addr: str) -> bool:
 def _checked(addr: str) -> ValidatedEmail | None:
     try:
         # Syntax only: a DNS lookup per message would make reading mail depend on the network.
-        # Dotless and `.test` domains pass (internal and test mail); RFC 6761's reserved
-        # names (.invalid, .localhost, .local …) do not.
+        # Dotless, `.local` and `.test` domains pass (internal and test mail); RFC 6761's
+        # reserved names (.invalid, .localhost …) do not.
         return validate_email(
             addr, check_deliverability=False, globally_deliverable=False, test_environment=True
         )
