@@ -12,7 +12,8 @@ notice (line endings, runs of white space, space at the ends, the case of the ad
 The null sender `<>` counts as no sender. A field is left out of its count, and listed with our
 value, only where policy.default has no answer worth comparing with: it raises or meets a
 charset Python does not know; the header holds raw 8-bit bytes (it shows U+FFFD for each);
-it rebuilt an invalid From into a quoted local part no one sent; it misread a boundary and
+it rebuilt an invalid From into a quoted local part no one sent, or gives a fragment with no
+domain (`From: foo`), where we record "no usable sender"; it misread a boundary and
 found no part where compat32 finds them. Separately, every text field of every parsed message
 must be text, never a Python object's repr (a list, bytes, an `email` object).
 
@@ -113,6 +114,10 @@ def _reference(raw: bytes) -> dict[str, Callable[[], str]]:
             raise Unreadable("policy.default rebuilt an invalid local part: " + str(value))
         # RFC 5321 4.5.5: <> is the null sender; policy.default gives its addr_spec as "<>".
         spec = addresses[0].addr_spec
+        if spec != "<>" and "@" not in spec:
+            # `From: foo`: a fragment no reply can reach; issue 10 asks for "no usable
+            # sender" (an empty address) instead.
+            raise Unreadable(f"policy.default gives a fragment, not an address: {spec!r}")
         return "" if spec == "<>" else spec
 
     def body() -> str:

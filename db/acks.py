@@ -6,6 +6,8 @@ addresses, or to a sender acknowledged within the configured interval: together 
 automatic responders from answering each other for ever (RFC 3834 section 2). The
 acknowledgement carries `Auto-Submitted: auto-replied`, goes out with an empty envelope sender,
 and never quotes the customer's mail (which may be spam with a forged sender).
+It goes where RFC 3834 section 4 sends automatic responses: to the Return-Path, never to the
+Reply-To (which often names a list).
 """
 
 from __future__ import annotations
@@ -25,11 +27,21 @@ _AUTOMATIC = {  # the machine-written kinds of mail
     "delay": "a delay notice",
     "read-receipt": "a read receipt",
 }
+_RETURN_PATH = re.compile(r"^return-path:[ \t]*<([^<>]*)>", re.I | re.M)
 _ROBOT = re.compile(
     r"^(mailer-daemon|postmaster|no-?reply|do-?not-?reply|listserv|majordomo|owner-.*|"
     r".*-request|.*-bounces?)(\+.*)?$",
     re.I,
 )
+
+
+def destination(msg: Incoming) -> str | None:
+    """Where the acknowledgement of `msg` goes, as SMTP carries it: the Return-Path, the
+    envelope sender our server recorded on delivery (RFC 3834 4); mail read without one, its
+    From. None when that is no address the desk can write to, or the null path `<>`."""
+    found = _RETURN_PATH.search(msg.headers)
+    addr = compose.real_address(found.group(1).strip()) if found else msg.from_addr
+    return compose.wire_address(addr) if addr else None
 
 
 def skip_reason(db: sqlite_utils.Database, msg: Incoming, mail: MailOut) -> str | None:
@@ -39,16 +51,17 @@ def skip_reason(db: sqlite_utils.Database, msg: Incoming, mail: MailOut) -> str 
         return f"it is {_AUTOMATIC[msg.kind]}"
     if msg.parse_error is not None:
         return "it could not be parsed, so its sender is unsure"
-    if not compose.sendable(addr):
+    to = destination(msg)
+    if to is None:
         return "its sender address is missing or one we cannot write to (not ASCII)"
-    if addr in mail.own_addresses:
+    if addr in mail.own_addresses or to in mail.own_addresses:
         return "it comes from one of our own addresses"
     if msg.kind == "list":
         return "it comes from a mailing list"
-    if _ROBOT.match(addr.split("@", 1)[0]):
+    if any(_ROBOT.match(a.split("@", 1)[0]) for a in (addr, to)):
         return "its sender is an automated address"
     since = clock.now() - timedelta(minutes=mail.ack_interval_minutes)
-    if outbox.recently_acknowledged(db, addr, since):
+    if outbox.recently_acknowledged(db, to, since):
         return f"the sender was acknowledged within {mail.ack_interval_minutes:g} minutes"
     return None
 
@@ -60,6 +73,8 @@ def plan(
     reason = skip_reason(db, msg, mail)
     if reason is not None:
         return reason
+    to = destination(msg)
+    assert to is not None  # else skip_reason gives one
     sender = mail.senders[function]
     greeting = f"Hello {compose.one_line(msg.from_name)}," if msg.from_name else "Hello,"
     body = (
@@ -74,7 +89,7 @@ def plan(
     in_reply_to = msg.message_id
     return compose.build(
         sender=sender,
-        to=compose.recipient(msg.from_name, msg.from_addr.lower()),
+        to=compose.recipient(msg.from_name, to),
         subject=compose.reply_subject(threads.ticket_subject(msg.subject), ticket_id),
         body=body,
         msgid=compose.message_id(sender, f"ack:{ticket_id}:{msg.sha256}"),

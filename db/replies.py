@@ -1,15 +1,18 @@
 """An agent's reply to a ticket: the draft with the thread quoted, canned replies with their
 placeholders filled, and sending, which queues the mail and records it in one transaction.
 
-The reply goes out from the ticket's function's own address, answers the customer's newest
-message (In-Reply-To, References) and carries `[#N]` in the subject, so whichever way the
-customer's client answers, the answer threads back into the ticket.
+The reply goes out from the ticket's function's own address to the customer, or to the
+Reply-To of their newest mail when it names one (RFC 5322 3.6.2), answers that mail
+(In-Reply-To, References) and carries `[#N]` in the subject, so whichever way the customer's
+client answers, the answer threads back into the ticket. A ticket whose mail named no address
+(no usable sender) gets no reply, and the agent is told why.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from email.utils import getaddresses
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -23,6 +26,54 @@ from db.errors import DeskError
 from db.events import record_event
 
 _PLACEHOLDER = re.compile(r"\{(ticket|name|subject|function|agent|signature|window_notice)\}")
+
+
+@dataclass(frozen=True)
+class Addressee:
+    """Where a reply on a ticket goes and why there, or why it cannot go anywhere."""
+
+    to: str  # 'Name <addr>' as the reply's To carries it; '' when no reply can be sent
+    via: str  # '' for the requester, else 'Reply-To of Name <addr>'
+    refusal: str  # why no reply can be sent, as the agent reads it; '' when one can
+    copies: tuple[str, ...]  # the Reply-To's further mailboxes, which the Cc offers
+
+
+def addressee(db: sqlite_utils.Database, ticket_id: int) -> Addressee:
+    """The Reply-To of the requester's newest mail when it names an address the desk can
+    write to (RFC 5322 3.6.2: replies go there, not to the From), else the requester; else
+    why the reply cannot be sent. NotFoundError for a ticket that does not exist."""
+    ticket = tickets.get(db, ticket_id)
+    name, addr = ticket["requester_name"] or "", ticket["requester_addr"]
+    row = db.execute(
+        "SELECT reply_to FROM message WHERE ticket_id = ? AND direction = 'in' AND auto = '' "
+        "AND from_addr = ? ORDER BY received_at DESC, id DESC LIMIT 1",
+        [ticket_id, addr],
+    ).fetchone()
+    reply_to = [
+        compose.recipient(n, wire)
+        for n, a in getaddresses([row[0] if row else ""])
+        if (wire := compose.wire_address(a.lower()))
+    ]
+    if reply_to:
+        author = f"{compose.one_line(name)} <{addr}>" if name and addr else name or addr
+        return Addressee(reply_to[0], f"Reply-To of {author}", "", tuple(reply_to[1:]))
+    wire = compose.wire_address(addr)
+    if wire is not None:
+        return Addressee(compose.recipient(name, wire), "", "", ())
+    if addr:
+        why = (
+            f"Ticket #{ticket_id}'s sender address {addr} has characters beyond ASCII before "
+            "the @, which needs SMTPUTF8 (RFC 6531); the desk cannot send to it. Write to the "
+            "customer from a mail client that can."
+        )
+    else:
+        held = f'("{compose.one_line(name)}")' if name else "(none)"
+        why = (
+            f"Ticket #{ticket_id} has no usable sender: the From of its mail {held} is no "
+            "address, so no reply can be sent. Write to the customer from your own mail "
+            "client if you know their address."
+        )
+    return Addressee("", "", why, ())
 
 
 def _last_incoming(db: sqlite_utils.Database, ticket_id: int) -> dict[str, Any] | None:
@@ -93,22 +144,24 @@ def draft(
 
 
 def default_cc(db: sqlite_utils.Database, ticket_id: int, mail: MailOut) -> str:
-    """Who else the customer's newest mail went to (their colleagues in To and Cc), for the
-    reply's Cc: 'Name <addr>, …', without the customer, us, or addresses we cannot write to."""
+    """Who else the customer's newest mail went to (their colleagues in To and Cc), and the
+    further addresses of its Reply-To, for the reply's Cc: 'Name <addr>, …', without the
+    reply's To, the customer, us, or addresses we cannot write to."""
+    target = addressee(db, ticket_id)
     row = db.execute(
         "SELECT m.from_addr, m.to_addrs, m.cc_addrs, t.requester_addr FROM message m "
         "JOIN ticket t ON t.id = m.ticket_id WHERE m.ticket_id = ? AND m.direction = 'in' "
         "AND m.auto = '' ORDER BY m.received_at DESC, m.id DESC LIMIT 1",
         [ticket_id],
     ).fetchone()
+    found = {compose.address(c): c for c in target.copies}
     if row is None:
-        return ""
-    skip = {row[3].lower(), *mail.own_addresses}
-    found: dict[str, str] = {}
+        return ", ".join(found.values())
+    skip = {compose.wire_address(row[3]), compose.address(target.to), *mail.own_addresses}
     for name, addr in getaddresses([row[0], row[1], row[2]]):
-        addr = addr.lower()
-        if compose.sendable(addr) and addr not in skip:
-            found.setdefault(addr, compose.recipient(name, addr))
+        wire = compose.wire_address(addr.lower())
+        if wire is not None and wire not in skip:
+            found.setdefault(wire, compose.recipient(name, wire))
     return ", ".join(found.values())
 
 
@@ -118,8 +171,9 @@ def parse_cc(text: str) -> tuple[str, ...]:
     for name, addr in getaddresses([text]):
         if not (name or addr):
             continue
-        if compose.sendable(addr):
-            found.append(compose.recipient(name, addr.lower()))
+        wire = compose.wire_address(addr.lower())
+        if wire is not None:
+            found.append(compose.recipient(name, wire))
         else:
             bad.append(addr or name)
     if bad:
@@ -135,8 +189,9 @@ def send(
     mail: MailOut,
     cc: str = "",
 ) -> int:
-    """Queue the reply (to the customer, with `cc` as written in the composer), put it in the
-    thread, record the first response; the outbox id."""
+    """Queue the reply (to `addressee`, with `cc` as written in the composer), put it in the
+    thread, record the first response; the outbox id. DeskError, saying why, when the reply is
+    empty, the function has no sender, or the ticket has no address to write to."""
     if not body.strip():
         raise DeskError("The reply is empty; write something or press escape.")
     copies = parse_cc(cc)
@@ -149,16 +204,14 @@ def send(
                 f"No address to send {ticket['function']} replies from: set "
                 f"[functions.{ticket['function']}] sender in the configuration."
             )
-        if not compose.sendable(ticket["requester_addr"]):
-            raise DeskError(
-                f"Ticket #{ticket_id}'s sender address ({ticket['requester_addr'] or 'none'}) "
-                "is one the desk cannot write to: it is missing or not ASCII."
-            )
+        target = addressee(db, ticket_id)
+        if target.refusal:
+            raise DeskError(target.refusal)
         last = _last_incoming(db, ticket_id)
         in_reply_to, references = compose.thread_headers(last)
         reply = compose.build(
             sender=sender,
-            to=compose.recipient(ticket["requester_name"], ticket["requester_addr"]),
+            to=target.to,
             subject=compose.reply_subject(ticket["subject"], ticket_id),
             body=body,
             msgid=compose.message_id(sender),

@@ -22,14 +22,13 @@ import hashlib
 import re
 from email import policy
 from email.message import Message
-from email.utils import parseaddr, parsedate_to_datetime
+from email.utils import parsedate_to_datetime
 
 from mailparser.utils import receiveds_parsing
 
-from db import clock
+from db import clock, compose
 from db.model import Incoming
-from ingest import copies, reports, route
-from ingest.addresses import addresses, display
+from ingest import addresses, copies, reports, route
 from ingest.body import MSGID, raw_text, read_body, safe_name
 from ingest.charsets import clean, decode_header_block, decode_words
 from ingest.headers import header, raw_header, unfold
@@ -93,14 +92,23 @@ def _msgid(text: str) -> str | None:
 
 def _read_headers(msg: Incoming, headers: Message) -> None:
     msg.subject = header(headers, "subject").replace("\r", "").replace("\n", "")
-    name, addr = parseaddr(raw_header(headers, "from"))
-    msg.from_name, msg.from_addr = clean(decode_words(name)), clean(addr).lower()
-    to = addresses(headers, "to")
-    cc = addresses(headers, "cc")
-    msg.to_addrs = [display(n, a) for n, a in to]
-    msg.cc_addrs = [display(n, a) for n, a in cc]
-    delivered = [a for n in ("delivered-to", "x-original-to") for _, a in addresses(headers, n)]
-    msg.recipients = list(dict.fromkeys(a.lower() for a in [*delivered, *(a for _, a in to + cc)]))
+    defects: list[str] = []
+    msg.from_name, msg.from_addr = addresses.author(headers, defects)
+    to = addresses.mailboxes(headers, "to", defects)
+    cc = addresses.mailboxes(headers, "cc", defects)
+    msg.to_addrs = [addresses.display(m) for m in to]
+    msg.cc_addrs = [addresses.display(m) for m in cc]
+    msg.reply_to = [
+        compose.recipient(m.name, real)
+        for m in addresses.mailboxes(headers, "reply-to", defects)
+        if (real := compose.real_address(m.addr))
+    ]
+    delivered = [
+        m for field in ("delivered-to", "x-original-to")
+        for m in addresses.mailboxes(headers, field, defects)
+    ]  # fmt: skip
+    msg.recipients = list(dict.fromkeys(m.addr for m in [*delivered, *to, *cc] if m.addr))
+    msg.defects.extend(dict.fromkeys(defects))
     msg.message_id = _msgid(header(headers, "message-id"))
     msg.in_reply_to = _msgid(header(headers, "in-reply-to"))
     msg.references = MSGID.findall(header(headers, "references"))[-50:]

@@ -120,7 +120,9 @@ def kind(header: Callable[[str], str], content_type: str, report_type: str, from
         # Feedback (RFC 5965) and TLS (RFC 8460) reports and the like: a machine's mail that
         # fails nothing.
         return "auto-reply"
-    if from_addr.lower().split("@", 1)[0] in _BOUNCE_SENDERS:
+    # A bare `From: <MAILER-DAEMON>` has no domain, so no usable address: read its text.
+    sender = from_addr or header("from")
+    if sender.strip(' <>"').lower().split("@", 1)[0] in _BOUNCE_SENDERS:
         return "delay" if _DELAY_SUBJECT.search(header("subject")) else "bounce"
     if _is_automatic(header):
         return "auto-reply"

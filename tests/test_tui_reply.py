@@ -495,3 +495,49 @@ async def test_the_composer_copies_whom_the_customer_copied(tmp_path, monkeypatc
         await pilot.press("ctrl+s")
         await until(pilot, lambda: isinstance(app.screen, TicketScreen))
     assert [('["bob@example.com"]',)] == query(config, "SELECT cc FROM outbox")
+
+
+async def test_the_composer_shows_a_reply_going_to_the_reply_to(tmp_path, monkeypatch):
+    from tests.conftest import mail as mail_with
+
+    monkeypatch.setenv("DESK_NOW", NOW)
+    config = desk_config(tmp_path)
+    deliver(config.database, mail_with(
+        subject="Invoice", sender="Jane Smith <jane@example.com>",
+        headers={"Reply-To": "Accounts <accounts@example.com>"},
+    ))  # fmt: skip
+    app = DeskApp(config)
+    async with app.run_test(size=(120, 40)) as pilot:
+        composer = await open_composer(pilot)
+        head = shown(composer.query_one("#reply-head"))
+        expected = (
+            "To:      Accounts <accounts@example.com> (Reply-To of Jane Smith <jane@example.com>)"
+        )
+        assert expected in head
+        composer.query_one(TextArea).insert("Paid.")
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: isinstance(app.screen, TicketScreen))
+    assert [("accounts@example.com",)] == query(config, "SELECT rcpt FROM outbox")
+
+
+async def test_a_ticket_with_no_usable_sender_says_why_no_reply_can_go(tmp_path, monkeypatch):
+    monkeypatch.setenv("DESK_NOW", NOW)
+    config = desk_config(tmp_path)
+    deliver(config.database, mail(1, "Positions missing", sender="Smith"))
+    app = DeskApp(config)
+    async with app.run_test(size=(120, 40)) as pilot:
+        listing = app.screen.query_one(TicketList)
+        await until(pilot, lambda: listing.loaded and listing.current is not None)
+        assert "Smith (no sender)" in line_text(listing, 1)
+        composer = await open_composer(pilot)
+        head = " ".join(shown(composer.query_one("#reply-head")).split())
+        why = (
+            'Ticket #1 has no usable sender: the From of its mail ("Smith") is no address, so no '
+            "reply can be sent."
+        )
+        assert why in head
+        composer.query_one(TextArea).insert("Hello?")
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: "has no usable sender" in toasts(app))
+        assert app.screen is composer and "Hello?" in composer.query_one(TextArea).text
+    assert [(0,)] == query(config, "SELECT count(*) FROM outbox")

@@ -1,5 +1,6 @@
 """The reply composer: the draft with the customer's newest message quoted, canned replies, the
-agent's own editor, and sending, which queues the mail and goes back to the ticket.
+agent's own editor, and sending, which queues the mail and goes back to the ticket. Its To line
+says where the reply goes: the customer, or the Reply-To they named, or why it cannot be sent.
 
 Nothing the agent wrote is lost by a refusal: a reply the desk cannot send leaves the composer
 open with its text, and leaving it after writing asks first, even when a canned reply has
@@ -46,6 +47,7 @@ class ReplyScreen(Screen[None]):
         self.wanted: str | None = None  # the canned reply last asked for (None: the greeting)
         self.written = False  # the agent wrote here before a canned reply replaced it
         self.sending = False
+        self.addressee: replies.Addressee | None = None  # None while it loads
 
     def compose(self) -> ComposeResult:
         yield Static(self.head(), id="reply-head")
@@ -58,10 +60,9 @@ class ReplyScreen(Screen[None]):
     def head(self) -> Group:
         ticket, function = self.ticket, self.ticket["function"]
         sender = self.app.config.mail.senders.get(function)
-        to = compose.recipient(ticket["requester_name"] or "", ticket["requester_addr"])
         return Group(
             Text(f"Reply to #{ticket['id']}", "bold"),
-            _field("To:", safe.text(to)),
+            _field("To:", self.to_line()),
             _field(
                 "From:",
                 safe.text(sender)
@@ -70,6 +71,23 @@ class ReplyScreen(Screen[None]):
             ),
             _field("Subject:", safe.text(compose.reply_subject(ticket["subject"], ticket["id"]))),
         )
+
+    def to_line(self) -> Text:
+        target = self.addressee
+        if target is None:
+            return Text("…", "dim")
+        if target.refusal:
+            return safe.text(target.refusal, "bold red", multiline=True)
+        line = safe.text(target.to)
+        if target.via:
+            line.append(" (")
+            line.append_text(safe.text(target.via, "yellow"))
+            line.append(")")
+        return line
+
+    def show_addressee(self, target: replies.Addressee) -> None:
+        self.addressee = target
+        self.query_one("#reply-head", Static).update(self.head())
 
     def on_mount(self) -> None:
         self.load_draft(None)
@@ -91,6 +109,9 @@ class ReplyScreen(Screen[None]):
     def load_draft(self, canned: Canned | None) -> None:
         app = self.app
         try:
+            if self.addressee is None:  # shown before the text, so the agent knows whom
+                target = app.data.call(replies.addressee, self.ticket["id"])
+                app.call_from_thread(self.show_addressee, target)
             text = app.data.call(
                 replies.draft,
                 self.ticket["id"],

@@ -27,7 +27,7 @@ from tui.dialogs.save_attachment import SaveAttachmentDialog
 from tui.format import local
 from tui.messages import ActionDone, ActionFailed, DbChanged, TicketLoaded
 from tui.screens.reply import ReplyScreen
-from tui.widgets.preview import body_of, facts
+from tui.widgets.preview import body_of, facts, requester
 
 MAX_BODY = 200_000  # a pathological body is cut on screen; the stored message keeps it all
 # How the thread names a message's kind (db/migrations.py MESSAGE_KINDS); a person's has none.
@@ -221,7 +221,8 @@ class TicketScreen(TicketActions, Screen):
         head = Text(f"#{ticket['id']}  ", "bold")
         head.append_text(safe.text(ticket["subject"], "bold"))
         meta = Text(f"{', '.join(ticket['functions']) or ticket['function']} · from ")
-        meta.append_text(safe.text(ticket["requester_addr"]))
+        addr = ticket["requester_addr"]
+        meta.append_text(safe.text(addr) if addr else requester(ticket))
         meta.append(f" · opened {local(ticket['created_at'], zone)} · ")
         meta.append_text(facts(ticket))
         failed = sum(m["mail_status"] == "failed" for m in self.data["thread"])

@@ -17,6 +17,17 @@ from tui.format import html_text, local
 PREVIEW_CHARS = 4000  # a preview, not the thread: the ticket screen shows the rest
 
 
+def requester(ticket: dict[str, Any]) -> Text:
+    """Who opened the ticket, 'Name <addr>'; a ticket whose mail named no address to write to
+    says so, since no reply can be sent on it."""
+    name, addr = ticket["requester_name"] or "", ticket["requester_addr"]
+    if addr:
+        return safe.text(f"{name} <{addr}>" if name else addr)
+    line = safe.text(f"{name} " if name else "")
+    line.append("(no usable sender)", "bold red")
+    return line
+
+
 def facts(ticket: dict[str, Any]) -> Text:
     """One line of a ticket's state, shared by the preview and the ticket screen."""
     line = Text()
@@ -61,11 +72,8 @@ class Preview(VerticalScroll):
         head = Text()
         head.append(f"#{ticket['id']} ", "bold")
         head.append_text(safe.text(ticket["subject"], "bold"))
-        who = Text()
-        who.append_text(safe.text(ticket["requester_name"]))
-        who.append(" <")
-        who.append_text(safe.text(ticket["requester_addr"]))
-        who.append(f">  {ticket['message_count']} message(s)")
+        who = requester(ticket)
+        who.append(f"  {ticket['message_count']} message(s)")
         parts: list[Any] = [head, who, facts(ticket), Text("")]
         if last is not None:
             ours = "sent by us, " if last["direction"] == "out" else ""

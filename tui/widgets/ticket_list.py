@@ -83,6 +83,14 @@ def marks(row: dict[str, Any], now_iso: str) -> Text:
     return out
 
 
+def who(row: dict[str, Any]) -> Text:
+    """The requester's name or address; a ticket with no usable sender says so in red."""
+    if row["requester_addr"]:
+        return safe.text(row["requester_name"] or row["requester_addr"])
+    name = safe.text(row["requester_name"], "red")
+    return name.append(" (no sender)" if name else "(no sender)", "bold red")
+
+
 class TicketList(ScrollView, can_focus=True):
     """Virtual rows over `ticket`; posts `Highlighted` and `Opened` with ticket ids."""
 
@@ -309,7 +317,7 @@ class TicketList(ScrollView, can_focus=True):
             Text(f"#{row['id']}"),
             Text(age(row["created_at"], now)),
             Text(row["function"]),
-            safe.text(row["requester_name"] or row["requester_addr"]),
+            who(row),
             safe.text(row["subject"], status_style),
             Text(row["status"], status_style),
             safe.text(row["assignee"] or ""),
