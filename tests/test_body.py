@@ -491,7 +491,8 @@ async def test_the_thread_shows_other_text_parts_and_a_delivery_report_after_the
         await app.push_screen(TicketScreen(1))
         await until(pilot, lambda: len(app.screen.query(".message")) == 2)
         question_view, bounce_view = (text_of(v) for v in app.screen.query(".message"))
-        assert "Here is the screenshot:\n\n── part-3.txt ──\nGrüße, Ann\n📎 shot.png" in question_view
+        expected = "Here is the screenshot:\n\n── part-3.txt ──\nGrüße, Ann\n📎 shot.png"
+        assert expected in question_view
         assert (
             "Your message could not be delivered.\n\n── Delivery report ──\n"
             "Reporting-MTA: dns; mx.example.org\n\nFinal-Recipient: rfc822; ann@example.com\n"
