@@ -63,7 +63,10 @@ _TNEF = ("application/ms-tnef", "application/vnd.ms-tnef")
 _TAG = re.compile(r"<(script|style)\b.*?</\1\s*>|<[^>]*>", re.IGNORECASE | re.DOTALL)
 _LINE_BREAK = re.compile(r"\r?\n")
 _KINDS = {"multipart/alternative": "alternative", "multipart/related": "related"}
-_PREFERENCE = ("plain", "html", "calendar")  # after the first plain text, which comes first
+# What a mail client shows of a mail (or of an alternative), best first; but a blank first
+# plain text gives way to the HTML beside it before any other plain text (a list's footer).
+_PREFERENCE = ("plain", "html", "calendar")
+_AFTER_BLANK = ("html", "plain", "calendar")
 _EXACT = policy.compat32.clone(max_line_length=0)  # fields written back as they came
 
 
@@ -290,7 +293,7 @@ def _choose(nodes: list[_Node], root: int) -> _Reading:
     plain = first("plain")
     # A blank plain text hides nothing (issue 10 item 4): the HTML beside it is what shows.
     reading.body = plain if plain in shows else None
-    for kind in _PREFERENCE:
+    for kind in _AFTER_BLANK:
         if reading.body is None:
             reading.body = first_shown(kind)
     paths = {i: _path(nodes, i, root) for i, _ in order}

@@ -132,6 +132,46 @@ def test_a_second_inline_text_part_and_a_list_footer_are_shown_not_joined():
     ] == shown(msg)
 
 
+def test_a_blank_text_alternative_gives_way_to_its_html_not_to_a_footer_after_it():
+    raw = HEAD + mime(
+        "multipart/mixed",
+        mime(
+            "multipart/alternative",
+            part("text/plain", " \r\n"),
+            part("text/html", "<p>Hello</p>"),
+            boundary="a",
+        ),
+        part("text/plain", "-- \r\nlist footer"),
+    )
+    msg = parse(raw)
+    assert ("Hello", [("part-4.txt", "text/plain", "-- \nlist footer\n")]) == (
+        msg.body_text,
+        shown(msg),
+    )
+
+
+def test_a_read_receipt_s_fields_are_kept_apart_from_its_text():
+    raw = HEAD + mime(
+        "multipart/report; report-type=disposition-notification",
+        part("text/plain", "Your message was displayed."),
+        part(
+            "message/disposition-notification",
+            "Reporting-UA: mail.example.com\r\nFinal-Recipient: rfc822; ann@example.com\r\n"
+            "Original-Message-ID: <q@valuit.com>\r\n"
+            "Disposition: manual-action/MDN-sent-manually; displayed\r\n",
+        ),
+    )
+    msg = parse(raw)
+    assert ("read-receipt", "<q@valuit.com>") == (msg.kind, msg.receipt_of)
+    assert "Your message was displayed.\n" == msg.body_text
+    [(name, content_type, text)] = shown(msg)
+    assert ("disposition-notification.txt", "message/disposition-notification") == (
+        name,
+        content_type,
+    )
+    assert "Original-Message-ID: <q@valuit.com>\nDisposition: manual-action" in text
+
+
 def test_in_a_related_part_only_the_start_part_can_be_the_body():
     raw = HEAD + mime(
         'multipart/related; type="text/html"; start="<root@x>"',
