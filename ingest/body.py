@@ -63,9 +63,10 @@ _TNEF = ("application/ms-tnef", "application/vnd.ms-tnef")
 _TAG = re.compile(r"<(script|style)\b.*?</\1\s*>|<[^>]*>", re.IGNORECASE | re.DOTALL)
 _LINE_BREAK = re.compile(r"\r?\n")
 _KINDS = {"multipart/alternative": "alternative", "multipart/related": "related"}
-# What a mail client shows of a mail (or of an alternative), best first; but a blank first
-# plain text gives way to the HTML beside it before any other plain text (a list's footer).
+# The text a mail client shows of an alternative, best first (as get_body() ranks them).
 _PREFERENCE = ("plain", "html", "calendar")
+# A blank first plain text gives way to the HTML beside it before any later plain text, which
+# may be a list's footer.
 _AFTER_BLANK = ("html", "plain", "calendar")
 _EXACT = policy.compat32.clone(max_line_length=0)  # fields written back as they came
 
@@ -81,6 +82,7 @@ class _Node:
     kind: str = "leaf"  # or "multipart", "alternative", "related", "forward"
     children: list[int] = field(default_factory=list)
     candidate: tuple[str, str] | None = None
+    shows: bool | None = None  # whether the candidate shows any text, once asked
     filename: str = ""
     fallback: list[tuple[str, str]] = field(default_factory=list)
     attachments: list[Attachment] = field(default_factory=list)
@@ -269,7 +271,7 @@ def _choose(nodes: list[_Node], root: int) -> _Reading:
     order: list[tuple[int, bool]] = []  # candidates in document order; may each be the body?
     fallback: list[tuple[str, str]] = []
     stack = [(root, True)]
-    while stack:
+    while stack:  # for a mail of one part, once
         index, eligible = stack.pop()
         node = nodes[index]
         if node.kind == "forward":
@@ -281,51 +283,77 @@ def _choose(nodes: list[_Node], root: int) -> _Reading:
         stack.extend(
             (c, eligible and (start is None or c == start)) for c in reversed(node.children)
         )
-    shows = {i for i, _ in order if _shows_text(*(nodes[i].candidate or ("", "")))}
-
-    def first(kind: str) -> int | None:
-        return next((i for i, ok in order if ok and _kind(nodes, i) == kind), None)
-
-    def first_shown(kind: str) -> int | None:
-        return next((i for i, ok in order if ok and i in shows and _kind(nodes, i) == kind), None)
-
-    reading = _Reading()
-    plain = first("plain")
-    # A blank plain text hides nothing (issue 10 item 4): the HTML beside it is what shows.
-    reading.body = plain if plain in shows else None
-    for kind in _AFTER_BLANK:
-        if reading.body is None:
-            reading.body = first_shown(kind)
-    paths = {i: _path(nodes, i, root) for i, _ in order}
-    ranked = [i for kind in _PREFERENCE for i, _ in order if i in shows and _kind(nodes, i) == kind]
-    if reading.body is not None:
-        ranked.insert(0, reading.body)
-    chosen: dict[int, int] = {}  # multipart/alternative -> the child a mail client shows
-
-    def visible(index: int) -> bool:
-        for ancestor, child in paths[index].items():
-            if nodes[ancestor].kind != "alternative":
-                continue
-            if ancestor not in chosen:
-                shown = (paths[i][ancestor] for i in ranked if ancestor in paths[i])
-                chosen[ancestor] = next(shown, child)
-            if chosen[ancestor] != child:
-                return False
-        return True
-
-    reading.extras = [
-        i
-        for i, _ in order
-        if i != reading.body and i in shows and _kind(nodes, i) != "calendar" and visible(i)
-    ]
+    reading = _Reading(body=_body(nodes, order))
+    # Most mail is one text part: no other part to show, no alternative to look into.
+    paths = {i: _path(nodes, i, root) for i, _ in order} if len(order) > 1 else {}
+    if paths:
+        reading.extras = _others(nodes, order, paths, reading.body)
     if reading.body is None:
         reading.text = _join(fallback)  # TNEF's text, when it has any
         reading.html = "\n".join(h for k, h in fallback if k == "html")
         return reading
     kind, content = nodes[reading.body].candidate or ("", "")
     reading.text = html_text(content) if kind == "html" else content
-    reading.html = content if kind == "html" else _html_beside(nodes, reading.body, order, paths)
+    if kind == "html":
+        reading.html = content
+    elif paths:
+        reading.html = _html_beside(nodes, reading.body, order, paths)
     return reading
+
+
+def _body(nodes: list[_Node], order: list[tuple[int, bool]]) -> int | None:
+    """The part `get_body(preferencelist=("plain", "html"))` returns, unless it is a blank
+    plain text: that hides nothing (issue 10 item 4), the HTML beside it is what shows."""
+    plain = next((i for i, ok in order if ok and _kind(nodes, i) == "plain"), None)
+    if plain is not None and _showing(nodes[plain]):
+        return plain
+    for kind in _AFTER_BLANK:
+        for index, eligible in order:
+            if eligible and _kind(nodes, index) == kind and _showing(nodes[index]):
+                return index
+    return None
+
+
+def _others(
+    nodes: list[_Node],
+    order: list[tuple[int, bool]],
+    paths: dict[int, dict[int, int]],
+    body: int | None,
+) -> list[int]:
+    """The text parts other than the body that a mail client shows: all that show some text,
+    but in a multipart/alternative only those of the one alternative it shows, the body's or
+    else the best (RFC 2046 section 5.1.4)."""
+    # multipart/alternative -> the child a mail client shows: the body's, where it is one
+    chosen: dict[int, int] = dict(paths[body]) if body is not None else {}
+
+    def visible(index: int) -> bool:
+        for ancestor, child in paths[index].items():
+            if nodes[ancestor].kind != "alternative":
+                continue
+            if ancestor not in chosen:
+                best = (
+                    paths[i][ancestor]
+                    for kind in _PREFERENCE
+                    for i, _ in order
+                    if _kind(nodes, i) == kind and ancestor in paths[i] and _showing(nodes[i])
+                )
+                chosen[ancestor] = next(best, child)
+            if chosen[ancestor] != child:
+                return False
+        return True
+
+    return [
+        i
+        for i, _ in order
+        if i != body and _kind(nodes, i) != "calendar" and visible(i) and _showing(nodes[i])
+    ]
+
+
+def _showing(node: _Node) -> bool:
+    """Whether the part's text shows anything; read once (HTML costs a pass over its tags)."""
+    if node.shows is None:
+        node.shows = node.candidate is not None and _shows_text(*node.candidate)
+    return node.shows
 
 
 def _kind(nodes: list[_Node], index: int) -> str:
@@ -356,7 +384,7 @@ def _start(nodes: list[_Node], node: _Node) -> int | None:
 def _html_beside(
     nodes: list[_Node], body: int, order: list[tuple[int, bool]], paths: dict[int, dict[int, int]]
 ) -> str:
-    """The HTML alternative of a plain text body: the last that shows text in the nearest
+    """The HTML alternative of a plain text body: the last one not blank in the nearest
     multipart/alternative holding the body (RFC 2046 5.1.4 puts the richest last)."""
     group = next((a for a in paths[body] if nodes[a].kind == "alternative"), None)
     if group is None:
@@ -364,7 +392,7 @@ def _html_beside(
     markup = ""
     for index, _ in order:
         kind, content = nodes[index].candidate or ("", "")
-        if kind == "html" and group in paths[index] and _shows_text(kind, content):
+        if kind == "html" and group in paths[index] and content and not content.isspace():
             markup = content
     return markup
 
@@ -395,8 +423,8 @@ def _forwarded(nodes: list[_Node]) -> list[Forwarded]:
 
 def _shows_text(kind: str, content: str) -> bool:
     if kind == "html":
-        return bool(html.unescape(_TAG.sub("", content)).strip())
-    return bool(content.strip())
+        content = html.unescape(_TAG.sub("", content))
+    return bool(content) and not content.isspace()
 
 
 def _join(pieces: list[tuple[str, str]]) -> str:
