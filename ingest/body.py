@@ -56,7 +56,7 @@ _UNSAFE_NAME = re.compile(r"[\x00-\x1f\x7f/\\:*?\"<>|]")
 _BIDI = dict.fromkeys(
     map(ord, "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f")
 )
-# RFC 2046 5.2.1, RFC 6532 3.7; message/news is message/rfc822 by another name (RFC 5537 4.1).
+# RFC 2046 5.2.1, RFC 6532 3.7; message/news, which RFC 5537 retired for message/rfc822.
 _FORWARD = ("message/rfc822", "message/global", "message/news")
 _DSN = ("message/delivery-status", "message/global-delivery-status")
 _TNEF = ("application/ms-tnef", "application/vnd.ms-tnef")
@@ -113,7 +113,7 @@ def read_body(msg: Incoming, body: Message) -> None:
         node = nodes[index]
         kind, content = node.candidate or ("plain", "")
         suffix = ".html" if kind == "html" else ".txt"
-        data = content[:MAX_TEXT].encode("utf-8")
+        data = content[:MAX_TEXT].encode("utf-8", "replace")
         name = node.filename or f"part-{index}{suffix}"
         node.attachments.append(_file(name, f"text/{kind}", data, index, inline=True))
     shown = set(reading.extras)
