@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from inscriptis import get_text
 
+MAX_SHOWN = 400_000  # bytes read of one part: more than the thread shows of it
 REPORT_TITLES = {
     "message/delivery-status": "Delivery report",  # RFC 3464
     "message/global-delivery-status": "Delivery report",  # RFC 6533

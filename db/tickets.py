@@ -103,8 +103,8 @@ def last_message(db: sqlite_utils.Database, ticket_id: int) -> dict[str, Any] | 
 def attachments(db: sqlite_utils.Database, ticket_id: int) -> list[dict[str, Any]]:
     return list(
         db.query(
-            "SELECT a.id, a.message_id, a.display_name, a.safe_name, a.content_type, a.size, "
-            "a.inline FROM attachment a JOIN message m ON m.id = a.message_id "
+            "SELECT a.id, a.message_id, a.display_name, a.safe_name, a.content_type, a.size "
+            "FROM attachment a JOIN message m ON m.id = a.message_id "
             "WHERE m.ticket_id = ? ORDER BY m.received_at, m.id, a.position",
             [ticket_id],
         )
@@ -131,10 +131,10 @@ def inline_parts(db: sqlite_utils.Database, ticket_id: int) -> dict[int, list[tu
     order: (title, text), as `db.inline.block` gives them."""
     found: dict[int, list[tuple[str, str]]] = {}
     for message_id, name, content_type, data in db.execute(
-        "SELECT a.message_id, a.display_name, a.content_type, a.data FROM attachment a "
-        "JOIN message m ON m.id = a.message_id WHERE m.ticket_id = ? AND a.inline "
-        "ORDER BY a.message_id, a.position",
-        [ticket_id],
+        "SELECT a.message_id, a.display_name, a.content_type, substr(a.data, 1, ?) "
+        "FROM attachment a JOIN message m ON m.id = a.message_id "
+        "WHERE m.ticket_id = ? AND a.inline ORDER BY a.message_id, a.position",
+        [inline.MAX_SHOWN, ticket_id],
     ):
         found.setdefault(message_id, []).append(inline.block(name, content_type, data))
     return found
