@@ -1,4 +1,5 @@
-"""The body as a mail client chooses it, calendars, TNEF and mails forwarded as attachments."""
+"""The body as a mail client chooses it, the other text shown after it (inline parts, a report's
+fields), calendars, TNEF and mails forwarded as attachments."""
 
 from __future__ import annotations
 
