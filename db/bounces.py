@@ -14,6 +14,7 @@ import sqlite_utils
 from db import outbox
 from db.model import Incoming
 
+_FOLD = re.compile(r"\r?\n[ \t]+")  # RFC 5322 section 2.2.3: a long Diagnostic-Code goes on
 _ACTION = re.compile(r"^action:[ \t]*([a-z]+)", re.IGNORECASE | re.MULTILINE)
 _STATUS = re.compile(r"^status:[ \t]*(\d\.\d{1,3}\.\d{1,3})", re.IGNORECASE | re.MULTILINE)
 _DIAGNOSTIC = re.compile(
@@ -22,7 +23,9 @@ _DIAGNOSTIC = re.compile(
 
 
 def verdict(report: str) -> str | None:
-    """Why the mail failed, or None when the report says it is only delayed (or delivered)."""
+    """Why the mail failed, or None when the report says it is only delayed (or delivered).
+    `report` is a delivery report's fields (RFC 3464 section 2.3), folded lines and all."""
+    report = _FOLD.sub(" ", report)
     actions = {a.lower() for a in _ACTION.findall(report)}
     if actions and "failed" not in actions:
         return None
@@ -35,6 +38,8 @@ def record(db: sqlite_utils.Database, msg: Incoming) -> None:
     """Fail the mail of ours that `msg` bounces, if it does (inside the caller's transaction)."""
     if msg.kind != "bounce" or msg.bounce_of is None:
         return
-    why = verdict(msg.body_text)
+    # A bounce without a report part (servers older than RFC 3464) may write the fields in its
+    # text, or at least a status code.
+    why = verdict(msg.report or msg.body_text)
     if why is not None:
         outbox.bounced(db, msg.bounce_of, why)

@@ -328,7 +328,8 @@ def _v4_mail_reading(db: sqlite_utils.Database) -> None:
     mails forwarded inside it, when a read receipt came for it, the copy key that makes one
     mail fetched from several mailboxes one message, and the parser version that read it (so
     `desk-ingest --reparse` knows what to read again). A ticket opened by a person's mail that
-    came through a mailing list is marked `via_list`, for the list to show without a join.
+    came through a mailing list is marked `via_list`, for the list to show without a join. An
+    attachment marked `inline` is shown in the thread after its message's body (`db.inline`).
 
     `auto` stays the coarse class every query filters on ('' = a person wrote it); `kind` is
     the precise one. A table rebuild to widen `auto`'s CHECK would have to rebuild the
@@ -344,6 +345,7 @@ def _v4_mail_reading(db: sqlite_utils.Database) -> None:
         ALTER TABLE message ADD COLUMN copy_key TEXT;
         ALTER TABLE message ADD COLUMN parser_version INTEGER NOT NULL DEFAULT 0;
         ALTER TABLE ticket ADD COLUMN via_list INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE attachment ADD COLUMN inline INTEGER NOT NULL DEFAULT 0;
         CREATE INDEX message_copy_key ON message (copy_key) WHERE copy_key IS NOT NULL;
         CREATE INDEX message_parser_version ON message (parser_version)
         """

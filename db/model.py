@@ -12,6 +12,9 @@ class Attachment:
     content_type: str
     data: bytes
     sha256: str
+    # A part shown in the thread after the body (RFC 2183 "inline"): a text part that is not
+    # the body, or a report's fields (RFC 3464, RFC 8098). Its data is its text in UTF-8.
+    inline: bool = False
 
 
 # message.kind -> message.auto
@@ -67,6 +70,9 @@ class Incoming:
     copy_key: str | None = None  # equal for copies that differ only in transport headers
     bounced_ids: list[str] = field(default_factory=list)  # Message-IDs a bounce reports on
     bounce_of: str | None = None  # a bounce: the Message-ID of the mail it returns
+    # A delivery report's fields (RFC 3464 section 2.3: Action, Status, Diagnostic-Code), for
+    # telling why our mail failed; read at ingest, not stored (the report is an attachment).
+    report: str = ""
     attachments: list[Attachment] = field(default_factory=list)
     parse_error: str | None = None
     defects: list[str] = field(default_factory=list)

@@ -31,7 +31,7 @@ REQUESTED = -1  # parser_version of a message an agent asked to have read again
 ACTOR = store.INGEST_ACTOR
 # Inputs of the threading rules: only when one of them reads differently can the rule differ.
 _THREADING = ("message_id", "in_reply_to", "refs", "subject", "from_addr", "date_header", "auto")
-_ATTACHMENT_FIELDS = ("display_name", "safe_name", "content_type", "sha256")
+_ATTACHMENT_FIELDS = ("display_name", "safe_name", "content_type", "sha256", "inline")
 
 
 @dataclass(frozen=True)

@@ -345,10 +345,10 @@ def insert_attachments(
     """Store a message's attachments in their order (inside the caller's transaction)."""
     db.conn.executemany(
         "INSERT INTO attachment (message_id, position, display_name, safe_name, content_type, "
-        "size, sha256, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        "size, sha256, data, inline) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
             (message_id, i, a.display_name, a.safe_name, a.content_type, len(a.data), a.sha256,
-             a.data)
+             a.data, a.inline)
             for i, a in enumerate(attachments)
         ],
     )  # fmt: skip

@@ -13,7 +13,7 @@ from typing import Any
 
 import sqlite_utils
 
-from db import clock, invitation, search, windows
+from db import clock, inline, invitation, search, windows
 from db.connect import write
 from db.errors import ConflictError, DeskError, NotFoundError
 from db.events import record_event
@@ -123,6 +123,20 @@ def calendars(db: sqlite_utils.Database, ticket_id: int) -> dict[int, list[bytes
         [ticket_id, *invitation.CALENDAR_TYPES, invitation.MAX_SIZE],
     ):
         found.setdefault(message_id, []).append(data)
+    return found
+
+
+def inline_parts(db: sqlite_utils.Database, ticket_id: int) -> dict[int, list[tuple[str, str]]]:
+    """The parts each message of the ticket shows after its body, by message id, in their
+    order: (title, text), as `db.inline.block` gives them."""
+    found: dict[int, list[tuple[str, str]]] = {}
+    for message_id, name, content_type, data in db.execute(
+        "SELECT a.message_id, a.display_name, a.content_type, substr(a.data, 1, ?) "
+        "FROM attachment a JOIN message m ON m.id = a.message_id "
+        "WHERE m.ticket_id = ? AND a.inline ORDER BY a.message_id, a.position",
+        [inline.MAX_SHOWN, ticket_id],
+    ):
+        found.setdefault(message_id, []).append(inline.block(name, content_type, data))
     return found
 
 

@@ -1,13 +1,24 @@
-"""The body of a message: which parts are its text, which are attachments, the mails forwarded
-inside it, and what a delivery report says about the mail it returns.
+"""The body of a message: which part is its text, which parts are attachments, the other text
+shown after it, the mails forwarded inside it, and what a delivery report says.
 
-The text is chosen as a mail client chooses it: in a `multipart/alternative` (RFC 2046 5.1.4)
-the plain text unless it is blank, then the HTML, then a calendar; elsewhere every inline text
-part in order, a named one too (it is also kept as an attachment, as Thunderbird lists it).
+The body is one part, chosen as the standard library's `EmailMessage.get_body(preferencelist=
+("plain", "html"))` and a mail client choose it: depth first, skipping parts whose
+`Content-Disposition` is `attachment` (RFC 2183), and within a `multipart/related` only its
+start part (RFC 2387 section 3.2); the first `text/plain` unless it is blank, then the first
+HTML that shows some text, then any plain text that does, then a calendar, then the text inside
+Outlook's `winmail.dat` (TNEF). An inline text part with a filename is a candidate like any
+other (and kept as an attachment too, as Thunderbird lists it).
+
+Nothing else a mail client would show is lost: the other inline text parts (Apple Mail's text
+after an image, a list's footer; not the unchosen alternatives of a `multipart/alternative`,
+RFC 2046 section 5.1.4) and the fields of a delivery report (RFC 3464) or a read receipt
+(RFC 8098) are kept as attachments marked `inline`, their text in UTF-8, and the thread shows
+them after the body (`db.inline`).
+
 `format=flowed` text is reflowed (RFC 3676), a calendar is rendered as a readable block
-(`db.invitation`), Outlook's `winmail.dat` (TNEF) is unpacked, and a forwarded mail
-(`message/rfc822`) becomes an attachment and a `Forwarded` entry with its own chosen text.
-The MIME tree is walked without recursion and bounded in parts.
+(`db.invitation`), TNEF is unpacked, and a forwarded mail (`message/rfc822`) becomes an
+attachment and a `Forwarded` entry with its own body and other text. The MIME tree is walked
+without recursion and bounded in parts.
 """
 
 from __future__ import annotations
@@ -23,12 +34,10 @@ from datetime import UTC
 from email import policy
 from email.message import Message
 
-from inscriptis import get_text
-
+from db.inline import REPORT_TITLES, html_text
 from db.invitation import CALENDAR_TYPES, render
 from db.model import Attachment, Forwarded, Incoming
 from ingest.charsets import (
-    WHOLE,
     attachment_name,
     clean,
     content_charset,
@@ -47,27 +56,47 @@ _UNSAFE_NAME = re.compile(r"[\x00-\x1f\x7f/\\:*?\"<>|]")
 _BIDI = dict.fromkeys(
     map(ord, "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f")
 )
-_FORWARD = ("message/rfc822", "message/global")  # RFC 2046 5.2.1, RFC 6532 3.7
+# RFC 2046 5.2.1, RFC 6532 3.7; message/news, which RFC 5537 retired for message/rfc822.
+_FORWARD = ("message/rfc822", "message/global", "message/news")
+_DSN = ("message/delivery-status", "message/global-delivery-status")
 _TNEF = ("application/ms-tnef", "application/vnd.ms-tnef")
 _TAG = re.compile(r"<(script|style)\b.*?</\1\s*>|<[^>]*>", re.IGNORECASE | re.DOTALL)
 _LINE_BREAK = re.compile(r"\r?\n")
+_KINDS = {"multipart/alternative": "alternative", "multipart/related": "related"}
+# The text a mail client shows of an alternative, best first (as get_body() ranks them).
+_PREFERENCE = ("plain", "html", "calendar")
+# A blank first plain text gives way to the HTML beside it before any later plain text, which
+# may be a list's footer.
+_AFTER_BLANK = ("html", "plain", "calendar")
+_EXACT = policy.compat32.clone(max_line_length=0)  # fields written back as they came
 
 
 @dataclass(slots=True)
 class _Node:
-    """One MIME part and, once read, what it gives: text pieces in order ("plain", "html" or
-    "calendar", text), HTML, TNEF text for a mail with no other, attachments, forwarded mails."""
+    """One MIME part and, once read, what it gives: its text when it may be the body ("plain",
+    "html" or "calendar", text), TNEF text for a mail with no other, and attachments."""
 
     part: Message
     parent: int
     inside: int  # how many forwarded mails enclose it
-    kind: str = "leaf"  # or "multipart", "alternative", "forward"
+    kind: str = "leaf"  # or "multipart", "alternative", "related", "forward"
     children: list[int] = field(default_factory=list)
-    pieces: list[tuple[str, str]] = field(default_factory=list)
-    html: list[str] = field(default_factory=list)
+    candidate: tuple[str, str] | None = None
+    shows: bool | None = None  # whether the candidate shows any text, once asked
+    filename: str = ""
     fallback: list[tuple[str, str]] = field(default_factory=list)
     attachments: list[Attachment] = field(default_factory=list)
-    forwarded: list[Forwarded] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class _Reading:
+    """What one mail (the outer one or a forwarded one) shows: its body's text and HTML, and
+    its other inline text parts (node indexes, in document order)."""
+
+    text: str = ""
+    html: str = ""
+    body: int | None = None
+    extras: list[int] = field(default_factory=list)
 
 
 def read_body(msg: Incoming, body: Message) -> None:
@@ -79,14 +108,22 @@ def read_body(msg: Incoming, body: Message) -> None:
     for index, node in enumerate(nodes):  # document order: leaves read in the order they came
         if node.kind == "leaf":
             _read_leaf(msg, node, index, declared, used)
-    for node in reversed(nodes):  # children before their parents
-        _combine(node, [nodes[c] for c in node.children])
-    root = nodes[0]
-    text, markup = _message_text(root)
-    msg.body_html = markup[:MAX_TEXT]
-    msg.body_text = text[:MAX_TEXT]
-    msg.attachments.extend(root.attachments)
-    msg.forwarded.extend(root.forwarded[:MAX_FORWARDED])
+    reading = _choose(nodes, 0)
+    for index in reading.extras:  # shown after the body, and saveable
+        node = nodes[index]
+        kind, content = node.candidate or ("plain", "")
+        suffix = ".html" if kind == "html" else ".txt"
+        data = content[:MAX_TEXT].encode("utf-8", "replace")
+        name = node.filename or f"part-{index}{suffix}"
+        node.attachments.append(_file(name, f"text/{kind}", data, index, inline=True))
+    shown = set(reading.extras)
+    for index, node in enumerate(nodes):
+        if node.filename and index not in shown:  # the part as sent, as a mail client saves it
+            node.attachments.append(_attachment(node.part, node.filename, index))
+    msg.body_text = reading.text[:MAX_TEXT]
+    msg.body_html = reading.html[:MAX_TEXT]
+    msg.forwarded.extend(_forwarded(nodes))
+    msg.attachments.extend(a for node in nodes for a in node.attachments)
     msg.charset_declared = ",".join(dict.fromkeys(c for c in declared if c))
     msg.charset_used = ",".join(dict.fromkeys(c for c in used if c))
 
@@ -112,15 +149,15 @@ def _tree(body: Message, msg: Incoming) -> list[_Node]:
             if inner is not None:  # its parts are walked as the forwarded mail's
                 stack.append((inner, index, inside + 1))
             continue
-        if ctype in WHOLE:
+        # Other message/* parts (a report's fields, message/partial, message/external-body)
+        # are leaves: the stdlib parses them as mails, but no mail client shows them as one.
+        if not ctype.startswith("multipart/"):
             continue
         # Not `get_payload()` on a leaf: it decodes 8-bit text with the part's charset label,
         # and a label such as "undefined" or one holding a NUL raises.
-        payload = part.get_payload() if part.is_multipart() else None
-        if payload is None and ctype.startswith("multipart/"):
-            payload = _unfolded_boundary(part)
+        payload = part.get_payload() if part.is_multipart() else _unfolded_boundary(part)
         if isinstance(payload, list):
-            node.kind = "alternative" if ctype == "multipart/alternative" else "multipart"
+            node.kind = _KINDS.get(ctype, "multipart")
             stack.extend((child, index, inside) for child in reversed(payload))
     if stack:
         msg.defects.append("TooManyParts")
@@ -154,8 +191,11 @@ def _read_leaf(
 ) -> None:
     part = node.part
     ctype = part.get_content_type()
-    if ctype in ("text/rfc822-headers", "message/delivery-status", *_FORWARD):
-        _returned(msg, node, ctype)
+    if ctype == "text/rfc822-headers" or ctype in _FORWARD:  # what a bounce returns
+        _returned(msg, payload_text(part)[0])
+        return
+    if ctype in REPORT_TITLES:
+        _read_report(msg, node, index, ctype)
         return
     disposition = (part.get_content_disposition() or "").lower()
     filename = _filename(part)
@@ -164,107 +204,231 @@ def _read_leaf(
         if not node.inside:
             declared.append(content_charset(part))
             used.append(charset)
-        if ctype == "text/html":
-            node.pieces.append(("html", text))
-            node.html.append(text)
-        else:
+        if ctype == "text/plain":
             # Most text is not flowed: look at the raw header before parsing its parameters.
             flowed = "flowed" in str(part.get("content-type", "")).lower()
             if flowed and _param(part, "format") == "flowed":
                 text = reflow(text, delsp=_param(part, "delsp") == "yes")
-            node.pieces.append(("plain", text))
-        if filename:
-            node.attachments.append(_attachment(part, filename, index))
+        node.candidate = (ctype.removeprefix("text/"), text)
+        node.filename = filename  # kept as an attachment once it is known whether it is shown
     elif ctype in CALENDAR_TYPES:
         invite = _attachment(part, filename or "invite.ics", index)
         node.attachments.append(invite)
         if disposition != "attachment":
-            node.pieces.append(("calendar", render(invite.data, UTC)))
+            node.candidate = ("calendar", render(invite.data, UTC))
     elif ctype in _TNEF or filename.lower() == "winmail.dat":
         _read_tnef(msg, node, _attachment(part, filename or "winmail.dat", index), index)
+    elif part.get_content_maintype() == "message":  # parsed as a mail: written back as it came
+        data = _payload_bytes(part) or _inner_bytes(part, _inner(part), _linesep(msg))
+        node.attachments.append(_file(filename or f"part-{index}", ctype, data, index))
     else:
         node.attachments.append(_attachment(part, filename, index))
 
 
-def _returned(msg: Incoming, node: _Node, ctype: str) -> None:
-    """A delivery report's parts: the returned mail or its headers, and the status fields. Only
-    a bounce's returned headers name the mail that bounced (RFC 3464 section 2); headers
+def _read_report(msg: Incoming, node: _Node, index: int, ctype: str) -> None:
+    """A delivery report's fields (RFC 3464 section 2) or a read receipt's (RFC 8098 section
+    3): an attachment the thread shows after the body. Only a bounce's fields name the mail
+    it returns; the fields of a report inside a forwarded mail are in that mail's .eml."""
+    text = report_text(node.part)
+    if ctype in _DSN:
+        _returned(msg, text, own=False)
+    if not node.inside:
+        name = "delivery-status.txt" if ctype in _DSN else "disposition-notification.txt"
+        node.attachments.append(_file(name, ctype, text.encode("utf-8"), index, inline=True))
+
+
+def report_text(part: Message) -> str:
+    """A report part's fields as text, however the parser held them: header blocks
+    (message/delivery-status), a mail (the others under compat32), or one string. Long fields
+    keep their own folding."""
+    try:
+        payload = part.get_payload()
+        if isinstance(payload, list):
+            blocks = [block.as_bytes(policy=_EXACT) for block in payload]
+        else:
+            blocks = [part.get_payload(decode=True) or b""]
+    except Exception:  # noqa: BLE001 - a broken report still leaves a stored, classified mail
+        return ""
+    texts = (clean(b.decode("utf-8", "replace").replace("\r\n", "\n")) for b in blocks)
+    return "\n\n".join(t for t in texts if t) + "\n"
+
+
+def _returned(msg: Incoming, text: str, own: bool = True) -> None:
+    """What a bounce returns: the returned mail or its headers, or the report's fields. Only a
+    bounce's returned headers name the mail that bounced (RFC 3464 section 2); headers
     anywhere else thread nothing."""
-    text = payload_text(node.part)[0]
-    if msg.auto == "bounce":
-        msg.bounced_ids.extend(MSGID.findall(text)[:5])
-        own = _RETURNED_ID.search(text) if ctype != "message/delivery-status" else None
-        if own and msg.bounce_of is None:
-            msg.bounce_of = own.group(1)
-    if ctype == "message/delivery-status":
-        node.pieces.append(("plain", text))
-
-
-def _combine(node: _Node, children: list[_Node]) -> None:
-    if node.kind == "forward":
-        inner = children[0] if children else None
-        if inner is not None:
-            text, _ = _message_text(inner)
-            node.forwarded.append(
-                Forwarded(
-                    from_=_inner_header(inner.part, "from"),
-                    date=_inner_header(inner.part, "date"),
-                    subject=_inner_header(inner.part, "subject"),
-                    text=text[:MAX_TEXT],
-                )
-            )
-            node.attachments.extend(inner.attachments)
-            node.forwarded.extend(inner.forwarded)
+    if msg.auto != "bounce":
         return
-    if node.kind == "leaf":
-        return
-    for child in children:
-        node.attachments.extend(child.attachments)
-        node.forwarded.extend(child.forwarded)
-        node.fallback.extend(child.fallback)
-    if node.kind == "multipart":
-        for child in children:
-            node.pieces.extend(child.pieces)
-            node.html.extend(child.html)
-        return
-    best = _best_alternative(children)
-    if best is not None:
-        node.pieces = best.pieces
-    richest = [c for c in children if any(h.strip() for h in c.html)]
-    if richest:
-        node.html = richest[-1].html
+    msg.bounced_ids.extend(MSGID.findall(text)[:5])
+    found = _RETURNED_ID.search(text) if own else None
+    if found and msg.bounce_of is None:
+        msg.bounce_of = found.group(1)
 
 
-def _best_alternative(children: list[_Node]) -> _Node | None:
-    """Plain text unless it is blank, then HTML that shows some text, then a calendar; the last
-    of equals, as RFC 2046 5.1.4 puts the preferred alternative last."""
-    for kind in ("plain", "html", "calendar"):
-        chosen = None
-        for child in children:
-            if any(k == kind and _shows_text(k, t) for k, t in child.pieces):
-                chosen = child
-        if chosen is not None:
-            return chosen
+def _choose(nodes: list[_Node], root: int) -> _Reading:
+    """The body of the mail whose top part is `root`, its HTML and its other inline text parts,
+    as the module docstring tells. A forwarded mail inside is read on its own."""
+    order: list[tuple[int, bool]] = []  # candidates in document order; may each be the body?
+    fallback: list[tuple[str, str]] = []
+    stack = [(root, True)]
+    while stack:  # for a mail of one part, once
+        index, eligible = stack.pop()
+        node = nodes[index]
+        if node.kind == "forward":
+            continue
+        if node.candidate is not None:
+            order.append((index, eligible))
+        fallback = fallback or node.fallback
+        start = _start(nodes, node) if node.kind == "related" else None
+        stack.extend(
+            (c, eligible and (start is None or c == start)) for c in reversed(node.children)
+        )
+    reading = _Reading(body=_body(nodes, order))
+    # Most mail is one text part: no other part to show, no alternative to look into.
+    paths = {i: _path(nodes, i, root) for i, _ in order} if len(order) > 1 else {}
+    if paths:
+        reading.extras = _others(nodes, order, paths, reading.body)
+    if reading.body is None:
+        reading.text = _join(fallback)  # TNEF's text, when it has any
+        reading.html = "\n".join(h for k, h in fallback if k == "html")
+        return reading
+    kind, content = nodes[reading.body].candidate or ("", "")
+    reading.text = html_text(content) if kind == "html" else content
+    if kind == "html":
+        reading.html = content
+    elif paths:
+        reading.html = _html_beside(nodes, reading.body, order, paths)
+    return reading
+
+
+def _body(nodes: list[_Node], order: list[tuple[int, bool]]) -> int | None:
+    """The part `get_body(preferencelist=("plain", "html"))` returns, unless it is a blank
+    plain text: that hides nothing (issue 10 item 4), the HTML beside it is what shows."""
+    plain = next((i for i, ok in order if ok and _kind(nodes, i) == "plain"), None)
+    if plain is not None and _showing(nodes[plain]):
+        return plain
+    for kind in _AFTER_BLANK:
+        for index, eligible in order:
+            if eligible and _kind(nodes, index) == kind and _showing(nodes[index]):
+                return index
     return None
+
+
+def _others(
+    nodes: list[_Node],
+    order: list[tuple[int, bool]],
+    paths: dict[int, dict[int, int]],
+    body: int | None,
+) -> list[int]:
+    """The text parts other than the body that a mail client shows: all that show some text,
+    but in a multipart/alternative only those of the one alternative it shows, the body's or
+    else the best (RFC 2046 section 5.1.4)."""
+    # multipart/alternative -> the child a mail client shows: the body's, where it is one
+    chosen: dict[int, int] = dict(paths[body]) if body is not None else {}
+
+    def visible(index: int) -> bool:
+        for ancestor, child in paths[index].items():
+            if nodes[ancestor].kind != "alternative":
+                continue
+            if ancestor not in chosen:
+                best = (
+                    paths[i][ancestor]
+                    for kind in _PREFERENCE
+                    for i, _ in order
+                    if _kind(nodes, i) == kind and ancestor in paths[i] and _showing(nodes[i])
+                )
+                chosen[ancestor] = next(best, child)
+            if chosen[ancestor] != child:
+                return False
+        return True
+
+    return [
+        i
+        for i, _ in order
+        if i != body and _kind(nodes, i) != "calendar" and visible(i) and _showing(nodes[i])
+    ]
+
+
+def _showing(node: _Node) -> bool:
+    """Whether the part's text shows anything; read once (HTML costs a pass over its tags)."""
+    if node.shows is None:
+        node.shows = node.candidate is not None and _shows_text(*node.candidate)
+    return node.shows
+
+
+def _kind(nodes: list[_Node], index: int) -> str:
+    return (nodes[index].candidate or ("", ""))[0]
+
+
+def _path(nodes: list[_Node], index: int, root: int) -> dict[int, int]:
+    """Each ancestor of `index` up to `root`, nearest first, with its child on the way."""
+    path: dict[int, int] = {}
+    while index != root and index >= 0:
+        path[nodes[index].parent] = index
+        index = nodes[index].parent
+    return path
+
+
+def _start(nodes: list[_Node], node: _Node) -> int | None:
+    """A multipart/related's start part: the one whose Content-ID its `start` parameter names,
+    else the first (RFC 2387 section 3.2)."""
+    start = _param(node.part, "start").strip("<> ")
+    if start:
+        for child in node.children:
+            content_id = str(nodes[child].part.get("content-id", "")).strip().strip("<> ")
+            if content_id.lower() == start:
+                return child
+    return node.children[0] if node.children else None
+
+
+def _html_beside(
+    nodes: list[_Node], body: int, order: list[tuple[int, bool]], paths: dict[int, dict[int, int]]
+) -> str:
+    """The HTML alternative of a plain text body: the last one not blank in the nearest
+    multipart/alternative holding the body (RFC 2046 5.1.4 puts the richest last)."""
+    group = next((a for a in paths[body] if nodes[a].kind == "alternative"), None)
+    if group is None:
+        return ""
+    markup = ""
+    for index, _ in order:
+        kind, content = nodes[index].candidate or ("", "")
+        if kind == "html" and group in paths[index] and content and not content.isspace():
+            markup = content
+    return markup
+
+
+def _forwarded(nodes: list[_Node]) -> list[Forwarded]:
+    """The mails forwarded as attachments, in document order, each with its text: its body and
+    then its other inline text."""
+    found: list[Forwarded] = []
+    for node in nodes:
+        if node.kind != "forward" or not node.children:
+            continue
+        if len(found) == MAX_FORWARDED:
+            break
+        inner = nodes[node.children[0]]
+        reading = _choose(nodes, node.children[0])
+        others = (nodes[i].candidate or ("", "") for i in reading.extras)
+        text = _join([("plain", reading.text), *others])
+        found.append(
+            Forwarded(
+                from_=_inner_header(inner.part, "from"),
+                date=_inner_header(inner.part, "date"),
+                subject=_inner_header(inner.part, "subject"),
+                text=text[:MAX_TEXT],
+            )
+        )
+    return found
 
 
 def _shows_text(kind: str, content: str) -> bool:
     if kind == "html":
-        return bool(html.unescape(_TAG.sub("", content)).strip())
-    return bool(content.strip())
-
-
-def _message_text(node: _Node) -> tuple[str, str]:
-    """A message's text and HTML; its TNEF text when it has no other."""
-    text = _join(node.pieces)
-    if text.strip() or not node.fallback:
-        return text, "\n".join(node.html)
-    markup = "\n".join(h for k, h in node.fallback if k == "html")
-    return _join(node.fallback), "\n".join(node.html) or markup
+        content = html.unescape(_TAG.sub("", content))
+    return bool(content) and not content.isspace()
 
 
 def _join(pieces: list[tuple[str, str]]) -> str:
-    texts = (_html_text(c) if k == "html" else c for k, c in pieces)
+    texts = (html_text(c) if k == "html" else c for k, c in pieces)
     return "\n\n".join(t for t in texts if t.strip())
 
 
@@ -304,14 +468,13 @@ def _read_forward(msg: Incoming, node: _Node, index: int) -> Message | None:
     forwarded one is in the outer `.eml` already: it gets an entry but no copy of its bytes,
     so a chain of forwards costs time and space in proportion to its size."""
     part = node.part
-    payload = part.get_payload()
-    inner = payload[0] if isinstance(payload, list) and payload else None
+    inner = _inner(part)
     encoding = str(part.get("content-transfer-encoding", "")).strip().lower()
     # RFC 2046 5.2.1 forbids encoding a message/rfc822 body; some clients do it anyway.
     encoded = encoding in ("base64", "quoted-printable")
     if node.inside and inner is not None and not encoded:
         return inner
-    data = _inner_bytes(part, inner, "\r\n" if b"\r\n" in msg.raw[:10_000] else "\n")
+    data = _inner_bytes(part, inner, _linesep(msg))
     if not data:
         msg.defects.append("ForwardedMailNotWritable")
     if encoded or inner is None:
@@ -329,6 +492,16 @@ def _read_forward(msg: Incoming, node: _Node, index: int) -> Message | None:
             display += ".eml"
         node.attachments.append(_file(display, part.get_content_type(), data, index))
     return inner
+
+
+def _inner(part: Message) -> Message | None:
+    """The mail a message/* part holds, as the stdlib parsed it."""
+    payload = part.get_payload()
+    return payload[0] if isinstance(payload, list) and payload else None
+
+
+def _linesep(msg: Incoming) -> str:
+    return "\r\n" if b"\r\n" in msg.raw[:10_000] else "\n"
 
 
 def _inner_bytes(part: Message, inner: Message | None, linesep: str) -> bytes:
@@ -393,15 +566,6 @@ def _tnef_text(tnef: object) -> list[tuple[str, str]]:
     return [("plain", clean(text))] if text.strip() else []
 
 
-def _html_text(html_text: str) -> str:
-    if not html_text.strip():
-        return ""
-    try:
-        return get_text(html_text).strip()
-    except Exception:  # noqa: BLE001 - a renderer failure must not lose the mail; show tags
-        return html_text
-
-
 def _param(part: Message, name: str) -> str:
     """A Content-Type parameter, lower case, read whole when folded over two lines."""
     value = part.get_param(name)
@@ -433,13 +597,16 @@ def _attachment(part: Message, filename: str, index: int) -> Attachment:
     return _file(filename or f"part-{index}", part.get_content_type(), data, index)
 
 
-def _file(display: str, content_type: str, data: bytes, index: int) -> Attachment:
+def _file(
+    display: str, content_type: str, data: bytes, index: int, inline: bool = False
+) -> Attachment:
     return Attachment(
         display_name=display,
         safe_name=safe_name(display, index),
         content_type=content_type,
         data=data,
         sha256=hashlib.sha256(data).hexdigest(),
+        inline=inline,
     )
 
 

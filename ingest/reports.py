@@ -13,7 +13,7 @@ from email.message import Message
 from email.utils import collapse_rfc2231_value
 
 from db.model import Incoming
-from ingest.body import MAX_PARTS, MSGID
+from ingest.body import MAX_PARTS, MSGID, report_text
 
 _DSN = ("message/delivery-status", "message/global-delivery-status")
 _MDN = ("message/disposition-notification", "message/global-disposition-notification")
@@ -33,14 +33,16 @@ def report_type(headers: Message) -> str:
 
 
 def read(msg: Incoming, body: Message) -> None:
-    """Set `msg.kind` from the report parts of `body` when it has any, and for a read receipt
-    `msg.receipt_of`: the mail the receipt reports as displayed (RFC 8098 section 3.2.6.2),
-    from its Original-Message-ID, else the receipt's In-Reply-To."""
+    """Set `msg.kind` from the report parts of `body` when it has any, `msg.report` to a
+    delivery report's fields, and for a read receipt `msg.receipt_of`: the mail the receipt
+    reports as displayed (RFC 8098 section 3.2.6.2), from its Original-Message-ID, else the
+    receipt's In-Reply-To."""
     dsn: list[str] = []
     mdn: list[str] = []
     for part in _report_parts(body):
         ctype = part.get_content_type()
-        (dsn if ctype in _DSN else mdn).append(_fields(part))
+        (dsn if ctype in _DSN else mdn).append(report_text(part))
+    msg.report = "\n".join(dsn)
     if dsn:
         actions = {a.lower() for text in dsn for a in _ACTION.findall(text)}
         msg.kind = "delay" if actions and "failed" not in actions else "bounce"
@@ -70,15 +72,3 @@ def _report_parts(body: Message) -> list[Message]:
         elif part.is_multipart() and part.get_content_maintype() == "multipart":
             stack.extend(reversed(part.get_payload()))
     return found
-
-
-def _fields(part: Message) -> str:
-    """A report part's fields as text, however the parser held them: header blocks, or one
-    string."""
-    try:
-        payload = part.get_payload()
-        if isinstance(payload, list):
-            return "\n\n".join(b.as_bytes().decode("utf-8", "replace") for b in payload)
-        return (part.get_payload(decode=True) or b"").decode("utf-8", "replace")
-    except Exception:  # noqa: BLE001 - a broken report still leaves a stored, classified mail
-        return ""

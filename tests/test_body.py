@@ -1,4 +1,5 @@
-"""The body as a mail client chooses it, calendars, TNEF and mails forwarded as attachments."""
+"""The body as a mail client chooses it, the other text shown after it (inline parts, a report's
+fields), calendars, TNEF and mails forwarded as attachments."""
 
 from __future__ import annotations
 
@@ -84,6 +85,121 @@ def test_a_named_inline_text_part_is_body_and_attachment_as_thunderbird_shows_it
     ] == names(msg)
 
 
+def shown(msg) -> list[tuple[str, str, str]]:
+    """The parts kept to show after the body: name, content type, text."""
+    return [(a.display_name, a.content_type, a.data.decode()) for a in msg.attachments if a.inline]
+
+
+APPLE_MAIL = HEAD + mime(
+    "multipart/mixed",
+    part("text/plain; charset=us-ascii", "Here is the screenshot:"),
+    part(
+        'image/png; name="shot.png"',
+        "iVBORw0=",
+        'Content-Transfer-Encoding: base64\r\nContent-Disposition: inline; filename="shot.png"\r\n',
+    ),
+    part("text/plain; charset=iso-8859-1", "Grüße, Ann", "Content-Transfer-Encoding: 8bit\r\n"),
+).replace("Grüße".encode(), "Grüße".encode("latin-1"))
+
+
+def test_text_after_an_image_is_shown_after_the_body_and_kept():
+    # Apple Mail sends text / image / text; the body is the first text, as get_body() finds it.
+    msg = parse(APPLE_MAIL)
+    assert "Here is the screenshot:\n" == msg.body_text
+    assert [
+        ("shot.png", "image/png", False),
+        ("part-3.txt", "text/plain", True),
+    ] == [(a.display_name, a.content_type, a.inline) for a in msg.attachments]
+    assert [("part-3.txt", "text/plain", "Grüße, Ann\n")] == shown(msg)
+
+
+def test_a_second_inline_text_part_and_a_list_footer_are_shown_not_joined():
+    raw = HEAD + mime(
+        "multipart/mixed",
+        mime(
+            "multipart/alternative",
+            part("text/plain", "The question."),
+            part("text/html", "<p>The <b>question</b>.</p>"),
+            boundary="a",
+        ),
+        part("text/plain", "second part"),
+        part('text/html; name="footer.html"', "<p>Unsubscribe: <i>here</i></p>"),
+    )
+    msg = parse(raw)
+    assert ("The question.\n", "<p>The <b>question</b>.</p>\n") == (msg.body_text, msg.body_html)
+    assert [
+        ("part-4.txt", "text/plain", "second part\n"),
+        ("footer.html", "text/html", "<p>Unsubscribe: <i>here</i></p>\n"),
+    ] == shown(msg)
+
+
+def test_a_blank_text_alternative_gives_way_to_its_html_not_to_a_footer_after_it():
+    raw = HEAD + mime(
+        "multipart/mixed",
+        mime(
+            "multipart/alternative",
+            part("text/plain", " \r\n"),
+            part("text/html", "<p>Hello</p>"),
+            boundary="a",
+        ),
+        part("text/plain", "-- \r\nlist footer"),
+    )
+    msg = parse(raw)
+    assert ("Hello", [("part-4.txt", "text/plain", "-- \nlist footer\n")]) == (
+        msg.body_text,
+        shown(msg),
+    )
+
+
+def test_a_read_receipt_s_fields_are_kept_apart_from_its_text():
+    raw = HEAD + mime(
+        "multipart/report; report-type=disposition-notification",
+        part("text/plain", "Your message was displayed."),
+        part(
+            "message/disposition-notification",
+            "Reporting-UA: mail.example.com\r\nFinal-Recipient: rfc822; ann@example.com\r\n"
+            "Original-Message-ID: <q@valuit.com>\r\n"
+            "Disposition: manual-action/MDN-sent-manually; displayed\r\n",
+        ),
+    )
+    msg = parse(raw)
+    assert ("read-receipt", "<q@valuit.com>") == (msg.kind, msg.receipt_of)
+    assert "Your message was displayed.\n" == msg.body_text
+    [(name, content_type, text)] = shown(msg)
+    assert ("disposition-notification.txt", "message/disposition-notification") == (
+        name,
+        content_type,
+    )
+    assert "Original-Message-ID: <q@valuit.com>\nDisposition: manual-action" in text
+
+
+def test_in_a_related_part_only_the_start_part_can_be_the_body():
+    raw = HEAD + mime(
+        'multipart/related; type="text/html"; start="<root@x>"',
+        part("text/plain", "a text resource", "Content-ID: <notes@x>\r\n"),
+        part("text/html", "<p>the page</p>", "Content-ID: <root@x>\r\n"),
+        part(
+            "image/png", "iVBORw0=", "Content-ID: <i1@x>\r\nContent-Transfer-Encoding: base64\r\n"
+        ),
+    )
+    msg = parse(raw)
+    assert "the page" == msg.body_text
+    assert [("part-1.txt", "text/plain", "a text resource\n")] == shown(msg)
+    without_start = raw.replace(b'; start="<root@x>"', b"")
+    assert "a text resource\n" == parse(without_start).body_text
+
+
+def test_a_mail_client_shows_one_alternative_so_the_others_are_not_shown_again():
+    raw = HEAD + mime(
+        "multipart/alternative",
+        part("text/plain", "words"),
+        part("text/plain", "the same words, other format"),
+        part("text/html", "<p>words</p>"),
+    )
+    msg = parse(raw)
+    assert ("words\n", []) == (msg.body_text, shown(msg))
+
+
 @pytest.mark.parametrize(
     ("header", "boundary"),
     [
@@ -125,12 +241,15 @@ def test_nested_multiparts_pick_the_best_alternative_at_each_level():
         boundary="m",
     )
     msg = parse(raw)
-    # The first alternative gives its text, the second (its text blank) its HTML's.
-    assert "plain words\n\n\nrich words" == msg.body_text
-    assert ["image/png", "application/pdf", "image/png"] == [
-        a.content_type for a in msg.attachments
-    ]
+    # The first alternative is the body; the second, its text blank, shows its HTML after it.
+    assert "plain words\n" == msg.body_text
     assert "<b>words</b>" in msg.body_html
+    assert [
+        ("part-5", "image/png", False),
+        ("i.pdf", "application/pdf", False),
+        ("part-10.html", "text/html", True),
+        ("part-11", "image/png", False),
+    ] == [(a.display_name, a.content_type, a.inline) for a in msg.attachments]
 
 
 def test_format_flowed_is_reflowed_with_quotes_and_signature_kept():
@@ -382,3 +501,42 @@ async def test_the_thread_shows_forwarded_mail_and_invitations_in_the_desks_zone
         shown = text_of(app.screen.query(".message").first())
         assert "When: Thu 14 May 2026, 15:00 – 16:00 CEST\nWhere: Teams" in shown
         assert "UTC\nWhere" not in shown
+
+
+@pytest.mark.anyio
+async def test_the_thread_shows_other_text_parts_and_a_delivery_report_after_the_body(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setenv("DESK_NOW", NOW)
+    config = build_config(tmp_path)
+    question = APPLE_MAIL.replace(b"Subject: s", b"Message-ID: <q@example.com>\r\nSubject: s")
+    deliver(config.database, question)
+    bounce = (
+        b"From: MAILER-DAEMON@mx.example.org\r\nTo: technical@valuit.com\r\n"
+        b"Subject: Undelivered Mail\r\nMIME-Version: 1.0\r\n"
+        + mime(
+            "multipart/report; report-type=delivery-status",
+            part("text/plain", "Your message could not be delivered."),
+            part(
+                "message/delivery-status",
+                "Reporting-MTA: dns; mx.example.org\r\n\r\n"
+                "Final-Recipient: rfc822; ann@example.com\r\nAction: failed\r\n"
+                "Status: 5.1.1\r\nDiagnostic-Code: smtp; 550 5.1.1 no such user",
+            ),
+            part("text/rfc822-headers", "Message-ID: <q@example.com>\r\nSubject: s"),
+        )
+    )
+    deliver(config.database, bounce)
+    app = DeskApp(config)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await app.push_screen(TicketScreen(1))
+        await until(pilot, lambda: len(app.screen.query(".message")) == 2)
+        question_view, bounce_view = (text_of(v) for v in app.screen.query(".message"))
+        expected = "Here is the screenshot:\n\n── part-3.txt ──\nGrüße, Ann\n📎 shot.png"
+        assert expected in question_view
+        assert (
+            "Your message could not be delivered.\n\n── Delivery report ──\n"
+            "Reporting-MTA: dns; mx.example.org\n\nFinal-Recipient: rfc822; ann@example.com\n"
+            "Action: failed\nStatus: 5.1.1\nDiagnostic-Code: smtp; 550 5.1.1 no such user"
+        ) in bounce_view
+        assert "[bounce]" in bounce_view

@@ -380,13 +380,19 @@ def test_a_bounce_after_the_relay_took_the_mail_fails_it_on_its_ticket(tmp_path,
     daemon.run(config, once=True)
     assert "sent" == status(db, outbox_id)[0]  # only delayed: it may still arrive
 
-    drop(
-        tmp_path, "technical", dsn(returned, "failed", "550 5.1.1 <ann@example.com>: no such user")
-    )
+    # The server's reason, folded over two lines as long fields are (RFC 5322 2.2.3).
+    diagnostic = "550 5.1.1 <ann@example.com>:\r\n    no such user"
+    drop(tmp_path, "technical", dsn(returned, "failed", diagnostic))
     daemon.run(config, once=True)
     state, _, error = status(db, outbox_id)
     assert "failed" == state
     assert "bounced: 550 5.1.1 <ann@example.com>: no such user" == error
+    # The bounce's body is the part written for people; the report is kept beside it.
+    body, report = db.execute(
+        "SELECT m.body_text, a.content_type FROM message m JOIN attachment a "
+        "ON a.message_id = m.id WHERE m.kind = 'bounce' AND a.inline"
+    ).fetchone()
+    assert ("Your message could not be delivered.", "message/delivery-status") == (body, report)
     assert outbox.get(db, outbox_id)["sent_at"] is not None  # it did leave us
     # The bounces joined the ticket, which now owes a first response again.
     row = db.execute("SELECT message_count, first_response_at FROM ticket WHERE id = ?", [ticket])

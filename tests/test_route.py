@@ -47,7 +47,19 @@ def test_bounces_are_recognised_and_know_what_they_bounce():
     msg = parse(raw)
     assert ("bounce", ["<orig@valuit.com>"]) == (msg.auto, msg.bounced_ids)
     assert "<orig@valuit.com>" == msg.bounce_of
-    assert "Action: failed\nStatus: 5.1.1" in msg.body_text  # the report, for people and rules
+    # The body is the part written for people; the report's fields are kept apart.
+    assert "Could not deliver." == msg.body_text
+    assert "Action: failed\nStatus: 5.1.1" in msg.report
+    [report] = msg.attachments
+    assert ("delivery-status.txt", "message/delivery-status", True) == (
+        report.display_name,
+        report.content_type,
+        report.inline,
+    )
+    assert report.data.decode() == (
+        "Reporting-MTA: dns; mx\n\n"
+        "Final-Recipient: rfc822; x@example.org\nAction: failed\nStatus: 5.1.1\n"
+    )
     assert "bounce" == parse(mail(sender="MAILER-DAEMON@example.net")).auto
 
 

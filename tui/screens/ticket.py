@@ -117,14 +117,24 @@ def _forwarded(mail: dict[str, Any]) -> list[Any]:
     return block
 
 
+def _inline(title: str, text: str) -> list[Any]:
+    """A part shown after the body: another inline text part, a delivery report's fields."""
+    head = Text("── ", "bold cyan")
+    head.append_text(safe.text(title, "bold cyan"))
+    head.append(" ──", "bold cyan")
+    return [head, safe.text(_cut(text.rstrip()), multiline=True)]
+
+
 def message_view(
     message: dict[str, Any],
     attachments: list[dict[str, Any]],
     zone: Any,
     headers: bool,
     invites: Sequence[tuple[str, str]] = (),
+    inline: Sequence[tuple[str, str]] = (),
 ) -> Group:
-    """One message of the thread; `invites` are its calendars as `invitations` gives them."""
+    """One message of the thread; `invites` are its calendars as `invitations` gives them,
+    `inline` the parts it shows after its body as `tickets.inline_parts` gives them."""
     parts: list[Any] = [_head(message, zone)]
     if message["mail_status"]:
         parts.append(delivery(message, zone))
@@ -150,6 +160,8 @@ def message_view(
         elif zoned:
             parts.append(safe.text(zoned, "magenta", multiline=True))
     parts.append(safe.text(_cut(body), multiline=True))
+    for title, text in inline:
+        parts.extend(_inline(title, text))
     for mail in json.loads(message.get("forwarded") or "[]"):
         parts.extend(_forwarded(mail))
     for a in attachments:
@@ -193,6 +205,7 @@ class TicketScreen(TicketActions, Screen):
                 "thread": tickets.thread(db, self.ticket_id),
                 "attachments": tickets.attachments(db, self.ticket_id),
                 "calendars": tickets.calendars(db, self.ticket_id),
+                "inline": tickets.inline_parts(db, self.ticket_id),
             }
 
         try:
@@ -243,6 +256,7 @@ class TicketScreen(TicketActions, Screen):
                     zone,
                     self.headers,
                     self.data["invitations"].get(m["id"], []),
+                    self.data["inline"].get(m["id"], []),
                 ),
                 classes=f"message {m['direction']} {m['mail_status'] or ''}",
             )
