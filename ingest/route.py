@@ -25,6 +25,7 @@ from collections.abc import Callable, Mapping
 from db.config import Source
 
 _BOUNCE_SENDERS = ("mailer-daemon", "postmaster")
+_BARE_MAILBOX = re.compile(r"^.*<([^<>]*)>.*$")  # "Mail System <postmaster>" -> "postmaster"
 # A classic (non-RFC 3464) report that only says the mail is late: Postfix's "Delayed Mail
 # (still being retried)", sendmail's "Warning: could not send message for past 4 hours",
 # Exchange's "Delivery delayed", Gmail's "Delivery Status Notification (Delay)".
@@ -121,8 +122,8 @@ def kind(header: Callable[[str], str], content_type: str, report_type: str, from
         # fails nothing.
         return "auto-reply"
     # A bare `From: <MAILER-DAEMON>` has no domain, so no usable address: read its text.
-    sender = from_addr or header("from")
-    if sender.strip(' <>"').lower().split("@", 1)[0] in _BOUNCE_SENDERS:
+    sender = from_addr or _BARE_MAILBOX.sub(r"\1", header("from"))
+    if sender.strip(' "').lower().split("@", 1)[0] in _BOUNCE_SENDERS:
         return "delay" if _DELAY_SUBJECT.search(header("subject")) else "bounce"
     if _is_automatic(header):
         return "auto-reply"
