@@ -25,6 +25,8 @@ from db.connect import write
 from db.errors import DeskError
 from db.events import record_event
 
+# Titles a display name may start with, which are no one's given name.
+_TITLES = {"mr", "mrs", "ms", "miss", "dr", "prof", "herr", "frau", "mme", "mlle", "m", "sr", "sra"}
 _PLACEHOLDER = re.compile(r"\{(ticket|name|subject|function|agent|signature|window_notice)\}")
 
 
@@ -33,7 +35,7 @@ class Addressee:
     """Where a reply on a ticket goes and why there, or why it cannot go anywhere."""
 
     to: str  # 'Name <addr>' as the reply's To carries it; '' when no reply can be sent
-    via: str  # '' for the requester, else 'Reply-To of Name <addr>'
+    via: str  # '' for the requester, else why elsewhere ('Reply-To of Name <addr>') or not
     refusal: str  # why no reply can be sent, as the agent reads it; '' when one can
     copies: tuple[str, ...]  # the Reply-To's further mailboxes, which the Cc offers
 
@@ -45,8 +47,8 @@ def addressee(db: sqlite_utils.Database, ticket_id: int) -> Addressee:
     ticket = tickets.get(db, ticket_id)
     name, addr = ticket["requester_name"] or "", ticket["requester_addr"]
     row = db.execute(
-        "SELECT reply_to FROM message WHERE ticket_id = ? AND direction = 'in' AND auto = '' "
-        "AND from_addr = ? ORDER BY received_at DESC, id DESC LIMIT 1",
+        "SELECT reply_to, kind FROM message WHERE ticket_id = ? AND direction = 'in' "
+        "AND auto = '' AND from_addr = ? ORDER BY received_at DESC, id DESC LIMIT 1",
         [ticket_id, addr],
     ).fetchone()
     reply_to = [
@@ -54,8 +56,13 @@ def addressee(db: sqlite_utils.Database, ticket_id: int) -> Addressee:
         for n, a in getaddresses([row[0] if row else ""])
         if (wire := compose.wire_address(a.lower()))
     ]
+    # A list's Reply-To names the list: an answer there would reach every member. A help desk
+    # answers the person; the agent can add the list to the Cc.
+    if reply_to and row[1] == "list" and (wire := compose.wire_address(addr)) is not None:
+        note = f"mail via a list: its Reply-To {', '.join(reply_to)} is left out"
+        return Addressee(compose.recipient(name, wire), note, "", ())
     if reply_to:
-        author = f"{compose.one_line(name)} <{addr}>" if name and addr else name or addr
+        author = compose.recipient(name, addr) if addr else name
         return Addressee(reply_to[0], f"Reply-To of {author}", "", tuple(reply_to[1:]))
     wire = compose.wire_address(addr)
     if wire is not None:
@@ -104,13 +111,21 @@ def fill(template: str, values: dict[str, str]) -> str:
     return _PLACEHOLDER.sub(lambda m: values[m.group(1)], template)
 
 
+def given_name(display: str) -> str:
+    """The name a greeting uses: "Jane" of "Jane Smith", and of "Smith, Jane" (the
+    directory form "Last, First" that Outlook and Exchange send); '' for none."""
+    last, comma, rest = compose.one_line(display).partition(",")
+    words = [w.strip(".,;:") for w in (rest if comma and rest.strip() else last).split()]
+    named = [w for w in words if w.lower() not in _TITLES]
+    return (named or words or [""])[0]
+
+
 def _values(
     db: sqlite_utils.Database, ticket: dict[str, Any], agent: str, mail: MailOut
 ) -> dict[str, str]:
-    first = (ticket["requester_name"] or "").split()
     return {
         "ticket": f"#{ticket['id']}",
-        "name": compose.one_line(first[0]) if first else "",
+        "name": given_name(ticket["requester_name"] or ""),
         "subject": compose.one_line(ticket["subject"]),
         "function": ticket["function"],
         "agent": agent,

@@ -62,17 +62,26 @@ def store_batch(
         if mail is not None and mail.acknowledge:
             for (msg, delivery), stored in zip(pairs, results, strict=True):
                 if stored.new and stored.rule == threads.NEW and stored.ticket_id is not None:
-                    _acknowledge_safely(db, msg, stored.ticket_id, delivery.functions[0], mail)
+                    _acknowledge_safely(db, msg, stored.ticket_id, delivery.functions, mail)
         if checkpoint is not None:
             checkpoint(db)
     return results
 
 
 def _acknowledge_safely(
-    db: sqlite_utils.Database, msg: Incoming, ticket_id: int, function: str, mail: MailOut
+    db: sqlite_utils.Database,
+    msg: Incoming,
+    ticket_id: int,
+    functions: tuple[str, ...],
+    mail: MailOut,
 ) -> None:
-    """Acknowledge, or record why not; a failure here never costs the customer's mail, which
-    is stored in the same transaction."""
+    """Acknowledge, in the name of the first of the mail's `functions` that acknowledges, or
+    record why not; a failure here never costs the customer's mail, which is stored in the same
+    transaction. The functions, not the mailbox read first: one mail to technical@ and sales@
+    is acknowledged the same whichever copy arrives first."""
+    function = next((f for f in functions if f in mail.acknowledge), None)
+    if function is None:
+        return
     db.execute("SAVEPOINT acknowledge")
     try:
         _acknowledge(db, msg, ticket_id, function, mail)
@@ -86,8 +95,6 @@ def _acknowledge_safely(
 def _acknowledge(
     db: sqlite_utils.Database, msg: Incoming, ticket_id: int, function: str, mail: MailOut
 ) -> None:
-    if function not in mail.acknowledge:
-        return
     planned = acks.plan(db, msg, ticket_id, function, mail)
     if isinstance(planned, str):
         record_event(db, ticket_id, INGEST_ACTOR, "ack-skipped", {"reason": planned})

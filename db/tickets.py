@@ -78,7 +78,7 @@ def get(db: sqlite_utils.Database, ticket_id: int) -> dict[str, Any]:
 _MESSAGES = (
     "SELECT m.id, m.from_addr, m.from_name, m.to_addrs, m.cc_addrs, m.subject, m.sent_at, "
     "m.received_at, m.headers, m.body_text, m.body_html, m.auto, m.kind, m.read_at, "
-    "m.thread_rule, m.parse_error, m.forwarded, m.charset_declared, m.charset_used, "
+    "m.thread_rule, m.parse_error, m.forwarded, m.charset_declared, m.charset_used, m.reply_to, "
     "m.source, m.direction, m.outbox_id, o.rcpt AS mail_to, o.created_by AS mail_by, "
     "o.status AS mail_status, o.last_error AS mail_error, o.attempts AS mail_attempts, "
     "o.next_attempt_at AS mail_next_attempt_at, o.sent_at AS mail_sent_at "

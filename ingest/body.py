@@ -216,6 +216,9 @@ def _read_leaf(
         node.attachments.append(invite)
         if disposition != "attachment":
             node.candidate = ("calendar", render(invite.data, UTC))
+            if not node.inside:  # iCalendar is UTF-8 whatever the label (RFC 5545 3.1.4)
+                declared.append(content_charset(part))
+                used.append("utf-8")
     elif ctype in _TNEF or filename.lower() == "winmail.dat":
         _read_tnef(msg, node, _attachment(part, filename or "winmail.dat", index), index)
     elif part.get_content_maintype() == "message":  # parsed as a mail: written back as it came

@@ -6,7 +6,8 @@ maintenance notices as they fall due, and the sender hands the outbox to `[smtp]
 reads stored mail again with today's parser: what an older version read, after an upgrade, and
 what an agent asks for (`ingest/reparse.py`). SIGTERM or SIGINT sets a stop flag: each finishes
 the batch or mail it holds, commits, and returns. `--once` ingests what is there, issues and
-sends what is due, and exits; `--reparse` only reads stored mail again.
+sends what is due, reads again what agents asked for, and exits; `--reparse` only reads stored
+mail again.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import sys
 import threading
 from collections.abc import Callable
 from concurrent.futures import Executor
+from contextlib import closing
 
 from db import clock, notice_schedule, outbox, recurrence, sources
 from db.config import Config, Source, load
@@ -98,9 +100,13 @@ def _sender_thread(
         db.close()
 
 
-def _reparse_thread(config: Config, stop: threading.Event) -> None:
+def _reparse_thread(config: Config, stop: threading.Event, once: bool) -> None:
     try:
-        reparse.background(config.database, stop)
+        if once:  # what agents asked for; healing older versions is the running daemon's
+            with closing(open_db(config.database)) as db:
+                reparse.answer_requests(db)
+        else:
+            reparse.background(config.database, stop)
     except Exception:  # noqa: BLE001 - new mail goes on; stored mail waits for the next start
         log.exception("reading stored messages again stopped by an unexpected error")
 
@@ -137,12 +143,11 @@ def run(config: Config, *, once: bool, stop: threading.Event | None = None) -> b
         target=_notice_thread, args=(config, stop, once), name="notices", daemon=True
     )
     threads.append(notices)
-    if not once:
-        threads.append(
-            threading.Thread(
-                target=_reparse_thread, args=(config, stop), name="reparse", daemon=True
-            )
+    threads.append(
+        threading.Thread(
+            target=_reparse_thread, args=(config, stop, once), name="reparse", daemon=True
         )
+    )
     if config.mail.smtp is not None:
         threads.append(
             threading.Thread(

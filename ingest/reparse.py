@@ -213,19 +213,26 @@ def command(database: Path, scope: Scope, *, dry_run: bool, json_out: bool, out:
     return 0
 
 
+def answer_requests(db: sqlite_utils.Database) -> None:
+    """Read again every message an agent asked for (the desk's `P`), logging each."""
+    after: int | None = 0
+    while after is not None:
+        after, changes = step(db, Scope(requested=True), after)
+        for change in changes:
+            log.info("read again on request: %s", describe(change))
+
+
 def background(database: Path, stop: threading.Event) -> None:
     """The daemon's healer: messages an agent asks for within about a second, and after an
     upgrade every message an older parser read, a chunk at a time with pauses, until `stop`."""
     db = open_db(database)
-    upgrade, requested, tally = outdated(), Scope(requested=True), Tally()
+    upgrade, tally = outdated(), Tally()
     start = reparse.first(db, upgrade)
     cursor = None if start is None else start - 1
     try:
         while not stop.is_set():
             try:
-                _, changes = step(db, requested, 0)
-                for change in changes:
-                    log.info("read again on request: %s", describe(change))
+                answer_requests(db)
                 if cursor is not None:
                     cursor, changes = step(db, upgrade, cursor)
                     tally.add(changes)

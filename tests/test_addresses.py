@@ -8,18 +8,21 @@ import email
 import time
 from email.policy import default
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from rich.console import Console
 
 from db import config as config_module
-from db import replies
+from db import replies, tickets
 from db.connect import open_db
 from db.errors import DeskError
 from ingest import daemon
 from ingest.parse import parse
 from tests.conftest import build_config, drop, mail
+from tui.screens.ticket import message_view
 
 FIELD_MAIL = Path(__file__).parent / "fixtures" / "field-mail"
 SENDER = "Valuit Technical Support <technical@valuit.com>"
@@ -250,6 +253,39 @@ def test_a_reply_goes_to_the_reply_to_and_says_so(tmp_path, desk):
     assert ("jane@example.com",) == db.execute("SELECT requester_addr FROM ticket").fetchone()
 
 
+def test_a_reply_to_list_mail_goes_to_the_person_not_the_lists_reply_to(tmp_path, desk):
+    raw = mail(
+        sender="Pia <pia@example.org>",
+        headers={
+            "List-Id": "<support-forum.lists.example.org>",
+            "Reply-To": "support-forum@lists.example.org",
+        },
+    )
+    ticket = customer(tmp_path, desk, raw)
+    db = open_db(desk.database)
+    target = replies.addressee(db, ticket)
+    assert "Pia <pia@example.org>" == target.to
+    assert "mail via a list: its Reply-To support-forum@lists.example.org is left out" == (
+        target.via
+    )
+
+
+@pytest.mark.parametrize(
+    "name, greeted",
+    [
+        ("Jane Smith", "Jane"),
+        ("Smith, Jane", "Jane"),
+        ("Müller, Kurt", "Kurt"),
+        ("Dr. Jane Smith", "Jane"),
+        ("Smith, Dr. Jane", "Jane"),
+        ("Smith,", "Smith"),
+        ("", ""),
+    ],
+)
+def test_a_reply_greets_the_given_name_of_last_first_names(name, greeted):
+    assert greeted == replies.given_name(name)
+
+
 def test_an_internationalised_domain_is_written_to_in_its_ascii_form(tmp_path, desk):
     ticket = customer(tmp_path, desk, mail(sender="Jörg <joerg@bücher.example>"))
     db = open_db(desk.database)
@@ -299,3 +335,22 @@ def test_acknowledgements_go_to_the_return_path_never_the_reply_to(tmp_path):
     assert ("bob@example.org",) == db.execute(
         "SELECT rcpt FROM outbox ORDER BY id DESC LIMIT 1"
     ).fetchone()
+
+
+def shown_thread(db, ticket: int) -> str:
+    console = Console(width=200, record=True)
+    for message in tickets.thread(db, ticket):
+        console.print(message_view(message, [], ZoneInfo("UTC"), False))
+    return console.export_text()
+
+
+def test_the_thread_names_a_mail_without_a_usable_sender_and_shows_the_reply_to(tmp_path, desk):
+    nobody = customer(tmp_path, desk, mail(sender="smith"))
+    asked = customer(
+        tmp_path,
+        desk,
+        mail(sender='"Doe, John" <john@example.com>', headers={"Reply-To": "accounts@example.com"}),
+    )
+    db = open_db(desk.database)
+    assert "smith (no usable sender)" in shown_thread(db, nobody)
+    assert "Doe, John <john@example.com>  reply-to accounts@example.com" in shown_thread(db, asked)

@@ -289,6 +289,7 @@ def test_a_calendar_only_invitation_reads_as_title_time_place_and_organiser():
         "Agenda: reconcile the statement differences after\nthe maintenance."
     )
     assert [("invite.ics", "text/calendar")] == names(msg)
+    assert ("utf-8", "utf-8") == (msg.charset_declared, msg.charset_used)
 
 
 def test_the_invitation_renders_in_the_viewers_zone():

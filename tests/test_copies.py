@@ -3,6 +3,7 @@ with a location in each mailbox and all their functions; copies that differ in c
 
 from __future__ import annotations
 
+import email
 import json
 import shutil
 from pathlib import Path
@@ -259,6 +260,24 @@ def test_a_copy_is_not_acknowledged_again(tmp_path, smtp_server: SmtpServer):
     daemon.run(cfg, once=True)
     db = open_db(cfg.database)
     assert 1 == one(db, "SELECT count(*) FROM outbox WHERE kind = 'ack'")
+
+
+@pytest.mark.parametrize("first", ["sales", "technical"])
+def test_a_mail_to_two_functions_is_acknowledged_whichever_copy_comes_first(
+    tmp_path, smtp_server: SmtpServer, first: str
+):
+    only_technical = "\n[functions.technical]\nacknowledge = true\n"
+    path = write_config_file(tmp_path, extra=smtp_server.toml() + only_technical)
+    cfg = config_module.load(path)
+    copies = {"technical": TECHNICAL, "sales": SALES}
+    drop(tmp_path, first, copies[first].read_bytes())
+    daemon.run(cfg, once=True)
+    second = "technical" if first == "sales" else "sales"
+    drop(tmp_path, second, copies[second].read_bytes())
+    daemon.run(cfg, once=True)
+    db = open_db(cfg.database)
+    (raw,) = [r[0] for r in db.execute("SELECT raw FROM outbox WHERE kind = 'ack'")]
+    assert "technical@valuit.com" == email.message_from_bytes(raw)["From"].split("<")[-1].strip(">")
 
 
 def test_the_field_copies_fetched_from_two_imap_mailboxes_are_one_message(

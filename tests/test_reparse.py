@@ -264,6 +264,21 @@ def test_the_daemon_heals_older_messages_in_the_background_and_on_request(tmp_pa
     assert "read again on request: #1 msg 1: from 'smith' -> 'jane.smith@example.com'" in err
 
 
+def test_desk_ingest_once_reads_again_what_an_agent_asked_for(tmp_path, config_path):
+    drop(tmp_path, "technical", fee_mail())
+    ingest_once(config_path)
+    db = open_db(tmp_path / "desk.db")
+    db.execute("UPDATE message SET from_addr = 'smith'")
+    db.conn.commit()
+    db_reparse.request(db, 1)
+
+    ingest_once(config_path)
+
+    assert ("jane.smith@example.com", PARSER_VERSION) == row(
+        db, "SELECT from_addr, parser_version FROM message"
+    )
+
+
 def test_kill_9_mid_reparse_leaves_every_message_once(tmp_path, config_path):
     for function, raw in generate(1000, seed=5):
         drop(tmp_path, function, raw)

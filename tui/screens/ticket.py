@@ -82,10 +82,15 @@ def _head(message: dict[str, Any], zone: Any) -> Text:
         head.append(f"  {local(message['received_at'], zone)}", "dim")
         return head
     head.append_text(safe.text(message["from_name"] or message["from_addr"], "bold"))
-    if message["from_name"]:
+    if not message["from_addr"]:
+        head.append(" (no usable sender)", "red")
+    elif message["from_name"]:
         head.append(" <")
         head.append_text(safe.text(message["from_addr"]))
         head.append(">")
+    if message.get("reply_to"):
+        head.append("  reply-to ", "dim")
+        head.append_text(safe.text(message["reply_to"]))
     head.append(f"  {local(message['received_at'], zone)}", "dim")
     head.append(f"  joined by: {message['thread_rule'] or '?'}", "dim italic")
     label = KIND_LABELS.get(message["kind"] or message["auto"])
