@@ -27,6 +27,7 @@ _AUTOMATIC = {  # the machine-written kinds of mail
     "delay": "a delay notice",
     "read-receipt": "a read receipt",
 }
+_BOUNCE_HANDLER = re.compile(r"bounce|^(ms)?prvs=|^srs[01][=+-]|^btv1=", re.I)
 _RETURN_PATH = re.compile(r"^return-path:[ \t]*<([^<>]*)>", re.I | re.M)
 _ROBOT = re.compile(
     r"^(mailer-daemon|postmaster|no-?reply|do-?not-?reply|listserv|majordomo|owner-.*|"
@@ -37,10 +38,14 @@ _ROBOT = re.compile(
 
 def destination(msg: Incoming) -> str | None:
     """Where the acknowledgement of `msg` goes, as SMTP carries it: the Return-Path, the
-    envelope sender our server recorded on delivery (RFC 3834 4); mail read without one, its
-    From. None when that is no address the desk can write to, or the null path `<>`."""
+    envelope sender our server recorded on delivery (RFC 3834 4); mail read without one, or
+    whose Return-Path is a bulk sender's bounce handler, its From. None when that is no address
+    the desk can write to, or the null path `<>`."""
     found = _RETURN_PATH.search(msg.headers)
     addr = compose.real_address(found.group(1).strip()) if found else msg.from_addr
+    if found and _BOUNCE_HANDLER.search(found.group(1).split("@", 1)[0]):
+        # A bulk sender's bounce handler (VERP, BATV, SRS) reads no answers: the From does.
+        addr = msg.from_addr
     return compose.wire_address(addr) if addr else None
 
 

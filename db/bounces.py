@@ -12,9 +12,9 @@ import re
 import sqlite_utils
 
 from db import outbox
+from db.inline import unfold_fields
 from db.model import Incoming
 
-_FOLD = re.compile(r"\r?\n[ \t]+")  # RFC 5322 section 2.2.3: a long Diagnostic-Code goes on
 _ACTION = re.compile(r"^action:[ \t]*([a-z]+)", re.IGNORECASE | re.MULTILINE)
 _STATUS = re.compile(r"^status:[ \t]*(\d\.\d{1,3}\.\d{1,3})", re.IGNORECASE | re.MULTILINE)
 _DIAGNOSTIC = re.compile(
@@ -25,7 +25,7 @@ _DIAGNOSTIC = re.compile(
 def verdict(report: str) -> str | None:
     """Why the mail failed, or None when the report says it is only delayed (or delivered).
     `report` is a delivery report's fields (RFC 3464 section 2.3), folded lines and all."""
-    report = _FOLD.sub(" ", report)
+    report = unfold_fields(report)
     actions = {a.lower() for a in _ACTION.findall(report)}
     if actions and "failed" not in actions:
         return None

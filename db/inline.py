@@ -10,15 +10,27 @@ No SQL here: ingest and the desk both call these.
 
 from __future__ import annotations
 
+import re
+
 from inscriptis import get_text
 
 MAX_SHOWN = 400_000  # bytes read of one part: more than the thread shows of it
+DSN_TYPES = ("message/delivery-status", "message/global-delivery-status")  # RFC 3464, 6533
+MDN_TYPES = (  # RFC 8098, RFC 6533
+    "message/disposition-notification",
+    "message/global-disposition-notification",
+)
 REPORT_TITLES = {
-    "message/delivery-status": "Delivery report",  # RFC 3464
-    "message/global-delivery-status": "Delivery report",  # RFC 6533
-    "message/disposition-notification": "Read receipt report",  # RFC 8098
-    "message/global-disposition-notification": "Read receipt report",  # RFC 6533
+    **dict.fromkeys(DSN_TYPES, "Delivery report"),
+    **dict.fromkeys(MDN_TYPES, "Read receipt report"),
 }
+_FOLD = re.compile(r"\r?\n[ \t]+")
+
+
+def unfold_fields(report: str) -> str:
+    """A report's fields with each folded field on one line (RFC 5322 section 2.2.3): a long
+    Diagnostic-Code or Original-Message-ID goes on over lines."""
+    return _FOLD.sub(" ", report)
 
 
 def html_text(markup: str) -> str:

@@ -45,6 +45,7 @@ class Scope:
     requested: bool = False  # only those an agent asked for
 
     def where(self) -> tuple[str, list[Any]]:
+        """The SQL condition on `message m` that selects the scope, and its parameters."""
         terms, params = ["m.direction = 'in'"], []
         if self.below is not None:
             terms.append("m.parser_version < ?")
@@ -74,6 +75,7 @@ class Change:
 
     @property
     def changed(self) -> bool:
+        """Whether reading the message again changed anything stored."""
         return bool(self.message or self.ticket or self.opened or self.joined)
 
 

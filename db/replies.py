@@ -40,10 +40,14 @@ class Addressee:
     copies: tuple[str, ...]  # the Reply-To's further mailboxes, which the Cc offers
 
 
-def addressee(db: sqlite_utils.Database, ticket_id: int) -> Addressee:
+def addressee(
+    db: sqlite_utils.Database, ticket_id: int, own: frozenset[str] = frozenset()
+) -> Addressee:
     """The Reply-To of the requester's newest mail when it names an address the desk can
-    write to (RFC 5322 3.6.2: replies go there, not to the From), else the requester; else
-    why the reply cannot be sent. NotFoundError for a ticket that does not exist."""
+    write to (RFC 5322 3.6.2: replies go there, not to the From) and that is not one of `own`
+    (our addresses: a group that sets its Reply-To to our address would send the reply back to
+    us), else the requester; else why the reply cannot be sent. NotFoundError for a ticket that
+    does not exist."""
     ticket = tickets.get(db, ticket_id)
     name, addr = ticket["requester_name"] or "", ticket["requester_addr"]
     row = db.execute(
@@ -54,7 +58,7 @@ def addressee(db: sqlite_utils.Database, ticket_id: int) -> Addressee:
     reply_to = [
         compose.recipient(n, wire)
         for n, a in getaddresses([row[0] if row else ""])
-        if (wire := compose.wire_address(a.lower()))
+        if (wire := compose.wire_address(a.lower())) and wire not in own
     ]
     # A list's Reply-To names the list: an answer there would reach every member. A help desk
     # answers the person; the agent can add the list to the Cc.
@@ -162,7 +166,7 @@ def default_cc(db: sqlite_utils.Database, ticket_id: int, mail: MailOut) -> str:
     """Who else the customer's newest mail went to (their colleagues in To and Cc), and the
     further addresses of its Reply-To, for the reply's Cc: 'Name <addr>, …', without the
     reply's To, the customer, us, or addresses we cannot write to."""
-    target = addressee(db, ticket_id)
+    target = addressee(db, ticket_id, mail.own_addresses)
     row = db.execute(
         "SELECT m.from_addr, m.to_addrs, m.cc_addrs, t.requester_addr FROM message m "
         "JOIN ticket t ON t.id = m.ticket_id WHERE m.ticket_id = ? AND m.direction = 'in' "
@@ -219,7 +223,7 @@ def send(
                 f"No address to send {ticket['function']} replies from: set "
                 f"[functions.{ticket['function']}] sender in the configuration."
             )
-        target = addressee(db, ticket_id)
+        target = addressee(db, ticket_id, mail.own_addresses)
         if target.refusal:
             raise DeskError(target.refusal)
         last = _last_incoming(db, ticket_id)

@@ -34,7 +34,7 @@ from datetime import UTC
 from email import policy
 from email.message import Message
 
-from db.inline import REPORT_TITLES, html_text
+from db.inline import DSN_TYPES, REPORT_TITLES, html_text
 from db.invitation import CALENDAR_TYPES, render
 from db.model import Attachment, Forwarded, Incoming
 from ingest.charsets import (
@@ -58,9 +58,9 @@ _BIDI = dict.fromkeys(
 )
 # RFC 2046 5.2.1, RFC 6532 3.7; message/news, which RFC 5537 retired for message/rfc822.
 _FORWARD = ("message/rfc822", "message/global", "message/news")
-_DSN = ("message/delivery-status", "message/global-delivery-status")
 _TNEF = ("application/ms-tnef", "application/vnd.ms-tnef")
-_TAG = re.compile(r"<(script|style)\b.*?</\1\s*>|<[^>]*>", re.IGNORECASE | re.DOTALL)
+_TAG = re.compile(r"<[^<>]*>")
+_HIDDEN = ("script", "style")  # elements whose content a mail client does not show
 _LINE_BREAK = re.compile(r"\r?\n")
 _KINDS = {"multipart/alternative": "alternative", "multipart/related": "related"}
 # The text a mail client shows of an alternative, best first (as get_body() ranks them).
@@ -233,10 +233,10 @@ def _read_report(msg: Incoming, node: _Node, index: int, ctype: str) -> None:
     3): an attachment the thread shows after the body. Only a bounce's fields name the mail
     it returns; the fields of a report inside a forwarded mail are in that mail's .eml."""
     text = report_text(node.part)
-    if ctype in _DSN:
+    if ctype in DSN_TYPES:
         _returned(msg, text, own=False)
     if not node.inside:
-        name = "delivery-status.txt" if ctype in _DSN else "disposition-notification.txt"
+        name = "delivery-status.txt" if ctype in DSN_TYPES else "disposition-notification.txt"
         node.attachments.append(_file(name, ctype, text.encode("utf-8"), index, inline=True))
 
 
@@ -426,8 +426,25 @@ def _forwarded(nodes: list[_Node]) -> list[Forwarded]:
 
 def _shows_text(kind: str, content: str) -> bool:
     if kind == "html":
-        content = html.unescape(_TAG.sub("", content))
+        content = html.unescape(_TAG.sub("", _without_hidden(content)))
     return bool(content) and not content.isspace()
+
+
+def _without_hidden(markup: str) -> str:
+    """`markup` without its script and style elements (an unclosed one runs to the end), cut
+    by search rather than a backtracking pattern, so hostile HTML costs linear time."""
+    lower, kept, at = markup.lower(), [], 0
+    while True:
+        starts = [(i, name) for name in _HIDDEN if (i := lower.find(f"<{name}", at)) >= 0]
+        if not starts:
+            return "".join([*kept, markup[at:]])
+        start, name = min(starts)
+        kept.append(markup[at:start])
+        end = lower.find(f"</{name}", start)
+        if end < 0:
+            return "".join(kept)
+        close = lower.find(">", end)
+        at = len(markup) if close < 0 else close + 1
 
 
 def _join(pieces: list[tuple[str, str]]) -> str:

@@ -23,7 +23,7 @@ import webencodings
 from ingest import iso2022jp
 
 # Parts read whole, though the stdlib parses them into header blocks.
-WHOLE = ("message/rfc822", "message/delivery-status")
+WHOLE = ("message/rfc822", "message/global", "message/delivery-status")
 # Where no label helps and the detector is not sure: what mail clients assume in the West
 # (WHATWG Encoding Standard, "Preface": the default of legacy content).
 DEFAULT = "windows-1252"
@@ -91,11 +91,14 @@ _BOMS = (
 )
 _META_CHARSET = re.compile(rb"<meta[^>]*?charset\s*=\s*[\"']?\s*([\w.:-]+)", re.I)
 # RFC 2047 section 2 encoded word, read as leniently as the stdlib's `decode_header`.
-_WORD = re.compile(r"=\?([^?]*?)\?([qQbB])\?(.*?)\?=")
+# The encoded text holds no "?" (RFC 2047 section 2), which keeps the pattern linear in time.
+_WORD = re.compile(r"=\?([^?]*)\?([qQbB])\?([^?]*)\?=")
 _Q_HEX = re.compile(rb"=([0-9a-fA-F]{2})")
 
 
 class Decoded(NamedTuple):
+    """Bytes read as text, and how."""
+
     text: str
     charset: str  # the charset that read the bytes, as recorded in `message.charset_used`
     replaced: bool  # some bytes were not text in that charset and became U+FFFD
@@ -305,7 +308,8 @@ def _param_bytes(text: str) -> bytes:
 
 
 def clean(text: str) -> str:
-    # Lone surrogates from undecodable bytes cannot be stored or shown; make them visible.
+    """`text` stripped, with lone surrogates (undecodable bytes the parser kept as escapes,
+    which SQLite cannot store nor the terminal show) as U+FFFD."""
     return text.encode("utf-8", "replace").decode("utf-8").strip()
 
 

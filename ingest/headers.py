@@ -17,6 +17,8 @@ def raw_header(headers: Message, name: str) -> str:
 
 
 def unfold(value: object) -> str:
+    """A header value on one line: each fold (a line break before white space, RFC 5322
+    section 2.2.3) becomes one space."""
     return _FOLD.sub(" ", str(value))
 
 

@@ -146,6 +146,6 @@ def _delivered_at(headers: Message) -> str | None:
     try:
         (hop,) = receiveds_parsing([top])
         moment = clock.parse(hop["date_utc"])
-    except (KeyError, ValueError, TypeError):
+    except (KeyError, ValueError, TypeError, AttributeError):  # no date mail-parser can read
         return None
     return clock.iso(moment) if 1990 <= moment.year <= clock.now().year + 1 else None

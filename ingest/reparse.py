@@ -71,6 +71,8 @@ def outdated() -> Scope:
 
 @dataclass
 class Tally:
+    """Counts of one run of re-reading, for its summary line."""
+
     read: int = 0
     changed: int = 0
     opened: int = 0
@@ -177,6 +179,8 @@ def _pairs(changes: dict[str, tuple[Any, Any]]) -> dict[str, list[str]]:
 
 
 def as_json(change: Change) -> dict[str, Any]:
+    """`change` as `--reparse --json` prints it: message and ticket ids, each changed field's
+    old and new value, and what happened to the ticket."""
     return {
         "message": change.message_id,
         "ticket": change.ticket_id,

@@ -12,12 +12,10 @@ import re
 from email.message import Message
 from email.utils import collapse_rfc2231_value
 
+from db.inline import DSN_TYPES, MDN_TYPES, unfold_fields
 from db.model import Incoming
 from ingest.body import MAX_PARTS, MSGID, report_text
 
-_DSN = ("message/delivery-status", "message/global-delivery-status")
-_MDN = ("message/disposition-notification", "message/global-disposition-notification")
-_FOLD = re.compile(r"\r?\n[ \t]+")  # RFC 5322 section 2.2.3: a field may go on over lines
 _ACTION = re.compile(r"^action:[ \t]*([a-z]+)", re.IGNORECASE | re.MULTILINE)
 _ORIGINAL_ID = re.compile(r"^original-message-id:[ \t]*(.*)$", re.IGNORECASE | re.MULTILINE)
 # RFC 8098 section 3.2.6: "Disposition: manual-action/MDN-sent-manually; displayed".
@@ -41,7 +39,7 @@ def read(msg: Incoming, body: Message) -> None:
     mdn: list[str] = []
     for part in _report_parts(body):
         ctype = part.get_content_type()
-        (dsn if ctype in _DSN else mdn).append(report_text(part))
+        (dsn if ctype in DSN_TYPES else mdn).append(report_text(part))
     msg.report = "\n".join(dsn)
     if dsn:
         actions = {a.lower() for text in dsn for a in _ACTION.findall(text)}
@@ -50,7 +48,7 @@ def read(msg: Incoming, body: Message) -> None:
         msg.kind = "read-receipt"
     if msg.kind != "read-receipt":
         return
-    text = _FOLD.sub(" ", "\n".join(mdn))
+    text = unfold_fields("\n".join(mdn))
     disposition = _DISPOSITION.search(text)
     if disposition and disposition.group(1).lower() != "displayed":
         return  # deleted, dispatched or processed unread: no one read it
@@ -60,15 +58,10 @@ def read(msg: Incoming, body: Message) -> None:
 
 
 def _report_parts(body: Message) -> list[Message]:
-    """The DSN and MDN parts, walked without recursion and not into attached mails."""
-    found: list[Message] = []
-    stack, seen = [body], 0
-    while stack and seen < MAX_PARTS:
-        part = stack.pop()
-        seen += 1
-        ctype = part.get_content_type()
-        if ctype in _DSN or ctype in _MDN:
-            found.append(part)
-        elif part.is_multipart() and part.get_content_maintype() == "multipart":
-            stack.extend(reversed(part.get_payload()))
-    return found
+    """The DSN and MDN parts of a report: the direct parts of a top-level multipart/report
+    (RFC 6522 section 3). A person's mail that carries such a part elsewhere (a bounce the
+    customer forwards inline) is the person's mail, not a report."""
+    if body.get_content_type() != "multipart/report" or not body.is_multipart():
+        return []
+    parts = body.get_payload()[:MAX_PARTS]
+    return [p for p in parts if p.get_content_type() in (*DSN_TYPES, *MDN_TYPES)]

@@ -32,8 +32,11 @@ _BARE_MAILBOX = re.compile(r"^.*<([^<>]*)>.*$")  # "Mail System <postmaster>" ->
 _DELAY_SUBJECT = re.compile(
     r"\bdelay(ed)?\b|still being retried|could not send message for past", re.IGNORECASE
 )
+# A failure says so; its subject may quote the returned mail's, which may well say "delayed".
+_FAILED_SUBJECT = re.compile(r"undeliver|fail|returned|rejected|not delivered", re.IGNORECASE)
 # RFC 3834 section 5: any value but "no" means the mail was sent automatically.
 _NOT_SET = ("", "no", "false", "0")
+_COMMENT = re.compile(r"\([^()]*\)")
 # Headers that vendors' responders set on their automatic mail and people's clients never do.
 _STRONG_AUTO = (
     "x-autoreply",  # Exim's and many hosters' vacation
@@ -124,7 +127,9 @@ def kind(header: Callable[[str], str], content_type: str, report_type: str, from
     # A bare `From: <MAILER-DAEMON>` has no domain, so no usable address: read its text.
     sender = from_addr or _BARE_MAILBOX.sub(r"\1", header("from"))
     if sender.strip(' "').lower().split("@", 1)[0] in _BOUNCE_SENDERS:
-        return "delay" if _DELAY_SUBJECT.search(header("subject")) else "bounce"
+        subject = header("subject")
+        delayed = _DELAY_SUBJECT.search(subject) and not _FAILED_SUBJECT.search(subject)
+        return "delay" if delayed else "bounce"
     if _is_automatic(header):
         return "auto-reply"
     if header("precedence").strip().lower() in _LIST_PRECEDENCE:
@@ -135,7 +140,8 @@ def kind(header: Callable[[str], str], content_type: str, report_type: str, from
 
 
 def _is_automatic(header: Callable[[str], str]) -> bool:
-    if header("auto-submitted").strip().lower() not in _NOT_SET:  # RFC 3834 section 5
+    # RFC 3834 section 5: the value may carry a comment, "no (manual)".
+    if _COMMENT.sub("", header("auto-submitted")).strip().lower() not in _NOT_SET:
         return True
     if any(header(name).strip().lower() not in _NOT_SET for name in _STRONG_AUTO):
         return True

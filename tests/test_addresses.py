@@ -270,6 +270,14 @@ def test_a_reply_to_list_mail_goes_to_the_person_not_the_lists_reply_to(tmp_path
     )
 
 
+def test_a_reply_to_naming_our_own_address_is_left_out(tmp_path, desk):
+    raw = mail(sender="Bruno <bruno@example.org>", headers={"Reply-To": "technical@valuit.com"})
+    ticket = customer(tmp_path, desk, raw)
+    db = open_db(desk.database)
+    target = replies.addressee(db, ticket, desk.mail.own_addresses)
+    assert ("Bruno <bruno@example.org>", "") == (target.to, target.via)
+
+
 @pytest.mark.parametrize(
     "name, greeted",
     [
@@ -322,11 +330,11 @@ def test_acknowledgements_go_to_the_return_path_never_the_reply_to(tmp_path):
     )
     raw = mail(
         sender="Jane Smith <jane@example.com>",
-        headers={"Reply-To": "all-staff@example.com", "Return-Path": "<jane+bounce@example.com>"},
+        headers={"Reply-To": "all-staff@example.com", "Return-Path": "<j.smith@mail.example.com>"},
     )
     customer(tmp_path, cfg, raw)
     db = open_db(cfg.database)
-    assert [("ack", "jane+bounce@example.com")] == db.execute(
+    assert [("ack", "j.smith@mail.example.com")] == db.execute(
         "SELECT kind, rcpt FROM outbox"
     ).fetchall()
     drop(tmp_path, "technical", mail(sender="Bob <bob@example.org>",
@@ -335,6 +343,17 @@ def test_acknowledgements_go_to_the_return_path_never_the_reply_to(tmp_path):
     assert ("bob@example.org",) == db.execute(
         "SELECT rcpt FROM outbox ORDER BY id DESC LIMIT 1"
     ).fetchone()
+
+
+def test_an_acknowledgement_skips_a_bulk_senders_bounce_handler_for_the_from(tmp_path):
+    cfg = build_config(
+        tmp_path,
+        {"functions": {"technical": {"sender": SENDER, "acknowledge": True}}},
+    )
+    verp = "<bounces+4711-ab12=example.com@em.sendgrid.net>"
+    customer(tmp_path, cfg, mail(sender="Jane <jane@example.com>", headers={"Return-Path": verp}))
+    db = open_db(cfg.database)
+    assert [("ack", "jane@example.com")] == db.execute("SELECT kind, rcpt FROM outbox").fetchall()
 
 
 def shown_thread(db, ticket: int) -> str:

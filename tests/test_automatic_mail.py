@@ -140,9 +140,16 @@ def test_a_read_receipt_names_the_mail_it_reports_on():
     # Without the fields, the receipt's In-Reply-To names the mail.
     bare = report("disposition-notification", "text/plain", "Read.")
     assert ("read-receipt", "<reply-1@valuit.com>") == (parse(bare).kind, parse(bare).receipt_of)
-    # A notification part in another multipart is one too.
+    # A report's parts count only inside a report (RFC 6522 section 3): a customer who
+    # forwards a receipt inline wrote a person's mail, and cannot mark our mail as read.
     mixed = mdn("<x@valuit.com>").replace(b"multipart/report", b"multipart/mixed")
-    assert "read-receipt" == parse(mixed).kind
+    assert ("", None) == (parse(mixed).kind, parse(mixed).receipt_of)
+
+
+def test_a_bounce_a_customer_forwards_inline_is_the_customers_mail():
+    raw = report("delivery-status", "message/delivery-status", dsn_fields("failed"))
+    raw = raw.replace(b"multipart/report", b"multipart/mixed")
+    assert "" == parse(raw).kind
 
 
 def dsn_fields(*actions: str) -> str:
@@ -175,6 +182,24 @@ def test_other_machine_reports_and_classic_notices():
     assert "bounce" == kind_of(sender=daemon_mail, subject="Undelivered Mail Returned to Sender")
     late = "Delayed Mail (still being retried)"
     assert "delay" == kind_of(sender=daemon_mail, subject=late)
+    # A failure's subject may quote the returned mail's, which may speak of a delay.
+    quoted = "Undeliverable: Re: Delayed shipment [#12]"
+    assert "bounce" == kind_of(sender=daemon_mail, subject=quoted)
+    for bare in ("<MAILER-DAEMON>", "MAILER-DAEMON", "Mail System <postmaster>"):
+        assert "bounce" == kind_of(sender=bare)
+
+
+def test_auto_submitted_no_with_a_comment_is_a_person():
+    assert "" == parse(mail(headers={"Auto-Submitted": "no (manual)"})).kind
+    assert "auto-reply" == parse(mail(headers={"Auto-Submitted": "auto-replied (vacation)"})).kind
+
+
+def test_a_bounce_returning_our_mail_as_message_global_names_it():
+    raw = dsn("<ours@valuit.com>", "failed", "550 5.1.1 no such user").replace(
+        b"text/rfc822-headers", b"message/global"
+    )
+    msg = parse(raw)
+    assert ("bounce", "<ours@valuit.com>") == (msg.kind, msg.bounce_of)
 
 
 def test_a_read_receipt_and_a_delay_notice_fail_nothing_and_the_receipt_is_noted(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from ingest.parse import parse, safe_name
 from tests.conftest import mail
 
@@ -144,3 +146,30 @@ def test_delivery_time_comes_from_our_servers_received_header():
     )
     assert "2026-11-25T09:00:01.000Z" == parse(raw).delivered_at
     assert parse(b"Received: garbage\r\nSubject: x\r\n\r\n").delivered_at is None
+
+
+def test_a_received_header_without_a_readable_date_leaves_the_mail_parsed():
+    raw = (
+        b"Received: by mail.valuit.com; garbage date\r\n"
+        b"From: a@example.com\r\nSubject: x\r\n\r\nok\r\n"
+    )
+    msg = parse(raw)
+    assert (None, None, "ok") == (msg.parse_error, msg.delivered_at, msg.body_text.strip())
+
+
+# A guard, not a speed measurement: a backtracking pattern made each of these take minutes.
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"Subject: " + b"=?x?q?a " * 60_000 + b"\r\n\r\nx\r\n",
+        b"Subject: x\r\nContent-Type: multipart/alternative; boundary=b\r\n\r\n--b\r\n"
+        b"Content-Type: text/plain\r\n\r\n \r\n--b\r\nContent-Type: text/html\r\n\r\n"
+        + b"<script>" * 250_000
+        + b"\r\n--b--\r\n",
+        b"Subject: x\r\nContent-Type: text/html\r\n\r\n" + b"<a " * 600_000 + b"\r\n",
+    ],
+    ids=["open encoded words", "unclosed scripts", "unclosed tags"],
+)
+def test_hostile_headers_and_html_are_read_in_linear_time(raw):
+    assert None is parse(raw).parse_error

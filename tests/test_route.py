@@ -63,11 +63,6 @@ def test_bounces_are_recognised_and_know_what_they_bounce():
     assert "bounce" == parse(mail(sender="MAILER-DAEMON@example.net")).auto
 
 
-def test_a_bare_mailer_daemon_without_a_domain_is_a_bounce():
-    for sender in ("<MAILER-DAEMON>", "MAILER-DAEMON", "Mail System <postmaster>"):
-        assert "bounce" == parse(mail(sender=sender)).kind
-
-
 def test_function_comes_from_the_source_plus_other_support_addresses():
     source = Source("tech", "technical", "maildir")
     msg = parse(

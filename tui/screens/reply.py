@@ -110,7 +110,9 @@ class ReplyScreen(Screen[None]):
         app = self.app
         try:
             if self.addressee is None:  # shown before the text, so the agent knows whom
-                target = app.data.call(replies.addressee, self.ticket["id"])
+                target = app.data.call(
+                    replies.addressee, self.ticket["id"], app.config.mail.own_addresses
+                )
                 app.call_from_thread(self.show_addressee, target)
             text = app.data.call(
                 replies.draft,
