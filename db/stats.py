@@ -18,6 +18,8 @@ def summary(db: sqlite_utils.Database) -> dict[str, Any]:
         "JOIN ticket t ON t.id = f.ticket_id GROUP BY f.function, t.status"
     ):
         per_function.setdefault(function, {})[status] = count
+    # The incoming mail by its kind (`message.kind`): a person's, through a list, or a machine's.
+    kinds = dict(db.execute("SELECT kind, count(*) FROM message WHERE direction = 'in' GROUP BY 1"))
     return {
         "messages": one("SELECT count(*) FROM message WHERE direction = 'in'"),
         "sent_in_threads": one("SELECT count(*) FROM message WHERE direction = 'out'"),
@@ -25,10 +27,11 @@ def summary(db: sqlite_utils.Database) -> dict[str, Any]:
         "tickets_by_function": per_function,
         "tickets_by_status": dict(db.execute("SELECT status, count(*) FROM ticket GROUP BY 1")),
         "unparsed": one("SELECT count(*) FROM message WHERE parse_error IS NOT NULL"),
-        "auto_replies": one(
-            "SELECT count(*) FROM message WHERE auto = 'auto-reply' AND direction = 'in'"
-        ),
-        "bounces": one("SELECT count(*) FROM message WHERE auto = 'bounce'"),
+        "auto_replies": kinds.get("auto-reply", 0),
+        "bounces": kinds.get("bounce", 0),
+        "delay_notices": kinds.get("delay", 0),
+        "read_receipts": kinds.get("read-receipt", 0),
+        "via_list": kinds.get("list", 0),
         "locations": one("SELECT count(*) FROM message_location"),
         "failures": sources.failures(db),
         "sources": sources.all_states(db),

@@ -16,6 +16,8 @@ def test_stats_json_counts_what_was_ingested(tmp_path, capsys):
     drop(tmp_path, "technical", mail(subject="Re: x", headers={"In-Reply-To": "<s1@example.com>"}))
     drop(tmp_path, "sales", mail(headers={"Auto-Submitted": "auto-replied"}))
     drop(tmp_path, "sales", b"garbage without headers")
+    drop(tmp_path, "sales", mail(headers={"List-Id": "<forum.example.org>"}))
+    drop(tmp_path, "sales", mail(sender="Mail Delivery System <MAILER-DAEMON@example.org>"))
     assert (
         0
         == subprocess.run(
@@ -25,13 +27,17 @@ def test_stats_json_counts_what_was_ingested(tmp_path, capsys):
     )
     assert 0 == main(["--config", str(config_path), "stats", "--json"])
     data = json.loads(capsys.readouterr().out)
-    assert (4, 2, 1, 1) == (
+    assert (6, 3, 1, 1, 1, 1, 0) == (
         data["messages"],
         data["tickets"],
         data["unparsed"],
         data["auto_replies"],
+        data["bounces"],
+        data["via_list"],
+        data["read_receipts"],
     )
-    assert {"technical": {"new": 1}, "sales": {"new": 1}} == data["tickets_by_function"]
+    # The list mail was also sent to technical@ (To), so both functions have it.
+    assert {"technical": {"new": 2}, "sales": {"new": 2}} == data["tickets_by_function"]
     states = {s["name"]: s["state"] for s in data["sources"]}
     assert {"technical-maildir": "stopped", "sales-maildir": "stopped"} == states
     assert all(s["last_success"] for s in data["sources"])

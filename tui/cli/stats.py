@@ -32,6 +32,8 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"messages {data['messages']}  tickets {data['tickets']}  unparsed {data['unparsed']}"
         f"  auto-replies {data['auto_replies']}  bounces {data['bounces']}"
+        f"  delay notices {data['delay_notices']}  read receipts {data['read_receipts']}"
+        f"  via list {data['via_list']}"
     )
     for status, count in sorted(data["tickets_by_status"].items()):
         print(f"  {status:10} {count}")
