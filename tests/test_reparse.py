@@ -31,6 +31,7 @@ from ingest.parse import PARSER_VERSION, parse
 from tests.conftest import drop, mail, write_config_file
 
 ENCODED = "=?utf-8?q?Fee_=E2=82=AC_5?="
+GOOGLE_GROUP = Path(__file__).parent / "fixtures/field-mail/02-google-group-precedence-list.eml"
 
 
 def old(raw: bytes, **wrong: object) -> Incoming:
@@ -363,9 +364,7 @@ async def test_the_desk_key_asks_desk_ingest_and_the_thread_shows_the_new_readin
 def test_list_mail_once_taken_for_an_auto_reply_opens_a_ticket_marked_via_list(
     tmp_path, config_path
 ):
-    raw = (
-        Path(__file__).parent / "fixtures/field-mail/02-google-group-precedence-list.eml"
-    ).read_bytes()
+    raw = GOOGLE_GROUP.read_bytes()
     db = open_db(tmp_path / "desk.db")
     store(db, old(raw, kind="auto-reply"))
     assert (0,) == row(db, "SELECT count(*) FROM ticket")
@@ -378,9 +377,7 @@ def test_list_mail_once_taken_for_an_auto_reply_opens_a_ticket_marked_via_list(
 
 
 def test_a_ticket_follows_its_first_message_into_the_list_mark(tmp_path, config_path):
-    raw = (
-        Path(__file__).parent / "fixtures/field-mail/02-google-group-precedence-list.eml"
-    ).read_bytes()
+    raw = GOOGLE_GROUP.read_bytes()
     db = open_db(tmp_path / "desk.db")
     store(db, old(raw, kind=""))
     assert (0,) == row(db, "SELECT via_list FROM ticket")
