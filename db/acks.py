@@ -17,7 +17,7 @@ from datetime import timedelta
 
 import sqlite_utils
 
-from db import clock, compose, outbox, threads
+from db import clock, compose, mailbox, outbox, threads
 from db.config import MailOut
 from db.model import Incoming
 
@@ -42,11 +42,11 @@ def destination(msg: Incoming) -> str | None:
     whose Return-Path is a bulk sender's bounce handler, its From. None when that is no address
     the desk can write to, or the null path `<>`."""
     found = _RETURN_PATH.search(msg.headers)
-    addr = compose.real_address(found.group(1).strip()) if found else msg.from_addr
+    addr = mailbox.real_address(found.group(1).strip()) if found else msg.from_addr
     if found and _BOUNCE_HANDLER.search(found.group(1).split("@", 1)[0]):
         # A bulk sender's bounce handler (VERP, BATV, SRS) reads no answers: the From does.
         addr = msg.from_addr
-    return compose.wire_address(addr) if addr else None
+    return mailbox.wire_address(addr) if addr else None
 
 
 def skip_reason(db: sqlite_utils.Database, msg: Incoming, mail: MailOut) -> str | None:
@@ -81,7 +81,7 @@ def plan(
     to = destination(msg)
     assert to is not None  # else skip_reason gives one
     sender = mail.senders[function]
-    greeting = f"Hello {compose.one_line(msg.from_name)}," if msg.from_name else "Hello,"
+    greeting = f"Hello {mailbox.one_line(msg.from_name)}," if msg.from_name else "Hello,"
     body = (
         f"{greeting}\n\n"
         f"Thank you for writing to Valuit {function} support. Your message is ticket "
@@ -94,7 +94,7 @@ def plan(
     in_reply_to = msg.message_id
     return compose.build(
         sender=sender,
-        to=compose.recipient(msg.from_name, to),
+        to=mailbox.recipient(msg.from_name, to),
         subject=compose.reply_subject(threads.ticket_subject(msg.subject), ticket_id),
         body=body,
         msgid=compose.message_id(sender, f"ack:{ticket_id}:{msg.sha256}"),

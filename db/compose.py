@@ -9,9 +9,7 @@ notice to 2,000 subscribers take 5 s.
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -23,15 +21,9 @@ from email.utils import format_datetime, formataddr, parseaddr
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import email_validator
-from email_validator import ValidatedEmail, validate_email
+from db.mailbox import address, one_line
 
 MAX_REFERENCES = 20  # the thread's first (its root, which clients thread on) and latest ones
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
-# RFC 6762 lets software treat .local as special, and email-validator does; but a company's
-# own mail server delivers to its .local addresses, and its staff write to the desk from them.
-if "local" in email_validator.SPECIAL_USE_DOMAIN_NAMES:
-    email_validator.SPECIAL_USE_DOMAIN_NAMES.remove("local")
 _WIRE = compat32.clone(linesep="\r\n")
 _UTF8 = Charset("utf-8")
 _UTF8.body_encoding = QP  # readable in any client's "show source", unlike base64
@@ -63,11 +55,6 @@ class Mail:
         return [address(c) for c in self.cc]
 
 
-def address(mailbox: str) -> str:
-    """The bare, lower-case address in 'Name <addr>' or 'addr'."""
-    return parseaddr(mailbox)[1].lower()
-
-
 def _domain(mailbox: str) -> str:
     return address(mailbox).rpartition("@")[2] or "valuit-desk.invalid"
 
@@ -77,11 +64,6 @@ def message_id(mailbox: str, key: str | None = None) -> str:
     up front (an acknowledgement, a notice to one subscriber), random otherwise."""
     token = hashlib.sha256(key.encode()).hexdigest()[:32] if key else uuid.uuid4().hex
     return f"<desk.{token}@{_domain(mailbox)}>"
-
-
-def one_line(text: str) -> str:
-    """Header-safe text: a customer's subject or name must not add header lines of its own."""
-    return _CONTROL.sub(" ", text).strip()
 
 
 def reply_subject(subject: str, ticket_id: int) -> str:
@@ -146,19 +128,6 @@ def _mailbox(mailbox: str) -> str:
     return formataddr((name, addr), charset="utf-8")
 
 
-_SPECIALS = re.compile(r'[][\\()<>@,:;".]')
-
-
-def recipient(name: str, addr: str) -> str:
-    """'Name <addr>' as people read it (unencoded), quoted where `parseaddr` needs it."""
-    name = one_line(name)
-    if not name:
-        return addr
-    if _SPECIALS.search(name):
-        name = '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    return f"{name} <{addr}>"
-
-
 def quote(message: dict[str, Any], zone: ZoneInfo) -> str:
     """The message as a reply quotes it: 'On <date>, <name> wrote:' and '> ' lines."""
     when = datetime.fromisoformat(message["received_at"].replace("Z", "+00:00")).astimezone(zone)
@@ -174,50 +143,3 @@ def thread_headers(message: dict[str, Any] | None) -> tuple[str | None, list[str
         return None, []
     refs = message.get("refs") or []
     return message["message_id"], [*refs, message["message_id"]]
-
-
-def sendable(addr: str) -> bool:
-    """Whether the desk can send to `addr` as written: local@domain, no spaces, and ASCII,
-    because the desk does not speak SMTPUTF8 (RFC 6531) and the stdlib cannot write such a
-    header. `wire_address` also takes an internationalised domain."""
-    local, at, domain = addr.rpartition("@")
-    return bool(at and local and domain) and addr.isascii() and not any(c.isspace() for c in addr)
-
-
-def _checked(addr: str) -> ValidatedEmail | None:
-    try:
-        # Syntax only: a DNS lookup per message would make reading mail depend on the network.
-        # Dotless, `.local` and `.test` domains pass (internal and test mail); RFC 6761's
-        # reserved names (.invalid, .localhost …) do not.
-        return validate_email(
-            addr, check_deliverability=False, globally_deliverable=False, test_environment=True
-        )
-    except ValueError:  # EmailNotValidError, and IDNA errors on broken domains
-        return None
-
-
-@functools.lru_cache(maxsize=4096)  # customers write again and again; the check is costly
-def real_address(addr: str) -> str:
-    """`addr` as one address mail can be written to, lower-case, its domain in Unicode form
-    (RFC 5891): 'jane@bücher.example'; '' when it is not one (RFC 5322 3.4.1 addr-spec: a
-    local part, '@', a domain), such as a fragment ('smith'), a quoted local part, a bracketed
-    IP address, or a reserved domain. The syntax check is email-validator's."""
-    checked = _checked(addr) if "@" in addr else None
-    return checked.normalized.lower() if checked is not None else ""
-
-
-def wire_address(addr: str) -> str | None:
-    """`addr` as SMTP and an ASCII header carry it, an internationalised domain in its ASCII
-    form (RFC 5891): 'jane@xn--bcher-kva.example'; None when the desk cannot write to it: not
-    an address, or non-ASCII before the '@', which needs SMTPUTF8 (RFC 6531)."""
-    if sendable(addr):
-        return addr
-    checked = _checked(addr) if "@" in addr else None
-    return checked.ascii_email.lower() if checked is not None and checked.ascii_email else None
-
-
-def parse_mailbox(entry: str) -> tuple[str, str | None]:
-    """(name, lower-case address) of 'Name <addr>' or 'addr'; the address is None when the desk
-    cannot send to it."""
-    name, addr = parseaddr(entry.strip())
-    return (one_line(name), addr.lower()) if sendable(addr) else ("", None)

@@ -18,8 +18,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dateutil import rrule
 
-from db import compose
 from db.errors import ConfigError
+from db.mailbox import address, parse_mailbox, recipient
 from db.migrations import FUNCTIONS, UPDATE_TYPES
 
 SOURCE_KINDS = ("maildir", "imap")
@@ -485,14 +485,14 @@ def _smtp(path: Path, data: dict[str, Any]) -> Smtp | None:
 
 def mailbox(r: Reader, key: str, value: str) -> str:
     """'Name <addr@host>' or 'addr@host', checked, as 'Name <addr@host>'."""
-    name, addr = compose.parse_mailbox(value)
+    name, addr = parse_mailbox(value)
     if addr is None:
         r.fail(
             key,
             f"{value!r} is not an email address the desk can send to (write 'Name <address>' "
             "or 'address'; the address in ASCII)",
         )
-    return compose.recipient(name, addr)
+    return recipient(name, addr)
 
 
 def _mail_out(path: Path, data: dict[str, Any], addresses: dict[str, str]) -> MailOut:
@@ -502,7 +502,7 @@ def _mail_out(path: Path, data: dict[str, Any], addresses: dict[str, str]) -> Ma
     for fn in FUNCTIONS:  # by default a function writes from its address in [addresses]
         own = next((a for a, f in addresses.items() if f == fn), None)
         if own:
-            senders[fn] = compose.recipient(f"Valuit {fn.capitalize()} Support", own)
+            senders[fn] = recipient(f"Valuit {fn.capitalize()} Support", own)
     acknowledge, response_times = [], {}
     for fn, table in functions.table.items():
         r = Reader(path, f"functions.{fn}", table)
@@ -535,16 +535,16 @@ def _mail_out(path: Path, data: dict[str, Any], addresses: dict[str, str]) -> Ma
     for i, value in enumerate(subscribers):
         if not isinstance(value, str):
             notices.fail(f"subscribers[{i}]", "must be an email address")
-        subscribers[i] = compose.address(mailbox(notices, f"subscribers[{i}]", value))
+        subscribers[i] = address(mailbox(notices, f"subscribers[{i}]", value))
     sender = notices.get("sender", str, "general")
     if sender in FUNCTIONS:
         if sender not in senders and subscribers:
             notices.fail("sender", f"the function {sender!r} has no known address")
     else:
         sender = mailbox(notices, "sender", sender)
-    own = {a.lower() for a in addresses} | {compose.address(s) for s in senders.values()}
+    own = {a.lower() for a in addresses} | {address(s) for s in senders.values()}
     if sender not in FUNCTIONS:
-        own.add(compose.address(sender))
+        own.add(address(sender))
     return MailOut(
         smtp=_smtp(path, data),
         senders=senders,

@@ -18,7 +18,7 @@ from typing import Any
 
 import sqlite_utils
 
-from db import clock, compose
+from db import clock, compose, mailbox
 from db.connect import write
 from db.errors import DeskError, NotFoundError
 from db.events import record_event
@@ -56,7 +56,7 @@ def enqueue(
             ticket_id,
             notice_id,
             window_id,
-            "" if null_sender else compose.address(mail.sender),
+            "" if null_sender else mailbox.address(mail.sender),
             mail.rcpt,
             json.dumps(mail.cc_addresses),
             mail.subject,

@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 
 import sqlite_utils
 
-from db import clock, compose, notices, store, tickets
+from db import clock, compose, mailbox, notices, store, tickets
 from db.config import Canned, MailOut
 from db.connect import write
 from db.errors import DeskError
@@ -56,21 +56,21 @@ def addressee(
         [ticket_id, addr],
     ).fetchone()
     reply_to = [
-        compose.recipient(n, wire)
+        mailbox.recipient(n, wire)
         for n, a in getaddresses([row[0] if row else ""])
-        if (wire := compose.wire_address(a.lower())) and wire not in own
+        if (wire := mailbox.wire_address(a.lower())) and wire not in own
     ]
     # A list's Reply-To names the list: an answer there would reach every member. A help desk
     # answers the person; the agent can add the list to the Cc.
-    if reply_to and row[1] == "list" and (wire := compose.wire_address(addr)) is not None:
+    if reply_to and row[1] == "list" and (wire := mailbox.wire_address(addr)) is not None:
         note = f"mail via a list: its Reply-To {', '.join(reply_to)} is left out"
-        return Addressee(compose.recipient(name, wire), note, "", ())
+        return Addressee(mailbox.recipient(name, wire), note, "", ())
     if reply_to:
-        author = compose.recipient(name, addr) if addr else name
+        author = mailbox.recipient(name, addr) if addr else name
         return Addressee(reply_to[0], f"Reply-To of {author}", "", tuple(reply_to[1:]))
-    wire = compose.wire_address(addr)
+    wire = mailbox.wire_address(addr)
     if wire is not None:
-        return Addressee(compose.recipient(name, wire), "", "", ())
+        return Addressee(mailbox.recipient(name, wire), "", "", ())
     if addr:
         why = (
             f"Ticket #{ticket_id}'s sender address {addr} has characters beyond ASCII before "
@@ -78,7 +78,7 @@ def addressee(
             "customer from a mail client that can."
         )
     else:
-        held = f'("{compose.one_line(name)}")' if name else "(none)"
+        held = f'("{mailbox.one_line(name)}")' if name else "(none)"
         why = (
             f"Ticket #{ticket_id} has no usable sender: the From of its mail {held} is no "
             "address, so no reply can be sent. Write to the customer from your own mail "
@@ -118,7 +118,7 @@ def fill(template: str, values: dict[str, str]) -> str:
 def given_name(display: str) -> str:
     """The name a greeting uses: "Jane" of "Jane Smith", and of "Smith, Jane" (the
     directory form "Last, First" that Outlook and Exchange send); '' for none."""
-    last, comma, rest = compose.one_line(display).partition(",")
+    last, comma, rest = mailbox.one_line(display).partition(",")
     words = [w.strip(".,;:") for w in (rest if comma and rest.strip() else last).split()]
     named = [w for w in words if w.lower() not in _TITLES]
     return (named or words or [""])[0]
@@ -130,7 +130,7 @@ def _values(
     return {
         "ticket": f"#{ticket['id']}",
         "name": given_name(ticket["requester_name"] or ""),
-        "subject": compose.one_line(ticket["subject"]),
+        "subject": mailbox.one_line(ticket["subject"]),
         "function": ticket["function"],
         "agent": agent,
         "signature": mail.signature,
@@ -173,14 +173,14 @@ def default_cc(db: sqlite_utils.Database, ticket_id: int, mail: MailOut) -> str:
         "AND m.auto = '' ORDER BY m.received_at DESC, m.id DESC LIMIT 1",
         [ticket_id],
     ).fetchone()
-    found = {compose.address(c): c for c in target.copies}
+    found = {mailbox.address(c): c for c in target.copies}
     if row is None:
         return ", ".join(found.values())
-    skip = {compose.wire_address(row[3]), compose.address(target.to), *mail.own_addresses}
+    skip = {mailbox.wire_address(row[3]), mailbox.address(target.to), *mail.own_addresses}
     for name, addr in getaddresses([row[0], row[1], row[2]]):
-        wire = compose.wire_address(addr.lower())
+        wire = mailbox.wire_address(addr.lower())
         if wire is not None and wire not in skip:
-            found.setdefault(wire, compose.recipient(name, wire))
+            found.setdefault(wire, mailbox.recipient(name, wire))
     return ", ".join(found.values())
 
 
@@ -190,9 +190,9 @@ def parse_cc(text: str) -> tuple[str, ...]:
     for name, addr in getaddresses([text]):
         if not (name or addr):
             continue
-        wire = compose.wire_address(addr.lower())
+        wire = mailbox.wire_address(addr.lower())
         if wire is not None:
-            found.append(compose.recipient(name, wire))
+            found.append(mailbox.recipient(name, wire))
         else:
             bad.append(addr or name)
     if bad:

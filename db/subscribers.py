@@ -13,7 +13,7 @@ from typing import Any
 
 import sqlite_utils
 
-from db import clock, compose, outbox
+from db import clock, compose, mailbox, outbox
 from db.config import MailOut
 from db.connect import write
 from db.errors import DeskError
@@ -47,7 +47,7 @@ def add_numbered(
     now = clock.now_iso()
     with write(db):
         for number, entry in entries:
-            name, addr = compose.parse_mailbox(entry)
+            name, addr = mailbox.parse_mailbox(entry)
             if addr is None:
                 refused.append((number, f"{entry!r}: not an email address"))
                 continue
@@ -94,7 +94,7 @@ def queue_notice(
         dedupe = f"notice:{notice['id']}:{person['addr']}"
         notice_mail = compose.build(
             sender=sender,
-            to=compose.recipient(person["name"], person["addr"]),
+            to=mailbox.recipient(person["name"], person["addr"]),
             subject=notice["subject"],
             body=notice["body"],
             msgid=compose.message_id(sender, dedupe),
@@ -103,7 +103,7 @@ def queue_notice(
                 "Auto-Submitted": "auto-generated",
                 "Precedence": "bulk",
                 "X-Auto-Response-Suppress": "All",
-                "List-Unsubscribe": f"<mailto:{compose.address(sender)}?subject=unsubscribe>",
+                "List-Unsubscribe": f"<mailto:{mailbox.address(sender)}?subject=unsubscribe>",
             },
         )
         queued += (

@@ -23,7 +23,7 @@ from typing import Any
 
 import sqlite_utils
 
-from db import clock, compose, outbox
+from db import clock, compose, mailbox, outbox
 from db.config import Smtp
 from db.connect import write
 from ingest import backoff, secrets
@@ -235,7 +235,7 @@ def check(smtp: Smtp, sender: str, to: str | None) -> str:
                 msgid=compose.message_id(sender), date=clock.now(),
                 headers={"Auto-Submitted": "auto-generated"},
             )  # fmt: skip
-            conn.sendmail(compose.address(sender), [to], test.raw)
+            conn.sendmail(mailbox.address(sender), [to], test.raw)
             said += f"; a test mail to {to} was taken ({test.message_id})"
     finally:
         conn.quit()
