@@ -23,7 +23,7 @@ import time
 from email import policy
 from pathlib import Path
 
-from db.connect import open_db
+from db.core.connect import open_db
 from db.model import Delivery
 from db.store import store_batch
 from ingest.demo import generate, write_maildir

@@ -20,9 +20,10 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
-from db import clock, outbox, subscribers, windows
-from db.config import load
-from db.connect import open_db, write
+from db import outbox, subscribers, windows
+from db.core import clock
+from db.core.config import load
+from db.core.connect import open_db, write
 from ingest import sender
 
 

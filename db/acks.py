@@ -17,8 +17,9 @@ from datetime import timedelta
 
 import sqlite_utils
 
-from db import clock, compose, mailbox, outbox, threads
-from db.config import MailOut
+from db import compose, outbox, threads
+from db.core import clock, mailbox
+from db.core.config import MailOut
 from db.model import Incoming
 
 _AUTOMATIC = {  # the machine-written kinds of mail

@@ -21,7 +21,7 @@ from email.utils import format_datetime, formataddr, parseaddr
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from db.mailbox import address, one_line
+from db.core.mailbox import address, one_line
 
 MAX_REFERENCES = 20  # the thread's first (its root, which clients thread on) and latest ones
 _WIRE = compat32.clone(linesep="\r\n")

@@ -18,10 +18,11 @@ from typing import Any
 
 import sqlite_utils
 
-from db import clock, maintenance, notices, window_model
-from db.connect import write
-from db.errors import DeskError, NotFoundError
-from db.events import record_event
+from db import maintenance, notices, window_model
+from db.core import clock
+from db.core.connect import write
+from db.core.errors import DeskError, NotFoundError
+from db.core.events import record_event
 
 RULE_ACTOR = "discrepancy-rule"
 _RANK = {"low": 0, "normal": 1, "high": 2, "urgent": 3}

@@ -8,7 +8,8 @@ from typing import Any
 
 import sqlite_utils
 
-from db import clock, discrepancy, reports, windows
+from db import discrepancy, reports, windows
+from db.core import clock
 
 CLEAR, ACTIVE, UPCOMING = "clear", "active", "upcoming"
 

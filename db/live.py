@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from db.connect import open_db
+from db.core.connect import open_db
 
 
 class Watcher:

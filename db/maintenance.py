@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import sqlite_utils
 
-from db import clock
-from db.config import Maintenance
+from db.core import clock
+from db.core.config import Maintenance
 
 
 @dataclass(frozen=True)

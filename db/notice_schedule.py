@@ -16,9 +16,10 @@ from typing import Any
 
 import sqlite_utils
 
-from db import clock, notices, windows
-from db.config import MailOut, Maintenance
-from db.connect import write
+from db import notices, windows
+from db.core import clock
+from db.core.config import MailOut, Maintenance
+from db.core.connect import write
 
 log = logging.getLogger("desk.notices")
 SCHEDULER_ACTOR = "desk-ingest"

@@ -17,10 +17,11 @@ from zoneinfo import ZoneInfo
 
 import sqlite_utils
 
-from db import clock, outbox, subscribers
+from db import outbox, subscribers
+from db.core import clock
 
 if TYPE_CHECKING:
-    from db.config import MailOut
+    from db.core.config import MailOut
     from db.windows import Window
 
 BACKUP = "Please back up any critical data you will need; the help section explains how."

@@ -17,10 +17,11 @@ from zoneinfo import ZoneInfo
 import sqlite_utils
 from dateutil import rrule
 
-from db import clock, maintenance, windows
-from db.config import Maintenance, Recurring
-from db.connect import write
-from db.errors import DeskError
+from db import maintenance, windows
+from db.core import clock
+from db.core.config import Maintenance, Recurring
+from db.core.connect import write
+from db.core.errors import DeskError
 
 ACTOR = "config"
 MOVED = "moved-from-skipped-hour"

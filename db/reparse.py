@@ -21,10 +21,11 @@ from typing import Any
 
 import sqlite_utils
 
-from db import clock, discrepancy, store, threads
-from db.connect import write
-from db.errors import NotFoundError
-from db.events import record_event
+from db import discrepancy, store, threads
+from db.core import clock
+from db.core.connect import write
+from db.core.errors import NotFoundError
+from db.core.events import record_event
 from db.model import Delivery, Incoming
 
 REQUESTED = -1  # parser_version of a message an agent asked to have read again

@@ -13,9 +13,9 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from db import clock
-from db.errors import DeskError
-from db.migrations import FUNCTIONS, PRIORITIES, STATUSES
+from db.core import clock
+from db.core.errors import DeskError
+from db.core.migrations import FUNCTIONS, PRIORITIES, STATUSES
 from db.window_model import ref
 
 OPEN_STATUSES = ("new", "open", "pending")

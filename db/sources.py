@@ -10,8 +10,8 @@ from typing import Any
 
 import sqlite_utils
 
-from db import clock
-from db.connect import write
+from db.core import clock
+from db.core.connect import write
 
 STATES = (
     "starting",

@@ -7,7 +7,7 @@ from typing import Any
 import sqlite_utils
 
 from db import outbox, sources
-from db.migrations import OUTBOX_STATUSES
+from db.core.migrations import OUTBOX_STATUSES
 
 
 def summary(db: sqlite_utils.Database) -> dict[str, Any]:

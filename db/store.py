@@ -21,13 +21,14 @@ from typing import TYPE_CHECKING, Any
 
 import sqlite_utils
 
-from db import acks, bounces, clock, compose, discrepancy, outbox, threads
-from db.connect import write
-from db.events import record_event
+from db import acks, bounces, compose, discrepancy, outbox, threads
+from db.core import clock
+from db.core.connect import write
+from db.core.events import record_event
 from db.model import Attachment, Delivery, Incoming, Stored
 
 if TYPE_CHECKING:
-    from db.config import MailOut
+    from db.core.config import MailOut
 
 INGEST_ACTOR = "desk-ingest"
 log = logging.getLogger("desk.store")

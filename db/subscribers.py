@@ -13,11 +13,12 @@ from typing import Any
 
 import sqlite_utils
 
-from db import clock, compose, mailbox, outbox
-from db.config import MailOut
-from db.connect import write
-from db.errors import DeskError
-from db.migrations import FUNCTIONS
+from db import compose, outbox
+from db.core import clock, mailbox
+from db.core.config import MailOut
+from db.core.connect import write
+from db.core.errors import DeskError
+from db.core.migrations import FUNCTIONS
 
 
 def listing(db: sqlite_utils.Database, mail: MailOut) -> list[dict[str, Any]]:

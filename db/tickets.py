@@ -13,11 +13,12 @@ from typing import Any
 
 import sqlite_utils
 
-from db import clock, inline, invitation, search, windows
-from db.connect import write
-from db.errors import ConflictError, DeskError, NotFoundError
-from db.events import record_event
-from db.migrations import PRIORITIES, STATUSES
+from db import inline, invitation, search, windows
+from db.core import clock
+from db.core.connect import write
+from db.core.errors import ConflictError, DeskError, NotFoundError
+from db.core.events import record_event
+from db.core.migrations import PRIORITIES, STATUSES
 
 _EDITABLE = ("status", "priority", "assignee", "tags", "window_id")
 

@@ -16,8 +16,8 @@ from zoneinfo import ZoneInfo
 
 import sqlite_utils
 
-from db import clock
-from db.errors import DeskError, NotFoundError
+from db.core import clock
+from db.core.errors import DeskError, NotFoundError
 
 _REF = re.compile(r"[Ww]?(\d{1,9})")
 

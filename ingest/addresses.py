@@ -15,8 +15,9 @@ software sends:
 - a missing `>`, words after the address, spaces around `@` and `.` (RFC 5322 4.4 obs-).
 
 Each repair is recorded as a defect of the message. The requester is the From's author, or the
-Sender when From names several (RFC 5322 3.6.2), and only ever a real address (`db.mailbox.
-real_address`); without one the message has the `NoUsableSender` defect and an empty address.
+Sender when From names several (RFC 5322 3.6.2), and only ever a real address
+(`db.core.mailbox.real_address`); without one the message has the `NoUsableSender` defect and
+an empty address.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from dataclasses import dataclass
 from email.message import Message
 from typing import NamedTuple
 
-from db.mailbox import real_address, recipient
+from db.core.mailbox import real_address, recipient
 from ingest.charsets import clean, decode_words
 from ingest.headers import header, raw_header
 

@@ -29,9 +29,10 @@ from email.utils import format_datetime, formataddr
 from pathlib import Path
 from typing import NamedTuple
 
-from db import clock, windows
-from db.connect import open_db, write
-from db.migrations import FUNCTIONS
+from db import windows
+from db.core import clock
+from db.core.connect import open_db, write
+from db.core.migrations import FUNCTIONS
 
 DEMO_BASE = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)  # a Tuesday; the window ran on Sunday
 _TEAMS = {"technical": "Valuit Technical Support", "sales": "Valuit Sales",
@@ -302,7 +303,7 @@ def _base(base: datetime | None) -> datetime:
 
 def demo_messages(base: datetime | None = None) -> list[tuple[str, bytes]]:
     """The demo set as (function, raw bytes), oldest first, dated from ~61 h before `base` to
-    ~68 h after it. `base` defaults to three days before `db.clock.now()`."""
+    ~68 h after it. `base` defaults to three days before `db.core.clock.now()`."""
     base = _base(base)
     start, _ = demo_window(base)
     fill = {"{day}": f"{start:%A}", "{eve}": f"{start - timedelta(days=1):%A}"}

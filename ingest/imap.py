@@ -26,8 +26,8 @@ from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginError
 
 from db import sources
-from db.config import Source
-from db.errors import DeskError
+from db.core.config import Source
+from db.core.errors import DeskError
 from db.model import Stored
 from db.store import store_batch
 from ingest.backoff import Backoff

@@ -26,7 +26,7 @@ from email.utils import parsedate_to_datetime
 
 from mailparser.utils import receiveds_parsing
 
-from db import clock, mailbox
+from db.core import clock, mailbox
 from db.model import Incoming
 from ingest import addresses, copies, reports, route
 from ingest.body import MSGID, raw_text, read_body, safe_name

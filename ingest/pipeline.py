@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import sqlite_utils
 
 from db import sources
-from db.config import Config, Source
+from db.core.config import Config, Source
 from db.model import Delivery, Incoming, Stored
 from db.store import store_batch
 from ingest import route

@@ -21,7 +21,7 @@ from typing import Any, TextIO
 import sqlite_utils
 
 from db import reparse
-from db.connect import open_db
+from db.core.connect import open_db
 from db.reparse import Change, Scope
 from db.threads import NEW, NO_TICKET
 from ingest.parse import PARSER_VERSION, parse

@@ -23,9 +23,10 @@ from typing import Any
 
 import sqlite_utils
 
-from db import clock, compose, mailbox, outbox
-from db.config import Smtp
-from db.connect import write
+from db import compose, outbox
+from db.core import clock, mailbox
+from db.core.config import Smtp
+from db.core.connect import write
 from ingest import backoff, secrets
 
 log = logging.getLogger("desk.sender")

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from db import config as config_module
-from db.connect import open_db
+from db.core import config as config_module
+from db.core.connect import open_db
 from ingest import daemon
 from tests.conftest import drop, mail, write_config_file
 from tests.smtp import Received, SmtpServer

@@ -12,7 +12,7 @@ import pytest
 from rich.console import Console
 
 from db import outbox, tickets
-from db.connect import open_db
+from db.core.connect import open_db
 from ingest import daemon
 from ingest.parse import parse
 from tests.conftest import drop, mail

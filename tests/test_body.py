@@ -14,7 +14,7 @@ import pytest
 from rich.console import Console
 
 from db import tickets
-from db.connect import open_db
+from db.core.connect import open_db
 from db.invitation import render
 from ingest import daemon
 from ingest.body import MAX_FORWARDED, MAX_PARTS, reflow

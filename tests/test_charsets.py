@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from rich.console import Console
 
-from db.connect import open_db
+from db.core.connect import open_db
 from db.model import Delivery
 from db.store import store_batch
 from db.tickets import thread

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from db import config as config_module
 from db import sources, stats, tickets
-from db.connect import open_db
+from db.core import config as config_module
+from db.core.connect import open_db
 from db.model import Delivery, Stored
 from db.store import store_batch
 from ingest import daemon

@@ -10,7 +10,7 @@ import threading
 import time
 
 from db import sources
-from db.connect import open_db
+from db.core.connect import open_db
 from ingest import daemon, maildir
 from tests.conftest import build_config, drop, mail, write_config_file
 

@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from db import clock, notice_schedule, outbox, reports, subscribers, windows
-from db.config import Config, load
-from db.connect import open_db, write
-from db.errors import DeskError
+from db import notice_schedule, outbox, reports, subscribers, windows
+from db.core import clock
+from db.core.config import Config, load
+from db.core.connect import open_db, write
+from db.core.errors import DeskError
 from ingest import daemon
 from tests.conftest import write_config_file
 from tests.smtp import SmtpServer

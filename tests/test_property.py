@@ -7,7 +7,7 @@ import random
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from db.connect import open_db
+from db.core.connect import open_db
 from db.model import Delivery
 from db.store import store_batch
 from ingest import daemon

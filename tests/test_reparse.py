@@ -22,7 +22,7 @@ import pytest
 
 from db import reparse as db_reparse
 from db import tickets
-from db.connect import open_db
+from db.core.connect import open_db
 from db.model import Delivery, Incoming
 from db.store import store_batch
 from ingest import daemon

@@ -7,9 +7,10 @@ from datetime import timedelta
 import pytest
 from textual.widgets._toast import Toast
 
-from db import clock, tickets
-from db.connect import open_db, write
-from db.migrations import FUNCTIONS
+from db import tickets
+from db.core import clock
+from db.core.connect import open_db, write
+from db.core.migrations import FUNCTIONS
 from tests.tui_helpers import (
     HOSTILE,
     NOW,
@@ -221,7 +222,7 @@ async def test_keys_are_remapped_from_the_config(tmp_path, monkeypatch):
 
 
 def test_a_wrong_key_id_is_one_line_naming_file_and_key(tmp_path):
-    from db.errors import ConfigError
+    from db.core.errors import ConfigError
     from tui.settings import load
 
     with pytest.raises(ConfigError) as caught:

@@ -14,11 +14,11 @@ from typing import Any
 
 from textual.pilot import Pilot
 
-from db import clock
-from db import config as config_module
-from db.config import Config
-from db.connect import open_db
-from db.migrations import FUNCTIONS
+from db.core import clock
+from db.core import config as config_module
+from db.core.config import Config
+from db.core.connect import open_db
+from db.core.migrations import FUNCTIONS
 from db.model import Delivery
 from db.store import store_batch
 from ingest.parse import parse

@@ -9,7 +9,7 @@ from textual import work
 from textual.app import App
 from textual.worker import Worker, WorkerState, get_current_worker
 
-from db.config import Config
+from db.core.config import Config
 from db.live import Watcher
 from tui import keys
 from tui.commands import TicketCommands

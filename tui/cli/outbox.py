@@ -15,8 +15,8 @@ from typing import Any
 import sqlite_utils
 
 from db import outbox
-from db.config import Config
-from db.migrations import OUTBOX_STATUSES
+from db.core.config import Config
+from db.core.migrations import OUTBOX_STATUSES
 from tui import safe
 from tui.cli import ops
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import argparse
 
-from db.config import load
-from db.connect import open_db
+from db.core.config import load
+from db.core.connect import open_db
 from db.stats import summary
 from tui.cli import ops
 from tui.safe import visible

@@ -10,9 +10,10 @@ import argparse
 from datetime import timedelta
 from typing import Any
 
-from db import clock, notices, outbox, subscribers, windows
-from db.errors import DeskError
-from db.migrations import UPDATE_TYPES
+from db import notices, outbox, subscribers, windows
+from db.core import clock
+from db.core.errors import DeskError
+from db.core.migrations import UPDATE_TYPES
 from tui import safe
 from tui.cli import ops, window_docs
 from tui.cli.outbox import mailed, warn_unsent

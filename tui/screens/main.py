@@ -13,7 +13,8 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Static, Tab, Tabs
 
-from db import clock, discrepancy, outbox, search, sources, tickets
+from db import discrepancy, outbox, search, sources, tickets
+from db.core import clock
 from tui import keys, safe, windows
 from tui.actions import TicketActions
 from tui.dialogs.search import SearchDialog

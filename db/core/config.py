@@ -18,9 +18,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dateutil import rrule
 
-from db.errors import ConfigError
-from db.mailbox import address, parse_mailbox, recipient
-from db.migrations import FUNCTIONS, UPDATE_TYPES
+from db.core.errors import ConfigError
+from db.core.mailbox import address, parse_mailbox, recipient
+from db.core.migrations import FUNCTIONS, UPDATE_TYPES
 
 SOURCE_KINDS = ("maildir", "imap")
 SECURITY = ("tls", "starttls", "none")

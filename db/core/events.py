@@ -7,7 +7,7 @@ import json
 
 import sqlite_utils
 
-from db import clock
+from db.core import clock
 
 
 def record_event(

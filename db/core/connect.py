@@ -15,7 +15,7 @@ from pathlib import Path
 
 import sqlite_utils
 
-from db import migrations
+from db.core import migrations
 
 BUSY_TIMEOUT_MS = 30_000
 # Writers in one process queue here rather than in SQLite's busy handler, which sleeps in
