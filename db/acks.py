@@ -17,9 +17,10 @@ from datetime import timedelta
 
 import sqlite_utils
 
-from db import compose, outbox, threads
+from db import threads
 from db.core import clock, mailbox
 from db.core.config import MailOut
+from db.mailout import compose, outbox
 from db.model import Incoming
 
 _AUTOMATIC = {  # the machine-written kinds of mail

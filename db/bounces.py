@@ -11,8 +11,8 @@ import re
 
 import sqlite_utils
 
-from db import outbox
 from db.inline import unfold_fields
+from db.mailout import outbox
 from db.model import Incoming
 
 _ACTION = re.compile(r"^action:[ \t]*([a-z]+)", re.IGNORECASE | re.MULTILINE)

@@ -17,8 +17,8 @@ from zoneinfo import ZoneInfo
 
 import sqlite_utils
 
-from db import outbox, subscribers
 from db.core import clock
+from db.mailout import outbox, subscribers
 
 if TYPE_CHECKING:
     from db.core.config import MailOut

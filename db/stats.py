@@ -6,8 +6,9 @@ from typing import Any
 
 import sqlite_utils
 
-from db import outbox, sources
+from db import sources
 from db.core.migrations import OUTBOX_STATUSES
+from db.mailout import outbox
 
 
 def summary(db: sqlite_utils.Database) -> dict[str, Any]:

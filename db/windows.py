@@ -16,12 +16,13 @@ from zoneinfo import ZoneInfo
 
 import sqlite_utils
 
-from db import discrepancy, notices, outbox
+from db import discrepancy, notices
 from db.core import clock
 from db.core.config import MailOut
 from db.core.connect import write
 from db.core.errors import ConflictError, DeskError
 from db.core.migrations import NOTICE_KINDS, UPDATE_TYPES
+from db.mailout import outbox
 from db.window_model import Window as Window
 from db.window_model import events as events
 from db.window_model import expected_notice as expected_notice

@@ -23,10 +23,10 @@ from typing import Any
 
 import sqlite_utils
 
-from db import compose, outbox
 from db.core import clock, mailbox
 from db.core.config import Smtp
 from db.core.connect import write
+from db.mailout import compose, outbox
 from ingest import backoff, secrets
 
 log = logging.getLogger("desk.sender")

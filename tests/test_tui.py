@@ -308,7 +308,8 @@ async def test_the_banner_shows_word_for_word_what_the_platform_dashboard_tells_
 
 
 async def test_the_status_line_says_when_mail_out_waits_or_failed(tmp_path, monkeypatch):
-    from db import outbox, replies
+    from db import replies
+    from db.mailout import outbox
     from tui.widgets.status_line import StatusLine
 
     monkeypatch.setenv("DESK_NOW", NOW)

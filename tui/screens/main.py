@@ -13,8 +13,9 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Static, Tab, Tabs
 
-from db import discrepancy, outbox, search, sources, tickets
+from db import discrepancy, search, sources, tickets
 from db.core import clock
+from db.mailout import outbox
 from tui import keys, safe, windows
 from tui.actions import TicketActions
 from tui.dialogs.search import SearchDialog

@@ -13,12 +13,12 @@ from typing import Any
 
 import sqlite_utils
 
-from db import compose, outbox
 from db.core import clock, mailbox
 from db.core.config import MailOut
 from db.core.connect import write
 from db.core.errors import DeskError
 from db.core.migrations import FUNCTIONS
+from db.mailout import compose, outbox
 
 
 def listing(db: sqlite_utils.Database, mail: MailOut) -> list[dict[str, Any]]:

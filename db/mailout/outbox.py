@@ -18,11 +18,11 @@ from typing import Any
 
 import sqlite_utils
 
-from db import compose
 from db.core import clock, mailbox
 from db.core.connect import write
 from db.core.errors import DeskError, NotFoundError
 from db.core.events import record_event
+from db.mailout import compose
 
 SENDER_ACTOR = "desk-ingest"
 _EVENT = {"sent": "mail-sent", "failed": "mail-failed"}
