@@ -20,11 +20,11 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
-from db import windows
 from db.core import clock
 from db.core.config import load
 from db.core.connect import open_db, write
 from db.mailout import outbox, subscribers
+from db.maintenance import windows
 from ingest import sender
 
 

@@ -21,11 +21,12 @@ from typing import Any
 
 import sqlite_utils
 
-from db import discrepancy, store, threads
+from db import store, threads
 from db.core import clock
 from db.core.connect import write
 from db.core.errors import NotFoundError
 from db.core.events import record_event
+from db.maintenance import discrepancy
 from db.model import Delivery, Incoming
 
 REQUESTED = -1  # parser_version of a message an agent asked to have read again

@@ -19,13 +19,14 @@ from zoneinfo import ZoneInfo
 
 import sqlite_utils
 
-from db import notices, store, tickets
+from db import store, tickets
 from db.core import clock, mailbox
 from db.core.config import Canned, MailOut
 from db.core.connect import write
 from db.core.errors import DeskError
 from db.core.events import record_event
 from db.mailout import compose
+from db.maintenance import notices
 
 # Titles a display name may start with, which are no one's given name.
 _TITLES = {"mr", "mrs", "ms", "miss", "dr", "prof", "herr", "frau", "mme", "mlle", "m", "sr", "sra"}

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from db.core import clock
 from db.core.errors import DeskError
 from db.core.migrations import FUNCTIONS, PRIORITIES, STATUSES
-from db.window_model import ref
+from db.maintenance.window_model import ref
 
 OPEN_STATUSES = ("new", "open", "pending")
 _IS = ("unassigned", "discrepancy", "during-window", "via-list")  # is:NAME sets Query.NAME

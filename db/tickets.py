@@ -13,12 +13,13 @@ from typing import Any
 
 import sqlite_utils
 
-from db import inline, invitation, search, windows
+from db import inline, invitation, search
 from db.core import clock
 from db.core.connect import write
 from db.core.errors import ConflictError, DeskError, NotFoundError
 from db.core.events import record_event
 from db.core.migrations import PRIORITIES, STATUSES
+from db.maintenance import windows
 
 _EDITABLE = ("status", "priority", "assignee", "tags", "window_id")
 

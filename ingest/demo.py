@@ -29,10 +29,10 @@ from email.utils import format_datetime, formataddr
 from pathlib import Path
 from typing import NamedTuple
 
-from db import windows
 from db.core import clock
 from db.core.connect import open_db, write
 from db.core.migrations import FUNCTIONS
+from db.maintenance import windows
 
 DEMO_BASE = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)  # a Tuesday; the window ran on Sunday
 _TEAMS = {"technical": "Valuit Technical Support", "sales": "Valuit Sales",

@@ -259,7 +259,7 @@ def test_storage_of_many_tickets_reads_one_page(desk):
 
 
 async def test_the_banner_announces_as_far_ahead_as_the_notice_rule_says(tmp_path, monkeypatch):
-    from db import windows
+    from db.maintenance import windows
 
     monkeypatch.setenv("DESK_NOW", NOW)
     config = build_config(tmp_path, maintenance={"announce_hours": 72})
@@ -279,7 +279,7 @@ async def test_the_banner_announces_as_far_ahead_as_the_notice_rule_says(tmp_pat
 async def test_the_banner_shows_word_for_word_what_the_platform_dashboard_tells_users(
     tmp_path, monkeypatch
 ):
-    from db import notices, windows
+    from db.maintenance import notices, windows
 
     monkeypatch.setenv("DESK_NOW", NOW)
     config = build_config(tmp_path)

@@ -127,7 +127,7 @@ def line_text(widget: Any, y: int) -> str:
 
 def add_windows(path: Path) -> None:
     """An emergency window in force at NOW and a monthly one starting a day later."""
-    from db import windows
+    from db.maintenance import windows
 
     db = open_db(path)
     with clock_at(clock.iso(clock.parse(NOW) - timedelta(minutes=30))):

@@ -13,9 +13,10 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Static, Tab, Tabs
 
-from db import discrepancy, search, sources, tickets
+from db import search, sources, tickets
 from db.core import clock
 from db.mailout import outbox
+from db.maintenance import discrepancy
 from tui import keys, safe, windows
 from tui.actions import TicketActions
 from tui.dialogs.search import SearchDialog

@@ -17,11 +17,11 @@ from zoneinfo import ZoneInfo
 import sqlite_utils
 from dateutil import rrule
 
-from db import maintenance, windows
 from db.core import clock
 from db.core.config import Maintenance, Recurring
 from db.core.connect import write
 from db.core.errors import DeskError
+from db.maintenance import rule_settings, windows
 
 ACTOR = "config"
 MOVED = "moved-from-skipped-hour"
@@ -155,5 +155,5 @@ def sync(db: sqlite_utils.Database, settings: Maintenance) -> list[int]:
     """Save the settings ingest classifies with and materialise the recurring windows, in one
     short transaction: when the daemon starts and before each `desk window` command."""
     with write(db):
-        maintenance.save(db, maintenance.settings_of(settings))
+        rule_settings.save(db, rule_settings.settings_of(settings))
         return materialise(db, settings)

@@ -12,10 +12,10 @@ from typing import Any
 
 import sqlite_utils
 
-from db import notices, windows
 from db.core import clock
 from db.core.connect import write
 from db.core.errors import DeskError
+from db.maintenance import notices, windows
 
 SECTIONS = ("Summary", "Impact", "Timeline", "Root cause", "Steps taken", "Follow-ups")
 REQUIRED = ("Summary", "Root cause", "Steps taken")

@@ -16,10 +16,10 @@ from typing import Any
 
 import sqlite_utils
 
-from db import notices, windows
 from db.core import clock
 from db.core.config import MailOut, Maintenance
 from db.core.connect import write
+from db.maintenance import notices, windows
 
 log = logging.getLogger("desk.notices")
 SCHEDULER_ACTOR = "desk-ingest"

@@ -1,5 +1,5 @@
 """Maintenance windows: scheduling under the notice rule, edits, cancel, complete, emergencies,
-release notes and issuing notices; reading them is re-exported from `db.window_model`.
+release notes and issuing notices; reading them is re-exported from `window_model`.
 
 Every change bumps the revision and is recorded in `window_event`; a change to what a notice
 says supersedes the standing notices; a change to when a window is re-judges the tickets around
@@ -16,19 +16,19 @@ from zoneinfo import ZoneInfo
 
 import sqlite_utils
 
-from db import discrepancy, notices
 from db.core import clock
 from db.core.config import MailOut
 from db.core.connect import write
 from db.core.errors import ConflictError, DeskError
 from db.core.migrations import NOTICE_KINDS, UPDATE_TYPES
 from db.mailout import outbox
-from db.window_model import Window as Window
-from db.window_model import events as events
-from db.window_model import expected_notice as expected_notice
-from db.window_model import get as get
-from db.window_model import listing as listing
-from db.window_model import ref as ref
+from db.maintenance import discrepancy, notices
+from db.maintenance.window_model import Window as Window
+from db.maintenance.window_model import events as events
+from db.maintenance.window_model import expected_notice as expected_notice
+from db.maintenance.window_model import get as get
+from db.maintenance.window_model import listing as listing
+from db.maintenance.window_model import ref as ref
 
 SCHEDULED_KINDS = ("monthly", "quarterly", "adhoc")
 # What notices print: changing any of these makes the standing notices stale.

@@ -1,5 +1,5 @@
 """What a maintenance window is: the stored row as a `Window`, its status by the clock, finding
-and listing windows. `db.windows` changes them and re-exports all of this.
+and listing windows. `windows` changes them and re-exports all of this.
 
 Status follows from the clock (planned → announced → active → completed) except what is said
 explicitly: cancelled, completed early.

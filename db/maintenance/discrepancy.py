@@ -18,11 +18,11 @@ from typing import Any
 
 import sqlite_utils
 
-from db import maintenance, notices, window_model
 from db.core import clock
 from db.core.connect import write
 from db.core.errors import DeskError, NotFoundError
 from db.core.events import record_event
+from db.maintenance import notices, rule_settings, window_model
 
 RULE_ACTOR = "discrepancy-rule"
 _RANK = {"low": 0, "normal": 1, "high": 2, "urgent": 3}
@@ -73,7 +73,7 @@ def _compiled(patterns: tuple[str, ...]) -> tuple[re.Pattern[str], ...]:
     return tuple(re.compile(p, re.IGNORECASE) for p in patterns)
 
 
-def vocabulary(settings: maintenance.Settings) -> tuple[re.Pattern[str], ...]:
+def vocabulary(settings: rule_settings.Settings) -> tuple[re.Pattern[str], ...]:
     base = DEFAULT_VOCABULARY if settings.vocabulary is None else settings.vocabulary
     return _compiled((*base, *settings.vocabulary_extra))
 
@@ -124,7 +124,7 @@ def _during(db: sqlite_utils.Database, at: str) -> int | None:
 
 
 def _verdict(
-    db: sqlite_utils.Database, ticket: dict[str, Any], settings: maintenance.Settings
+    db: sqlite_utils.Database, ticket: dict[str, Any], settings: rule_settings.Settings
 ) -> tuple[int, int] | None:
     """(window, message) of the first message reporting a discrepancy in a verification
     period, or None."""
@@ -177,7 +177,7 @@ def reevaluate(db: sqlite_utils.Database, ticket_ids: list[int]) -> None:
     """Apply the rule to each ticket (inside the caller's transaction)."""
     if not ticket_ids:
         return
-    settings = maintenance.load(db)
+    settings = rule_settings.load(db)
     for ticket_id in ticket_ids:
         for ticket in db.query("SELECT * FROM ticket WHERE id = ?", [ticket_id]):
             _apply(db, ticket, settings)
@@ -186,7 +186,7 @@ def reevaluate(db: sqlite_utils.Database, ticket_ids: list[int]) -> None:
 def reevaluate_span(db: sqlite_utils.Database, start: str, end: str) -> None:
     """Re-judge every ticket a window from `start` to `end` may touch: opened during it,
     written to in its verification period, or linked to a window there now."""
-    hours = maintenance.load(db).verification_hours
+    hours = rule_settings.load(db).verification_hours
     until = clock.iso(clock.parse(end) + timedelta(hours=hours))
     ids = [
         row[0]
@@ -219,7 +219,7 @@ def mark(
         if window_id is not None:
             window_model.get(db, window_id)  # raises NotFoundError for a window never made
         else:
-            found = _verdict(db, t, maintenance.load(db))
+            found = _verdict(db, t, rule_settings.load(db))
             window_id = t["window_id"] or (found[0] if found else None)
         changes = {"kind": "discrepancy", "kind_set_by": "agent", "window_id": window_id}
         _update(db, ticket_id, {**changes, "priority": _at_least_high(t["priority"])})
@@ -268,7 +268,7 @@ def listing(
     )
 
 
-def _apply(db: sqlite_utils.Database, t: dict[str, Any], settings: maintenance.Settings) -> None:
+def _apply(db: sqlite_utils.Database, t: dict[str, Any], settings: rule_settings.Settings) -> None:
     during = _during(db, t["created_at"])
     if during != t["during_window_id"]:
         _update(db, t["id"], {"during_window_id": during})

@@ -22,7 +22,7 @@ from db.mailout import outbox, subscribers
 
 if TYPE_CHECKING:
     from db.core.config import MailOut
-    from db.windows import Window
+    from db.maintenance.window_model import Window
 
 BACKUP = "Please back up any critical data you will need; the help section explains how."
 LOG_OUT = "Please log out of your account before the window begins, to prevent data loss."

@@ -8,8 +8,8 @@ from typing import Any
 
 import sqlite_utils
 
-from db import discrepancy, reports, windows
 from db.core import clock
+from db.maintenance import discrepancy, reports, windows
 
 CLEAR, ACTIVE, UPCOMING = "clear", "active", "upcoming"
 
