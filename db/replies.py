@@ -19,12 +19,13 @@ from zoneinfo import ZoneInfo
 
 import sqlite_utils
 
-from db import store, tickets
+from db import tickets
 from db.core import clock, mailbox
 from db.core.config import Canned, MailOut
 from db.core.connect import write
 from db.core.errors import DeskError
 from db.core.events import record_event
+from db.mailin import store
 from db.mailout import compose
 from db.maintenance import notices
 

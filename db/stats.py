@@ -6,8 +6,8 @@ from typing import Any
 
 import sqlite_utils
 
-from db import sources
 from db.core.migrations import OUTBOX_STATUSES
+from db.mailin import sources
 from db.mailout import outbox
 
 

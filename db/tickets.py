@@ -13,12 +13,13 @@ from typing import Any
 
 import sqlite_utils
 
-from db import inline, invitation, search
+from db import search
 from db.core import clock
 from db.core.connect import write
 from db.core.errors import ConflictError, DeskError, NotFoundError
 from db.core.events import record_event
 from db.core.migrations import PRIORITIES, STATUSES
+from db.mailin import inline, invitation
 from db.maintenance import windows
 
 _EDITABLE = ("status", "priority", "assignee", "tags", "window_id")
@@ -115,7 +116,7 @@ def attachments(db: sqlite_utils.Database, ticket_id: int) -> list[dict[str, Any
 
 def calendars(db: sqlite_utils.Database, ticket_id: int) -> dict[int, list[bytes]]:
     """The calendar files (.ics) of the ticket's messages, by message id, for showing each
-    invitation in the agent's zone (`db.invitation`)."""
+    invitation in the agent's zone (`db.mailin.invitation`)."""
     found: dict[int, list[bytes]] = {}
     types = ", ".join("?" for _ in invitation.CALENDAR_TYPES)
     for message_id, data in db.execute(
@@ -130,7 +131,7 @@ def calendars(db: sqlite_utils.Database, ticket_id: int) -> dict[int, list[bytes
 
 def inline_parts(db: sqlite_utils.Database, ticket_id: int) -> dict[int, list[tuple[str, str]]]:
     """The parts each message of the ticket shows after its body, by message id, in their
-    order: (title, text), as `db.inline.block` gives them."""
+    order: (title, text), as `db.mailin.inline.block` gives them."""
     found: dict[int, list[tuple[str, str]]] = {}
     for message_id, name, content_type, data in db.execute(
         "SELECT a.message_id, a.display_name, a.content_type, substr(a.data, 1, ?) "

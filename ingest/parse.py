@@ -27,7 +27,7 @@ from email.utils import parsedate_to_datetime
 from mailparser.utils import receiveds_parsing
 
 from db.core import clock, mailbox
-from db.model import Incoming
+from db.mailin.model import Incoming
 from ingest import addresses, copies, reports, route
 from ingest.body import MSGID, raw_text, read_body, safe_name
 from ingest.charsets import clean, decode_header_block, decode_words

@@ -172,7 +172,7 @@ def test_an_auto_responder_that_answers_every_mail_gets_one_acknowledgement(
 
 
 def test_a_failing_acknowledgement_never_costs_the_mail(tmp_path, smtp_server, monkeypatch):
-    from db import acks
+    from db.mailin import acks
 
     def broken(*args, **kwargs):
         raise RuntimeError("boom")

@@ -15,7 +15,7 @@ from rich.console import Console
 
 from db import tickets
 from db.core.connect import open_db
-from db.invitation import render
+from db.mailin.invitation import render
 from ingest import daemon
 from ingest.body import MAX_FORWARDED, MAX_PARTS, reflow
 from ingest.parse import parse

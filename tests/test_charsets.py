@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 from rich.console import Console
 
 from db.core.connect import open_db
-from db.model import Delivery
-from db.store import store_batch
+from db.mailin.model import Delivery
+from db.mailin.store import store_batch
 from db.tickets import thread
 from ingest.charsets import resolve
 from ingest.parse import parse

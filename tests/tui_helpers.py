@@ -19,8 +19,8 @@ from db.core import config as config_module
 from db.core.config import Config
 from db.core.connect import open_db
 from db.core.migrations import FUNCTIONS
-from db.model import Delivery
-from db.store import store_batch
+from db.mailin.model import Delivery
+from db.mailin.store import store_batch
 from ingest.parse import parse
 
 NOW = "2026-11-26T12:00:00Z"

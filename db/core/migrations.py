@@ -329,7 +329,7 @@ def _v4_mail_reading(db: sqlite_utils.Database) -> None:
     mail fetched from several mailboxes one message, and the parser version that read it (so
     `desk-ingest --reparse` knows what to read again). A ticket opened by a person's mail that
     came through a mailing list is marked `via_list`, for the list to show without a join. An
-    attachment marked `inline` is shown in the thread after its message's body (`db.inline`).
+    attachment marked `inline` is shown in the thread after its message's body (`db.mailin.inline`).
 
     `auto` stays the coarse class every query filters on ('' = a person wrote it); `kind` is
     the precise one. A table rebuild to widen `auto`'s CHECK would have to rebuild the

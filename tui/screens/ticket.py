@@ -17,8 +17,9 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from db import invitation, reparse, tickets
+from db import tickets
 from db.core.errors import DeskError
+from db.mailin import invitation, reparse
 from db.mailout import outbox
 from tui import files, keys, safe
 from tui.actions import TicketActions

@@ -21,13 +21,13 @@ from typing import TYPE_CHECKING, Any
 
 import sqlite_utils
 
-from db import acks, bounces, threads
 from db.core import clock
 from db.core.connect import write
 from db.core.events import record_event
+from db.mailin import acks, bounces, threads
+from db.mailin.model import Attachment, Delivery, Incoming, Stored
 from db.mailout import compose, outbox
 from db.maintenance import discrepancy
-from db.model import Attachment, Delivery, Incoming, Stored
 
 if TYPE_CHECKING:
     from db.core.config import MailOut

@@ -19,7 +19,7 @@ import re
 
 import sqlite_utils
 
-from db.model import Incoming
+from db.mailin.model import Incoming
 
 TOKEN = re.compile(r"\[#(\d{1,12})\]")
 _REPLY_PREFIX = re.compile(r"^\s*((re|fwd?|aw|wg|sv|antw)\s*(\[\d+\])?\s*:\s*)+", re.IGNORECASE)

@@ -21,13 +21,13 @@ from typing import Any
 
 import sqlite_utils
 
-from db import store, threads
 from db.core import clock
 from db.core.connect import write
 from db.core.errors import NotFoundError
 from db.core.events import record_event
+from db.mailin import store, threads
+from db.mailin.model import Delivery, Incoming
 from db.maintenance import discrepancy
-from db.model import Delivery, Incoming
 
 REQUESTED = -1  # parser_version of a message an agent asked to have read again
 ACTOR = store.INGEST_ACTOR

@@ -11,9 +11,9 @@ import re
 
 import sqlite_utils
 
-from db.inline import unfold_fields
+from db.mailin.inline import unfold_fields
+from db.mailin.model import Incoming
 from db.mailout import outbox
-from db.model import Incoming
 
 _ACTION = re.compile(r"^action:[ \t]*([a-z]+)", re.IGNORECASE | re.MULTILINE)
 _STATUS = re.compile(r"^status:[ \t]*(\d\.\d{1,3}\.\d{1,3})", re.IGNORECASE | re.MULTILINE)

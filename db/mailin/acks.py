@@ -17,11 +17,11 @@ from datetime import timedelta
 
 import sqlite_utils
 
-from db import threads
 from db.core import clock, mailbox
 from db.core.config import MailOut
+from db.mailin import threads
+from db.mailin.model import Incoming
 from db.mailout import compose, outbox
-from db.model import Incoming
 
 _AUTOMATIC = {  # the machine-written kinds of mail
     "auto-reply": "an auto-reply",
