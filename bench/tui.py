@@ -18,11 +18,11 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
-from db import search, tickets
 from db.core import clock
 from db.core.connect import open_db
 from db.mailin.model import Delivery, Incoming
 from db.mailin.store import store_batch
+from db.tickets import search, tickets
 
 FUNCTIONS = ("technical", "sales", "compliance", "general", "marketing")
 END = "2026-11-26T12:00:00Z"

@@ -15,7 +15,7 @@ from rich.console import Console
 from db.core.connect import open_db
 from db.mailin.model import Delivery
 from db.mailin.store import store_batch
-from db.tickets import thread
+from db.tickets.tickets import thread
 from ingest.charsets import resolve
 from ingest.parse import parse
 from tui.screens.ticket import message_view

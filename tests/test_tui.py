@@ -7,10 +7,10 @@ from datetime import timedelta
 import pytest
 from textual.widgets._toast import Toast
 
-from db import tickets
 from db.core import clock
 from db.core.connect import open_db, write
 from db.core.migrations import FUNCTIONS
+from db.tickets import tickets
 from tests.tui_helpers import (
     HOSTILE,
     NOW,
@@ -308,8 +308,8 @@ async def test_the_banner_shows_word_for_word_what_the_platform_dashboard_tells_
 
 
 async def test_the_status_line_says_when_mail_out_waits_or_failed(tmp_path, monkeypatch):
-    from db import replies
     from db.mailout import outbox
+    from db.tickets import replies
     from tui.widgets.status_line import StatusLine
 
     monkeypatch.setenv("DESK_NOW", NOW)

@@ -10,7 +10,7 @@ from textual.app import App
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from db.core.config import Config
-from db.live import Watcher
+from db.tickets.live import Watcher
 from tui import keys
 from tui.commands import TicketCommands
 from tui.data import Data

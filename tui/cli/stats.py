@@ -7,7 +7,7 @@ import argparse
 
 from db.core.config import load
 from db.core.connect import open_db
-from db.stats import summary
+from db.tickets.stats import summary
 from tui.cli import ops
 from tui.safe import visible
 

@@ -17,10 +17,10 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from db import tickets
 from db.core.errors import DeskError
 from db.mailin import invitation, reparse
 from db.mailout import outbox
+from db.tickets import tickets
 from tui import files, keys, safe
 from tui.actions import TicketActions
 from tui.dialogs.audit import AuditDialog

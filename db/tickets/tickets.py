@@ -13,7 +13,6 @@ from typing import Any
 
 import sqlite_utils
 
-from db import search
 from db.core import clock
 from db.core.connect import write
 from db.core.errors import ConflictError, DeskError, NotFoundError
@@ -21,6 +20,7 @@ from db.core.events import record_event
 from db.core.migrations import PRIORITIES, STATUSES
 from db.mailin import inline, invitation
 from db.maintenance import windows
+from db.tickets import search
 
 _EDITABLE = ("status", "priority", "assignee", "tags", "window_id")
 

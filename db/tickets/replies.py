@@ -19,7 +19,6 @@ from zoneinfo import ZoneInfo
 
 import sqlite_utils
 
-from db import tickets
 from db.core import clock, mailbox
 from db.core.config import Canned, MailOut
 from db.core.connect import write
@@ -28,6 +27,7 @@ from db.core.events import record_event
 from db.mailin import store
 from db.mailout import compose
 from db.maintenance import notices
+from db.tickets import tickets
 
 # Titles a display name may start with, which are no one's given name.
 _TITLES = {"mr", "mrs", "ms", "miss", "dr", "prof", "herr", "frau", "mme", "mlle", "m", "sr", "sra"}
