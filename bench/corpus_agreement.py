@@ -33,7 +33,7 @@ from pathlib import Path
 
 from inscriptis import get_text
 
-from db.model import Incoming
+from db.mailin.model import Incoming
 from ingest.parse import parse
 
 CORPUS = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "corpus"

@@ -1,7 +1,7 @@
 """Drop-folder ingest: parse only, insert only, and the whole `desk-ingest --once`, in one run.
 
 (a) parse: `ingest.parse.parse` over the messages, one core, no I/O;
-(b) insert: `db.store.store_batch` of pre-parsed messages in batches, as the daemon batches;
+(b) insert: `db.mailin.store.store_batch` of pre-parsed messages in batches, as the daemon batches;
 (c) full: `desk-ingest --once` as a process over a Maildir of the same messages.
 Prints messages/s for each, c / min(a, b), and the daemon's peak RSS at two sizes.
 
@@ -23,9 +23,9 @@ import time
 from email import policy
 from pathlib import Path
 
-from db.connect import open_db
-from db.model import Delivery
-from db.store import store_batch
+from db.core.connect import open_db
+from db.mailin.model import Delivery
+from db.mailin.store import store_batch
 from ingest.demo import generate, write_maildir
 from ingest.parse import parse
 from ingest.pipeline import BATCH

@@ -20,9 +20,11 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
-from db import clock, outbox, subscribers, windows
-from db.config import load
-from db.connect import open_db, write
+from db.core import clock
+from db.core.config import load
+from db.core.connect import open_db, write
+from db.mailout import outbox, subscribers
+from db.maintenance import windows
 from ingest import sender
 
 

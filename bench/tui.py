@@ -18,10 +18,11 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
-from db import clock, search, tickets
-from db.connect import open_db
-from db.model import Delivery, Incoming
-from db.store import store_batch
+from db.core import clock
+from db.core.connect import open_db
+from db.mailin.model import Delivery, Incoming
+from db.mailin.store import store_batch
+from db.tickets import search, tickets
 
 FUNCTIONS = ("technical", "sales", "compliance", "general", "marketing")
 END = "2026-11-26T12:00:00Z"
@@ -97,7 +98,7 @@ def sql_figures(path: Path) -> None:
 
 async def app_figures(path: Path, say: list[str], *, animate: bool = True) -> None:
     """Figures go to `say`: inside `run_test` Textual captures stdout."""
-    from db.config import parse
+    from db.core.config import parse
     from tui.app import DeskApp
     from tui.widgets.ticket_list import TicketList
 

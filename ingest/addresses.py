@@ -15,8 +15,9 @@ software sends:
 - a missing `>`, words after the address, spaces around `@` and `.` (RFC 5322 4.4 obs-).
 
 Each repair is recorded as a defect of the message. The requester is the From's author, or the
-Sender when From names several (RFC 5322 3.6.2), and only ever a real address (`compose.
-real_address`); without one the message has the `NoUsableSender` defect and an empty address.
+Sender when From names several (RFC 5322 3.6.2), and only ever a real address
+(`db.core.mailbox.real_address`); without one the message has the `NoUsableSender` defect and
+an empty address.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from dataclasses import dataclass
 from email.message import Message
 from typing import NamedTuple
 
-from db import compose
+from db.core.mailbox import real_address, recipient
 from ingest.charsets import clean, decode_words
 from ingest.headers import header, raw_header
 
@@ -67,7 +68,7 @@ class _Token:
 class Mailbox:
     """One mailbox of an address header: its decoded display name ('' when none) and its
     address, lower-case, as written ('' when the header held none where it belongs). The
-    address is not checked beyond local@domain; `compose.real_address` does that."""
+    address is not checked beyond local@domain; `mailbox.real_address` does that."""
 
     name: str
     addr: str
@@ -134,8 +135,8 @@ def author(headers: Message, defects: list[str]) -> Author:
     address is '' (`NoUsableSender`) and the name is the From's text, whatever it held."""
     authors = [m for m in mailboxes(headers, "from", defects) if m.addr or m.name]
     senders = [m for m in mailboxes(headers, "sender", defects) if m.addr]
-    usable = [Author(m.name, a) for m in authors if (a := compose.real_address(m.addr))]
-    responsible = [Author(m.name, a) for m in senders if (a := compose.real_address(m.addr))]
+    usable = [Author(m.name, a) for m in authors if (a := real_address(m.addr))]
+    responsible = [Author(m.name, a) for m in senders if (a := real_address(m.addr))]
     if sum(bool(m.addr) for m in authors) > 1:
         defects.append("MultipleFrom")
         usable = responsible + usable
@@ -151,7 +152,7 @@ def author(headers: Message, defects: list[str]) -> Author:
 def display(mailbox: Mailbox) -> str:
     """'Name <addr>', quoted where needed so that a stored list reads back as the same
     mailboxes (a name may hold a comma); the name alone when there is no address."""
-    return compose.recipient(mailbox.name, mailbox.addr) if mailbox.addr else mailbox.name
+    return recipient(mailbox.name, mailbox.addr) if mailbox.addr else mailbox.name
 
 
 def _tokens(value: str) -> list[_Token]:

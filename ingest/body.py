@@ -13,10 +13,10 @@ Nothing else a mail client would show is lost: the other inline text parts (Appl
 after an image, a list's footer; not the unchosen alternatives of a `multipart/alternative`,
 RFC 2046 section 5.1.4) and the fields of a delivery report (RFC 3464) or a read receipt
 (RFC 8098) are kept as attachments marked `inline`, their text in UTF-8, and the thread shows
-them after the body (`db.inline`).
+them after the body (`db.mailin.inline`).
 
 `format=flowed` text is reflowed (RFC 3676), a calendar is rendered as a readable block
-(`db.invitation`), TNEF is unpacked, and a forwarded mail (`message/rfc822`) becomes an
+(`db.mailin.invitation`), TNEF is unpacked, and a forwarded mail (`message/rfc822`) becomes an
 attachment and a `Forwarded` entry with its own body and other text. The MIME tree is walked
 without recursion and bounded in parts.
 """
@@ -34,9 +34,9 @@ from datetime import UTC
 from email import policy
 from email.message import Message
 
-from db.inline import DSN_TYPES, REPORT_TITLES, html_text
-from db.invitation import CALENDAR_TYPES, render
-from db.model import Attachment, Forwarded, Incoming
+from db.mailin.inline import DSN_TYPES, REPORT_TITLES, html_text
+from db.mailin.invitation import CALENDAR_TYPES, render
+from db.mailin.model import Attachment, Forwarded, Incoming
 from ingest.charsets import (
     attachment_name,
     clean,

@@ -23,11 +23,14 @@ from collections.abc import Callable
 from concurrent.futures import Executor
 from contextlib import closing
 
-from db import clock, notice_schedule, outbox, recurrence, sources
-from db.config import Config, Source, load
-from db.connect import open_db
-from db.errors import DeskError
-from db.reparse import Scope
+from db.core import clock
+from db.core.config import Config, Source, load
+from db.core.connect import open_db
+from db.core.errors import DeskError
+from db.mailin import sources
+from db.mailin.reparse import Scope
+from db.mailout import outbox
+from db.maintenance import notice_schedule, recurrence
 from ingest import imap, maildir, reparse, secrets, sender
 from ingest.pipeline import Pipeline, make_pool
 

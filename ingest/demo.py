@@ -7,6 +7,10 @@ reports after the window. `write_spool()` drops it into a Maildir spool once, fo
 `generate()` streams any number of seeded messages with a support inbox's mix of MIME shapes, for
 benchmarks and crash tests; `write_maildir()` writes either into Maildirs. Same base date or
 seed, same bytes. Senders use RFC 2606 example domains only.
+
+What the mail says is data in `ingest/demo_mail/`: the story (`story.txt`), its people
+(`cast.toml`), the bounce's wording (`bounce.toml`) and what generated mail is made of
+(`generated.toml`); this module turns them into messages and writes them.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import socket
 import sys
 import textwrap
 import time
+import tomllib
 import unicodedata
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -26,263 +31,31 @@ from datetime import UTC, datetime, timedelta, timezone
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr
+from importlib import resources
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
-from db import clock, windows
-from db.connect import open_db, write
-from db.migrations import FUNCTIONS
+from db.core import clock
+from db.core.connect import open_db, write
+from db.core.migrations import FUNCTIONS
+from db.maintenance import windows
 
 DEMO_BASE = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)  # a Tuesday; the window ran on Sunday
-_TEAMS = {"technical": "Valuit Technical Support", "sales": "Valuit Sales",
-          "compliance": "Valuit Compliance", "general": "Valuit Support",
-          "marketing": "Valuit Marketing"}  # fmt: skip
-_GREETINGS = ("Hi,", "Hello,", "Dear Valuit team,", "Hello support,", "Good morning,")
-_SIGNOFFS = ("Thanks,\n{first}", "Best regards,\n{name}", "Kind regards,\n{name}", "{first}",
-             "Cheers,\n{first}", "Many thanks,\n{name}")  # fmt: skip
-# key: display name, address, UTC offset in hours
-_SENDERS: dict[str, tuple[str, str, float]] = {
-    "priya": ("Priya Raman", "priya.raman@example.com", 5.5),
-    "sam": ("", "sam1987@example.org", -8),
-    "hannah": ("Hannah Lee", "hannah@brightpath.example.com", -8),
-    "tom": ("Tom Becker", "tom.becker@example.org", -5),
-    "kenji": ("Kenji Watanabe", "kenji.w@example.com", 9),
-    "maria": ("Maria Rossi", "maria.rossi@studio.example.org", 1),
-    "pieter": ("Pieter de Vries", "pieter@devries.example.com", 1),
-    "zoe": ("Zoë Müller", "zoe.mueller@example.net", 1),
-    "ayse": ("Ayşe Yılmaz", "ayse.yilmaz@example.org", 3),
-    "lukasz": ("Łukasz Nowak", "l.nowak@example.org", 1),
-    "acct": ("Accounts Payable", "ap@holdings.example.org", 0),
-    "daniel": ("Daniel Okafor", "d.okafor@example.net", 0),
-    "greta": ("Greta Schäfer", "greta.schaefer@example.com", 1),
-    "francois": ("François Lefèvre", "f.lefevre@example.net", 1),
-    "wei": ("李伟", "li.wei@example.com", 8),
-    "emma": ("Emma Lindqvist", "emma.lindqvist@example.com", 1),
-    "mark": ("Mark Jensen", "m.jensen@audit.example.net", 1),
-    "lan": ("Nguyễn Thị Lan", "lan.nguyen@example.net", 7),
-    "jose": ("José Álvarez", "jose.alvarez@mail.example.com", 1),
-    "chloe": ("Chloé Dubois", "chloe.dubois@example.com", 1),
-    "bjorn": ("Björn Andersson", "bjorn@andersson.example.net", 1),
-    "ines": ("Inês Carvalho", "ines.carvalho@example.org", 0),
-    "noah": ("Noah Williams", "noah.williams@example.com", -5),
-    "aisha": ("Aisha Bello", "aisha.bello@example.net", 1),
-    "lucia": ("Lucía Fernández", "lucia.fernandez@example.net", -3),
-    "siobhan": ("Siobhán O'Brien", "siobhan.obrien@example.org", 0),
-    "omar": ("Omar Haddad", "omar.haddad@example.net", 4),
-    "nora": ("Nora Kovačević", "nora@events.example.org", 0),
-    "arjun": ("Arjun Mehta", "arjun.mehta@example.net", 5.5),
-}  # fmt: skip
+_DATA = resources.files(__package__) / "demo_mail"
 
-# "== HOURS-FROM-BASE FUNCTION SENDER [#key] [<parent-key] [flags] | Subject" then the body.
-# Subject "^" is "Re: " + the parent's. Source lines of 80+ characters continue a paragraph.
-_SCRIPT = """
-== -61 sales priya #price | Pricing for a team of 12
-We are a family office evaluating Valuit for 12 analysts. Could you send the per-seat price for
-the Professional and Enterprise plans? Is there a discount for annual billing?
 
-Two external auditors would need read-only access. Are those seats charged too?
-== -60 sales daemon <price bounce | Undelivered Mail Returned to Sender
-== -59 general sam #notes nosig | where do I find the release notes?
-hi, the dashboard said there was an update this weekend. where can I read what changed?
-thx, Sam
-== -58 marketing hannah #pitch | Partnership idea: co-hosted webinar series
-I run partnerships at Brightpath Media; our newsletter reaches about 40,000 finance
-professionals. Would Valuit like to co-host a three-part webinar series on digital asset
-servicing in Q1? Could someone from marketing spare 20 minutes for a call next week?
-== -57 technical tom | Dashboard extremely slow tonight
-Since about 23:30 every dashboard page takes 30+ seconds to load. Is something going on?
-== -55 technical kenji #down | Can't log in - is Valuit down?
-I get a "Service temporarily unavailable" page when I try to log in, and I did not see any
-notice. Is this an outage? I need to approve a transfer this morning (JST).
-== -54 general maria | Site down??
-Your website only shows a maintenance page. How long will this take?
-== -52 general pieter ooo nosig | Automatic reply: Maintenance completed - please verify your data
-Thank you for your message. I am out of the office until 1 December with limited access to
-email. For urgent matters please contact finance@devries.example.com.
+def _load(name: str) -> dict[str, Any]:
+    return tomllib.loads((_DATA / name).read_text(encoding="utf-8"))
 
-Pieter de Vries
-== -51 technical zoe #bal | My balance looks wrong after the maintenance on {day}
-Since the maintenance on {day} night my balance is EUR 4,210.00 lower than it was on {eve}
-evening, and I have not made any transactions since Friday. Could you check? Account VA-20417.
-== -50 compliance ayse #gdpr | GDPR data export request (Art. 15 and 20)
-Under Articles 15 and 20 of the GDPR I request a copy of all personal data you hold about me in
-a machine-readable format (CSV or JSON), with the purposes of processing and the recipients.
-The account is registered to this email address.
-== -49 general lukasz #miss | A transaction is missing since last night's update
-A transfer of EUR 1,250.00 I made on {eve} (ref TRX-88412) is no longer in my transaction
-history since last night's update. The money did leave my bank account.
-== -48 general acct pdf nosig | The statement shows a different amount
-Hello,
 
-The October statement (attached) shows a closing balance of EUR 12,480.35, but the dashboard
-shows EUR 12,840.35 for 31 October. Which one is correct? We need it for our books.
-
-Kind regards,
-Accounts Payable
-== -47 technical daniel #dup | Duplicated transaction on my account
-Since the maintenance the same deposit appears twice: EUR 500.00, ref DEP-30117, is listed two
-times and the balance counts it twice.
-== -46 technical zoe <bal quote | ^
-Sorry, I forgot to say: the difference is exactly the value of my holdings in the Alpine Real
-Estate token. They show 0 units now.
-== -45 technical greta #sec cc:compliance | Unrecognised login alert after the update
-Right after the update I received a "new login from an unrecognised device" alert for my
-account at 05:12 UTC. It was not me. I have changed my password and enabled 2FA.
-
-I am copying compliance because our company policy requires reporting possible incidents.
-== -44 general francois qp nosig | Prochaine maintenance mensuelle ?
-Bonjour,
-
-Pourriez-vous m'indiquer la date de la prochaine maintenance mensuelle ? Je dois préparer un
-virement important et je préfère éviter la période où l'accès est limité.
-
-Merci d'avance et bonne journée,
-François Lefèvre
-== -43 sales wei b64 nosig | Enterprise quote for our Singapore office / 新加坡办公室报价
-Hello Valuit Sales,
-
-We would like a quote for the Enterprise plan for 25 users in our Singapore office.
-
-您好，我们希望为新加坡办公室的25位用户申请企业版报价，并了解是否支持中文界面。
-
-谢谢！
-李伟 (Li Wei)
-== -42 marketing emma | Press enquiry: tokenisation platforms feature
-I am writing a feature on tokenisation platforms for a trade magazine and would love a short
-quote from Valuit on how you handle investor onboarding. My deadline is Friday.
-== -40 compliance mark | SOC 2 report and data processing agreement
-We audit one of your clients and need your latest SOC 2 Type II report and a copy of the data
-processing agreement. Is there an NDA we should sign first?
-== -39 technical lan #api | API returns 502 since the update
-Since the maintenance about one in five calls to the positions endpoint returns 502 Bad
-Gateway (e.g. request id req_7f3a9c21). Our integration retries, but the nightly sync fails.
-== -38 general lukasz <miss | ^
-Update: the transfer is back in the history, but now dated {day} instead of {eve}, so my monthly
-report is off. Can this be corrected?
-== -37 sales jose #npo | Discount for non-profit organisations?
-Hola,
-
-We are a small foundation managing an endowment. Do you offer discounted pricing for registered
-non-profits?
-== -36 technical chloe #2fa | 2FA codes not accepted after the maintenance
-Bonjour,
-
-Since this morning my authenticator codes are rejected ("invalid code"). The phone clock is
-correct. I am locked out of the account.
-== -35 technical bjorn <2fa | ^
-Same problem here - Chloé and I share the company account. Both our authenticator apps fail.
-== -34 compliance ines | KYC verification stuck at "pending"
-I re-uploaded my proof of address two weeks ago and the verification still says "pending". Is
-anything missing?
-== -32 technical noah #csv | CSV export times out for long date ranges
-Exporting transactions from 2024-01-01 to today times out after 60 seconds with "Gateway
-Timeout". Shorter ranges work. Is there a limit?
-== -31 general sam <notes nosig | ^
-nvm, found them under Help > Release notes. but the notes for this weekend's update aren't there?
-Sam
-== -30 sales priya <price | ^
-One more question: is single sign-on (SAML) included in Professional, or only in Enterprise?
-== -29 technical aisha html | Transactions that differ after the update
-<html><body><p>Hello,</p>
-<p>These transactions look different since the update (screenshot:
-<a href="https://files.example.org/s/8fK2q">files.example.org/s/8fK2q</a>):</p>
-<table border="1" cellpadding="4">
-<tr><th>Day</th><th>Reference</th><th>Before</th><th>Now</th></tr>
-<tr><td>{eve}</td><td>TRX-87120</td><td>EUR 320.00</td><td>EUR 32.00</td></tr>
-<tr><td>{eve}</td><td>TRX-87544</td><td>EUR 1,000.00</td><td>missing</td></tr>
-<tr><td>{day}</td><td>FEE-11902</td><td>EUR 2.50</td><td>EUR 2.50 (twice)</td></tr>
-</table>
-<p>My account: <a href="https://app.example.com/accounts/VA-31188">VA-31188</a></p>
-<p>Thanks,<br>Aisha Bello</p></body></html>
-== -28 compliance lucia | How long do you keep data of closed accounts?
-I closed my account in March. How long will you retain my personal data and transaction
-records, and on what legal basis?
-== -27 technical siobhan | Statement PDF won't download
-Clicking "Download statement" shows a spinner forever (Chrome on Windows 11). Tried Edge too.
-== -26 general omar | Change of registered email address
-Please change the email on my account from this address to omar.h@example.org. I still have
-access to both mailboxes.
-== -25 marketing nora | Sponsorship: FinTech meetup in Lisbon
-We organise a monthly FinTech meetup in Lisbon with about 150 attendees. Would Valuit like to
-sponsor the February edition? Packages start at EUR 1,500.
-== -24 technical daniel <dup | ^
-It is now listed three times, and the balance went up by another EUR 500. Please fix this
-before I get taxed on money I don't have!
-== -23 sales noah | Upgrading mid-cycle - is it prorated?
-If we move from Starter to Professional in the middle of a billing cycle, is the difference
-prorated or charged in full?
-== -22 general greta | Send maintenance notices to a second address
-Can maintenance notices also go to it-ops@schaefer.example.com? We missed the last one and want
-to back up our data before each window.
-== -21 technical priya | Webhook deliveries delayed since {day}
-Our webhook endpoint receives transaction events 20-40 minutes late since {day}. Before the
-maintenance they arrived within seconds.
-== -20 compliance ayse <gdpr | ^
-Could you confirm that you received my data export request and tell me when to expect it?
-== -18 marketing hannah <pitch | ^
-Hi again, just bumping this up in case it got lost. Happy to send our media kit.
-== -16 technical kenji <down | ^
-It works now, thank you. But my portfolio value is about 2% lower than before the maintenance,
-with no trades. Is the pricing feed up to date?
-== -14 general ines | Will the quarterly deep maintenance affect the API?
-Your maintenance page mentions quarterly deep maintenance. When is the next one, and will API
-access be unavailable during it? We run automated reports at night.
-== -12 sales jose <npo | ^
-Forgot to mention: our charity registration number is 1187234 (England & Wales).
-== -10 technical pieter | Mobile app shows the old balance
-The iOS app still shows my balance from before the maintenance; the web app shows the new one.
-Logging out and in again did not help.
-== -8 general arjun | Fee charged twice during the maintenance
-I was charged the monthly platform fee twice, once on {eve} and once on {day} during the
-maintenance. Could you refund one of them?
-== -6 compliance bjorn | Where is my data stored?
-Hej,
-
-For our internal audit: in which country are Valuit's servers and backups located? Do any
-sub-processors store data outside the EEA?
-== -4 technical lan <api quote | ^
-Quick update: the 502s stopped around 14:00 UTC. Can you confirm it was on your side and not our
-API key?
-== -2 marketing sam nosig | unsubscribe from newsletter (but keep maintenance emails)
-please take me off the marketing newsletter. I still want the maintenance notices though!
-Sam
-== 1 technical noah <csv | ^
-Still timing out today, even for a 6-month range. This blocks our month-end close.
-== 3 general wei | Password reset email never arrives
-I requested a password reset three times and nothing arrives (I checked spam). Can you help?
-== 5 sales acct nosig | VAT number on invoices
-Please add our VAT number GB123456789 to future invoices and reissue the October one.
-
-Accounts Payable
-== 8 technical emma | Balance right now, but transaction dates shifted by one day
-My balance is correct again, but all transactions from the week before the maintenance now show
-a date one day later than they happened.
-== 12 compliance daniel | Account closure and erasure of my data
-Please close my account and erase my personal data under Article 17 GDPR once the duplicated
-deposit issue is resolved.
-== 20 general lucia | Feature request: dark mode
-Any plans for a dark mode? Reading statements at night is painful :)
-== 26 technical siobhan | Reports page blank in Firefox
-The Reports page is completely blank in Firefox. The console shows "TypeError: e is undefined".
-It works in Chrome.
-== 30 sales chloe | Annual vs monthly billing
-What is the price difference between annual and monthly billing on the Professional plan?
-== 36 marketing ines | Happy to take part in a case study
-Your newsletter mentioned you are looking for customers for case studies. Our fund would be
-happy to participate.
-== 42 technical tom | Platform unreachable - emergency maintenance?
-The platform went down about 10 minutes ago: dashboard and API both time out. Is this emergency
-maintenance? There was no notice.
-== 48 general kenji | When is the next monthly maintenance?
-When is the next monthly maintenance, and at what time (UTC)? I need to schedule a large
-transfer and want to avoid being logged out.
-== 55 technical greta <sec cc:compliance | ^
-Any news on the unrecognised login? I have not heard back from compliance either.
-== 62 technical maria | Is the quarterly maintenance postponed?
-I read somewhere that the quarterly deep maintenance was moved. Is the date still the same?
-== 68 sales omar | Pricing for API access
-Is API access included in all plans or priced separately? We expect about 50,000 calls a month.
-"""
+_CAST = _load("cast.toml")  # the people of the story, and the support teams
+_TEAMS: dict[str, str] = _CAST["teams"]
+_GREETINGS: list[str] = _CAST["phrases"]["greetings"]
+_SIGNOFFS: list[str] = _CAST["phrases"]["signoffs"]
+_SENDERS: dict[str, dict[str, Any]] = _CAST["senders"]
+# The story, one mail a block: its format is described at the top of the file.
+_SCRIPT = (_DATA / "story.txt").read_text(encoding="utf-8")
+_BOUNCE = _load("bounce.toml")  # the delivery report a `bounce` in the story makes
 
 
 def demo_window(base: datetime | None = None) -> tuple[datetime, datetime]:
@@ -302,7 +75,7 @@ def _base(base: datetime | None) -> datetime:
 
 def demo_messages(base: datetime | None = None) -> list[tuple[str, bytes]]:
     """The demo set as (function, raw bytes), oldest first, dated from ~61 h before `base` to
-    ~68 h after it. `base` defaults to three days before `db.clock.now()`."""
+    ~68 h after it. `base` defaults to three days before `db.core.clock.now()`."""
     base = _base(base)
     start, _ = demo_window(base)
     fill = {"{day}": f"{start:%A}", "{eve}": f"{start - timedelta(days=1):%A}"}
@@ -363,7 +136,8 @@ def _compose(
     parent: tuple[EmailMessage, str, bytes] | None,
     rng: random.Random,
 ) -> tuple[EmailMessage, str]:
-    name, addr, offset = _SENDERS[who]
+    sender = _SENDERS[who]
+    name, addr, offset = sender["name"], sender["address"], sender["utc_offset"]
     msg = EmailMessage()
     msg["From"] = Address(name, addr_spec=addr)
     team = _TEAMS[function] if index % 3 else ""
@@ -437,151 +211,35 @@ def _fake_pdf(rng: random.Random) -> bytes:
 
 
 def _bounce(index: int, moment: datetime, function: str, original: bytes) -> bytes:
-    """A Postfix-style delivery status notification for `original`: `function@` is an alias and
-    the copy forwarded to a former colleague bounced."""
+    """A Postfix-style delivery status notification for `original` (bounce.toml)."""
     headers = original.split(b"\n\n", 1)[0].decode("ascii")
-    boundary = f"{index:02d}.demo-bounce/mx1.example.net"
-    date, lost = format_datetime(moment), "k.meyer@example.net"
-    return f"""Return-Path: <>
-Date: {date}
-From: Mail Delivery System <MAILER-DAEMON@mx1.example.net>
-To: {function}@valuit.com
-Subject: Undelivered Mail Returned to Sender
-Message-ID: <demo-{index:02d}@mx1.example.net>
-Auto-Submitted: auto-replied
-MIME-Version: 1.0
-Content-Type: multipart/report; report-type=delivery-status;
- boundary="{boundary}"
-
-This is a MIME-encapsulated message.
-
---{boundary}
-Content-Description: Notification
-Content-Type: text/plain; charset=us-ascii
-
-This is the mail system at host mx1.example.net.
-
-I'm sorry to have to inform you that your message could not
-be delivered to one or more recipients.
-
-<{lost}> (expanded from <{function}@valuit.com>): host mx.example.net[192.0.2.25]
-    said: 550 5.1.1 <{lost}>: Recipient address rejected: User unknown
-    (in reply to RCPT TO command)
-
---{boundary}
-Content-Description: Delivery report
-Content-Type: message/delivery-status
-
-Reporting-MTA: dns; mx1.example.net
-Arrival-Date: {date}
-
-Final-Recipient: rfc822; {lost}
-Original-Recipient: rfc822; {function}@valuit.com
-Action: failed
-Status: 5.1.1
-Remote-MTA: dns; mx.example.net
-Diagnostic-Code: smtp; 550 5.1.1 <{lost}>: Recipient address rejected: User unknown
-
---{boundary}
-Content-Description: Undelivered Message Headers
-Content-Type: text/rfc822-headers
-
-{headers}
-
---{boundary}--
-""".encode("ascii")
+    return (
+        _BOUNCE["template"]
+        .format(
+            index=index,
+            date=format_datetime(moment),
+            function=function,
+            lost=_BOUNCE["lost"],
+            boundary=f"{index:02d}.demo-bounce/mx1.example.net",
+            headers=headers,
+        )
+        .encode("ascii")
+    )
 
 
 # ---- generated mail for benchmarks and crash tests ------------------------------------------
 
-_FIRST = (
-    "Zoë Liam Ana Kenji Fatima Lars Chloé Mateo Ingrid Yusuf Priya Tomás Hana Oliver Amélie "
-    "Noah Sofía Jakub Aiko Emeka Marta Björn Leila Ravi Şebnem Dmitri Grace Rūta Olu Mei"
-)
-_LAST = (
-    "Müller Smith García Sato Khan Jensen Dubois Rossi Nowak Öztürk Iyer Silva Kim Brown "
-    "Lefèvre Okafor Novák Ahmed Larsen Costa Fischer Haddad Walsh Łukasiewicz Nakamura Berg"
-)
-_DOMAINS = ("example.com", "example.net", "example.org", "mail.example.com", "fund.example.org")
-_OFFSETS = (-8, -5, -3, 0, 1, 2, 3, 5.5, 8, 9)
-_WEIGHTS = (40, 15, 10, 25, 10)  # technical, sales, compliance, general, marketing
-_SUBJECTS = {
-    "technical": ("Cannot {verb} my {thing}", "The {thing} is not loading since {when}",
-                  "Error when I {verb} the {thing}", "My balance looks wrong after the maintenance",
-                  "Duplicated transaction in my {thing}", "A transaction is missing since {when}"),
-    "sales": ("Pricing for the {plan} plan ({n} seats)", "Quote request: {plan} plan",
-              "Upgrade from {plan} to Enterprise", "Discount for annual billing?"),
-    "compliance": ("GDPR data export request", "KYC verification pending",
-                   "Request for your SOC 2 report", "Data retention question"),
-    "general": ("When is the next monthly maintenance?", "The statement shows a different amount",
-                "Question about my {thing}", "Is access limited during maintenance?"),
-    "marketing": ("Partnership proposal", "Sponsorship opportunity", "Press enquiry",
-                  "Case study participation"),
-}  # fmt: skip
-_SENTENCES = {
-    "technical": (
-        "Since {when} the {thing} shows {amount} instead of {amount2}.",
-        "I have not made any transactions since {when}.",
-        "The {thing} page takes more than {n} seconds to load.",
-        "I already logged out and in again and cleared the browser cache.",
-        'The error message says "{code}".', "The transaction reference is {ref}.",
-        "It happens both in the web app and in the mobile app.",
-        "I tried to {verb} the {thing} twice, with the same result.",
-        "The amount of {amount} appears twice in the list.",
-        "Could you confirm whether this is related to the maintenance?",
-    ),
-    "sales": (
-        "We are a team of {n} people and are considering the {plan} plan.",
-        "Is there a discount for annual billing?", "Could you send us a quote in EUR?",
-        "We would need {n} seats to start with, maybe more next year.",
-        "Is single sign-on included in the {plan} plan?", "Can we try it for a month first?",
-    ),
-    "compliance": (
-        "I would like a copy of all personal data you hold about me.",
-        "Please let me know which documents you need from us.",
-        "How long do you retain transaction records after an account is closed?",
-        "Our auditors ask for your latest SOC 2 report.",
-        "Which sub-processors have access to our data?",
-    ),
-    "general": (
-        "When is the next monthly maintenance scheduled?",
-        "I need to plan a large transfer and would like to avoid the maintenance window.",
-        "Could you please check what happened to my {thing}?",
-        "The {thing} shows {amount}, but I expected {amount2}.",
-        "Will I be logged out during the maintenance?", "Where can I find the release notes?",
-    ),
-    "marketing": (
-        "Our team would love to explore a partnership with Valuit.",
-        "Our audience is about {n},000 finance professionals.",
-        "Would you be interested in a co-hosted webinar?",
-        "I have attached our media kit for reference.", "Could we schedule a short call {when2}?",
-    ),
-    "any": (
-        "This is urgent for us because our month-end close is {when2}.",
-        "A colleague of mine sees exactly the same thing.", "Thanks for looking into this.",
-        "Before the update everything looked fine.", "We would appreciate an answer {when2}.",
-        "Please let me know if you need anything else from me.",
-    ),
-}  # fmt: skip
+_GENERATED = _load("generated.toml")  # what generated mail is made of
+_PEOPLE = _GENERATED["people"]
+_WEIGHTS = [_GENERATED["weights"][function] for function in FUNCTIONS]
+_SUBJECTS: dict[str, list[str]] = _GENERATED["subjects"]
+_SENTENCES: dict[str, list[str]] = _GENERATED["sentences"]
 _POOLS = {function: _SENTENCES[function] + _SENTENCES["any"] for function in FUNCTIONS}
-_SLOTS = {
-    "thing": ("balance", "dashboard", "statement", "transaction history", "portfolio", "export",
-              "invoice", "account", "API key", "report"),
-    "verb": ("open", "download", "export", "update", "verify", "reset", "access"),
-    "when": ("last night", "Sunday", "the maintenance", "yesterday", "this morning", "the update"),
-    "when2": ("on Friday", "tomorrow", "next week", "at the end of the month"),
-    "plan": ("Starter", "Professional", "Enterprise"),
-    "code": ("502 Bad Gateway", "ERR_SESSION_EXPIRED", "Internal Server Error", "Invalid 2FA code"),
-}  # fmt: skip
-_SIZES = {
-    "plain": (200, 2300),
-    "alternative": (800, 6000),
-    "reply": (80, 700),
-    "mixed": (150, 1200),
-}
-_ATTACHMENTS = (("application/pdf", "statement.pdf", b"%PDF-1.4\n"),
-                ("image/png", "screenshot.png", b"\x89PNG\r\n\x1a\n"),
-                ("application/zip", "export.zip", b"PK\x03\x04"))  # fmt: skip
+_SLOTS: dict[str, list[str]] = _GENERATED["slots"]
+_SIZES: dict[str, list[int]] = _GENERATED["sizes"]
+_ATTACHMENTS = [
+    (a["content_type"], a["filename"], bytes.fromhex(a["magic"])) for a in _GENERATED["attachments"]
+]
 _TO = {function: formataddr((team, f"{function}@valuit.com")) for function, team in _TEAMS.items()}
 
 
@@ -658,11 +316,11 @@ def generate(count: int, seed: int = 7) -> Iterator[tuple[str, bytes]]:
 
 
 def _person(rng: random.Random) -> tuple[str, str, timezone, str]:
-    first, last = rng.choice(_FIRST.split()), rng.choice(_LAST.split())
+    first, last = rng.choice(_PEOPLE["first"]), rng.choice(_PEOPLE["last"])
     ascii_name = unicodedata.normalize("NFKD", f"{first}.{last}").encode("ascii", "ignore")
-    addr = f"{ascii_name.decode().lower()}{rng.randint(1, 99)}@{rng.choice(_DOMAINS)}"
+    addr = f"{ascii_name.decode().lower()}{rng.randint(1, 99)}@{rng.choice(_PEOPLE['domains'])}"
     name = f"{first} {last}" if rng.random() < 0.9 else ""
-    tz = timezone(timedelta(hours=rng.choice(_OFFSETS)))
+    tz = timezone(timedelta(hours=rng.choice(_PEOPLE["utc_offsets"])))
     return name, addr, tz, formataddr((name, addr))
 
 

@@ -25,11 +25,11 @@ import sqlite_utils
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginError
 
-from db import sources
-from db.config import Source
-from db.errors import DeskError
-from db.model import Stored
-from db.store import store_batch
+from db.core.config import Source
+from db.core.errors import DeskError
+from db.mailin import sources
+from db.mailin.model import Stored
+from db.mailin.store import store_batch
 from ingest.backoff import Backoff
 from ingest.pipeline import BATCH, Item, Pipeline
 from ingest.progress import LONG_SYNC, Progress

@@ -17,8 +17,8 @@ from pathlib import Path
 
 from watchfiles import watch
 
-from db import sources
-from db.config import Source
+from db.core.config import Source
+from db.mailin import sources
 from ingest.pipeline import Item, Pipeline
 
 log = logging.getLogger("desk.maildir")

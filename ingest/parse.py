@@ -26,8 +26,8 @@ from email.utils import parsedate_to_datetime
 
 from mailparser.utils import receiveds_parsing
 
-from db import clock, compose
-from db.model import Incoming
+from db.core import clock, mailbox
+from db.mailin.model import Incoming
 from ingest import addresses, copies, reports, route
 from ingest.body import MSGID, raw_text, read_body, safe_name
 from ingest.charsets import clean, decode_header_block, decode_words
@@ -99,9 +99,9 @@ def _read_headers(msg: Incoming, headers: Message) -> None:
     msg.to_addrs = [addresses.display(m) for m in to]
     msg.cc_addrs = [addresses.display(m) for m in cc]
     msg.reply_to = [
-        compose.recipient(m.name, real)
+        mailbox.recipient(m.name, real)
         for m in addresses.mailboxes(headers, "reply-to", defects)
-        if (real := compose.real_address(m.addr))
+        if (real := mailbox.real_address(m.addr))
     ]
     delivered = [
         m for field in ("delivered-to", "x-original-to")

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 
 import sqlite_utils
 
-from db import sources
-from db.config import Config, Source
-from db.model import Delivery, Incoming, Stored
-from db.store import store_batch
+from db.core.config import Config, Source
+from db.mailin import sources
+from db.mailin.model import Delivery, Incoming, Stored
+from db.mailin.store import store_batch
 from ingest import route
 from ingest.parse import parse
 

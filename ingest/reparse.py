@@ -3,8 +3,8 @@ healing in the background after an upgrade and on an agent's request.
 
 Messages are read in id order, `CHUNK` at a time: each chunk is parsed outside any transaction
 (the raw bytes never change), then written in one short transaction that re-reads every row
-under the write lock (`db.reparse.heal`), so new mail waits at most one chunk's writes. A crash
-between chunks leaves every message either read again or not yet, each exactly once.
+under the write lock (`db.mailin.reparse.heal`), so new mail waits at most one chunk's writes.
+A crash between chunks leaves every message either read again or not yet, each exactly once.
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ from typing import Any, TextIO
 
 import sqlite_utils
 
-from db import reparse
-from db.connect import open_db
-from db.reparse import Change, Scope
-from db.threads import NEW, NO_TICKET
+from db.core.connect import open_db
+from db.mailin import reparse
+from db.mailin.reparse import Change, Scope
+from db.mailin.threads import NEW, NO_TICKET
 from ingest.parse import PARSER_VERSION, parse
 
 log = logging.getLogger("desk.reparse")

@@ -12,8 +12,8 @@ import re
 from email.message import Message
 from email.utils import collapse_rfc2231_value
 
-from db.inline import DSN_TYPES, MDN_TYPES, unfold_fields
-from db.model import Incoming
+from db.mailin.inline import DSN_TYPES, MDN_TYPES, unfold_fields
+from db.mailin.model import Incoming
 from ingest.body import MAX_PARTS, MSGID, report_text
 
 _ACTION = re.compile(r"^action:[ \t]*([a-z]+)", re.IGNORECASE | re.MULTILINE)

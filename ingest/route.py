@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 
-from db.config import Source
+from db.core.config import Source
 
 _BOUNCE_SENDERS = ("mailer-daemon", "postmaster")
 _BARE_MAILBOX = re.compile(r"^.*<([^<>]*)>.*$")  # "Mail System <postmaster>" -> "postmaster"

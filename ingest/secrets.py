@@ -13,8 +13,8 @@ import subprocess
 import threading
 from dataclasses import dataclass
 
-from db.config import Smtp, Source
-from db.errors import DeskError
+from db.core.config import Smtp, Source
+from db.core.errors import DeskError
 
 log = logging.getLogger("desk.imap")
 COMMAND_TIMEOUT = 60  # a command may ask a keyring or a token endpoint; more is a hang

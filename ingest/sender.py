@@ -23,9 +23,10 @@ from typing import Any
 
 import sqlite_utils
 
-from db import clock, compose, outbox
-from db.config import Smtp
-from db.connect import write
+from db.core import clock, mailbox
+from db.core.config import Smtp
+from db.core.connect import write
+from db.mailout import compose, outbox
 from ingest import backoff, secrets
 
 log = logging.getLogger("desk.sender")
@@ -235,7 +236,7 @@ def check(smtp: Smtp, sender: str, to: str | None) -> str:
                 msgid=compose.message_id(sender), date=clock.now(),
                 headers={"Auto-Submitted": "auto-generated"},
             )  # fmt: skip
-            conn.sendmail(compose.address(sender), [to], test.raw)
+            conn.sendmail(mailbox.address(sender), [to], test.raw)
             said += f"; a test mail to {to} was taken ({test.message_id})"
     finally:
         conn.quit()

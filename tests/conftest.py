@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from db import config as config_module
-from db.connect import open_db
-from db.migrations import FUNCTIONS
+from db.core import config as config_module
+from db.core.connect import open_db
+from db.core.migrations import FUNCTIONS
 from tests.dovecot import dovecot_server  # noqa: F401 - a fixture, for the IMAP tests
 from tests.smtp import smtp_server  # noqa: F401 - a fixture, for the mail-out tests
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from db import config as config_module
-from db.connect import open_db
+from db.core import config as config_module
+from db.core.connect import open_db
 from ingest import daemon
 from tests.conftest import drop, mail, write_config_file
 from tests.smtp import Received, SmtpServer
@@ -172,7 +172,7 @@ def test_an_auto_responder_that_answers_every_mail_gets_one_acknowledgement(
 
 
 def test_a_failing_acknowledgement_never_costs_the_mail(tmp_path, smtp_server, monkeypatch):
-    from db import acks
+    from db.mailin import acks
 
     def broken(*args, **kwargs):
         raise RuntimeError("boom")

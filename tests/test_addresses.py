@@ -15,10 +15,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from rich.console import Console
 
-from db import config as config_module
-from db import replies, tickets
-from db.connect import open_db
-from db.errors import DeskError
+from db.core import config as config_module
+from db.core.connect import open_db
+from db.core.errors import DeskError
+from db.tickets import replies, tickets
 from ingest import daemon
 from ingest.parse import parse
 from tests.conftest import build_config, drop, mail

@@ -11,8 +11,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from rich.console import Console
 
-from db import outbox, tickets
-from db.connect import open_db
+from db.core.connect import open_db
+from db.mailout import outbox
+from db.tickets import tickets
 from ingest import daemon
 from ingest.parse import parse
 from tests.conftest import drop, mail

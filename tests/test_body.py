@@ -13,9 +13,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from rich.console import Console
 
-from db import tickets
-from db.connect import open_db
-from db.invitation import render
+from db.core.connect import open_db
+from db.mailin.invitation import render
+from db.tickets import tickets
 from ingest import daemon
 from ingest.body import MAX_FORWARDED, MAX_PARTS, reflow
 from ingest.parse import parse

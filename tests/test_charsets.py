@@ -12,10 +12,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from rich.console import Console
 
-from db.connect import open_db
-from db.model import Delivery
-from db.store import store_batch
-from db.tickets import thread
+from db.core.connect import open_db
+from db.mailin.model import Delivery
+from db.mailin.store import store_batch
+from db.tickets.tickets import thread
 from ingest.charsets import resolve
 from ingest.parse import parse
 from tui.screens.ticket import message_view

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from db import config
-from db.errors import ConfigError
+from db.core import config
+from db.core.errors import ConfigError
 
 
 def check(tmp_path, text: str) -> str:

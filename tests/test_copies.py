@@ -11,11 +11,12 @@ from typing import Any
 
 import pytest
 
-from db import config as config_module
-from db import sources, stats, tickets
-from db.connect import open_db
-from db.model import Delivery, Stored
-from db.store import store_batch
+from db.core import config as config_module
+from db.core.connect import open_db
+from db.mailin import sources
+from db.mailin.model import Delivery, Stored
+from db.mailin.store import store_batch
+from db.tickets import stats, tickets
 from ingest import daemon
 from ingest.parse import parse
 from tests.conftest import build_config, drop, write_config_file

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 
-from db.connect import open_db
+from db.core.connect import open_db
 from ingest.demo import generate, write_maildir
 from tests.conftest import write_config_file
 

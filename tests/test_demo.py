@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from db import clock
-from db.migrations import FUNCTIONS
+from db.core import clock
+from db.core.migrations import FUNCTIONS
 from ingest.demo import (
     DEMO_BASE,
     demo_messages,

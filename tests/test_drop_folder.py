@@ -9,8 +9,8 @@ import sys
 import threading
 import time
 
-from db import sources
-from db.connect import open_db
+from db.core.connect import open_db
+from db.mailin import sources
 from ingest import daemon, maildir
 from tests.conftest import build_config, drop, mail, write_config_file
 

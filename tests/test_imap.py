@@ -19,10 +19,10 @@ from typing import Any
 
 import pytest
 
-from db import config as config_module
-from db import sources
-from db.connect import open_db
-from db.migrations import FUNCTIONS
+from db.core import config as config_module
+from db.core.connect import open_db
+from db.core.migrations import FUNCTIONS
+from db.mailin import sources
 from ingest import backoff, daemon, demo, secrets
 from tests.dovecot import Dovecot
 

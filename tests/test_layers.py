@@ -1,4 +1,5 @@
-"""The three packages stay honest: db/ imports neither side, ingest/ and tui/ meet only in db/."""
+"""The packages stay honest: db/ imports neither side, ingest/ and tui/ meet only in db/, db/'s
+wings import one way, and no import runs in a circle (the contracts in pyproject.toml)."""
 
 from __future__ import annotations
 

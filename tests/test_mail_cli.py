@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from db import outbox
-from db.config import load
-from db.connect import open_db, write
+from db.core.config import load
+from db.core.connect import open_db, write
+from db.mailout import outbox
 from tests.conftest import write_config_file
 from tests.windows_helpers import commands, desk, desk_json
 from tui.cli import build_parser

@@ -22,10 +22,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from db import clock, outbox, replies
-from db import config as config_module
-from db.connect import open_db
-from db.errors import DeskError
+from db.core import clock
+from db.core import config as config_module
+from db.core.connect import open_db
+from db.core.errors import DeskError
+from db.mailout import outbox
+from db.tickets import replies
 from ingest import daemon, sender
 from tests.conftest import drop, mail, write_config_file
 from tests.smtp import SmtpServer

@@ -9,10 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from db import clock, notice_schedule, outbox, reports, subscribers, windows
-from db.config import Config, load
-from db.connect import open_db, write
-from db.errors import DeskError
+from db.core import clock
+from db.core.config import Config, load
+from db.core.connect import open_db, write
+from db.core.errors import DeskError
+from db.mailout import outbox, subscribers
+from db.maintenance import notice_schedule, reports, windows
 from ingest import daemon
 from tests.conftest import write_config_file
 from tests.smtp import SmtpServer

@@ -7,9 +7,9 @@ import random
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from db.connect import open_db
-from db.model import Delivery
-from db.store import store_batch
+from db.core.connect import open_db
+from db.mailin.model import Delivery
+from db.mailin.store import store_batch
 from ingest import daemon
 from ingest.demo import demo_messages
 from ingest.parse import parse

@@ -20,11 +20,11 @@ from pathlib import Path
 
 import pytest
 
-from db import reparse as db_reparse
-from db import tickets
-from db.connect import open_db
-from db.model import Delivery, Incoming
-from db.store import store_batch
+from db.core.connect import open_db
+from db.mailin import reparse as db_reparse
+from db.mailin.model import Delivery, Incoming
+from db.mailin.store import store_batch
+from db.tickets import tickets
 from ingest import daemon
 from ingest.demo import generate
 from ingest.parse import PARSER_VERSION, parse

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from db.config import Source
+from db.core.config import Source
 from ingest import route
 from ingest.parse import parse
 from tests.conftest import mail

@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from db import migrations
-from db.connect import open_db
+from db.core import migrations
+from db.core.connect import open_db
 
 
 def test_opening_twice_changes_nothing(tmp_path):

@@ -8,8 +8,9 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from db import clock, search, tickets
-from db.connect import open_db
+from db.core import clock
+from db.core.connect import open_db
+from db.tickets import search, tickets
 from tests.tui_helpers import NOW, build_config, fill
 
 

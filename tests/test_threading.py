@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from db.model import Delivery
-from db.store import store_batch
+from db.mailin.model import Delivery
+from db.mailin.store import store_batch
 from ingest.parse import parse
 from tests.conftest import mail
 

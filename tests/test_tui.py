@@ -7,9 +7,10 @@ from datetime import timedelta
 import pytest
 from textual.widgets._toast import Toast
 
-from db import clock, tickets
-from db.connect import open_db, write
-from db.migrations import FUNCTIONS
+from db.core import clock
+from db.core.connect import open_db, write
+from db.core.migrations import FUNCTIONS
+from db.tickets import tickets
 from tests.tui_helpers import (
     HOSTILE,
     NOW,
@@ -221,7 +222,7 @@ async def test_keys_are_remapped_from_the_config(tmp_path, monkeypatch):
 
 
 def test_a_wrong_key_id_is_one_line_naming_file_and_key(tmp_path):
-    from db.errors import ConfigError
+    from db.core.errors import ConfigError
     from tui.settings import load
 
     with pytest.raises(ConfigError) as caught:
@@ -258,7 +259,7 @@ def test_storage_of_many_tickets_reads_one_page(desk):
 
 
 async def test_the_banner_announces_as_far_ahead_as_the_notice_rule_says(tmp_path, monkeypatch):
-    from db import windows
+    from db.maintenance import windows
 
     monkeypatch.setenv("DESK_NOW", NOW)
     config = build_config(tmp_path, maintenance={"announce_hours": 72})
@@ -278,7 +279,7 @@ async def test_the_banner_announces_as_far_ahead_as_the_notice_rule_says(tmp_pat
 async def test_the_banner_shows_word_for_word_what_the_platform_dashboard_tells_users(
     tmp_path, monkeypatch
 ):
-    from db import notices, windows
+    from db.maintenance import notices, windows
 
     monkeypatch.setenv("DESK_NOW", NOW)
     config = build_config(tmp_path)
@@ -307,7 +308,8 @@ async def test_the_banner_shows_word_for_word_what_the_platform_dashboard_tells_
 
 
 async def test_the_status_line_says_when_mail_out_waits_or_failed(tmp_path, monkeypatch):
-    from db import outbox, replies
+    from db.mailout import outbox
+    from db.tickets import replies
     from tui.widgets.status_line import StatusLine
 
     monkeypatch.setenv("DESK_NOW", NOW)

@@ -8,8 +8,8 @@ import json
 import pytest
 from textual.command import CommandList
 
-from db import tickets
-from db.connect import open_db
+from db.core.connect import open_db
+from db.tickets import tickets
 from tests.tui_helpers import (
     NOW,
     add_windows,

@@ -15,9 +15,11 @@ from textual.drivers.headless_driver import HeadlessDriver
 from textual.widgets import TextArea
 from textual.widgets._toast import Toast
 
-from db import clock, outbox, replies, tickets
-from db.connect import open_db, write
-from db.errors import DeskError
+from db.core import clock
+from db.core.connect import open_db, write
+from db.core.errors import DeskError
+from db.mailout import outbox
+from db.tickets import replies, tickets
 from tests.tui_helpers import NOW, add_windows, build_config, deliver, line_text, mail, until
 from tui.app import DeskApp
 from tui.dialogs.choice import ChoiceDialog

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from db import sources
-from db.connect import open_db
+from db.core.connect import open_db
+from db.mailin import sources
 from tests.tui_helpers import NOW, add_windows, build_config, clock_at, fill, until
 from tui.app import DeskApp
 from tui.screens.ticket import TicketScreen

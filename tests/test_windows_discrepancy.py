@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from db import discrepancy
-from db.maintenance import Settings
+from db.maintenance import discrepancy
+from db.maintenance.rule_settings import Settings
 from tests.windows_helpers import desk, desk_json, drop_mail, ingest, ticket, write_config
 
 PATTERNS = discrepancy.vocabulary(Settings())

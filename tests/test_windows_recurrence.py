@@ -8,9 +8,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from db import recurrence
-from db.config import Recurring, parse
-from db.errors import ConfigError
+from db.core.config import Recurring, parse
+from db.core.errors import ConfigError
+from db.maintenance import recurrence
 from tests.windows_helpers import MONTHLY, desk, desk_json, write_config
 
 

@@ -14,13 +14,13 @@ from typing import Any
 
 from textual.pilot import Pilot
 
-from db import clock
-from db import config as config_module
-from db.config import Config
-from db.connect import open_db
-from db.migrations import FUNCTIONS
-from db.model import Delivery
-from db.store import store_batch
+from db.core import clock
+from db.core import config as config_module
+from db.core.config import Config
+from db.core.connect import open_db
+from db.core.migrations import FUNCTIONS
+from db.mailin.model import Delivery
+from db.mailin.store import store_batch
 from ingest.parse import parse
 
 NOW = "2026-11-26T12:00:00Z"
@@ -127,7 +127,7 @@ def line_text(widget: Any, y: int) -> str:
 
 def add_windows(path: Path) -> None:
     """An emergency window in force at NOW and a monthly one starting a day later."""
-    from db import windows
+    from db.maintenance import windows
 
     db = open_db(path)
     with clock_at(clock.iso(clock.parse(NOW) - timedelta(minutes=30))):

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from db.config import Config, load
-from db.connect import open_db
+from db.core.config import Config, load
+from db.core.connect import open_db
 from ingest import daemon
 from tests.conftest import write_config_file
 from tui.cli import main

@@ -12,9 +12,11 @@ from typing import Any
 
 from textual import work
 
-from db import clock, discrepancy, tickets
-from db.errors import DeskError
-from db.migrations import PRIORITIES, STATUSES
+from db.core import clock
+from db.core.errors import DeskError
+from db.core.migrations import PRIORITIES, STATUSES
+from db.maintenance import discrepancy
+from db.tickets import tickets
 from tui import windows
 from tui.dialogs.choice import ChoiceDialog
 from tui.dialogs.text_input import TextDialog

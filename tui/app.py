@@ -9,8 +9,8 @@ from textual import work
 from textual.app import App
 from textual.worker import Worker, WorkerState, get_current_worker
 
-from db.config import Config
-from db.live import Watcher
+from db.core.config import Config
+from db.tickets.live import Watcher
 from tui import keys
 from tui.commands import TicketCommands
 from tui.data import Data

@@ -6,7 +6,7 @@ from functools import partial
 
 from textual.command import Hit, Hits, Provider
 
-from db.migrations import PRIORITIES, STATUSES
+from db.core.migrations import PRIORITIES, STATUSES
 from tui.actions import TicketActions
 
 

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 import sqlite_utils
 
-from db.connect import open_db
+from db.core.connect import open_db
 
 T = TypeVar("T")
 

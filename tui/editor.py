@@ -15,7 +15,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
-from db.errors import DeskError
+from db.core.errors import DeskError
 
 
 def edit(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from db.errors import DeskError
+from db.core.errors import DeskError
 
 
 def save(folder: Path, safe_name: str, data: bytes) -> Path:

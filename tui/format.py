@@ -6,7 +6,7 @@ import html
 import re
 from datetime import datetime, tzinfo
 
-from db import clock
+from db.core import clock
 
 _TAG = re.compile(r"<(script|style)\b.*?</\1\s*>|<[^>]*>", re.IGNORECASE | re.DOTALL)
 _BREAK = re.compile(r"<\s*(br|/p|/div|/li|/tr|/h\d)\b[^>]*>", re.IGNORECASE)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from db.config import load
-from db.connect import open_db
+from db.core.config import load
+from db.core.connect import open_db
 
 
 def open_desk(args: argparse.Namespace) -> int:

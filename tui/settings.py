@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from datetime import tzinfo
 from zoneinfo import ZoneInfo
 
-from db.config import Config, Reader
-from db.migrations import FUNCTIONS
+from db.core.config import Config, Reader
+from db.core.migrations import FUNCTIONS
 from tui.keys import ALL_IDS
 
 

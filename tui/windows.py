@@ -1,7 +1,8 @@
 """Maintenance windows as the desk shows them: the banner's state, hours marked on the volume
 chart, window titles, and the windows a ticket can be linked to.
 
-Windows are read only through issue 4's `db.windows` and `db.discrepancy` API.
+Windows are read only through issue 4's `db.maintenance.windows` and
+`db.maintenance.discrepancy` API.
 """
 
 from __future__ import annotations
@@ -11,8 +12,8 @@ from typing import Any
 
 import sqlite_utils
 
-from db import notices
-from db import windows as windows_db
+from db.maintenance import notices
+from db.maintenance import windows as windows_db
 
 LINKABLE_DAYS = 30  # windows offered for linking: those that ended in the last month or later
 

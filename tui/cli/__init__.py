@@ -12,7 +12,7 @@ import signal
 import sys
 from importlib import import_module
 
-from db.errors import DeskError
+from db.core.errors import DeskError
 
 SUBCOMMANDS = (
     "tui.cli.stats",

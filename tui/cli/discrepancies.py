@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from db import clock, discrepancy
+from db.core import clock
+from db.maintenance import discrepancy
 from tui import safe
 from tui.cli import ops
 

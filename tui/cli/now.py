@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from db import clock, in_force
+from db.core import clock
+from db.maintenance import in_force
 from tui import safe
 from tui.cli import ops
 

@@ -14,10 +14,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import sqlite_utils
 
-from db import clock, recurrence, windows
-from db.config import Config, load
-from db.connect import open_db
-from db.errors import DeskError
+from db.core import clock
+from db.core.config import Config, load
+from db.core.connect import open_db
+from db.core.errors import DeskError
+from db.maintenance import recurrence, windows
 from tui import safe
 
 JSON_HELP = "print JSON for scripts"

@@ -14,9 +14,9 @@ from typing import Any
 
 import sqlite_utils
 
-from db import outbox
-from db.config import Config
-from db.migrations import OUTBOX_STATUSES
+from db.core.config import Config
+from db.core.migrations import OUTBOX_STATUSES
+from db.mailout import outbox
 from tui import safe
 from tui.cli import ops
 

@@ -6,8 +6,8 @@ import argparse
 import shlex
 import sys
 
-from db.config import find, load
-from db.errors import DeskError
+from db.core.config import find, load
+from db.core.errors import DeskError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

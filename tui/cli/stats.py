@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import argparse
 
-from db.config import load
-from db.connect import open_db
-from db.stats import summary
+from db.core.config import load
+from db.core.connect import open_db
+from db.tickets.stats import summary
 from tui.cli import ops
 from tui.safe import visible
 

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import sqlite_utils
 
-from db import subscribers
-from db.config import Config
-from db.errors import DeskError
+from db.core.config import Config
+from db.core.errors import DeskError
+from db.mailout import subscribers
 from tui import safe
 from tui.cli import ops
 

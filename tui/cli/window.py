@@ -10,9 +10,11 @@ import argparse
 from datetime import timedelta
 from typing import Any
 
-from db import clock, notices, outbox, subscribers, windows
-from db.errors import DeskError
-from db.migrations import UPDATE_TYPES
+from db.core import clock
+from db.core.errors import DeskError
+from db.core.migrations import UPDATE_TYPES
+from db.mailout import outbox, subscribers
+from db.maintenance import notices, windows
 from tui import safe
 from tui.cli import ops, window_docs
 from tui.cli.outbox import mailed, warn_unsent

@@ -14,10 +14,12 @@ from pathlib import Path
 import icalendar
 import sqlite_utils
 
-from db import clock, notices, outbox, recurrence, reports, subscribers, windows
-from db.config import Config, load
-from db.errors import DeskError
-from db.migrations import NOTICE_KINDS
+from db.core import clock
+from db.core.config import Config, load
+from db.core.errors import DeskError
+from db.core.migrations import NOTICE_KINDS
+from db.mailout import outbox, subscribers
+from db.maintenance import notices, recurrence, reports, windows
 from tui import editor
 from tui.cli import ops
 from tui.cli.outbox import mailed, warn_unsent

@@ -13,7 +13,11 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Static, Tab, Tabs
 
-from db import clock, discrepancy, outbox, search, sources, tickets
+from db.core import clock
+from db.mailin import sources
+from db.mailout import outbox
+from db.maintenance import discrepancy
+from db.tickets import search, tickets
 from tui import keys, safe, windows
 from tui.actions import TicketActions
 from tui.dialogs.search import SearchDialog

@@ -21,9 +21,10 @@ from textual.screen import Screen
 from textual.widgets import Footer, Input, Label, Static, TextArea
 from textual.worker import Worker, WorkerState
 
-from db import compose, replies
-from db.config import Canned
-from db.errors import DeskError
+from db.core.config import Canned
+from db.core.errors import DeskError
+from db.mailout import compose
+from db.tickets import replies
 from tui import editor, keys, safe
 from tui.dialogs.choice import ChoiceDialog
 from tui.dialogs.confirm import ConfirmDialog

@@ -17,8 +17,10 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from db import invitation, outbox, reparse, tickets
-from db.errors import DeskError
+from db.core.errors import DeskError
+from db.mailin import invitation, reparse
+from db.mailout import outbox
+from db.tickets import tickets
 from tui import files, keys, safe
 from tui.actions import TicketActions
 from tui.dialogs.audit import AuditDialog
@@ -30,7 +32,7 @@ from tui.screens.reply import ReplyScreen
 from tui.widgets.preview import body_of, facts, requester
 
 MAX_BODY = 200_000  # a pathological body is cut on screen; the stored message keeps it all
-# How the thread names a message's kind (db/migrations.py MESSAGE_KINDS); a person's has none.
+# How the thread names a message's kind (db/core/migrations.py MESSAGE_KINDS); a person's has none.
 KIND_LABELS = {
     "list": "via list",
     "auto-reply": "auto-reply",

@@ -11,7 +11,7 @@ from typing import Any
 from rich.text import Text
 from textual.widgets import Static
 
-from db import clock
+from db.core import clock
 from tui import safe
 from tui.format import local
 

@@ -20,7 +20,8 @@ from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from db import clock, search, tickets
+from db.core import clock
+from db.tickets import search, tickets
 from tui import keys, safe
 from tui.format import age
 from tui.messages import ListLoaded, PageLoaded

@@ -1,0 +1,63 @@
+"""Opening the database: pragmas every connection needs, migration on open, write transactions.
+
+Every process (the daemon, each `desk`) opens its own connections; SQLite in WAL mode lets
+readers go on while one writer commits. Writes are short `BEGIN IMMEDIATE` transactions so a
+writer takes the lock up front instead of failing half-way when another one holds it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import sqlite_utils
+
+from db.core import migrations
+
+BUSY_TIMEOUT_MS = 30_000
+# Writers in one process queue here rather than in SQLite's busy handler, which sleeps in
+# growing steps (up to 100 ms) and so idles the lock between short transactions. Re-entrant, so
+# a nested write() fails loudly in SQLite ("transaction within a transaction") instead of hanging.
+_PROCESS_WRITE_LOCK = threading.RLock()
+
+
+def open_db(path: str | Path, *, migrate: bool = True) -> sqlite_utils.Database:
+    """Open (creating if needed) the database at `path`, ready for use."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
+    db = sqlite_utils.Database(conn)
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    conn.execute("PRAGMA foreign_keys = ON")
+    # NORMAL is durable in WAL mode except for the last commit on power loss, never corrupting;
+    # a message lost that way is re-read, because its source is only marked after commit.
+    conn.execute("PRAGMA synchronous = NORMAL")
+    if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+        with contextlib.suppress(sqlite3.OperationalError):
+            # Another process may be switching it at this very moment; either way it ends WAL.
+            conn.execute("PRAGMA journal_mode = WAL")
+    if migrate:
+        migrations.migrate(db)
+    return db
+
+
+@contextlib.contextmanager
+def write(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
+    """One write transaction, holding the write lock from its first statement.
+
+    sqlite-utils operations inside nest as savepoints, so they commit with this block or not
+    at all.
+    """
+    with _PROCESS_WRITE_LOCK:
+        db.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            if db.conn.in_transaction:
+                db.conn.execute("ROLLBACK")
+            raise
+        else:
+            db.conn.execute("COMMIT")

@@ -1,0 +1,385 @@
+"""Schema and its migrations: one function per change, numbered by `PRAGMA user_version`.
+
+`migrate()` is safe on every start and from several processes at once: it takes the write
+lock, re-reads the version under it, and applies only what is missing, all in one transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import sqlite_utils
+
+FUNCTIONS = ("technical", "sales", "compliance", "general", "marketing")
+STATUSES = ("new", "open", "pending", "resolved", "closed")
+PRIORITIES = ("low", "normal", "high", "urgent")
+KINDS = ("normal", "discrepancy")
+WINDOW_KINDS = ("monthly", "quarterly", "emergency", "adhoc")
+UPDATE_TYPES = ("feature", "security", "performance")
+NOTICE_KINDS = (
+    "announcement", "reminder", "change", "start", "completion", "cancellation", "report",
+)  # fmt: skip
+OUTBOX_KINDS = ("reply", "ack", "notice")
+OUTBOX_STATUSES = ("queued", "sending", "sent", "failed", "cancelled")
+NOTICE_CHANNELS = ("email", "banner")
+# A message's kind: written by a person (directly, or through a mailing list), or by a machine.
+MESSAGE_KINDS = ("", "list", "auto-reply", "bounce", "delay", "read-receipt")
+
+
+def _in(values: tuple[str, ...]) -> str:
+    return "(" + ", ".join(f"'{v}'" for v in values) + ")"
+
+
+# The notice kinds of schema v2; v3 added "change" and "report".
+_V2_NOTICE_KINDS = ("announcement", "reminder", "start", "completion", "cancellation")
+
+
+def _notice_table(name: str, kinds: tuple[str, ...]) -> str:
+    """The notice ledger's table: SQLite cannot change a CHECK, so v3 rebuilds it."""
+    return f"""CREATE TABLE {name} (
+            id INTEGER PRIMARY KEY,
+            window_id INTEGER NOT NULL REFERENCES window (id) ON DELETE CASCADE,
+            revision INTEGER NOT NULL,
+            kind TEXT NOT NULL CHECK (kind IN {_in(kinds)}),
+            channel TEXT NOT NULL CHECK (channel IN {_in(NOTICE_CHANNELS)}),
+            subject TEXT NOT NULL DEFAULT '',
+            body TEXT NOT NULL,
+            rendered_at TEXT NOT NULL,
+            issued_by TEXT NOT NULL,
+            superseded INTEGER NOT NULL DEFAULT 0,
+            UNIQUE (window_id, revision, kind, channel)
+        )"""
+
+
+def _v1_core(db: sqlite_utils.Database) -> None:
+    """Tickets, messages, attachments, audit trail, source checkpoints and the search index."""
+    db.executescript(
+        f"""
+        CREATE TABLE ticket (
+            id INTEGER PRIMARY KEY,
+            subject TEXT NOT NULL DEFAULT '',
+            requester_addr TEXT NOT NULL DEFAULT '',
+            requester_name TEXT NOT NULL DEFAULT '',
+            function TEXT NOT NULL CHECK (function IN {_in(FUNCTIONS)}),
+            status TEXT NOT NULL DEFAULT 'new' CHECK (status IN {_in(STATUSES)}),
+            priority TEXT NOT NULL DEFAULT 'normal' CHECK (priority IN {_in(PRIORITIES)}),
+            assignee TEXT,
+            tags TEXT NOT NULL DEFAULT '[]',
+            kind TEXT NOT NULL DEFAULT 'normal' CHECK (kind IN {_in(KINDS)}),
+            kind_set_by TEXT CHECK (kind_set_by IN ('rule', 'agent')),
+            unparsed INTEGER NOT NULL DEFAULT 0,
+            message_count INTEGER NOT NULL DEFAULT 0,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            last_message_at TEXT NOT NULL,
+            first_response_due TEXT,
+            version INTEGER NOT NULL DEFAULT 1
+        );
+        CREATE INDEX ticket_last_message ON ticket (last_message_at DESC);
+        CREATE INDEX ticket_status ON ticket (status, last_message_at DESC);
+
+        CREATE TABLE ticket_function (
+            ticket_id INTEGER NOT NULL REFERENCES ticket (id) ON DELETE CASCADE,
+            function TEXT NOT NULL CHECK (function IN {_in(FUNCTIONS)}),
+            PRIMARY KEY (ticket_id, function)
+        ) WITHOUT ROWID;
+        CREATE INDEX ticket_function_by_function ON ticket_function (function, ticket_id);
+
+        CREATE TABLE ticket_participant (
+            ticket_id INTEGER NOT NULL REFERENCES ticket (id) ON DELETE CASCADE,
+            addr TEXT NOT NULL,
+            PRIMARY KEY (ticket_id, addr)
+        ) WITHOUT ROWID;
+
+        CREATE TABLE message (
+            id INTEGER PRIMARY KEY,
+            sha256 TEXT NOT NULL UNIQUE,
+            size INTEGER NOT NULL,
+            ticket_id INTEGER REFERENCES ticket (id),
+            function TEXT NOT NULL,
+            functions TEXT NOT NULL DEFAULT '[]',
+            source TEXT NOT NULL,
+            received_at TEXT NOT NULL,
+            ingested_at TEXT NOT NULL,
+            message_id TEXT,
+            in_reply_to TEXT,
+            refs TEXT NOT NULL DEFAULT '[]',
+            from_addr TEXT NOT NULL DEFAULT '',
+            from_name TEXT NOT NULL DEFAULT '',
+            to_addrs TEXT NOT NULL DEFAULT '',
+            cc_addrs TEXT NOT NULL DEFAULT '',
+            subject TEXT NOT NULL DEFAULT '',
+            date_header TEXT NOT NULL DEFAULT '',
+            sent_at TEXT,
+            headers TEXT NOT NULL DEFAULT '',
+            body_text TEXT NOT NULL DEFAULT '',
+            body_html TEXT NOT NULL DEFAULT '',
+            charset_declared TEXT NOT NULL DEFAULT '',
+            charset_used TEXT NOT NULL DEFAULT '',
+            auto TEXT NOT NULL DEFAULT '' CHECK (auto IN ('', 'auto-reply', 'bounce')),
+            thread_rule TEXT NOT NULL DEFAULT '',
+            parse_error TEXT,
+            defects TEXT NOT NULL DEFAULT '[]'
+        );
+        CREATE INDEX message_message_id ON message (message_id);
+        CREATE INDEX message_ticket ON message (ticket_id, received_at);
+        CREATE INDEX message_received ON message (received_at);
+
+        CREATE TABLE raw_message (
+            message_id INTEGER PRIMARY KEY REFERENCES message (id) ON DELETE CASCADE,
+            raw BLOB NOT NULL
+        );
+
+        CREATE TABLE message_location (
+            source TEXT NOT NULL,
+            key TEXT NOT NULL,
+            message_id INTEGER NOT NULL REFERENCES message (id) ON DELETE CASCADE,
+            PRIMARY KEY (source, key)
+        ) WITHOUT ROWID;
+
+        CREATE TABLE attachment (
+            id INTEGER PRIMARY KEY,
+            message_id INTEGER NOT NULL REFERENCES message (id) ON DELETE CASCADE,
+            position INTEGER NOT NULL,
+            display_name TEXT NOT NULL,
+            safe_name TEXT NOT NULL,
+            content_type TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            sha256 TEXT NOT NULL,
+            data BLOB NOT NULL
+        );
+        CREATE INDEX attachment_message ON attachment (message_id);
+
+        CREATE TABLE ticket_event (
+            id INTEGER PRIMARY KEY,
+            ticket_id INTEGER NOT NULL REFERENCES ticket (id) ON DELETE CASCADE,
+            at TEXT NOT NULL,
+            actor TEXT NOT NULL,
+            action TEXT NOT NULL,
+            detail TEXT NOT NULL DEFAULT '{{}}'
+        );
+        CREATE INDEX ticket_event_ticket ON ticket_event (ticket_id, id);
+
+        CREATE TABLE source_state (
+            name TEXT PRIMARY KEY,
+            kind TEXT NOT NULL,
+            function TEXT NOT NULL,
+            state TEXT NOT NULL DEFAULT 'starting',
+            uidvalidity INTEGER,
+            last_uid INTEGER NOT NULL DEFAULT 0,
+            last_success TEXT,
+            last_error TEXT,
+            last_error_at TEXT,
+            server_count INTEGER,
+            stored_count INTEGER NOT NULL DEFAULT 0,
+            updated_at TEXT NOT NULL
+        );
+
+        CREATE TABLE message_failure (
+            source TEXT NOT NULL,
+            key TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 1,
+            error TEXT NOT NULL,
+            first_at TEXT NOT NULL,
+            last_at TEXT NOT NULL,
+            skipped INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (source, key)
+        ) WITHOUT ROWID;
+        """
+    )
+    # The index covers what an agent searches for; triggers keep it in step with `message`.
+    db["message"].enable_fts(
+        ["subject", "from_name", "from_addr", "body_text"],
+        fts_version="FTS5",
+        create_triggers=True,
+        tokenize="unicode61 remove_diacritics 2",
+    )
+
+
+def _v2_windows(db: sqlite_utils.Database) -> None:
+    """Maintenance windows, their audit trail and notice ledger, and tickets linked to them."""
+    script = f"""
+        CREATE TABLE window (
+            id INTEGER PRIMARY KEY,
+            title TEXT NOT NULL,
+            kind TEXT NOT NULL CHECK (kind IN {_in(WINDOW_KINDS)}),
+            update_type TEXT NOT NULL CHECK (update_type IN {_in(UPDATE_TYPES)}),
+            description TEXT NOT NULL DEFAULT '',
+            start_at TEXT NOT NULL,
+            end_at TEXT NOT NULL,
+            zone TEXT NOT NULL,
+            features TEXT NOT NULL DEFAULT '[]',
+            release_notes TEXT NOT NULL DEFAULT '',
+            nature TEXT NOT NULL DEFAULT '',
+            expected_minutes INTEGER,
+            announced_at TEXT,
+            forced_reason TEXT,
+            cancelled_at TEXT,
+            completed_at TEXT,
+            -- When it really ended (or will): completing early moves the verification period.
+            ends_at TEXT GENERATED ALWAYS AS (coalesce(completed_at, end_at)) VIRTUAL,
+            rule TEXT,
+            occurrence TEXT,
+            flags TEXT NOT NULL DEFAULT '[]',
+            report TEXT,
+            report_written_at TEXT,
+            report_by TEXT,
+            revision INTEGER NOT NULL DEFAULT 1,
+            created_at TEXT NOT NULL,
+            created_by TEXT NOT NULL,
+            CHECK (end_at > start_at),
+            UNIQUE (rule, occurrence)
+        );
+        CREATE INDEX window_start ON window (start_at);
+        CREATE INDEX window_ends ON window (ends_at);
+
+        CREATE TABLE window_event (
+            id INTEGER PRIMARY KEY,
+            window_id INTEGER NOT NULL REFERENCES window (id) ON DELETE CASCADE,
+            at TEXT NOT NULL,
+            actor TEXT NOT NULL,
+            revision INTEGER NOT NULL,
+            action TEXT NOT NULL,
+            detail TEXT NOT NULL DEFAULT '{{}}'
+        );
+        CREATE INDEX window_event_window ON window_event (window_id, id);
+
+        {_notice_table("notice", _V2_NOTICE_KINDS)};
+
+        -- One row: the maintenance settings the daemon classifies mail with, as last synced
+        -- from config.toml, so every process judges mail alike.
+        CREATE TABLE maintenance_setting (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            data TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+
+        ALTER TABLE ticket ADD COLUMN window_id INTEGER REFERENCES window (id);
+        ALTER TABLE ticket ADD COLUMN during_window_id INTEGER REFERENCES window (id);
+        CREATE INDEX ticket_window ON ticket (window_id);
+        CREATE INDEX ticket_during_window ON ticket (during_window_id);
+        CREATE INDEX ticket_kind ON ticket (kind, status);
+        CREATE INDEX ticket_created ON ticket (created_at)
+        """
+    # Statement by statement: `executescript` would COMMIT first and let another process migrate
+    # at the same time; these statements hold no ';' of their own.
+    for statement in script.split(";"):
+        db.execute(statement)
+
+
+def _v3_mail_out(db: sqlite_utils.Database) -> None:
+    """Mail out: the outbox, notice subscribers, outgoing messages in the thread, the first
+    response time, and two more notice kinds (a change of schedule, the post-maintenance report).
+    """
+    script = f"""
+        {_notice_table("notice_v3", NOTICE_KINDS)};
+        INSERT INTO notice_v3 SELECT * FROM notice;
+        DROP TABLE notice;
+        ALTER TABLE notice_v3 RENAME TO notice;
+
+        -- Every mail we send, written in the transaction of the action that causes it and sent
+        -- by the daemon. `dedupe` names what the mail is, so the same cause never queues twice.
+        CREATE TABLE outbox (
+            id INTEGER PRIMARY KEY,
+            kind TEXT NOT NULL CHECK (kind IN {_in(OUTBOX_KINDS)}),
+            dedupe TEXT NOT NULL UNIQUE,
+            message_id TEXT NOT NULL UNIQUE,
+            ticket_id INTEGER REFERENCES ticket (id) ON DELETE SET NULL,
+            notice_id INTEGER REFERENCES notice (id) ON DELETE SET NULL,
+            window_id INTEGER REFERENCES window (id) ON DELETE SET NULL,
+            mail_from TEXT NOT NULL,
+            rcpt TEXT NOT NULL,
+            cc TEXT NOT NULL DEFAULT '[]',
+            subject TEXT NOT NULL DEFAULT '',
+            raw BLOB NOT NULL,
+            status TEXT NOT NULL DEFAULT 'queued' CHECK (status IN {_in(OUTBOX_STATUSES)}),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at TEXT NOT NULL,
+            last_error TEXT,
+            created_at TEXT NOT NULL,
+            created_by TEXT NOT NULL,
+            sent_at TEXT
+        );
+        CREATE INDEX outbox_due ON outbox (status, next_attempt_at);
+        CREATE INDEX outbox_rcpt ON outbox (rcpt, kind, created_at);
+        CREATE INDEX outbox_ticket ON outbox (ticket_id);
+        CREATE INDEX outbox_window ON outbox (window_id, status);
+        CREATE INDEX outbox_notice ON outbox (notice_id);
+
+        CREATE TABLE subscriber (
+            addr TEXT PRIMARY KEY,
+            name TEXT NOT NULL DEFAULT '',
+            added_at TEXT NOT NULL,
+            added_by TEXT NOT NULL
+        );
+
+        ALTER TABLE message ADD COLUMN direction TEXT NOT NULL DEFAULT 'in'
+            CHECK (direction IN ('in', 'out'));
+        ALTER TABLE message ADD COLUMN outbox_id INTEGER REFERENCES outbox (id);
+        ALTER TABLE ticket ADD COLUMN first_response_at TEXT
+        """
+    for statement in script.split(";"):
+        db.execute(statement)
+
+
+def _v4_mail_reading(db: sqlite_utils.Database) -> None:
+    """Reading mail as a mail client does: the precise kind of a message (a person, a person
+    through a list, an auto-reply, a bounce, a delay notice, a read receipt), Reply-To, the
+    mails forwarded inside it, when a read receipt came for it, the copy key that makes one
+    mail fetched from several mailboxes one message, and the parser version that read it (so
+    `desk-ingest --reparse` knows what to read again). A ticket opened by a person's mail that
+    came through a mailing list is marked `via_list`, for the list to show without a join. An
+    attachment marked `inline` is shown in the thread after its message's body (`db.mailin.inline`).
+
+    `auto` stays the coarse class every query filters on ('' = a person wrote it); `kind` is
+    the precise one. A table rebuild to widen `auto`'s CHECK would have to rebuild the
+    full-text index and its triggers over every message.
+    """
+    script = f"""
+        ALTER TABLE message ADD COLUMN kind TEXT NOT NULL DEFAULT ''
+            CHECK (kind IN {_in(MESSAGE_KINDS)});
+        UPDATE message SET kind = auto;
+        ALTER TABLE message ADD COLUMN reply_to TEXT NOT NULL DEFAULT '';
+        ALTER TABLE message ADD COLUMN forwarded TEXT NOT NULL DEFAULT '[]';
+        ALTER TABLE message ADD COLUMN read_at TEXT;
+        ALTER TABLE message ADD COLUMN copy_key TEXT;
+        ALTER TABLE message ADD COLUMN parser_version INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE ticket ADD COLUMN via_list INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE attachment ADD COLUMN inline INTEGER NOT NULL DEFAULT 0;
+        CREATE INDEX message_copy_key ON message (copy_key) WHERE copy_key IS NOT NULL;
+        CREATE INDEX message_parser_version ON message (parser_version)
+        """
+    for statement in script.split(";"):
+        db.execute(statement)
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
+    _v1_core, _v2_windows, _v3_mail_out, _v4_mail_reading,
+]  # fmt: skip
+
+
+def version(db: sqlite_utils.Database) -> int:
+    return db.execute("PRAGMA user_version").fetchone()[0]
+
+
+def migrate(db: sqlite_utils.Database) -> int:
+    """Bring the schema to the newest version; return it."""
+    if version(db) == len(MIGRATIONS):
+        return len(MIGRATIONS)
+    db.conn.execute("BEGIN IMMEDIATE")
+    try:
+        current = version(db)
+        if current > len(MIGRATIONS):
+            raise RuntimeError(
+                f"the database is at schema version {current}, newer than this program "
+                f"({len(MIGRATIONS)}); upgrade valuit-desk"
+            )
+        for number, step in enumerate(MIGRATIONS[current:], start=current + 1):
+            step(db)
+            db.conn.execute(f"PRAGMA user_version = {number}")
+    except BaseException:
+        if db.conn.in_transaction:
+            db.conn.execute("ROLLBACK")
+        raise
+    db.conn.execute("COMMIT")
+    return len(MIGRATIONS)

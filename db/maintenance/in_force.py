@@ -1,0 +1,35 @@
+"""What is in force at a moment: active windows, the next ones, overdue reports, open
+discrepancy reports. `desk now` prints it; the desk's header can show the same."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import sqlite_utils
+
+from db.core import clock
+from db.maintenance import discrepancy, reports, windows
+
+CLEAR, ACTIVE, UPCOMING = "clear", "active", "upcoming"
+
+
+def summary(
+    db: sqlite_utils.Database, *, within_hours: float = 48.0, zone: str | None = None
+) -> dict[str, Any]:
+    """The state (`active` beats `upcoming` beats `clear`) and what makes it so."""
+    now = clock.now()
+    soon = now + timedelta(hours=within_hours)
+    current = windows.listing(db, ending_after=now)
+    active = [w for w in current if w.status(now) == "active"]
+    upcoming = [w for w in current if w.status(now) in ("planned", "announced") and w.start <= soon]
+    state = ACTIVE if active else UPCOMING if upcoming else CLEAR
+    return {
+        "now": clock.iso(now),
+        "state": state,
+        "within_hours": within_hours,
+        "active": [w.as_dict(now, zone) for w in active],
+        "upcoming": [w.as_dict(now, zone) for w in upcoming],
+        "overdue_reports": [w.as_dict(now, zone) for w in reports.overdue(db, now)],
+        "open_discrepancies": discrepancy.listing(db, open_only=True),
+    }
