@@ -29,7 +29,7 @@ def test_pragmas_every_connection_relies_on(tmp_path):
 
 def test_several_processes_creating_the_schema_at_once_all_succeed(tmp_path):
     path = tmp_path / "race.db"
-    code = f"from db.connect import open_db; open_db({str(path)!r})"
+    code = f"from db.core.connect import open_db; open_db({str(path)!r})"
     procs = [
         subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE) for _ in range(6)
     ]
