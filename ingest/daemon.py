@@ -23,7 +23,7 @@ from collections.abc import Callable
 from concurrent.futures import Executor
 from contextlib import closing
 
-from db.core import clock
+from db.core import clock, privacy
 from db.core.config import Config, Source, load
 from db.core.connect import open_db
 from db.core.errors import DeskError
@@ -117,7 +117,7 @@ def _reparse_thread(config: Config, stop: threading.Event, once: bool) -> None:
 def run(config: Config, *, once: bool, stop: threading.Event | None = None) -> bool:
     """Run every source until `stop` (or, with `once`, until each is read); False if one failed."""
     stop = stop or threading.Event()
-    db = open_db(config.database)
+    db = open_db(config.database, access=config.database_access)
     for source in config.sources:
         sources.register(db, source.name, source.kind, source.function)
     recurrence.sync(db, config.maintenance)  # the rules ingest classifies with, and windows
@@ -281,6 +281,8 @@ def main(argv: list[str] | None = None) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     log.info("starting with %d source(s), database %s", len(config.sources), config.database)
+    for line in privacy.warnings(config.database, config.database_access):
+        log.warning("%s", line)
     try:
         ok = run(config, once=args.once, stop=stop)
     except DeskError as exc:

@@ -9,6 +9,7 @@ from textual import work
 from textual.app import App
 from textual.worker import Worker, WorkerState, get_current_worker
 
+from db.core import privacy
 from db.core.config import Config
 from db.tickets.live import Watcher
 from tui import keys
@@ -41,6 +42,8 @@ class DeskApp(App):
         self.set_keymap(self.settings.keys)
         self.push_screen(MainScreen())
         self.watch_database()
+        for line in privacy.warnings(self.config.database, self.config.database_access):
+            self.notify(line, title="Privacy on disk", severity="warning", timeout=30, markup=False)
 
     @work(thread=True, group="watch", exit_on_error=False)
     def watch_database(self) -> None:

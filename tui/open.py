@@ -14,6 +14,8 @@ def open_desk(args: argparse.Namespace) -> int:
 
     config = load(args.config)
     settings = load_settings(config)  # a config mistake stops here, before the screen changes
-    open_db(config.database).close()  # create or migrate before the app's workers start
+    open_db(
+        config.database, access=config.database_access
+    ).close()  # create or migrate before the app's workers start
     DeskApp(config, settings).run()
     return 0

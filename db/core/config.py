@@ -18,9 +18,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dateutil import rrule
 
-from db.core.errors import ConfigError
+from db.core.errors import ConfigError, DeskError
 from db.core.mailbox import address, parse_mailbox, recipient
 from db.core.migrations import FUNCTIONS, UPDATE_TYPES
+from db.core.privacy import OWNER_ONLY, Access, group_id
 
 SOURCE_KINDS = ("maildir", "imap")
 SECURITY = ("tls", "starttls", "none")
@@ -133,6 +134,7 @@ class Config:
     path: Path
     database: Path
     sources: tuple[Source, ...]
+    database_access: Access = OWNER_ONLY  # `[database] mode` and `group`
     addresses: dict[str, str] = field(default_factory=dict)
     log_level: str = "info"
     timezone: str = ""
@@ -561,6 +563,23 @@ def _mail_out(path: Path, data: dict[str, Any], addresses: dict[str, str]) -> Ma
     )
 
 
+def _access(r: Reader) -> Access:
+    """`[database] mode` (an octal string that lets the owner read and write) and `group`."""
+    mode = r.table.get("mode", "0600")
+    if not isinstance(mode, str) or not re.fullmatch(r"0?[0-7]{3}", mode):
+        r.fail("mode", f'{mode!r} is not an octal permission such as "0600" or "0640"')
+    value = int(mode, 8)
+    if value & 0o600 != 0o600:
+        r.fail("mode", f'{mode!r} must let the owner read and write (e.g. "0600")')
+    group = r.get("group", str, "")
+    if group:
+        try:
+            group_id(group)
+        except DeskError as exc:
+            r.fail("group", f"{exc.message}; create it (groupadd {group}) or remove the key")
+    return Access(value, group)
+
+
 def parse(data: dict[str, Any], path: Path) -> Config:
     """Check a parsed TOML document; `path` is named in errors and anchors relative paths."""
     top = Reader(path, "database", data.get("database", {}))
@@ -579,6 +598,7 @@ def parse(data: dict[str, Any], path: Path) -> Config:
         path=path,
         database=database,
         sources=sources,
+        database_access=_access(top),
         addresses=addresses,
         log_level=ingest.choice("log_level", LOG_LEVELS, "info"),
         timezone=timezone,

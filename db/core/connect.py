@@ -15,7 +15,7 @@ from pathlib import Path
 
 import sqlite_utils
 
-from db.core import migrations
+from db.core import migrations, privacy
 
 BUSY_TIMEOUT_MS = 30_000
 # Writers in one process queue here rather than in SQLite's busy handler, which sleeps in
@@ -24,10 +24,17 @@ BUSY_TIMEOUT_MS = 30_000
 _PROCESS_WRITE_LOCK = threading.RLock()
 
 
-def open_db(path: str | Path, *, migrate: bool = True) -> sqlite_utils.Database:
-    """Open (creating if needed) the database at `path`, ready for use."""
+def open_db(
+    path: str | Path, *, migrate: bool = True, access: privacy.Access = privacy.OWNER_ONLY
+) -> sqlite_utils.Database:
+    """Open (creating if needed) the database at `path`, ready for use.
+
+    A new database (and its folder) is made with `access`, owner-only unless the configuration
+    says otherwise (`Config.database_access`); an existing one is left as it is. Raises DeskError
+    if the configured group cannot be given.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    privacy.create(path, access)  # before SQLite, which would create it as the umask says
     conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
     db = sqlite_utils.Database(conn)
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")

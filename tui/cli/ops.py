@@ -27,7 +27,7 @@ JSON_HELP = "print JSON for scripts"
 def open_synced(args: argparse.Namespace) -> tuple[Config, sqlite_utils.Database]:
     """The config and the database, with recurring windows materialised and settings saved."""
     config = load(args.config)
-    db = open_db(config.database)
+    db = open_db(config.database, access=config.database_access)
     recurrence.sync(db, config.maintenance)
     return config, db
 
@@ -35,7 +35,7 @@ def open_synced(args: argparse.Namespace) -> tuple[Config, sqlite_utils.Database
 def opened(args: argparse.Namespace) -> tuple[Config, sqlite_utils.Database]:
     """The config and the database as they are, for commands that are not about windows."""
     config = load(args.config)
-    return config, open_db(config.database)
+    return config, open_db(config.database, access=config.database_access)
 
 
 def actor() -> str:

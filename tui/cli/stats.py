@@ -24,7 +24,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    db = open_db(load(args.config).database)
+    config = load(args.config)
+    db = open_db(config.database, access=config.database_access)
     data = summary(db)
     if args.json:
         ops.print_json(data)
