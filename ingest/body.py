@@ -28,7 +28,6 @@ import hashlib
 import html
 import mimetypes
 import re
-import unicodedata
 from dataclasses import dataclass, field
 from datetime import UTC
 from email import policy
@@ -37,6 +36,7 @@ from email.message import Message
 from db.mailin.inline import DSN_TYPES, REPORT_TITLES, html_text
 from db.mailin.invitation import CALENDAR_TYPES, render
 from db.mailin.model import Attachment, Forwarded, Incoming
+from db.mailin.names import safe_name
 from ingest.charsets import (
     attachment_name,
     clean,
@@ -52,10 +52,6 @@ MAX_TEXT = 2_000_000
 MAX_FORWARDED = 20  # entries shown in the thread; a longer chain is in the .eml
 MSGID = re.compile(r"<[^<>\s]{1,900}>")
 _RETURNED_ID = re.compile(r"^message-id:[ \t]*(<[^<>\s]{1,900}>)", re.IGNORECASE | re.MULTILINE)
-_UNSAFE_NAME = re.compile(r"[\x00-\x1f\x7f/\\:*?\"<>|]")
-_BIDI = dict.fromkeys(
-    map(ord, "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f")
-)
 # RFC 2046 5.2.1, RFC 6532 3.7; message/news, which RFC 5537 retired for message/rfc822.
 _FORWARD = ("message/rfc822", "message/global", "message/news")
 _TNEF = ("application/ms-tnef", "application/vnd.ms-tnef")
@@ -599,14 +595,6 @@ def _filename(part: Message) -> str:
         return clean(_LINE_BREAK.sub("", attachment_name(part)))
     except Exception:  # noqa: BLE001 - malformed RFC 2231 parameters
         return ""
-
-
-def safe_name(display: str, index: int) -> str:
-    """A file name that is only a name: no directories, controls, bidi overrides or dots first."""
-    base = unicodedata.normalize("NFC", display).translate(_BIDI)
-    base = base.replace("\\", "/").rsplit("/", 1)[-1]
-    base = _UNSAFE_NAME.sub("_", base).strip(" .")[:120]
-    return base or f"attachment-{index}"
 
 
 def _attachment(part: Message, filename: str, index: int) -> Attachment:

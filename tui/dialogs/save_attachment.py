@@ -13,6 +13,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, Label, OptionList
 from textual.widgets.option_list import Option
 
+from db.mailin.names import safe_name
 from tui import safe
 
 
@@ -33,7 +34,7 @@ class SaveAttachmentDialog(ModalScreen[tuple[int, Path] | None]):
             for a in self.attachments:
                 label = safe.text(a["display_name"])
                 label.append(f"  {a['content_type']}, {a['size']} bytes → ", "dim")
-                label.append_text(safe.text(a["safe_name"], "dim"))
+                label.append_text(safe.text(safe_name(a["safe_name"]), "dim"))
                 options.append(Option(label, id=str(a["id"])))
             yield OptionList(*options)
             yield Label(Text("into folder:"))
