@@ -4,6 +4,7 @@ agents changing one ticket."""
 from __future__ import annotations
 
 import json
+import stat
 
 import pytest
 from textual.command import CommandList
@@ -177,5 +178,6 @@ async def test_headers_audit_and_saving_an_attachment_under_its_safe_name(desk, 
         await until(pilot, lambda: any(folder.iterdir()))
         saved = list(folder.iterdir())
         assert 1 == len(saved) and saved[0].read_bytes() == b"secret"
+        assert 0o600 == stat.S_IMODE(saved[0].stat().st_mode)  # customer mail: owner-only
         stored = app.screen.data["attachments"][0]["safe_name"]
         assert saved[0] == folder / stored and "/" not in stored
