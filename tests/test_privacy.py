@@ -137,6 +137,15 @@ def test_a_looser_database_is_warned_about_at_start_and_left_as_it_is(tmp_path):
     assert 0o644 == mode(database)  # never silently changed
 
 
+def test_a_team_database_in_a_folder_without_setgid_is_warned_about(tmp_path):
+    access = privacy.Access(0o660, own_group())
+    open_db(tmp_path / "desk.db", access=access).close()  # tmp_path: made by pytest, not setgid
+    (line,) = privacy.warnings(tmp_path / "desk.db", access)
+    fix = f"fix: chgrp {own_group()} {tmp_path} && chmod g+s {tmp_path}"
+    assert (True, True) == (line.startswith(f"{tmp_path}: "), line.endswith(fix))
+    assert 0o660 == mode(tmp_path / "desk.db")
+
+
 @pytest.mark.anyio
 async def test_the_desk_shows_the_looser_database_warning(tmp_path):
     desk = build_config(tmp_path)

@@ -59,6 +59,8 @@ def create(path: Path, access: Access) -> None:
     group the setgid bit, so the `-wal`/`-shm` any member's process creates belong to the group.
     An existing file or folder is left as it is. Raises DeskError if the group cannot be given.
     """
+    if path.exists():  # the usual case; and a read-only folder or mount must not fail it
+        return
     gid = group_id(access.group) if access.group else -1
     folder = path.parent
     if not folder.is_dir():
