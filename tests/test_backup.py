@@ -155,7 +155,9 @@ def test_a_backup_restored_as_the_readme_says_gives_the_same_counts(tmp_path):
     assert 0 == ingest(config, "--once").wait(timeout=120)
     at_backup = counts(config)
     backup = tmp_path / "nightly.db"
-    assert 0 == desk(config, "backup", str(backup)).returncode
+    taken = desk(config, "backup", str(backup))
+    assert 0 == taken.returncode, taken.stderr
+    assert f"{at_backup['messages']} messages, {at_backup['tickets']} tickets," in taken.stdout
 
     # Life goes on after the backup, then desk.db is lost and the backup restored.
     write_maildir(tmp_path / "spool", generate(40, seed=22))

@@ -29,8 +29,8 @@ STEP_PAGES = 4096
 
 @dataclass(frozen=True)
 class Copy:
-    """What `backup()` wrote: the file, its size in bytes, the messages and tickets it holds,
-    and how long the copy and its check took, in seconds."""
+    """What `backup()` wrote: the file, its size in bytes, the incoming messages and the tickets
+    it holds, and how long the copy and its check took, in seconds."""
 
     path: Path
     size: int
@@ -99,8 +99,10 @@ def _copy(source: Path, temporary: Path) -> tuple[int, int]:
             # turns WAL back on when it is restored.
             dst.execute("PRAGMA journal_mode = DELETE")
             problems = [row[0] for row in dst.execute("PRAGMA integrity_check")]
+            # Incoming messages, as `desk stats` counts them, so the two can be compared.
             counts = dst.execute(
-                "SELECT (SELECT count(*) FROM message), (SELECT count(*) FROM ticket)"
+                "SELECT (SELECT count(*) FROM message WHERE direction = 'in'),"
+                " (SELECT count(*) FROM ticket)"
             ).fetchone()
         except sqlite3.Error as exc:
             raise _sqlite_error(exc, source, temporary) from exc
