@@ -3,6 +3,7 @@ done as the README says; run as real processes on real files."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -11,6 +12,7 @@ import stat
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -128,25 +130,64 @@ def test_a_path_that_cannot_be_written_is_one_line_and_exit_2(tmp_path):
     )
 
 
+@contextlib.contextmanager
+def tmpfs(folder: Path, options: str) -> Iterator[Path]:
+    """A tmpfs mounted on `folder` for the block (skips the test where mounting is not allowed)."""
+    folder.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)]).returncode:
+        pytest.skip("mounting a tmpfs needs root")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], check=True)
+
+
+def test_a_read_only_folder_is_one_line_and_exit_2(tmp_path):
+    config = write_config_file(tmp_path)
+    assert 0 == ingest(config, "--once").wait(timeout=120)
+    with tmpfs(tmp_path / "readonly", "ro,size=1m") as folder:
+        result = desk(config, "backup", str(folder / "desk.db"))
+    assert 2 == result.returncode
+    assert [f"desk: cannot write a backup in {folder}: read-only file system."] == (
+        result.stderr.splitlines()
+    )
+
+
 def test_a_full_disk_is_one_line_exit_2_and_leaves_nothing_behind(tmp_path):
     config = write_config_file(tmp_path)
     write_maildir(tmp_path / "spool", generate(200, seed=5))
     assert 0 == ingest(config, "--once").wait(timeout=120)
-    small = tmp_path / "small"
-    small.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(small)])
-    if mounted.returncode != 0:
-        pytest.skip("mounting a small tmpfs needs root")
-    try:
+    with tmpfs(tmp_path / "small", "size=256k") as small:
         result = desk(config, "backup", str(small / "desk.db"))
         left = os.listdir(small)
-    finally:
-        subprocess.run(["umount", str(small)], check=True)
     assert 2 == result.returncode
     assert [f"desk: the disk holding {small} is full: free space and run again."] == (
         result.stderr.splitlines()
     )
     assert [] == left
+
+
+def test_a_damaged_database_fails_the_check_and_writes_nothing(tmp_path):
+    config = write_config_file(tmp_path)
+    write_maildir(tmp_path / "spool", generate(200, seed=8))
+    assert 0 == ingest(config, "--once").wait(timeout=120)
+    database = tmp_path / "desk.db"
+    with contextlib.closing(sqlite3.connect(database)) as conn:
+        page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+        root = conn.execute(
+            "SELECT rootpage FROM sqlite_master WHERE type = 'index' AND tbl_name = 'message'"
+        ).fetchone()[0]
+    with open(database, "r+b") as handle:  # garbage over the cell pointers of an index's root
+        handle.seek((root - 1) * page_size + 8)
+        handle.write(b"\xff" * 64)
+    target = tmp_path / "copy.db"
+
+    result = desk(config, "backup", str(target))
+    assert 2 == result.returncode
+    [line] = result.stderr.splitlines()
+    assert line.startswith(f"desk: the copy of {database} failed its integrity check (")
+    assert not target.exists()
+    assert [] == [name for name in os.listdir(tmp_path) if name.startswith(".copy.db")]
 
 
 def test_a_backup_restored_as_the_readme_says_gives_the_same_counts(tmp_path):

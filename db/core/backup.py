@@ -98,7 +98,7 @@ def _copy(source: Path, temporary: Path) -> tuple[int, int]:
             # The copy is one self-contained file, with no -wal beside it to lose; `open_db`
             # turns WAL back on when it is restored.
             dst.execute("PRAGMA journal_mode = DELETE")
-            problems = [row[0] for row in dst.execute("PRAGMA integrity_check")]
+            _check(dst, source)
             # Incoming messages, as `desk stats` counts them, so the two can be compared.
             counts = dst.execute(
                 "SELECT (SELECT count(*) FROM message WHERE direction = 'in'),"
@@ -109,13 +109,26 @@ def _copy(source: Path, temporary: Path) -> tuple[int, int]:
     finally:
         dst.close()
         src.close()
-    if problems != ["ok"]:
-        raise DeskError(
-            f"the copy of {source} failed its integrity check ({problems[0]}); nothing was "
-            f"written: run `sqlite3 {source} 'PRAGMA integrity_check'` to see whether desk.db "
-            "itself is damaged."
-        )
     return counts[0], counts[1]
+
+
+def _check(copy: sqlite3.Connection, source: Path) -> None:
+    """Raise `DeskError` unless `PRAGMA integrity_check` finds the copy sound. The copy holds the
+    source's pages as they were, so a fault found here is most likely in the source."""
+    report = [
+        line for (row,) in copy.execute("PRAGMA integrity_check") for line in row.splitlines()
+    ]
+    if report == ["ok"]:
+        return
+    problems = [line for line in report if not line.startswith("*** in database")]
+    raise _damaged(source, problems[0] + (" and more" if len(problems) > 1 else ""))
+
+
+def _damaged(source: Path, problem: str) -> DeskError:
+    return DeskError(
+        f"the copy of {source} failed its integrity check ({problem}), so nothing was written; "
+        f"check the database itself with `sqlite3 {source} 'PRAGMA integrity_check'`."
+    )
 
 
 def _remove(temporary: Path) -> None:
@@ -136,12 +149,20 @@ def _fsync(path: Path) -> None:
 
 
 def _sqlite_error(exc: sqlite3.Error, source: Path, temporary: Path) -> DeskError:
-    text = str(exc)
-    if "disk is full" in text or getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+    """The sentence for an SQLite error while copying; its primary result code says which."""
+    code = getattr(exc, "sqlite_errorcode", 0) & 0xFF  # extended codes keep it in the low byte
+    if code == sqlite3.SQLITE_FULL:
         return DeskError(f"the disk holding {temporary.parent} is full: free space and run again.")
-    if "no such table" in text:
-        return DeskError(f"{source} is not a desk database ({text}).")
-    return DeskError(f"cannot copy {source}: {text}.")
+    if code == sqlite3.SQLITE_CORRUPT:  # so damaged that the check itself stops
+        return _damaged(source, str(exc))
+    if code in (sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_READONLY, sqlite3.SQLITE_PERM):
+        return DeskError(
+            f"cannot read {source} ({exc}): run desk backup as the user desk-ingest runs as, "
+            f"who may read it and write the {source.name}-shm beside it."
+        )
+    if "no such table" in str(exc):
+        return DeskError(f"{source} is not a desk database ({exc}).")
+    return DeskError(f"cannot copy {source}: {exc}.")
 
 
 def _os_error(exc: OSError, target: Path) -> DeskError:
