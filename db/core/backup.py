@@ -46,8 +46,9 @@ def backup(source: Path, target: Path, *, force: bool = False) -> Copy:
     integrity_check`, and renamed to `target` only when the check passes; on any failure the
     temporary file is removed and `target` is left as it was.
 
-    Raises `DeskError` (one sentence) when `source` is not there, `target` exists and `force` is
-    false, `target`'s folder cannot be written, the disk fills, or the check fails.
+    Raises `DeskError` (one sentence) when `source` is not there or cannot be read, `target` is
+    a folder or exists and `force` is false, `target`'s folder cannot be written, the disk fills,
+    or the check fails.
     """
     started = time.monotonic()
     source, target = Path(source), Path(target)
@@ -132,8 +133,9 @@ def _damaged(source: Path, problem: str) -> DeskError:
 
 
 def _remove(temporary: Path) -> None:
-    """Remove the unfinished copy, with any journal SQLite left beside it."""
-    for path in (temporary, Path(f"{temporary}-journal")):
+    """Remove the unfinished copy, with any journal SQLite left beside it (the copy is in WAL
+    mode, as its source, until it is switched to a rollback journal)."""
+    for path in [temporary, *(Path(f"{temporary}{end}") for end in ("-journal", "-wal", "-shm"))]:
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
 
