@@ -16,7 +16,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Copy the database to PATH while desk-ingest may be writing to it (SQLite's "
         "online backup), check the copy with PRAGMA integrity_check, and only then give it the "
         "name PATH. The copy is readable by its owner only (0600).",
-        epilog="example: desk backup /var/backups/valuit-desk/desk-$(date +%%F).db",
+        epilog="example: desk backup /var/backups/valuit-desk/desk-$(date +%F).db",
     )
     parser.add_argument("path", type=Path, metavar="PATH", help="file to write the copy to")
     parser.add_argument("--force", action="store_true", help="replace PATH if it exists")
