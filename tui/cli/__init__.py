@@ -22,6 +22,7 @@ SUBCOMMANDS = (
     "tui.cli.discrepancies",
     "tui.cli.subscribers",
     "tui.cli.outbox",
+    "tui.cli.backup",
 )
 
 
