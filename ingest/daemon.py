@@ -32,7 +32,8 @@ from db.mailin.reparse import Scope
 from db.mailout import outbox
 from db.maintenance import notice_schedule, recurrence
 from ingest import imap, maildir, reparse, secrets, sender
-from ingest.pipeline import Pipeline, make_pool
+from ingest.pipeline import Pipeline
+from ingest.workers import make_pool
 
 log = logging.getLogger("desk.daemon")
 NOTICE_SECONDS = 30.0  # how often the scheduler looks for notices due
