@@ -337,15 +337,38 @@ def test_tls_is_verified_against_the_ca_file(env: Dovecot, tmp_path: Path, secur
     assert 1 == Desk(cfg).messages()
 
 
-def test_a_refused_certificate_names_the_host_and_the_reason(env: Dovecot, tmp_path: Path) -> None:
-    table = imap_source(
-        env, security="tls", port=env.tls_port, ca_file=str(env.untrusted_ca_file())
-    )
+@pytest.mark.parametrize("security", ["starttls", "tls"])
+def test_a_refused_certificate_names_the_host_and_the_reason(
+    env: Dovecot, tmp_path: Path, security: str
+) -> None:
+    port = env.tls_port if security == "tls" else env.port
+    table = imap_source(env, security=security, port=port, ca_file=str(env.untrusted_ca_file()))
     cfg = configure(tmp_path, table)
     assert not daemon.run(cfg, once=True)
     error = Desk(cfg).state("technical-imap")["last_error"]
-    assert f"TLS certificate of 127.0.0.1:{env.tls_port} was refused" in error
+    assert f"the TLS certificate of 127.0.0.1:{port} was refused: " in error
     assert "unable to get local issuer certificate" in error
+
+
+def test_a_refused_oauth_token_says_so_and_names_the_token_command(
+    env: Dovecot, tmp_path: Path
+) -> None:
+    table = imap_source(env, oauth2_token_command="printf expired-token")
+    del table["password_env"]
+    path = write_config(tmp_path, table)
+    result = subprocess.run(
+        [sys.executable, "-m", "ingest.daemon", "--config", str(path), "--once"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert 1 == result.returncode
+    expected = f"the OAuth access token for technical was refused by 127.0.0.1:{env.port}"
+    assert expected in result.stderr
+    assert "check that oauth2_token_command prints" in result.stderr
+    assert "username and password" not in result.stderr
+    assert "expired-token" not in result.stderr
 
 
 def test_a_message_too_malformed_to_parse_is_still_stored(env: Dovecot, tmp_path: Path) -> None:
