@@ -24,7 +24,7 @@ from db.core.connect import open_db
 from db.core.migrations import FUNCTIONS
 from db.mailin import sources
 from ingest import backoff, daemon, demo, secrets
-from tests.dovecot import Dovecot
+from tests.dovecot import Dovecot, TokenServer
 
 USER = "technical"
 ROOT = Path(__file__).resolve().parent.parent
@@ -350,10 +350,14 @@ def test_a_refused_certificate_names_the_host_and_the_reason(
     assert "unable to get local issuer certificate" in error
 
 
-def test_a_refused_oauth_token_says_so_and_names_the_token_command(
-    env: Dovecot, tmp_path: Path
+@pytest.mark.parametrize("good", [True, False], ids=["good-token", "refused-token"])
+def test_xoauth2_logs_in_with_the_token_and_a_refused_one_names_the_token_command(
+    dovecot_oauth2_server: tuple[Dovecot, TokenServer], tmp_path: Path, good: bool
 ) -> None:
-    table = imap_source(env, oauth2_token_command="printf expired-token")
+    server, tokens = dovecot_oauth2_server
+    server.append(USER, fill_one(1))
+    token = tokens.token(USER) if good else "expired-token"
+    table = imap_source(server, oauth2_token_command=f"printf {token}")
     del table["password_env"]
     path = write_config(tmp_path, table)
     result = subprocess.run(
@@ -363,12 +367,15 @@ def test_a_refused_oauth_token_says_so_and_names_the_token_command(
         text=True,
         timeout=30,
     )
+    if good:
+        assert (0, 1) == (result.returncode, Desk(configure(tmp_path, table)).messages())
+        return
     assert 1 == result.returncode
-    expected = f"the OAuth access token for technical was refused by 127.0.0.1:{env.port}"
+    expected = f"the OAuth access token for technical was refused by 127.0.0.1:{server.port}"
     assert expected in result.stderr
     assert "check that oauth2_token_command prints" in result.stderr
     assert "username and password" not in result.stderr
-    assert "expired-token" not in result.stderr
+    assert token not in result.stderr
 
 
 def test_a_message_too_malformed_to_parse_is_still_stored(env: Dovecot, tmp_path: Path) -> None:
