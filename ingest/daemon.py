@@ -13,6 +13,7 @@ mail again.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import logging
 import os
 import signal
@@ -22,6 +23,8 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Executor
 from contextlib import closing
+from pathlib import Path
+from typing import IO
 
 from db.core import clock
 from db.core.config import Config, Source, load
@@ -176,6 +179,34 @@ def run(config: Config, *, once: bool, stop: threading.Event | None = None) -> b
     return not failed
 
 
+def lock_file(database: Path) -> Path:
+    return database.with_name(database.name + ".ingest.lock")
+
+
+def _take_lock(database: Path) -> IO[str]:
+    """The lock one desk-ingest holds on `database` while it runs, `<database>.ingest.lock`,
+    with its pid written in it; released by the kernel however the process ends. Raises
+    DeskError naming the holder if another desk-ingest has it: two would read every source
+    twice over."""
+    path = lock_file(database)
+    path.parent.mkdir(parents=True, exist_ok=True)  # as opening the database would
+    held = open(path, "a+")  # noqa: SIM115 - held open until the process ends
+    try:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        held.seek(0)
+        pid = held.read().strip()
+        held.close()
+        raise DeskError(
+            f"another desk-ingest{f' (pid {pid})' if pid else ''} is already reading into "
+            f"{database} ({path} is locked); stop it first, or give this one another database"
+        ) from None
+    held.truncate(0)
+    held.write(f"{os.getpid()}\n")
+    held.flush()
+    return held
+
+
 def _check_smtp(config: Config, to: str) -> int:
     smtp = config.mail.smtp
     if smtp is None:
@@ -281,9 +312,20 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
+    try:
+        lock = _take_lock(config.database)
+    except (DeskError, OSError) as exc:
+        message = (
+            exc.message
+            if isinstance(exc, DeskError)
+            else f"cannot take the lock beside {config.database}: {exc.strerror} ({exc.filename})"
+        )
+        print(f"desk-ingest: {message}", file=sys.stderr)
+        return 1
     log.info("starting with %d source(s), database %s", len(config.sources), config.database)
     try:
-        ok = run(config, once=args.once, stop=stop)
+        with lock:
+            ok = run(config, once=args.once, stop=stop)
     except DeskError as exc:
         log.error("%s", exc.message)
         return 1

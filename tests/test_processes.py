@@ -119,3 +119,42 @@ def test_sigterm_ends_everything_within_5_s_and_loses_nothing(
     _, err2 = final.communicate(timeout=120)
     assert 0 == final.returncode, err2
     assert distinct == stored(tmp_path)
+
+
+def test_a_second_daemon_on_the_same_database_is_refused_with_a_clear_line(
+    tmp_path: Path,
+) -> None:
+    config_path = write_config_file(tmp_path)
+    first = start(config_path)
+    lock = tmp_path / "desk.db.ingest.lock"
+    deadline = time.monotonic() + 30
+    while not (lock.exists() and lock.read_text().strip()) and first.poll() is None:
+        assert time.monotonic() < deadline, "the first daemon never took its lock"
+        time.sleep(0.01)
+    try:
+        for more in ((), ("--once",)):
+            second = subprocess.run(
+                [sys.executable, "-m", "ingest.daemon", "--config", str(config_path), *more],
+                capture_output=True,
+                text=True,
+                timeout=30,
+            )
+            expected = f"desk-ingest: another desk-ingest (pid {first.pid}) is already reading"
+            assert (1, True) == (second.returncode, second.stderr.startswith(expected))
+            assert 1 == len(second.stderr.splitlines())
+        # Reading stored mail again and checking [smtp] are no daemons: still allowed.
+        said = {}
+        for flag in ("--reparse", "--check-smtp"):
+            said[flag] = subprocess.run(
+                [sys.executable, "-m", "ingest.daemon", "--config", str(config_path), flag],
+                capture_output=True,
+                text=True,
+                timeout=30,
+            )
+        assert 0 == said["--reparse"].returncode, said["--reparse"].stderr
+        assert "no [smtp] in" in said["--check-smtp"].stderr  # it went as far as looking
+    finally:
+        first.send_signal(signal.SIGTERM)
+        assert 0 == first.wait(timeout=GRACE)
+    after = start(config_path, "--once")
+    assert 0 == after.wait(timeout=30)  # the lock went with the first daemon
