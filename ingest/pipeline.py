@@ -94,7 +94,8 @@ class Pipeline:
         done: Callable[[list[Item], list[Stored | None]], None] | None = None,
         should_stop: Callable[[], bool] = lambda: False,
     ) -> int:
-        """Store every batch, parsing the next ones while one commits. Returns messages stored new.
+        """Store every batch, parsing the next ones while one commits, until `should_stop()`
+        (the batch being stored is committed first). Returns messages stored new.
 
         `checkpoint(batch)` gives a function run inside the batch's transaction; `done(batch,
         results)` runs after the commit (mark files read, set IMAP flags); a result is None
@@ -112,7 +113,12 @@ class Pipeline:
                     exhausted = True
                 elif batch:
                     in_flight.append((batch, self._parse_later(batch)))
-            if not in_flight:
+            if not in_flight or should_stop():
+                # Batches parsed ahead are read again at the next start (nothing of them is
+                # committed or marked): stopping waits for no source's queue of batches.
+                for _batch, parsed in in_flight:
+                    if isinstance(parsed, Future):
+                        parsed.cancel()
                 return stored
             stored += self._store(*in_flight.popleft(), checkpoint=checkpoint, done=done)
 
