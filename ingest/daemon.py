@@ -7,7 +7,7 @@ reads stored mail again with today's parser: what an older version read, after a
 what an agent asks for (`ingest/reparse.py`). SIGTERM or SIGINT sets a stop flag: each finishes
 the batch or mail it holds, commits, and returns. `--once` ingests what is there, issues and
 sends what is due, reads again what agents asked for, and exits; `--reparse` only reads stored
-mail again.
+mail again. One daemon (or `--once`) runs on a database at a time: it holds a lock file beside it.
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ from db.core.connect import open_db
 from db.core.migrations import FUNCTIONS
 from db.mailin import sources
 from ingest import backoff, daemon, demo, secrets
-from tests.dovecot import Dovecot, TokenServer
+from tests.dovecot import Dovecot, TokenServer, live_processes_in_group
 
 USER = "technical"
 ROOT = Path(__file__).resolve().parent.parent
@@ -281,6 +281,28 @@ def test_wrong_password_is_reported_and_retried_while_other_sources_go_on(
     assert expected in technical["last_error"]
     assert expected in caplog.text
     assert "not-the-password" not in caplog.text
+
+
+def test_sigterm_ends_a_daemon_idling_on_imap_within_5_s(env: Dovecot, tmp_path: Path) -> None:
+    fill(env, 5)
+    path = write_config(tmp_path, imap_source(env))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ingest.daemon", "--config", str(path)],
+        env={**os.environ, **passwords(env)},
+        cwd=ROOT,
+        start_new_session=True,
+        stderr=subprocess.PIPE,
+    )
+    desk = Desk(configure(tmp_path, imap_source(env)))
+    wait_for(lambda: desk.state("technical-imap").get("state") == "idle", 30, "idle")
+    sent = time.monotonic()
+    process.send_signal(signal.SIGTERM)
+    code = process.wait(timeout=30)
+    while live_processes_in_group(process.pid) and time.monotonic() - sent < 5:
+        time.sleep(0.05)
+    assert ([], 0) == (live_processes_in_group(process.pid), code)
+    assert time.monotonic() - sent < 5
+    assert "stopped" == desk.state("technical-imap")["state"]
 
 
 def test_once_with_a_wrong_password_exits_with_a_clear_error(env: Dovecot, tmp_path: Path) -> None:
