@@ -7,12 +7,13 @@ reads stored mail again with today's parser: what an older version read, after a
 what an agent asks for (`ingest/reparse.py`). SIGTERM or SIGINT sets a stop flag: each finishes
 the batch or mail it holds, commits, and returns. `--once` ingests what is there, issues and
 sends what is due, reads again what agents asked for, and exits; `--reparse` only reads stored
-mail again.
+mail again. One daemon (or `--once`) runs on a database at a time: it holds a lock file beside it.
 """
 
 from __future__ import annotations
 
 import argparse
+import fcntl
 import logging
 import os
 import signal
@@ -22,6 +23,8 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Executor
 from contextlib import closing
+from pathlib import Path
+from typing import IO
 
 from db.core import clock, privacy
 from db.core.config import Config, Source, load
@@ -32,7 +35,8 @@ from db.mailin.reparse import Scope
 from db.mailout import outbox
 from db.maintenance import notice_schedule, recurrence
 from ingest import imap, maildir, reparse, secrets, sender
-from ingest.pipeline import Pipeline, make_pool
+from ingest.pipeline import Pipeline
+from ingest.workers import make_pool
 
 log = logging.getLogger("desk.daemon")
 NOTICE_SECONDS = 30.0  # how often the scheduler looks for notices due
@@ -175,6 +179,34 @@ def run(config: Config, *, once: bool, stop: threading.Event | None = None) -> b
     return not failed
 
 
+def lock_file(database: Path) -> Path:
+    return database.with_name(database.name + ".ingest.lock")
+
+
+def _take_lock(database: Path) -> IO[str]:
+    """The lock one desk-ingest holds on `database` while it runs, `<database>.ingest.lock`,
+    with its pid written in it; released by the kernel however the process ends. Raises
+    DeskError naming the holder if another desk-ingest has it: two would read every source
+    twice over."""
+    path = lock_file(database)
+    path.parent.mkdir(parents=True, exist_ok=True)  # as opening the database would
+    held = open(path, "a+")  # noqa: SIM115 - held open until the process ends
+    try:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        held.seek(0)
+        pid = held.read().strip()
+        held.close()
+        raise DeskError(
+            f"another desk-ingest{f' (pid {pid})' if pid else ''} is already reading into "
+            f"{database} ({path} is locked); stop it first, or give this one another database"
+        ) from None
+    held.truncate(0)
+    held.write(f"{os.getpid()}\n")
+    held.flush()
+    return held
+
+
 def _check_smtp(config: Config, to: str) -> int:
     smtp = config.mail.smtp
     if smtp is None:
@@ -280,11 +312,22 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
+    try:
+        lock = _take_lock(config.database)
+    except (DeskError, OSError) as exc:
+        message = (
+            exc.message
+            if isinstance(exc, DeskError)
+            else f"cannot take the lock beside {config.database}: {exc.strerror} ({exc.filename})"
+        )
+        print(f"desk-ingest: {message}", file=sys.stderr)
+        return 1
     log.info("starting with %d source(s), database %s", len(config.sources), config.database)
     for line in privacy.warnings(config.database, config.database_access):
         log.warning("%s", line)
     try:
-        ok = run(config, once=args.once, stop=stop)
+        with lock:
+            ok = run(config, once=args.once, stop=stop)
     except DeskError as exc:
         log.error("%s", exc.message)
         return 1

@@ -33,7 +33,7 @@ from db.mailin.store import store_batch
 from ingest.backoff import Backoff
 from ingest.pipeline import BATCH, Item, Pipeline
 from ingest.progress import LONG_SYNC, Progress
-from ingest.secrets import SecretError, resolve
+from ingest.secrets import SecretError, resolve, token_refused
 
 log = logging.getLogger("desk.imap")
 # imapclient logs every protocol line at DEBUG (message bodies included) and each logout at
@@ -85,9 +85,19 @@ def connect(source: Source, password: str, *, oauth2: bool = False) -> IMAPClien
         else:
             client.login(source.username, password)
     except BaseException:
-        client.shutdown()
+        # A refused STARTTLS certificate leaves no socket to shut down: the cleanup's own
+        # error ("Bad file descriptor") must not hide the refusal.
+        _drop(client, source.name)
         raise
     return client
+
+
+def _drop(client: IMAPClient, name: str) -> None:
+    """Close `client`'s connection without raising: it is often dead already."""
+    try:
+        client.shutdown()
+    except Exception:  # noqa: BLE001 - the fault that led here is the one to report
+        log.debug("%s: closing the connection failed", name, exc_info=True)
 
 
 def explain(source: Source, exc: BaseException) -> tuple[str, str]:
@@ -95,6 +105,8 @@ def explain(source: Source, exc: BaseException) -> tuple[str, str]:
     where = f"{source.host}:{source.port}"
     if isinstance(exc, SecretError):
         return "failed-auth", exc.message
+    if isinstance(exc, LoginError) and source.oauth2_token_command:
+        return "failed-auth", token_refused(source.username, where, _text(exc))
     if isinstance(exc, LoginError):
         return "failed-auth", (
             f"login as {source.username} on {where} was refused ({_text(exc)}); "
@@ -229,10 +241,7 @@ class Reader:
         try:
             client.logout()
         except Exception:  # noqa: BLE001 - the connection is often dead already
-            try:
-                client.shutdown()
-            except Exception:  # noqa: BLE001
-                log.debug("%s: closing the connection failed", self.name, exc_info=True)
+            _drop(client, self.name)
 
     # --------------------------------------------------------------- syncing
 

@@ -8,10 +8,10 @@ the ones after it.
 from __future__ import annotations
 
 import logging
-import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from concurrent.futures import Executor, Future
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 
 import sqlite_utils
@@ -22,6 +22,7 @@ from db.mailin.model import Delivery, Incoming, Stored
 from db.mailin.store import store_batch
 from ingest import route
 from ingest.parse import parse
+from ingest.workers import parse_workers
 
 log = logging.getLogger("desk.ingest")
 BATCH = 200
@@ -35,19 +36,6 @@ class Item:
 
 def _parse_all(raws: list[bytes]) -> list[Incoming]:
     return [parse(raw) for raw in raws]
-
-
-def parse_workers() -> int:
-    """One parse worker a core this process may use."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
-
-
-def make_pool() -> Executor | None:
-    """Worker processes for parsing; None on one core, where they only cost."""
-    workers = parse_workers()
-    return ProcessPoolExecutor(max_workers=workers) if workers > 1 else None
 
 
 class Pipeline:
@@ -64,9 +52,28 @@ class Pipeline:
 
     def _parse_later(self, items: list[Item]) -> Future[list[Incoming]] | list[Incoming]:
         raws = [item.raw for item in items]
-        if self.pool is None or len(items) < 8:
-            return _parse_all(raws)
-        return self.pool.submit(_parse_all, raws)
+        if self.pool is not None and len(items) >= 8:
+            try:
+                return self.pool.submit(_parse_all, raws)
+            except BrokenProcessPool:
+                self._lost_workers()
+        return _parse_all(raws)
+
+    def _parsed(self, items: list[Item], parsed: Future | list[Incoming]) -> list[Incoming]:
+        if not isinstance(parsed, Future):
+            return parsed
+        try:
+            return parsed.result()
+        except BrokenProcessPool:
+            self._lost_workers()
+            return _parse_all([item.raw for item in items])
+
+    def _lost_workers(self) -> None:
+        """A worker was killed (a SIGTERM to the daemon's process group from a service manager,
+        the OOM killer): parse here from now on, so that costs speed, never mail."""
+        if self.pool is not None:
+            log.warning("%s: a parse worker was killed; parsing in the daemon", self.source.name)
+        self.pool = None
 
     def batches(self, items: Iterable[Item], size: int = BATCH) -> Iterator[list[Item]]:
         batch: list[Item] = []
@@ -87,7 +94,8 @@ class Pipeline:
         done: Callable[[list[Item], list[Stored | None]], None] | None = None,
         should_stop: Callable[[], bool] = lambda: False,
     ) -> int:
-        """Store every batch, parsing the next ones while one commits. Returns messages stored new.
+        """Store every batch, parsing the next ones while one commits, until `should_stop()`
+        (the batch being stored is committed first). Returns messages stored new.
 
         `checkpoint(batch)` gives a function run inside the batch's transaction; `done(batch,
         results)` runs after the commit (mark files read, set IMAP flags); a result is None
@@ -105,12 +113,17 @@ class Pipeline:
                     exhausted = True
                 elif batch:
                     in_flight.append((batch, self._parse_later(batch)))
-            if not in_flight:
+            if not in_flight or should_stop():
+                # Batches parsed ahead are read again at the next start (nothing of them is
+                # committed or marked): stopping waits for no source's queue of batches.
+                for _batch, parsed in in_flight:
+                    if isinstance(parsed, Future):
+                        parsed.cancel()
                 return stored
             stored += self._store(*in_flight.popleft(), checkpoint=checkpoint, done=done)
 
     def _store(self, items, parsed, *, checkpoint, done) -> int:
-        messages = parsed.result() if isinstance(parsed, Future) else parsed
+        messages = self._parsed(items, parsed)
         pairs = [(msg, self.delivery(item, msg)) for item, msg in zip(items, messages, strict=True)]
         cp = checkpoint(items) if checkpoint else None
         try:

@@ -86,3 +86,13 @@ def _run(source: Source | Smtp, key: str, command: str) -> str:
     if not value:
         raise SecretError(f"{source.name}: {key} printed nothing on its standard output")
     return value
+
+
+def token_refused(username: str, where: str, why: str) -> str:
+    """What to say when a server refuses the XOAUTH2 token: the token is at fault, not a
+    password, so the sentence points at `oauth2_token_command` (never at the token itself)."""
+    return (
+        f"the OAuth access token for {username} was refused by {where} ({why}); check that "
+        "oauth2_token_command prints a current access token for this account, one granted "
+        "mail access"
+    )

@@ -73,6 +73,8 @@ def explain(smtp: Smtp, exc: BaseException) -> str:
     where = f"{smtp.host}:{smtp.port}"
     if isinstance(exc, secrets.SecretError):
         return exc.message
+    if isinstance(exc, smtplib.SMTPAuthenticationError) and smtp.oauth2_token_command:
+        return secrets.token_refused(smtp.username, where, _text(exc.smtp_error))
     if isinstance(exc, smtplib.SMTPAuthenticationError):
         return f"login as {smtp.username} on {where} was refused: {_text(exc.smtp_error)}"
     if isinstance(exc, ssl.SSLCertVerificationError):
@@ -238,8 +240,10 @@ def check(smtp: Smtp, sender: str, to: str | None) -> str:
             )  # fmt: skip
             conn.sendmail(mailbox.address(sender), [to], test.raw)
             said += f"; a test mail to {to} was taken ({test.message_id})"
-    finally:
-        conn.quit()
+    except BaseException:
+        conn.close()  # QUIT on a broken connection would raise, and hide why it broke
+        raise
+    conn.quit()
     return said
 
 

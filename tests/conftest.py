@@ -14,7 +14,7 @@ import pytest
 from db.core import config as config_module
 from db.core.connect import open_db
 from db.core.migrations import FUNCTIONS
-from tests.dovecot import dovecot_server  # noqa: F401 - a fixture, for the IMAP tests
+from tests.dovecot import dovecot_oauth2_server, dovecot_server  # noqa: F401 - fixtures, IMAP tests
 from tests.smtp import smtp_server  # noqa: F401 - a fixture, for the mail-out tests
 
 _counter = itertools.count(1)

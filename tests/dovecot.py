@@ -24,7 +24,11 @@ How it runs, depending on who runs the tests:
 * as any other user: a "rootless" Dovecot where every process runs as that
   user and login processes are not chrooted.
 
-The module ends with the pytest fixture :func:`dovecot_server`.
+With ``introspection_url`` it also takes XOAUTH2 logins, checking each token
+with that OAuth 2.0 introspection endpoint (:class:`TokenServer` is one).
+
+The module ends with the pytest fixtures :func:`dovecot_server` and
+:func:`dovecot_oauth2_server`.
 """
 
 from __future__ import annotations
@@ -34,6 +38,8 @@ import contextlib
 import ctypes
 import datetime as dt
 import grp
+import http.server
+import json
 import os
 import pwd
 import re
@@ -44,7 +50,9 @@ import ssl
 import stat
 import subprocess
 import tempfile
+import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
@@ -242,7 +250,13 @@ class Dovecot:
 
     host: str = HOST
 
-    def __init__(self, base: Path | str, users: Iterable[str] = DEFAULT_USERS) -> None:
+    def __init__(
+        self,
+        base: Path | str,
+        users: Iterable[str] = DEFAULT_USERS,
+        *,
+        introspection_url: str | None = None,
+    ) -> None:
         self.base = Path(base).resolve()
         self.base.mkdir(parents=True, exist_ok=True)
         self.users: tuple[str, ...] = tuple(users)
@@ -255,6 +269,9 @@ class Dovecot:
         self.log_path = self.base / "dovecot.log"
         self.passwd_path = self.base / "passwd"
         self.state_dir = self.base / "state"
+        # With an OAuth 2.0 introspection endpoint (RFC 7662, e.g. a TokenServer), XOAUTH2
+        # logins are offered too, and the endpoint says which tokens are good.
+        self.introspection_url = introspection_url
         self.port, self.tls_port = _free_ports(2)
         self._proc: subprocess.Popen[bytes] | None = None
         self._started_once = False
@@ -340,6 +357,20 @@ class Dovecot:
             if self.rootless
         )
         login_chroot = "" if self.rootless else "login"
+        mechanisms, oauth2_passdb = "plain login", ""
+        if self.introspection_url:
+            oauth2_conf = self.base / "oauth2.conf.ext"
+            oauth2_conf.write_text(
+                f"introspection_mode = post\nintrospection_url = {self.introspection_url}\n"
+                "username_attribute = username\nactive_attribute = active\nactive_value = true\n"
+            )
+            mechanisms += " xoauth2"
+            # After the passwd-file passdb, which lets a token it does not know fall through
+            # to this one; before it, user lookups without a mechanism (doveadm) would fail.
+            oauth2_passdb = (
+                "passdb {\n  driver = oauth2\n  mechanisms = xoauth2\n"
+                f"  args = {oauth2_conf}\n}}\n"
+            )
         self.conf_path.write_text(
             f"""\
 # Written by tests/dovecot.py: a private test server; includes nothing from /etc.
@@ -358,14 +389,14 @@ ssl_cert = <{self.cert_file}
 ssl_key = <{self.key_file}
 
 disable_plaintext_auth = no
-auth_mechanisms = plain login
+auth_mechanisms = {mechanisms}
 auth_verbose = yes
 auth_failure_delay = 0
 passdb {{
   driver = passwd-file
   args = scheme=PLAIN username_format=%u {self.passwd_path}
 }}
-userdb {{
+{oauth2_passdb}userdb {{
   driver = static
   args = home={self.mail_root}/%u
 }}
@@ -679,13 +710,50 @@ service anvil {{
         return cert
 
 
-@pytest.fixture
-def dovecot_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dovecot]:
-    """A started private :class:`Dovecot`, stopped and cleaned up after the test.
+class TokenServer:
+    """An OAuth 2.0 token introspection endpoint (RFC 7662) on 127.0.0.1, for XOAUTH2 tests.
 
-    Skips when Dovecot is not installed, unless ``DESK_REQUIRE_DOVECOT=1``
-    (as in CI), in which case the test fails instead.
+    Dovecot's oauth2 passdb POSTs ``token=...`` to :attr:`url`; the token
+    :meth:`token` gives *user* is active, any other is not. Runs in a thread
+    until :meth:`close`.
     """
+
+    def __init__(self) -> None:
+        tokens = self.tokens = {}
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - the name http.server calls
+                form = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                token = urllib.parse.parse_qs(form.decode()).get("token", [""])[0]
+                user = tokens.get(token)
+                answer = {"active": True, "username": user} if user else {"active": False}
+                body = json.dumps(answer).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self._server = http.server.ThreadingHTTPServer((HOST, 0), Handler)
+        self.url = f"http://{HOST}:{self._server.server_port}/introspect"
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def token(self, user: str) -> str:
+        """The access token that logs *user* in."""
+        self.tokens[f"token-{user}"] = user
+        return f"token-{user}"
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def _require_dovecot() -> None:
+    """Skip when Dovecot is not installed, unless ``DESK_REQUIRE_DOVECOT=1`` (as in CI),
+    in which case fail instead."""
     if not Dovecot.available():
         message = (
             f"Dovecot not available ({DOVECOT_BIN}, doveadm and openssl are needed; "
@@ -694,6 +762,12 @@ def dovecot_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dovecot
         if os.environ.get("DESK_REQUIRE_DOVECOT") == "1":
             pytest.fail(message + " but DESK_REQUIRE_DOVECOT=1", pytrace=False)
         pytest.skip(message)
+
+
+@pytest.fixture
+def dovecot_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dovecot]:
+    """A started private :class:`Dovecot`, stopped and cleaned up after the test."""
+    _require_dovecot()
     server = Dovecot(tmp_path_factory.mktemp("dovecot"))
     try:
         server.start()
@@ -701,3 +775,20 @@ def dovecot_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dovecot
     finally:
         # Nothing is kept, so no need for the graceful (1 s) shutdown.
         server.cleanup(graceful=False)
+
+
+@pytest.fixture
+def dovecot_oauth2_server(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[Dovecot, TokenServer]]:
+    """A started private :class:`Dovecot` that also takes XOAUTH2 logins, with the
+    :class:`TokenServer` that says which tokens are good."""
+    _require_dovecot()
+    tokens = TokenServer()
+    server = Dovecot(tmp_path_factory.mktemp("dovecot"), introspection_url=tokens.url)
+    try:
+        server.start()
+        yield server, tokens
+    finally:
+        server.cleanup(graceful=False)
+        tokens.close()

@@ -24,7 +24,7 @@ from db.core.connect import open_db
 from db.core.migrations import FUNCTIONS
 from db.mailin import sources
 from ingest import backoff, daemon, demo, secrets
-from tests.dovecot import Dovecot
+from tests.dovecot import Dovecot, TokenServer, live_processes_in_group
 
 USER = "technical"
 ROOT = Path(__file__).resolve().parent.parent
@@ -283,6 +283,28 @@ def test_wrong_password_is_reported_and_retried_while_other_sources_go_on(
     assert "not-the-password" not in caplog.text
 
 
+def test_sigterm_ends_a_daemon_idling_on_imap_within_5_s(env: Dovecot, tmp_path: Path) -> None:
+    fill(env, 5)
+    path = write_config(tmp_path, imap_source(env))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ingest.daemon", "--config", str(path)],
+        env={**os.environ, **passwords(env)},
+        cwd=ROOT,
+        start_new_session=True,
+        stderr=subprocess.PIPE,
+    )
+    desk = Desk(configure(tmp_path, imap_source(env)))
+    wait_for(lambda: desk.state("technical-imap").get("state") == "idle", 30, "idle")
+    sent = time.monotonic()
+    process.send_signal(signal.SIGTERM)
+    code = process.wait(timeout=30)
+    while live_processes_in_group(process.pid) and time.monotonic() - sent < 5:
+        time.sleep(0.05)
+    assert ([], 0) == (live_processes_in_group(process.pid), code)
+    assert time.monotonic() - sent < 5
+    assert "stopped" == desk.state("technical-imap")["state"]
+
+
 def test_once_with_a_wrong_password_exits_with_a_clear_error(env: Dovecot, tmp_path: Path) -> None:
     path = write_config(tmp_path, imap_source(env))
     result = subprocess.run(
@@ -337,15 +359,45 @@ def test_tls_is_verified_against_the_ca_file(env: Dovecot, tmp_path: Path, secur
     assert 1 == Desk(cfg).messages()
 
 
-def test_a_refused_certificate_names_the_host_and_the_reason(env: Dovecot, tmp_path: Path) -> None:
-    table = imap_source(
-        env, security="tls", port=env.tls_port, ca_file=str(env.untrusted_ca_file())
-    )
+@pytest.mark.parametrize("security", ["starttls", "tls"])
+def test_a_refused_certificate_names_the_host_and_the_reason(
+    env: Dovecot, tmp_path: Path, security: str
+) -> None:
+    port = env.tls_port if security == "tls" else env.port
+    table = imap_source(env, security=security, port=port, ca_file=str(env.untrusted_ca_file()))
     cfg = configure(tmp_path, table)
     assert not daemon.run(cfg, once=True)
     error = Desk(cfg).state("technical-imap")["last_error"]
-    assert f"TLS certificate of 127.0.0.1:{env.tls_port} was refused" in error
+    assert f"the TLS certificate of 127.0.0.1:{port} was refused: " in error
     assert "unable to get local issuer certificate" in error
+
+
+@pytest.mark.parametrize("good", [True, False], ids=["good-token", "refused-token"])
+def test_xoauth2_logs_in_with_the_token_and_a_refused_one_names_the_token_command(
+    dovecot_oauth2_server: tuple[Dovecot, TokenServer], tmp_path: Path, good: bool
+) -> None:
+    server, tokens = dovecot_oauth2_server
+    server.append(USER, fill_one(1))
+    token = tokens.token(USER) if good else "expired-token"
+    table = imap_source(server, oauth2_token_command=f"printf {token}")
+    del table["password_env"]
+    path = write_config(tmp_path, table)
+    result = subprocess.run(
+        [sys.executable, "-m", "ingest.daemon", "--config", str(path), "--once"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    if good:
+        assert (0, 1) == (result.returncode, Desk(configure(tmp_path, table)).messages())
+        return
+    assert 1 == result.returncode
+    expected = f"the OAuth access token for technical was refused by 127.0.0.1:{server.port}"
+    assert expected in result.stderr
+    assert "check that oauth2_token_command prints" in result.stderr
+    assert "username and password" not in result.stderr
+    assert token not in result.stderr
 
 
 def test_a_message_too_malformed_to_parse_is_still_stored(env: Dovecot, tmp_path: Path) -> None:
