@@ -43,7 +43,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "(scrypt hashes, owner-only). Asks twice on a terminal; reads one line from stdin "
         "otherwise. Takes effect at the agent's next login, without a restart.",
         epilog="example: desk serve passwd maria\n"
-        "         desk serve passwd --remove maria   (her sessions end at once)",
+        "         desk serve passwd --remove maria   (no new page or tab for her)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     passwd.add_argument("agent", help="the agent's name, as it appears in the audit trail")
