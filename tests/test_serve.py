@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,9 +58,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def served(tmp_path: Path) -> Iterator[Served]:
-    """`desk serve` on a free loopback port, on a desk with one ticket and one agent, maria.
+@contextmanager
+def serving(tmp_path: Path, *args: str) -> Iterator[Served]:
+    """`desk serve ARGS` on a free loopback port, on a desk with one ticket and one agent, maria.
 
     The config says agent = "shared": the login, not the config, must name who acts."""
     db = tmp_path / "desk.db"
@@ -70,7 +71,7 @@ def served(tmp_path: Path) -> Iterator[Served]:
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if k != "DESK_USER"} | {"DESK_NOW": NOW}
     server = subprocess.Popen(
-        [*DESK, "--config", str(config), "serve", "--port", str(port)],
+        [*DESK, "--config", str(config), "serve", "--port", str(port), *args],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -89,6 +90,12 @@ def served(tmp_path: Path) -> Iterator[Served]:
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[Served]:
+    with serving(tmp_path) as s:
+        yield s
 
 
 def test_passwd_keeps_only_an_owner_only_scrypt_hash(tmp_path: Path) -> None:
@@ -171,6 +178,28 @@ def test_without_a_login_or_from_a_foreign_page_nothing_is_served(served: Served
         assert 401 == await _ws_status(url, url, "desk_session=made-up")
 
     asyncio.run(check())
+
+
+def test_behind_a_proxy_only_the_public_origin_connects_and_the_cookie_is_secure(
+    tmp_path: Path,
+) -> None:
+    public = "https://desk.example.com"
+    with serving(tmp_path, "--public-url", f"{public}/") as served:
+        url = served.url
+
+        async def check() -> None:
+            async with aiohttp.ClientSession() as session:
+                page = await session.get(f"{url}/", allow_redirects=False)
+                assert f"{public}/login" == page.headers["Location"]
+            assert 403 == (await _login(url, "maria", PASSWORD, url)).status
+            ok = await _login(url, "maria", PASSWORD, public)
+            assert (302, f"{public}/") == (ok.status, ok.headers["Location"])
+            assert "Secure" in ok.headers["Set-Cookie"]
+            cookie = f"desk_session={ok.cookies['desk_session'].value}"
+            assert 403 == await _ws_status(url, url, cookie)
+            assert 101 == await _ws_status(url, public, cookie)
+
+        asyncio.run(check())
 
 
 def _needs_chromium():

@@ -12,7 +12,6 @@ import sys
 
 from db.core.config import find, load
 from db.core.errors import DeskError
-from tui.cli import serve_login
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -59,6 +58,8 @@ def command_for(config: str | None) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from tui.cli import serve_login  # aiohttp and textual-serve: 0.17 s no other command needs
+
     load(args.config)  # a broken config fails here, in one line, not in every browser tab
     if not 0 < args.port < 65536:
         raise DeskError(f"{args.port} is not a TCP port")
@@ -87,6 +88,8 @@ def _ask_password() -> str:
 
 
 def run_passwd(args: argparse.Namespace) -> int:
+    from tui.cli import serve_login
+
     agent = serve_login.check_agent_name(args.agent)
     path = serve_login.users_path(find(args.config).resolve())
     users = serve_login.read_users(path) if path.exists() else {}

@@ -150,8 +150,11 @@ class Sessions:
         self._sessions: dict[str, tuple[str, float]] = {}
 
     def start(self, agent: str) -> str:
+        now = time.monotonic()
+        for old in [t for t, (_, expires) in self._sessions.items() if expires < now]:
+            del self._sessions[old]  # sessions never used again would otherwise pile up
         token = secrets.token_urlsafe(32)
-        self._sessions[token] = (agent, time.monotonic() + SESSION_SECONDS)
+        self._sessions[token] = (agent, now + SESSION_SECONDS)
         return token
 
     def agent(self, token: str | None) -> str | None:
@@ -176,6 +179,7 @@ class DeskServer(Server):
         self.public_url = self.public_url.rstrip("/")
         self.origin = origin_of(self.public_url)
         self.secure = self.public_url.startswith("https:")
+        self._unknown_agent_hash = hash_password(secrets.token_urlsafe(16))
 
     @property
     def command(self) -> str:  # type: ignore[override]
@@ -239,9 +243,12 @@ class DeskServer(Server):
         agent, password = str(form.get("agent", "")).strip(), str(form.get("password", ""))
         stored = self._users_or_none().get(agent)
         loop = asyncio.get_running_loop()
-        ok = stored is not None and await loop.run_in_executor(
-            None, check_password, password, stored
+        # An unknown agent costs the same scrypt as a known one: the answer's time does not tell
+        # which agent names exist.
+        ok = await loop.run_in_executor(
+            None, check_password, password, stored or self._unknown_agent_hash
         )
+        ok = ok and stored is not None
         if not ok:
             log.warning("failed login for %r from %s", agent, request.remote)
             await asyncio.sleep(FAILED_LOGIN_DELAY)
