@@ -240,13 +240,16 @@ def test_chromium_logs_in_sees_the_tickets_and_acts_as_that_agent(served: Served
             page.wait_for_url(f"{served.url}/")
             page.wait_for_selector(".xterm", timeout=30_000)
             deadline = time.monotonic() + 60
-            while SUBJECT not in "".join(screen):
-                assert time.monotonic() < deadline, "the ticket list never reached the page"
-                page.wait_for_timeout(200)
-            page.wait_for_timeout(1000)  # let the desk settle before typing
-            page.locator(".xterm").click()
+
+            def wait_for_text(text: str) -> None:
+                while text not in "".join(screen):
+                    assert time.monotonic() < deadline, f"{text!r} never reached the page"
+                    page.wait_for_timeout(100)
+
+            wait_for_text(SUBJECT)  # the ticket list
+            page.locator(".xterm-helper-textarea").focus()  # keys to the terminal, no click
             page.keyboard.press("a")  # assign; the dialog offers the agent who is logged in
-            page.wait_for_timeout(1000)
+            wait_for_text("Assign #1 to")
             page.keyboard.press("Enter")
             assignee = None
             while assignee != "maria":
