@@ -18,12 +18,12 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[test]'
 	touch $(STAMP)
 
-system-deps:  ## install Dovecot, isync and tmux for the tests where we can (root on Debian)
-	@if ! command -v dovecot >/dev/null || ! command -v mbsync >/dev/null || ! command -v tmux >/dev/null || ! command -v openssl >/dev/null; then \
+system-deps:  ## install Dovecot, isync, tmux and Chromium for the tests where we can (root on Debian)
+	@if ! command -v dovecot >/dev/null || ! command -v mbsync >/dev/null || ! command -v tmux >/dev/null || ! command -v openssl >/dev/null || ! test -x /usr/bin/chromium; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl \
-	      dovecot-imapd isync tmux >/dev/null) || echo "note: could not install dovecot-imapd/isync/tmux"; \
-	  else echo "note: dovecot-imapd, isync or tmux missing; the tests that need them will skip"; fi; \
+	      dovecot-imapd isync tmux chromium >/dev/null) || echo "note: could not install dovecot-imapd/isync/tmux/chromium"; \
+	  else echo "note: dovecot-imapd, isync, tmux or chromium missing; the tests that need them will skip"; fi; \
 	fi
 
 run: $(STAMP)  ## open the desk on demo mail (seeds var/spool once, runs desk-ingest meanwhile)

@@ -2,7 +2,7 @@
 
 ```toml
 [desk]
-agent = "maria"                  # default: $USER
+agent = "maria"                  # default: $USER; $DESK_USER overrides it
 timezone = "Europe/Berlin"       # default: the machine's zone
 [[desk.section]]
 name = "Mine"
@@ -16,6 +16,7 @@ Mistakes are one line naming the file and the key, like the rest of the configur
 from __future__ import annotations
 
 import getpass
+import os
 from dataclasses import dataclass, field
 from datetime import tzinfo
 from zoneinfo import ZoneInfo
@@ -50,7 +51,9 @@ def _agent() -> str:
 
 def load(config: Config) -> Settings:
     desk = Reader(config.path, "desk", config.raw.get("desk", {}))
-    agent = desk.get("agent", str, "") or _agent()
+    # DESK_USER first: `desk serve` sets it to the agent who logged in, whatever the shared
+    # config says; the ops commands (tui/cli/ops.py) read it too.
+    agent = os.environ.get("DESK_USER") or desk.get("agent", str, "") or _agent()
     sections = [Section("All", ""), *(Section(f.capitalize(), f"fn:{f}") for f in FUNCTIONS)]
     saved = desk.get("section", list, [])
     for index, table in enumerate(saved):

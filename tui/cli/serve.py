@@ -1,8 +1,12 @@
-"""`desk serve`: the same desk in a browser tab, through textual-serve, on 127.0.0.1 by default."""
+"""`desk serve`: the same desk in a browser tab, through textual-serve, on 127.0.0.1 by default.
+
+Agents log in with a password (`desk serve passwd AGENT`); see `tui.cli.serve_login`.
+"""
 
 from __future__ import annotations
 
 import argparse
+import getpass
 import shlex
 import sys
 
@@ -14,15 +18,36 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "serve",
         help="serve the desk to a browser",
-        description="Serve the desk to a web browser with textual-serve. Each browser tab runs "
-        "its own desk process. It listens on 127.0.0.1 unless told otherwise; put it behind a "
-        "reverse proxy with authentication before exposing it.",
-        epilog="example: desk serve --port 8000     (then open http://127.0.0.1:8000)",
+        description="Serve the desk to a web browser with textual-serve. Agents log in with a "
+        "password set by `desk serve passwd AGENT`; each browser tab runs its own desk process "
+        "as that agent. It listens on 127.0.0.1 unless told otherwise; for other machines, put "
+        "it behind a TLS reverse proxy and pass --public-url.",
+        epilog="example: desk serve passwd maria      (set maria's password)\n"
+        "         desk serve --port 8000        (then open http://127.0.0.1:8000)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
     parser.add_argument("--port", type=int, default=8000, help="port (default 8000)")
-    parser.add_argument("--public-url", help="the URL browsers reach it at, behind a proxy")
+    parser.add_argument(
+        "--public-url",
+        help="the URL browsers reach it at, behind a proxy (e.g. https://desk.example.com); "
+        "the only origin whose pages may connect",
+    )
     parser.set_defaults(handler=run)
+    actions = parser.add_subparsers(dest="serve_command", metavar="passwd")
+    passwd = actions.add_parser(
+        "passwd",
+        help="set or remove an agent's password for desk serve",
+        description="Set an agent's password in the serve-users file beside the config file "
+        "(scrypt hashes, owner-only). Asks twice on a terminal; reads one line from stdin "
+        "otherwise. Takes effect at the agent's next login, without a restart.",
+        epilog="example: desk serve passwd maria\n"
+        "         desk serve passwd --remove maria   (no new page or tab for her)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    passwd.add_argument("agent", help="the agent's name, as it appears in the audit trail")
+    passwd.add_argument("--remove", action="store_true", help="remove the agent instead")
+    passwd.set_defaults(handler=run_passwd)
 
 
 def command_for(config: str | None) -> str:
@@ -33,17 +58,51 @@ def command_for(config: str | None) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from textual_serve.server import Server
+    from tui.cli import serve_login  # aiohttp and textual-serve: 0.17 s no other command needs
 
     load(args.config)  # a broken config fails here, in one line, not in every browser tab
     if not 0 < args.port < 65536:
         raise DeskError(f"{args.port} is not a TCP port")
-    server = Server(
+    users = serve_login.users_path(find(args.config).resolve())
+    if not serve_login.read_users(users):
+        raise DeskError(f"{users} names no agent: add one with `desk serve passwd AGENT`")
+    server = serve_login.DeskServer(
         command_for(args.config),
+        users,
         host=args.host,
         port=args.port,
         title="Valuit Desk",
         public_url=args.public_url,
     )
     server.serve()
+    return 0
+
+
+def _ask_password() -> str:
+    if not sys.stdin.isatty():
+        return sys.stdin.readline().rstrip("\r\n")
+    password = getpass.getpass("Password: ")
+    if password != getpass.getpass("Again: "):
+        raise DeskError("the two passwords differ; nothing changed")
+    return password
+
+
+def run_passwd(args: argparse.Namespace) -> int:
+    from tui.cli import serve_login
+
+    agent = serve_login.check_agent_name(args.agent)
+    path = serve_login.users_path(find(args.config).resolve())
+    users = serve_login.read_users(path) if path.exists() else {}
+    if args.remove:
+        if users.pop(agent, None) is None:
+            raise DeskError(f"{agent} has no password in {path}")
+        serve_login.write_users(path, users)
+        print(f"Removed {agent} from {path}.")
+        return 0
+    password = _ask_password()
+    if len(password) < serve_login.MIN_PASSWORD:
+        raise DeskError(f"a password needs at least {serve_login.MIN_PASSWORD} characters")
+    users[agent] = serve_login.hash_password(password)
+    serve_login.write_users(path, users)
+    print(f"Set the password of {agent} in {path}.")
     return 0

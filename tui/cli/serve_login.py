@@ -1,0 +1,267 @@
+"""Login for `desk serve`: the agents' password file, browser sessions, and the guarded server.
+
+The password file holds one `agent:scrypt$n$r$p$salt$hash` line per agent (hashlib.scrypt,
+RFC 7914), is written owner-only by `desk serve passwd`, and is read at every login, so a new or
+removed agent takes effect without a restart. A login gives the browser a random session cookie
+(HttpOnly, SameSite=Strict, Secure behind https); the desk process each tab starts runs with
+`DESK_USER` set to the agent who logged in, so the audit trail names them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextvars
+import hashlib
+import hmac
+import html
+import logging
+import os
+import re
+import secrets
+import shlex
+import stat
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from aiohttp import web
+from textual_serve.server import Server
+
+from db.core.errors import DeskError
+
+log = logging.getLogger(__name__)
+
+COOKIE = "desk_session"
+SESSION_SECONDS = 12 * 3600
+FAILED_LOGIN_DELAY = 1.0  # seconds; with scrypt's cost, slows guessing from one client
+AGENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
+MIN_PASSWORD = 8
+# scrypt cost: 2**14 × 8 × 128 bytes = 16 MiB and ~50 ms a check, OWASP's floor for scrypt.
+SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
+
+# The agent of the request being handled: set by the guard, read by `DeskServer.command`,
+# which textual-serve reads in the same task when it starts the tab's desk process.
+_agent: contextvars.ContextVar[str | None] = contextvars.ContextVar("agent", default=None)
+
+
+def users_path(config_path: Path) -> Path:
+    """The password file: `serve-users` beside the config file."""
+    return config_path.parent / "serve-users"
+
+
+def hash_password(password: str) -> str:
+    """`scrypt$n$r$p$salt$hash`, salt and hash in base64."""
+    salt = secrets.token_bytes(16)
+    digest = hashlib.scrypt(password.encode(), salt=salt, n=SCRYPT_N, r=SCRYPT_R, p=SCRYPT_P)
+    b64 = base64.b64encode
+    return f"scrypt${SCRYPT_N}${SCRYPT_R}${SCRYPT_P}${b64(salt).decode()}${b64(digest).decode()}"
+
+
+def check_password(password: str, stored: str) -> bool:
+    """Whether *password* matches a `hash_password` string; False for a malformed one."""
+    try:
+        scheme, n, r, p, salt, digest = stored.split("$")
+        if scheme != "scrypt":
+            return False
+        expected = base64.b64decode(digest)
+        actual = hashlib.scrypt(
+            password.encode(),
+            salt=base64.b64decode(salt),
+            n=int(n),
+            r=int(r),
+            p=int(p),
+            maxmem=2 * 128 * int(n) * int(r) * int(p),
+            dklen=len(expected),
+        )
+    except ValueError:
+        return False
+    return hmac.compare_digest(expected, actual)
+
+
+def read_users(path: Path) -> dict[str, str]:
+    """{agent: hash} from the password file.
+
+    Raises DeskError when the file is missing or readable by others than its owner.
+    """
+    try:
+        mode = path.stat().st_mode
+        text = path.read_text()
+    except FileNotFoundError:
+        raise DeskError(
+            f"{path} does not exist: add an agent with `desk serve passwd AGENT` first"
+        ) from None
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise DeskError(f"{path} is readable by others: run `chmod 600 {path}`")
+    users = {}
+    for line in text.splitlines():
+        agent, sep, stored = line.partition(":")
+        if sep and agent.strip():
+            users[agent.strip()] = stored.strip()
+    return users
+
+
+def write_users(path: Path, users: dict[str, str]) -> None:
+    """Replace the password file atomically, owner-only (0600) from its creation."""
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.writelines(f"{agent}:{stored}\n" for agent, stored in sorted(users.items()))
+    os.replace(tmp, path)
+
+
+def check_agent_name(agent: str) -> str:
+    """*agent* if it is a usable name (letters, digits, `._@-`), else DeskError."""
+    if not AGENT_NAME.fullmatch(agent):
+        raise DeskError(
+            f"{agent!r} is not an agent name: use letters, digits, '.', '_', '@' or '-'"
+        )
+    return agent
+
+
+def origin_of(url: str) -> str:
+    """`scheme://host[:port]` of *url* as a browser sends it in `Origin` (no default port)."""
+    parts = urlsplit(url)
+    default = {"http": 80, "https": 443}.get(parts.scheme)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    port = f":{parts.port}" if parts.port and parts.port != default else ""
+    return f"{parts.scheme}://{host}{port}"
+
+
+LOGIN_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Valuit Desk: log in</title>
+<style>body{{font-family:sans-serif;max-width:22em;margin:4em auto}}
+label,input,button{{display:block;width:100%;margin:.3em 0}}.error{{color:#b00}}</style>
+</head><body><h1>Valuit Desk</h1>{error}
+<form method="post" action="login">
+<label for="agent">Agent</label><input id="agent" name="agent" autocomplete="username" required>
+<label for="password">Password</label>
+<input id="password" name="password" type="password" autocomplete="current-password" required>
+<button type="submit">Log in</button></form></body></html>
+"""
+
+
+class Sessions:
+    """Logged-in browsers: random token → (agent, expiry on the monotonic clock), in memory."""
+
+    def __init__(self) -> None:
+        self._sessions: dict[str, tuple[str, float]] = {}
+
+    def start(self, agent: str) -> str:
+        now = time.monotonic()
+        for old in [t for t, (_, expires) in self._sessions.items() if expires < now]:
+            del self._sessions[old]  # sessions never used again would otherwise pile up
+        token = secrets.token_urlsafe(32)
+        self._sessions[token] = (agent, now + SESSION_SECONDS)
+        return token
+
+    def agent(self, token: str | None) -> str | None:
+        """The agent of a live session, or None (unknown or expired token)."""
+        if token is None or token not in self._sessions:
+            return None
+        agent, expires = self._sessions[token]
+        if time.monotonic() > expires:
+            del self._sessions[token]
+            return None
+        return agent
+
+
+class DeskServer(Server):
+    """textual-serve's Server behind a login: every route but `/login` needs a session, and the
+    websocket also needs `Origin` to be the served origin (`--public-url`)."""
+
+    def __init__(self, command: str, users: Path, **kwargs) -> None:
+        super().__init__(command, **kwargs)  # sets self.command: the property below
+        self.users = users
+        self.sessions = Sessions()
+        self.public_url = self.public_url.rstrip("/")
+        self.origin = origin_of(self.public_url)
+        self.secure = self.public_url.startswith("https:")
+        self._unknown_agent_hash = hash_password(secrets.token_urlsafe(16))
+
+    @property
+    def command(self) -> str:  # type: ignore[override]
+        """The tab's desk command, run as the agent who logged in (the shell reads the prefix)."""
+        agent = _agent.get()
+        if agent is None:
+            return self._base_command
+        return f"DESK_USER={shlex.quote(agent)} {self._base_command}"
+
+    @command.setter
+    def command(self, value: str) -> None:
+        self._base_command = value
+
+    async def _make_app(self) -> web.Application:
+        app = await super()._make_app()
+        app.middlewares.append(self._guard)
+        app.router.add_get("/login", self.handle_login_page)
+        app.router.add_post("/login", self.handle_login)
+        return app
+
+    @web.middleware
+    async def _guard(self, request: web.Request, handler) -> web.StreamResponse:
+        if request.path == "/login":
+            return await handler(request)
+        if request.path == "/ws" and request.headers.get("Origin") != self.origin:
+            log.warning("refused a websocket from Origin %r", request.headers.get("Origin"))
+            raise web.HTTPForbidden(text="This desk does not accept connections from that page.")
+        agent = self.sessions.agent(request.cookies.get(COOKIE))
+        if agent is not None and agent not in self._users_or_none():
+            agent = None  # removed with `desk serve passwd --remove` since logging in
+        if agent is None:
+            if request.path == "/":
+                raise web.HTTPFound(f"{self.public_url}/login")
+            raise web.HTTPUnauthorized(text="Log in first.")
+        token = _agent.set(agent)
+        try:
+            return await handler(request)
+        finally:
+            _agent.reset(token)
+
+    def _users_or_none(self) -> dict[str, str]:
+        try:
+            return read_users(self.users)
+        except (DeskError, OSError):
+            log.exception("cannot read %s; refusing every login", self.users)
+            return {}
+
+    async def handle_login_page(self, request: web.Request, error: str = "") -> web.Response:
+        shown = f'<p class="error">{html.escape(error)}</p>' if error else ""
+        return web.Response(
+            text=LOGIN_PAGE.format(error=shown),
+            content_type="text/html",
+            status=401 if error else 200,
+            headers={"Cache-Control": "no-store", "X-Frame-Options": "DENY"},
+        )
+
+    async def handle_login(self, request: web.Request) -> web.Response:
+        if request.headers.get("Origin", self.origin) != self.origin:
+            raise web.HTTPForbidden(text="This desk does not accept logins from that page.")
+        form = await request.post()
+        agent, password = str(form.get("agent", "")).strip(), str(form.get("password", ""))
+        stored = self._users_or_none().get(agent)
+        loop = asyncio.get_running_loop()
+        # An unknown agent costs the same scrypt as a known one: the answer's time does not tell
+        # which agent names exist.
+        ok = await loop.run_in_executor(
+            None, check_password, password, stored or self._unknown_agent_hash
+        )
+        ok = ok and stored is not None
+        if not ok:
+            log.warning("failed login for %r from %s", agent, request.remote)
+            await asyncio.sleep(FAILED_LOGIN_DELAY)
+            return await self.handle_login_page(request, "Wrong agent name or password.")
+        log.info("%s logged in from %s", agent, request.remote)
+        response = web.HTTPFound(f"{self.public_url}/")
+        response.set_cookie(
+            COOKIE,
+            self.sessions.start(agent),
+            max_age=SESSION_SECONDS,
+            path="/",
+            httponly=True,
+            samesite="Strict",
+            secure=self.secure,
+        )
+        raise response
