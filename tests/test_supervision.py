@@ -13,6 +13,7 @@ import contextlib
 import errno
 import hashlib
 import json
+import socket
 import subprocess
 import sys
 import time
@@ -242,3 +243,28 @@ def test_a_read_only_database_is_one_line_and_shown_until_it_is_writable(
     finally:
         subprocess.run(["chattr", "-i", str(database)], check=False)
     assert "Traceback" not in (tmp_path / "daemon.log").read_text()
+
+
+def test_no_source_making_progress_for_give_up_minutes_ends_the_daemon_non_zero(
+    tmp_path: Path,
+) -> None:
+    with socket.socket() as probe:  # a loopback port nobody listens on: every connect refused
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config_path = config_for(tmp_path, tmp_path / "desk.db", ())
+    config_path.write_text(
+        config_path.read_text().replace("give_up_minutes = 30", "give_up_minutes = 0.05")
+        + '\n[[source]]\nfunction = "sales"\nkind = "imap"\nhost = "127.0.0.1"\n'
+        f'port = {port}\nsecurity = "none"\nusername = "sales"\npassword_env = "HOME"\n'
+    )
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-m", "ingest.daemon", "--config", str(config_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert 1 == done.returncode, done.stderr
+    assert "no source has made progress for 0.05 minute(s)" in done.stderr
+    assert time.monotonic() - started < 30  # 3 s of failing, then one look of the daemon's
+    assert "Traceback" not in done.stderr
