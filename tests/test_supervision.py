@@ -18,14 +18,21 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import closing
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from db.core.connect import BUSY_TIMEOUT_MS
+from db.core.config import Config
+from db.core.connect import BUSY_TIMEOUT_MS, open_db
+from db.mailin import sources
 from ingest.demo import generate, write_maildir
 from tests.conftest import write_config_file
+from tests.dovecot import Dovecot
+from tests.test_imap import Desk, configure, imap_source, passwords
+from tests.test_imap import running as imap_running
 
 CAP = 2  # [ingest] retry_cap_seconds for these tests: a fault's clearing is seen within it
 RESUME = 60.0  # seconds the issue allows from a fault's clearing to ingest going on
@@ -268,3 +275,76 @@ def test_no_source_making_progress_for_give_up_minutes_ends_the_daemon_non_zero(
     assert "no source has made progress for 0.05 minute(s)" in done.stderr
     assert time.monotonic() - started < 30  # 3 s of failing, then one look of the daemon's
     assert "Traceback" not in done.stderr
+
+
+@pytest.fixture
+def imap(monkeypatch: pytest.MonkeyPatch, dovecot_server: Dovecot) -> Dovecot:
+    for key, value in passwords(dovecot_server).items():
+        monkeypatch.setenv(key, value)
+    return dovecot_server
+
+
+def imap_config(tmp_path: Path, server: Dovecot) -> Config:
+    return replace(configure(tmp_path, imap_source(server)), retry_cap_seconds=CAP)
+
+
+def test_a_stopped_imap_server_is_shown_and_ingest_resumes_once_it_is_back(
+    imap: Dovecot, tmp_path: Path
+) -> None:
+    cfg = imap_config(tmp_path, imap)
+    desk = Desk(cfg)
+    name = "technical-imap"
+    with imap_running(cfg):
+        wait_for(lambda: desk.state(name).get("state") == "idle", 30, "idle")
+        imap.stop(graceful=False)
+        wait_for(
+            lambda: (
+                desk.state(name).get("state") == "backing-off"
+                and "refused the connection" in (desk.state(name).get("last_error") or "")
+            ),
+            30,
+            "the stopped server shown",
+        )
+        time.sleep(3 * CAP)  # long enough for the backoff to reach its cap
+        imap.start()
+        raws = [raw for _fn, raw in generate(5, seed=25)]
+        for raw in raws:
+            imap.append("technical", raw)
+        wait_for(lambda: desk.messages() == 5, RESUME, "ingest to resume after the restart")
+        wait_for(lambda: desk.state(name).get("state") == "idle", 30, "idle again")
+    assert (5, 5, []) == (desk.messages(), desk.distinct(), sources.failures(desk.db))
+
+
+def test_server_count_follows_expunges_while_idle(imap: Dovecot, tmp_path: Path) -> None:
+    for _fn, raw in generate(5, seed=26):
+        imap.append("technical", raw)
+    cfg = imap_config(tmp_path, imap)
+    desk = Desk(cfg)
+    name = "technical-imap"
+    with imap_running(cfg):
+        wait_for(lambda: desk.state(name).get("state") == "idle", 30, "idle")
+        assert 5 == desk.state(name)["server_count"]
+        with imap.session("technical") as client:
+            client.select_folder("INBOX")
+            client.delete_messages(client.search(["ALL"])[:2])
+            client.expunge()
+        wait_for(lambda: desk.state(name).get("server_count") == 3, 10, "server_count 3")
+
+
+def test_a_drop_folder_failure_record_is_cleared_once_the_message_is_stored(
+    tmp_path: Path,
+) -> None:
+    config_path = config_for(tmp_path, tmp_path / "desk.db", ("general",))
+    messages = [m for m in generate(20, seed=27) if m[0] == "general"][:1]
+    write_maildir(tmp_path / "spool", messages)
+    key = next((tmp_path / "spool" / "general" / "new").iterdir()).name.partition(":")[0]
+    with closing(open_db(tmp_path / "desk.db")) as db:  # an earlier attempt that failed
+        sources.record_failure(db, "general-maildir", key, "cannot read: [Errno 5] I/O error")
+    once = subprocess.run(
+        [sys.executable, "-m", "ingest.daemon", "--config", str(config_path), "--once"],
+        capture_output=True,
+        timeout=60,
+    )
+    assert 0 == once.returncode, once.stderr
+    final = stats(config_path)
+    assert (1, []) == (final["messages"], final["failures"])
