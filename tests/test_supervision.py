@@ -315,6 +315,21 @@ def test_a_stopped_imap_server_is_shown_and_ingest_resumes_once_it_is_back(
     assert (5, 5, []) == (desk.messages(), desk.distinct(), sources.failures(desk.db))
 
 
+def test_server_count_follows_the_expunges_of_after_ingest_move(
+    imap: Dovecot, tmp_path: Path
+) -> None:
+    for _fn, raw in generate(5, seed=28):
+        imap.append("technical", raw)
+    cfg = replace(
+        configure(tmp_path, imap_source(imap, after_ingest="move:Archive")),
+        retry_cap_seconds=CAP,
+    )
+    desk = Desk(cfg)
+    with imap_running(cfg):
+        wait_for(lambda: desk.state("technical-imap").get("state") == "idle", 30, "idle")
+        assert (5, 0) == (desk.messages(), desk.state("technical-imap")["server_count"])
+
+
 def test_server_count_follows_expunges_while_idle(imap: Dovecot, tmp_path: Path) -> None:
     for _fn, raw in generate(5, seed=26):
         imap.append("technical", raw)
