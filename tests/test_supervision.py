@@ -315,6 +315,32 @@ def test_a_stopped_imap_server_is_shown_and_ingest_resumes_once_it_is_back(
     assert (5, 5, []) == (desk.messages(), desk.distinct(), sources.failures(desk.db))
 
 
+def test_an_imap_message_that_failed_is_retried_without_new_mail(
+    imap: Dovecot, tmp_path: Path
+) -> None:
+    cfg = imap_config(tmp_path, imap)
+    desk = Desk(cfg)
+    # A real store failure for one message, while a row is in `gate`: a trigger refuses it.
+    desk.db.executescript(
+        "CREATE TABLE gate (x); INSERT INTO gate VALUES (1);"
+        "CREATE TRIGGER refuse BEFORE INSERT ON message "
+        "WHEN NEW.message_id = '<refused@example.com>' AND EXISTS (SELECT 1 FROM gate) "
+        "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END;"
+    )
+    raw = (
+        b"From: Ann <ann@example.com>\r\nTo: technical@valuit.com\r\nSubject: Retry me\r\n"
+        b"Message-ID: <refused@example.com>\r\n\r\nHelp\r\n"
+    )
+    with imap_running(cfg):
+        wait_for(lambda: desk.state("technical-imap").get("state") == "idle", 30, "idle")
+        imap.append("technical", raw)
+        wait_for(lambda: sources.failures(desk.db), 10, "the failed attempt recorded")
+        desk.db.execute("DELETE FROM gate")
+        desk.db.conn.commit()
+        wait_for(lambda: desk.messages() == 1, 3 * CAP + 5, "the retry, with no new mail")
+        assert [] == sources.failures(desk.db)
+
+
 def test_server_count_follows_the_expunges_of_after_ingest_move(
     imap: Dovecot, tmp_path: Path
 ) -> None:
