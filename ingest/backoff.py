@@ -1,4 +1,5 @@
-"""Exponential backoff with jitter for reconnecting sources: 1 s, 2 s, 4 s … capped at 5 minutes.
+"""Exponential backoff with jitter: 1 s, 2 s, 4 s … capped at 5 minutes unless the caller caps it
+lower (the sources: `[ingest] retry_cap_seconds`, 60 s).
 
 Jitter spreads the reconnects of several sources (and several desks on one mail server) so they
 do not hammer a server that has just come back all in the same second.

@@ -18,8 +18,10 @@ import logging
 import os
 import signal
 import smtplib
+import sqlite3
 import sys
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Executor
 from contextlib import closing
@@ -35,7 +37,9 @@ from db.mailin.reparse import Scope
 from db.mailout import outbox
 from db.maintenance import notice_schedule, recurrence
 from ingest import imap, maildir, reparse, secrets, sender
+from ingest.backoff import Backoff
 from ingest.pipeline import Pipeline
+from ingest.supervisor import Health, describe, supervise
 from ingest.workers import make_pool
 
 log = logging.getLogger("desk.daemon")
@@ -56,17 +60,21 @@ def _source_thread(
     stop: threading.Event,
     once: bool,
     failed: list[str],
+    health: Health,
 ) -> None:
+    """One source under its supervisor (`ingest/supervisor.py`): a fault, the database's
+    included, restarts it after a backoff step, on a fresh connection."""
     db = open_db(config.database)
+    reporter = health.for_source(db, source.name)
+
+    def body() -> None:
+        _runner(source.kind)(source, Pipeline(db, config, source, pool, reporter), stop, once=once)
+
     try:
-        _runner(source.kind)(source, Pipeline(db, config, source, pool), stop, once=once)
-    except DeskError as exc:  # the source said why it gave up; no traceback needed
-        failed.append(source.name)
-        log.error("%s", exc.message)
-    except Exception as exc:  # noqa: BLE001 - a source's crash is logged, the others go on
-        failed.append(source.name)
-        log.exception("%s: stopped by an unexpected error", source.name)
-        sources.set_state(db, source.name, "stopped", error=f"{type(exc).__name__}: {exc}")
+        if not supervise(
+            source.name, body, reporter, stop, cap=config.retry_cap_seconds, once=once
+        ):
+            failed.append(source.name)
     finally:
         db.close()
 
@@ -118,15 +126,50 @@ def _reparse_thread(config: Config, stop: threading.Event, once: bool) -> None:
         log.exception("reading stored messages again stopped by an unexpected error")
 
 
+def _prepare(config: Config) -> int:
+    """Register the sources and the maintenance rules; returns the mails waiting in the outbox."""
+    with closing(open_db(config.database, access=config.database_access)) as db:
+        for source in config.sources:
+            sources.register(db, source.name, source.kind, source.function)
+        recurrence.sync(db, config.maintenance)  # the rules ingest classifies with, and windows
+        return outbox.counts(db).get("queued", 0)
+
+
+def _prepare_until_ready(config: Config, stop: threading.Event, once: bool) -> int | None:
+    """`_prepare()`, again with backoff while the database refuses (read-only, locked, full);
+    None if stopped first. Raises DeskError naming the fault with `once`, or after
+    `[ingest] give_up_minutes`."""
+    backoff = Backoff(cap=config.retry_cap_seconds)
+    started = time.monotonic()
+    while not stop.is_set():
+        try:
+            waiting = _prepare(config)
+        except (sqlite3.Error, OSError) as exc:
+            fault = describe(exc, config.database)
+            log.debug("preparing the database failed", exc_info=True)
+            if once or time.monotonic() - started >= config.give_up_minutes * 60:
+                raise DeskError(fault) from None
+            kept = {"state": "backing-off", "error": fault, "error_at": clock.now_iso()}
+            sources.save_unwritten(config.database, {s.name: kept for s in config.sources})
+            wait = backoff.next_delay()
+            log.error("%s; trying again in %.1f s", fault, wait)
+            stop.wait(wait)
+        else:
+            if backoff.failures:
+                sources.save_unwritten(config.database, {})  # the database has the news again
+            return waiting
+    return None
+
+
 def run(config: Config, *, once: bool, stop: threading.Event | None = None) -> bool:
-    """Run every source until `stop` (or, with `once`, until each is read); False if one failed."""
+    """Run every source until `stop` (or, with `once`, until each is read); False if one failed
+    or if no source made progress for `[ingest] give_up_minutes`. Raises DeskError if the
+    database cannot be prepared (see `_prepare_until_ready`)."""
     stop = stop or threading.Event()
-    db = open_db(config.database, access=config.database_access)
-    for source in config.sources:
-        sources.register(db, source.name, source.kind, source.function)
-    recurrence.sync(db, config.maintenance)  # the rules ingest classifies with, and windows
-    waiting = outbox.counts(db).get("queued", 0)
-    db.close()
+    sources.save_unwritten(config.database, {})  # reserves its space while the disk has room
+    waiting = _prepare_until_ready(config, stop, once)
+    if waiting is None:
+        return True
     if waiting and config.mail.smtp is None:
         log.warning(
             "%s: %d mail(s) wait in the outbox but there is no [smtp] to send them through",
@@ -137,10 +180,11 @@ def run(config: Config, *, once: bool, stop: threading.Event | None = None) -> b
         log.warning("%s: no [[source]] configured; nothing to read", config.path)
     pool = make_pool()
     failed: list[str] = []
+    health = Health(config.database)
     threads = [
         threading.Thread(
             target=_source_thread,
-            args=(config, s, pool, stop, once, failed),
+            args=(config, s, pool, stop, once, failed, health),
             name=s.name,
             daemon=True,
         )
@@ -170,6 +214,14 @@ def run(config: Config, *, once: bool, stop: threading.Event | None = None) -> b
         while any(t.is_alive() for t in threads):
             for thread in threads:
                 thread.join(timeout=0.2)
+            if not once and health.stalled(config.give_up_minutes * 60):
+                log.error(
+                    "no source has made progress for %g minute(s) ([ingest] give_up_minutes); "
+                    "exiting so that the service manager starts desk-ingest afresh",
+                    config.give_up_minutes,
+                )
+                failed.append("all sources")
+                break
     finally:
         stop.set()
         for thread in threads:
@@ -330,6 +382,10 @@ def main(argv: list[str] | None = None) -> int:
             ok = run(config, once=args.once, stop=stop)
     except DeskError as exc:
         log.error("%s", exc.message)
+        return 1
+    except (sqlite3.Error, OSError) as exc:  # one line here; the traceback at --log-level debug
+        log.debug("desk-ingest stopped", exc_info=True)
+        log.error("%s", describe(exc, config.database))
         return 1
     log.info("stopped")
     return 0 if ok else 1

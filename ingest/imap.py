@@ -34,6 +34,7 @@ from ingest.backoff import Backoff
 from ingest.pipeline import BATCH, Item, Pipeline
 from ingest.progress import LONG_SYNC, Progress
 from ingest.secrets import SecretError, resolve, token_refused
+from ingest.supervisor import db_fault
 
 log = logging.getLogger("desk.imap")
 # imapclient logs every protocol line at DEBUG (message bodies included) and each logout at
@@ -169,7 +170,8 @@ class Reader:
         self.once = once
         self.bar = bar
         self.client: IMAPClient | None = None
-        self.backoff = Backoff()
+        self.health = pipeline.health
+        self.backoff = Backoff(cap=pipeline.config.retry_cap_seconds)
         self.uidvalidity = 0
         self.last_uid = 0
         self.exists = 0
@@ -184,14 +186,15 @@ class Reader:
             try:
                 self.session()
             except Exception as exc:  # noqa: BLE001 - every fault means: reconnect later
-                state, message = explain(self.source, exc)
+                fault = db_fault(exc, self.pipeline.config.database)
+                state, message = ("backing-off", fault) if fault else explain(self.source, exc)
                 self.close()
                 if self.stop.is_set():
                     break
                 attempts += 1
                 if state == "backing-off" and message.startswith("unexpected"):
                     log.exception("%s: %s", self.name, message)
-                sources.set_state(self.db, self.name, state, error=message)
+                self.health.state(state, error=message, database_down=fault is not None)
                 if self.once and (state == "failed-auth" or attempts >= ONCE_ATTEMPTS):
                     raise SourceFailed(f"{self.name}: {message}") from exc
                 delay = self.backoff.next_delay()
@@ -200,10 +203,10 @@ class Reader:
             else:
                 break
         self.close()
-        sources.set_state(self.db, self.name, "stopped")
+        self.health.state("stopped")
 
     def session(self) -> None:
-        sources.set_state(self.db, self.name, "connecting")
+        self.health.state("connecting")
         secret = resolve(self.source)
         self.client = connect(self.source, secret.value, oauth2=secret.oauth2)
         readonly = self.source.after_ingest == "none"
@@ -267,7 +270,7 @@ class Reader:
             )
             self.last_uid = 0
             self.forget_old = True
-        sources.set_state(self.db, self.name, "syncing", server_count=self.exists)
+        self.health.state("syncing", server_count=self.exists)
         prefix = f"{self.uidvalidity}/"
         failed = {
             int(f["key"][len(prefix) :]): bool(f["skipped"])
@@ -280,11 +283,11 @@ class Reader:
         skip = {u for u, skipped in failed.items() if skipped}
         uids = sorted(({u for u in found if u > self.last_uid} | retry) - skip)
         if uids:
-            self.store(uids, retry)
+            self.store(uids)
         elif self.forget_old:
             # An emptied folder: record the new UIDVALIDITY now, not with some later message.
             store_batch(self.db, [], checkpoint=self.checkpoint([]))
-        sources.succeeded(self.db, self.name, "syncing")
+        self.health.ok("syncing", server_count=self.exists)
 
     def checkpoint(self, batch: list[Item]) -> Callable[[sqlite_utils.Database], None]:
         """What to run in `batch`'s transaction: move the checkpoint past it."""
@@ -299,15 +302,13 @@ class Reader:
 
         return move
 
-    def store(self, uids: list[int], retry: set[int]) -> None:
+    def store(self, uids: list[int]) -> None:
         progress = None
         if len(uids) >= LONG_SYNC:
             progress = Progress(self.name, len(uids), bar=self.bar)
 
         def done(batch: list[Item], results: list[Stored | None]) -> None:
             ok = [_uid(item) for item, r in zip(batch, results, strict=True) if r is not None]
-            if retry.intersection(ok):
-                sources.clear_failures(self.db, self.name, [f"{self.uidvalidity}/{u}" for u in ok])
             self.after_ingest(ok)
             if progress is not None:
                 progress.advance(len(batch))
@@ -429,16 +430,28 @@ class Reader:
     def idle_loop(self) -> None:
         assert self.client is not None
         while not self.stop.is_set():
-            sources.succeeded(self.db, self.name, "idle")
+            self.health.ok("idle", server_count=self.exists)
             self.client.idle()
             started = time.monotonic()
+            # A message that failed is tried again on its own timer, not only with new mail.
+            renew = self.retry_after() or IDLE_RENEW
             changed = False
-            while not (changed or self.stop.is_set()) and time.monotonic() - started < IDLE_RENEW:
+            while not (changed or self.stop.is_set()) and time.monotonic() - started < renew:
                 changed = self.note(self.idle_wait(WAKE))
             _done_text, responses = self.client.idle_done()
-            changed = self.note(responses) or changed
+            changed = self.note(responses) or changed or renew < IDLE_RENEW
             if changed and not self.stop.is_set():
                 self.sync()
+
+    def retry_after(self) -> float | None:
+        """Seconds until messages that failed are tried again; None if none wait."""
+        prefix = f"{self.uidvalidity}/"
+        waiting = [
+            f
+            for f in sources.failures(self.db, self.name)
+            if f["key"].startswith(prefix) and not f["skipped"]
+        ]
+        return self.pipeline.config.retry_cap_seconds if waiting else None
 
     def idle_wait(self, timeout: float) -> list[tuple]:
         """IDLE responses within `timeout`; raises ConnectionLost when the server went away.
@@ -500,7 +513,7 @@ class Reader:
                 self.exists = response[0]
             elif len(response) >= 2 and response[1] == b"EXPUNGE":
                 self.exists = max(self.exists - 1, 0)
-                sources.set_state(self.db, self.name, "idle", server_count=self.exists)
+                self.health.state("idle", server_count=self.exists)
             elif response and response[0] == b"BYE":
                 words = [w.decode(errors="replace") for w in response[1:] if isinstance(w, bytes)]
                 raise ConnectionLost("the server said goodbye: " + " ".join(words))
@@ -509,7 +522,7 @@ class Reader:
     def poll_loop(self) -> None:
         assert self.client is not None
         while not self.stop.is_set():
-            sources.succeeded(self.db, self.name, "watching")
+            self.health.ok("watching", server_count=self.exists)
             if self.stop.wait(self.source.poll_seconds):
                 return
             self.note(self.client.noop()[1])

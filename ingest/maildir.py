@@ -108,9 +108,9 @@ def run(source: Source, pipeline: Pipeline, stop: threading.Event, *, once: bool
     """Sync, then (unless `once`) watch until `stop` is set."""
     folder = DropFolder(source)
     folder.prepare()
-    sources.set_state(pipeline.db, source.name, "syncing")
+    pipeline.health.state("syncing")
     sync(folder, pipeline, stop)
-    sources.succeeded(pipeline.db, source.name, "stopped" if once else "watching")
+    pipeline.health.ok("stopped" if once else "watching")
     if once:
         return
     for _changes in watch(
@@ -122,5 +122,5 @@ def run(source: Source, pipeline: Pipeline, stop: threading.Event, *, once: bool
         yield_on_timeout=True,
     ):
         sync(folder, pipeline, stop)
-        sources.succeeded(pipeline.db, source.name, "watching")
-    sources.set_state(pipeline.db, source.name, "stopped")
+        pipeline.health.ok("watching")
+    pipeline.health.state("stopped")

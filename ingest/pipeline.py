@@ -22,6 +22,7 @@ from db.mailin.model import Delivery, Incoming, Stored
 from db.mailin.store import store_batch
 from ingest import route
 from ingest.parse import parse
+from ingest.supervisor import Health, SourceHealth, db_fault
 from ingest.workers import parse_workers
 
 log = logging.getLogger("desk.ingest")
@@ -42,13 +43,21 @@ class Pipeline:
     """Parses, routes and stores batches for one source, on that source's own connection."""
 
     def __init__(
-        self, db: sqlite_utils.Database, config: Config, source: Source, pool: Executor | None
+        self,
+        db: sqlite_utils.Database,
+        config: Config,
+        source: Source,
+        pool: Executor | None,
+        health: SourceHealth | None = None,
     ) -> None:
         self.db = db
         self.config = config
         self.source = source
         self.pool = pool
         self.depth = parse_workers() if pool is not None else 0
+        # What the source reports goes here: to the database, or kept while it refuses.
+        self.health = health or Health(config.database).for_source(db, source.name)
+        self._failed: set[str] = set()  # keys with a failure record, cleared once stored
 
     def _parse_later(self, items: list[Item]) -> Future[list[Incoming]] | list[Incoming]:
         raws = [item.raw for item in items]
@@ -102,6 +111,7 @@ class Pipeline:
         for a message that could not be stored (recorded in `message_failure`).
         """
         stored = 0
+        self._failed = {f["key"] for f in sources.failures(self.db, self.source.name)}
         in_flight: deque[tuple[list[Item], Future | list[Incoming]]] = deque()
         iterator = iter(batches)
         exhausted = False
@@ -128,11 +138,17 @@ class Pipeline:
         cp = checkpoint(items) if checkpoint else None
         try:
             results = store_batch(self.db, pairs, checkpoint=cp, mail=self.config.mail)
-        except Exception:
+        except Exception as exc:
+            if db_fault(exc, self.config.database):
+                raise  # the database's fault, not the messages': the supervisor waits it out
             log.exception(
                 "%s: storing a batch of %d failed; storing one by one", self.source.name, len(items)
             )
             results = self._store_singly(pairs, items, cp)
+        ok = [item.key for item, r in zip(items, results, strict=True) if r is not None]
+        if self._failed.intersection(ok):
+            sources.clear_failures(self.db, self.source.name, ok)
+            self._failed.difference_update(ok)
         if done is not None:
             done(items, results)
         return sum(1 for r in results if r is not None and r.new)
@@ -143,6 +159,8 @@ class Pipeline:
             try:
                 results.extend(store_batch(self.db, [(msg, delivery)], mail=self.config.mail))
             except Exception as exc:  # noqa: BLE001 - one bad message must not block the rest
+                if db_fault(exc, self.config.database):
+                    raise
                 results.append(None)
                 skipped = sources.record_failure(self.db, self.source.name, item.key, repr(exc))
                 log.error(

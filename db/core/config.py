@@ -137,6 +137,8 @@ class Config:
     database_access: Access = OWNER_ONLY  # `[database] mode` and `group`
     addresses: dict[str, str] = field(default_factory=dict)
     log_level: str = "info"
+    retry_cap_seconds: float = 60.0  # `[ingest]`: the longest wait before a source tries again
+    give_up_minutes: float = 30.0  # `[ingest]`: no source progressing this long: exit non-zero
     timezone: str = ""
     maintenance: Maintenance = field(default_factory=Maintenance)
     mail: MailOut = field(default_factory=MailOut)
@@ -601,6 +603,8 @@ def parse(data: dict[str, Any], path: Path) -> Config:
         database_access=_access(top),
         addresses=addresses,
         log_level=ingest.choice("log_level", LOG_LEVELS, "info"),
+        retry_cap_seconds=_positive(ingest, "retry_cap_seconds", float, 60.0),
+        give_up_minutes=_positive(ingest, "give_up_minutes", float, 30.0),
         timezone=timezone,
         maintenance=_maintenance(path, data, timezone),
         mail=_mail_out(path, data, known),

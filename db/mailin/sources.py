@@ -6,6 +6,11 @@ last UID) is written by `checkpoint()` inside the same transaction as the messag
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import json
+import os
+from pathlib import Path
 from typing import Any
 
 import sqlite_utils
@@ -58,13 +63,15 @@ def set_state(
         )
 
 
-def succeeded(db: sqlite_utils.Database, name: str, state: str) -> None:
+def succeeded(
+    db: sqlite_utils.Database, name: str, state: str, *, server_count: int | None = None
+) -> None:
     with write(db):
         db.execute(
             "UPDATE source_state SET state = ?, last_success = ?, updated_at = ?, "
-            "stored_count = (SELECT count(*) FROM message_location WHERE source = ?) "
-            "WHERE name = ?",
-            [state, clock.now_iso(), clock.now_iso(), name, name],
+            "stored_count = (SELECT count(*) FROM message_location WHERE source = ?), "
+            "server_count = coalesce(?, server_count) WHERE name = ?",
+            [state, clock.now_iso(), clock.now_iso(), name, server_count, name],
         )
 
 
@@ -83,7 +90,60 @@ def get(db: sqlite_utils.Database, name: str) -> dict[str, Any] | None:
 
 
 def all_states(db: sqlite_utils.Database) -> list[dict[str, Any]]:
-    return list(db.query("SELECT * FROM source_state ORDER BY name"))
+    """Every source's row, with what a running daemon could not write into it laid over it
+    (`save_unwritten`): the database's own fault is the news then."""
+    rows = list(db.query("SELECT * FROM source_state ORDER BY name"))
+    main = next((f for _seq, n, f in db.execute("PRAGMA database_list") if n == "main"), "")
+    unwritten = _unwritten(Path(main)) if main else {}
+    for row in rows:
+        if row["name"] in unwritten:
+            kept = unwritten[row["name"]]
+            row["state"] = kept["state"]
+            row["last_error"], row["last_error_at"] = kept["error"], kept["error_at"]
+            if kept.get("server_count") is not None:
+                row["server_count"] = kept["server_count"]
+    return rows
+
+
+def health_file(database: Path) -> Path:
+    """Where the daemon keeps source health its database refused: `<database>.ingest.health`."""
+    return database.with_name(database.name + ".ingest.health")
+
+
+HEALTH_FILE_SIZE = 65536  # reserved up front: rewriting it in place needs no new disk space
+
+
+def save_unwritten(database: Path, states: dict[str, dict[str, Any]]) -> None:
+    """Keep `states` (source name: state, error, error_at, server_count) beside the database,
+    overwriting the file in place within the space reserved for it, so a full disk still takes
+    it. Never raises: this is the fallback of last resort, and the log has the same news."""
+    data = json.dumps(states).encode()[: HEALTH_FILE_SIZE - 1]
+    try:
+        fd = os.open(health_file(database), os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError:
+        return
+    with contextlib.suppress(OSError), os.fdopen(fd, "r+b") as out:
+        with contextlib.suppress(OSError):
+            os.posix_fallocate(out.fileno(), 0, HEALTH_FILE_SIZE)
+        out.write(data.ljust(HEALTH_FILE_SIZE - 1) + b"\n")
+
+
+def _unwritten(database: Path) -> dict[str, dict[str, Any]]:
+    """What `save_unwritten` kept, if the daemon that kept it still runs (holds its lock)."""
+    lock = database.with_name(database.name + ".ingest.lock")
+    try:
+        with open(lock) as held:
+            fcntl.flock(held, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            return {}  # no daemon runs: whatever the file says is over
+    except BlockingIOError:
+        pass
+    except OSError:
+        return {}
+    try:
+        kept = json.loads(health_file(database).read_bytes() or b"{}")
+    except (OSError, ValueError):
+        return {}
+    return kept if isinstance(kept, dict) else {}
 
 
 def record_failure(db: sqlite_utils.Database, source: str, key: str, error: str) -> bool:
