@@ -63,8 +63,10 @@ def _source_thread(
     health: Health,
 ) -> None:
     """One source under its supervisor (`ingest/supervisor.py`): a fault, the database's
-    included, restarts it after a backoff step, on a fresh connection."""
-    db = open_db(config.database)
+    included, restarts it after a backoff step."""
+    db = _open_waiting(config, stop, source.name)
+    if db is None:
+        return
     reporter = health.for_source(db, source.name)
 
     def body() -> None:
@@ -79,8 +81,26 @@ def _source_thread(
         db.close()
 
 
+def _open_waiting(config: Config, stop: threading.Event, who: str):
+    """A connection to the database for a thread of the daemon, waited for with backoff while
+    the database cannot be opened (locked, full, read-only, gone); None once `stop` is set.
+    Without it a fault at the moment a thread starts would end that thread for good."""
+    backoff = Backoff(cap=config.retry_cap_seconds)
+    while not stop.is_set():
+        try:
+            return open_db(config.database)
+        except Exception as exc:  # noqa: BLE001 - waited out, named in one line
+            wait = backoff.next_delay()
+            log.error("%s: %s; trying again in %.0f s", who, describe(exc, config.database), wait)
+            log.debug("opening the database failed", exc_info=True)
+            stop.wait(wait)
+    return None
+
+
 def _notice_thread(config: Config, stop: threading.Event, once: bool) -> None:
-    db = open_db(config.database)
+    db = _open_waiting(config, stop, "notices")
+    if db is None:
+        return
     try:
         while not stop.is_set():
             try:
@@ -104,7 +124,9 @@ def _sender_thread(
     assert config.mail.smtp is not None
     for thread in before:  # with --once, send what reading and the notices queued, too
         thread.join()
-    db = open_db(config.database)
+    db = _open_waiting(config, stop, "sender")
+    if db is None:
+        return
     try:
         lock = sender.lock_file(config.database)
         sender.run(db, config.mail.smtp, stop, once=once, lock=lock)

@@ -17,7 +17,9 @@ from pathlib import Path
 
 import pytest
 
+from db.core import backup as db_backup
 from db.core.connect import open_db
+from db.core.errors import DeskError
 from ingest.demo import generate, write_maildir
 from tests.conftest import write_config_file
 
@@ -214,3 +216,14 @@ def test_a_backup_restored_as_the_readme_says_gives_the_same_counts(tmp_path):
     assert at_backup == counts(config)
     with sqlite3.connect(database) as conn:
         assert [("ok",)] == conn.execute("PRAGMA integrity_check").fetchall()
+
+
+def test_a_backup_over_the_database_itself_is_refused(tmp_path):
+    database = tmp_path / "desk.db"
+    open_db(database).close()
+    for target in (database, tmp_path / "link.db"):
+        if target != database:
+            target.symlink_to(database)
+        with pytest.raises(DeskError, match="is the database itself"):
+            db_backup.backup(database, target, force=True)
+    assert 0 < database.stat().st_size

@@ -24,6 +24,7 @@ import aiohttp
 import pytest
 
 from tests.tui_helpers import NOW, deliver, mail
+from tui.cli import serve_login
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -262,3 +263,12 @@ def test_chromium_logs_in_sees_the_tickets_and_acts_as_that_agent(served: Served
     with sqlite3.connect(served.db) as db:
         events = db.execute("SELECT actor FROM ticket_event WHERE action = 'assignee'").fetchall()
     assert [("maria",)] == events  # the audit trail names the login, not the config's agent
+
+
+def test_a_stale_temporary_password_file_does_not_loosen_the_new_one(tmp_path):
+    users = tmp_path / "serve-users"
+    stale = tmp_path / "serve-users.tmp"
+    stale.write_text("")
+    stale.chmod(0o644)
+    serve_login.write_users(users, {"maria": "scrypt$x"})
+    assert 0o600 == stat.S_IMODE(users.stat().st_mode)

@@ -56,6 +56,8 @@ def backup(source: Path, target: Path, *, force: bool = False) -> Copy:
         raise DeskError(f"there is no database at {source}: check [database] path in the config.")
     if target.is_dir():
         raise DeskError(f"{target} is a folder: give the backup a file name.")
+    if _is_the_database(source, target):
+        raise DeskError(f"{target} is the database itself: back it up to another path.")
     if target.exists() and not force:
         raise DeskError(f"{target} already exists: choose another path, or pass --force.")
     try:
@@ -138,6 +140,22 @@ def _remove(temporary: Path) -> None:
     for path in [temporary, *(Path(f"{temporary}{end}") for end in ("-journal", "-wal", "-shm"))]:
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
+
+
+def _is_the_database(source: Path, target: Path) -> bool:
+    """Whether `target` is the database or one of its side files (by name, link or inode):
+    renaming a copy over it would cut the running daemon off from the file it writes."""
+    live = [source, *(source.with_name(source.name + s) for s in ("-wal", "-shm", "-journal"))]
+    resolved = target.resolve()
+    for path in live:
+        if path.resolve() == resolved:
+            return True
+        try:
+            if target.exists() and path.exists() and os.path.samefile(path, target):
+                return True
+        except OSError:
+            continue
+    return False
 
 
 def _fsync(path: Path) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import contextvars
 import hashlib
 import hmac
@@ -21,6 +22,7 @@ import re
 import secrets
 import shlex
 import stat
+import tempfile
 import time
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -103,11 +105,16 @@ def read_users(path: Path) -> dict[str, str]:
 
 def write_users(path: Path, users: dict[str, str]) -> None:
     """Replace the password file atomically, owner-only (0600) from its creation."""
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.writelines(f"{agent}:{stored}\n" for agent, stored in sorted(users.items()))
-    os.replace(tmp, path)
+    # A fresh file of our own (never one left behind, with its mode, or a planted link).
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.writelines(f"{agent}:{stored}\n" for agent, stored in sorted(users.items()))
+        os.replace(name, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(name)
+        raise
 
 
 def check_agent_name(agent: str) -> str:
