@@ -253,16 +253,12 @@ def run(config: Config, *, once: bool, stop: threading.Event | None = None) -> b
     return not failed
 
 
-def lock_file(database: Path) -> Path:
-    return database.with_name(database.name + ".ingest.lock")
-
-
 def _take_lock(database: Path) -> IO[str]:
     """The lock one desk-ingest holds on `database` while it runs, `<database>.ingest.lock`,
     with its pid written in it; released by the kernel however the process ends. Raises
     DeskError naming the holder if another desk-ingest has it: two would read every source
     twice over."""
-    path = lock_file(database)
+    path = sources.ingest_lock_file(database)
     path.parent.mkdir(parents=True, exist_ok=True)  # as opening the database would
     held = open(path, "a+")  # noqa: SIM115 - held open until the process ends
     try:

@@ -105,6 +105,11 @@ def all_states(db: sqlite_utils.Database) -> list[dict[str, Any]]:
     return rows
 
 
+def ingest_lock_file(database: Path) -> Path:
+    """The lock a running desk-ingest holds on `database`: `<database>.ingest.lock`."""
+    return database.with_name(database.name + ".ingest.lock")
+
+
 def health_file(database: Path) -> Path:
     """Where the daemon keeps source health its database refused: `<database>.ingest.health`."""
     return database.with_name(database.name + ".ingest.health")
@@ -130,9 +135,8 @@ def save_unwritten(database: Path, states: dict[str, dict[str, Any]]) -> None:
 
 def _unwritten(database: Path) -> dict[str, dict[str, Any]]:
     """What `save_unwritten` kept, if the daemon that kept it still runs (holds its lock)."""
-    lock = database.with_name(database.name + ".ingest.lock")
     try:
-        with open(lock) as held:
+        with open(ingest_lock_file(database)) as held:
             fcntl.flock(held, fcntl.LOCK_SH | fcntl.LOCK_NB)
             return {}  # no daemon runs: whatever the file says is over
     except BlockingIOError:
