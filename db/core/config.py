@@ -130,6 +130,14 @@ class MailOut:
 
 
 @dataclass(frozen=True)
+class Publish:
+    """The `[publish]` section: where the daemon keeps the status site, and the site's URL."""
+
+    dir: Path | None = None  # None: the daemon publishes nothing
+    url: str = ""  # e.g. https://status.valuit.com/ ; makes the feed's and JSON's links absolute
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path
     database: Path
@@ -142,6 +150,7 @@ class Config:
     timezone: str = ""
     maintenance: Maintenance = field(default_factory=Maintenance)
     mail: MailOut = field(default_factory=MailOut)
+    publish: Publish = field(default_factory=Publish)
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
 
@@ -582,6 +591,15 @@ def _access(r: Reader) -> Access:
     return Access(value, group)
 
 
+def _publish(path: Path, data: dict[str, Any]) -> Publish:
+    r = Reader(path, "publish", data.get("publish", {}))
+    r.unknown({"dir", "url"})
+    url = r.get("url", str, "")
+    if url and not re.match(r"https?://[^/\s]+", url):
+        r.fail("url", f"{url!r} is not an http(s) URL such as https://status.valuit.com/")
+    return Publish(dir=r.path_value("dir"), url=url.rstrip("/") + "/" if url else "")
+
+
 def parse(data: dict[str, Any], path: Path) -> Config:
     """Check a parsed TOML document; `path` is named in errors and anchors relative paths."""
     top = Reader(path, "database", data.get("database", {}))
@@ -608,5 +626,6 @@ def parse(data: dict[str, Any], path: Path) -> Config:
         timezone=timezone,
         maintenance=_maintenance(path, data, timezone),
         mail=_mail_out(path, data, known),
+        publish=_publish(path, data),
         raw=data,
     )

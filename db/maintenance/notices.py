@@ -54,8 +54,8 @@ def sections(text: str) -> dict[str, str]:
     clean = _COMMENT.sub("", text)
     found = {}
     matches = list(_HEADING.finditer(clean))
-    for match, nxt in zip(matches, [*matches[1:], None], strict=True):
-        end = nxt.start() if nxt else len(clean)
+    for i, match in enumerate(matches):
+        end = matches[i + 1].start() if i + 1 < len(matches) else len(clean)
         found[match.group(1)] = clean[match.end() : end].strip()
     return found
 

@@ -11,7 +11,6 @@ import argparse
 import sys
 from pathlib import Path
 
-import icalendar
 import sqlite_utils
 
 from db.core import clock
@@ -20,12 +19,10 @@ from db.core.errors import DeskError
 from db.core.migrations import NOTICE_KINDS
 from db.mailout import outbox, subscribers
 from db.maintenance import notices, recurrence, reports, windows
+from publish.ics import calendar
 from tui import editor
 from tui.cli import ops
 from tui.cli.outbox import mailed, warn_unsent
-
-PRODID = "-//Valuit//Valuit Desk//EN"
-_ICS_STATUS = {"planned": "TENTATIVE", "cancelled": "CANCELLED"}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -209,32 +206,6 @@ def run_notice(args: argparse.Namespace) -> int:
 def _people(db: sqlite_utils.Database, config: Config) -> str:
     count = len(subscribers.listing(db, config.mail))
     return f"{count} subscriber{'' if count == 1 else 's'}"
-
-
-def calendar(found: list[windows.Window]) -> bytes:
-    """An iCalendar feed: a window keeps its UID for life and its revision is the SEQUENCE, so
-    calendar clients update an event in place and drop a cancelled one."""
-    cal = icalendar.Calendar()
-    cal.add("prodid", PRODID)
-    cal.add("version", "2.0")
-    cal.add("x-wr-calname", "Valuit maintenance windows")
-    now = clock.now()
-    for w in found:
-        event = icalendar.Event()
-        event.add("uid", f"window-{w.id}-{w.created_at:%Y%m%dT%H%M%SZ}@valuit-desk")
-        event.add("sequence", w.revision)
-        event.add("dtstamp", now)
-        event.add("dtstart", w.start)
-        event.add("dtend", w.ends)
-        event.add("summary", f"{w.label} {w.title} ({w.kind} maintenance)")
-        unavailable = ", ".join(w.features) or "none listed"
-        lines = [f"Update type: {w.update_type}", f"Unavailable: {unavailable}"]
-        lines += [text for text in (w.nature, w.description) if text]
-        event.add("description", "\n".join(lines))
-        event.add("status", _ICS_STATUS.get(w.status(now), "CONFIRMED"))
-        event.add("categories", [w.kind])
-        cal.add_component(event)
-    return cal.to_ical()
 
 
 def run_ics(args: argparse.Namespace) -> int:
