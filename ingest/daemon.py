@@ -4,7 +4,8 @@ Each source runs in its own thread with its own database connection, so one fail
 never stops the others. Two more threads carry mail out: the notice scheduler issues the
 maintenance notices as they fall due, and the sender hands the outbox to `[smtp]`. One more
 reads stored mail again with today's parser: what an older version read, after an upgrade, and
-what an agent asks for (`ingest/reparse.py`). SIGTERM or SIGINT sets a stop flag: each finishes
+what an agent asks for (`ingest/reparse.py`). With `[publish] dir`, one more keeps the status
+site there current (`publish/`). SIGTERM or SIGINT sets a stop flag: each finishes
 the batch or mail it holds, commits, and returns. `--once` ingests what is there, issues and
 sends what is due, reads again what agents asked for, and exits; `--reparse` only reads stored
 mail again. One daemon (or `--once`) runs on a database at a time: it holds a lock file beside it.
@@ -41,9 +42,13 @@ from ingest.backoff import Backoff
 from ingest.pipeline import Pipeline
 from ingest.supervisor import Health, describe, supervise
 from ingest.workers import make_pool
+from publish.site import Publisher
 
 log = logging.getLogger("desk.daemon")
 NOTICE_SECONDS = 30.0  # how often the scheduler looks for notices due
+# How often the status site's digest is read: the site follows a change within this (the issue
+# asks for a minute), at the cost of one aggregate query.
+PUBLISH_SECONDS = 15.0
 _RUNNERS: dict[str, Callable[..., None]] = {"maildir": maildir.run, "imap": imap.run}
 
 
@@ -110,6 +115,37 @@ def _notice_thread(config: Config, stop: threading.Event, once: bool) -> None:
             if once:
                 return
             stop.wait(NOTICE_SECONDS)
+    finally:
+        db.close()
+
+
+def _publish_thread(
+    config: Config, stop: threading.Event, once: bool, before: list[threading.Thread]
+) -> None:
+    """Keep `[publish] dir` current: re-render the status site when the database's digest moves
+    (`publish.site.Publisher`); a failure is logged and tried again at the next poll."""
+    assert config.publish.dir is not None
+    for thread in before:  # with --once, publish what the notices issued, too
+        thread.join()
+    db = _open_waiting(config, stop, "publish")
+    if db is None:
+        return
+    publisher = Publisher(config.publish.dir, config.publish.url)
+    try:
+        while not stop.is_set():
+            try:
+                changed = publisher.refresh(db)
+                if changed:
+                    log.info(
+                        "status site: %d file(s) updated in %s", len(changed), publisher.directory
+                    )
+            except DeskError as exc:
+                log.error("%s", exc.message)
+            except Exception:  # noqa: BLE001 - logged; the next poll tries again
+                log.exception("publishing the status site failed")
+            if once:
+                return
+            stop.wait(PUBLISH_SECONDS)
     finally:
         db.close()
 
@@ -221,6 +257,15 @@ def run(config: Config, *, once: bool, stop: threading.Event | None = None) -> b
             target=_reparse_thread, args=(config, stop, once), name="reparse", daemon=True
         )
     )
+    if config.publish.dir is not None:
+        threads.append(
+            threading.Thread(
+                target=_publish_thread,
+                args=(config, stop, once, [notices] if once else []),
+                name="publish",
+                daemon=True,
+            )
+        )
     if config.mail.smtp is not None:
         threads.append(
             threading.Thread(

@@ -23,6 +23,7 @@ SUBCOMMANDS = (
     "tui.cli.subscribers",
     "tui.cli.outbox",
     "tui.cli.backup",
+    "tui.cli.publish",
 )
 
 

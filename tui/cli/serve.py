@@ -1,6 +1,7 @@
 """`desk serve`: the same desk in a browser tab, through textual-serve, on 127.0.0.1 by default.
 
-Agents log in with a password (`desk serve passwd AGENT`); see `tui.cli.serve_login`.
+Agents log in with a password (`desk serve passwd AGENT`); see `tui.cli.serve_login`. The users'
+status site is under /status, without a login (`tui.cli.serve_status`).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import shlex
 import sys
 
 from db.core.config import find, load
+from db.core.connect import open_db
 from db.core.errors import DeskError
 
 
@@ -58,23 +60,31 @@ def command_for(config: str | None) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tui.cli import serve_login  # aiohttp and textual-serve: 0.17 s no other command needs
+    # aiohttp and textual-serve: 0.17 s no other command needs
+    from tui.cli import serve_login, serve_status
 
-    load(args.config)  # a broken config fails here, in one line, not in every browser tab
+    config = load(args.config)  # a broken config fails here, in one line, not in every tab
     if not 0 < args.port < 65536:
         raise DeskError(f"{args.port} is not a TCP port")
     users = serve_login.users_path(find(args.config).resolve())
     if not serve_login.read_users(users):
         raise DeskError(f"{users} names no agent: add one with `desk serve passwd AGENT`")
+    status = serve_status.StatusSite(
+        open_db(config.database, access=config.database_access), config.publish.url
+    )
     server = serve_login.DeskServer(
         command_for(args.config),
         users,
+        status,
         host=args.host,
         port=args.port,
         title="Valuit Desk",
         public_url=args.public_url,
     )
-    server.serve()
+    try:
+        server.serve()
+    finally:
+        status.close()
     return 0
 
 

@@ -31,6 +31,7 @@ from aiohttp import web
 from textual_serve.server import Server
 
 from db.core.errors import DeskError
+from tui.cli import serve_status
 
 log = logging.getLogger(__name__)
 
@@ -176,12 +177,20 @@ class Sessions:
 
 
 class DeskServer(Server):
-    """textual-serve's Server behind a login: every route but `/login` needs a session, and the
-    websocket also needs `Origin` to be the served origin (`--public-url`)."""
+    """textual-serve's Server behind a login: every route but `/login` and the users' status
+    site (`/status`, read-only) needs a session, and the websocket also needs `Origin` to be the
+    served origin (`--public-url`)."""
 
-    def __init__(self, command: str, users: Path, **kwargs) -> None:
+    def __init__(
+        self,
+        command: str,
+        users: Path,
+        status: serve_status.StatusSite | None = None,
+        **kwargs,
+    ) -> None:
         super().__init__(command, **kwargs)  # sets self.command: the property below
         self.users = users
+        self.status = status  # the users' status site under /status, without a login
         self.sessions = Sessions()
         self.public_url = self.public_url.rstrip("/")
         self.origin = origin_of(self.public_url)
@@ -205,11 +214,13 @@ class DeskServer(Server):
         app.middlewares.append(self._guard)
         app.router.add_get("/login", self.handle_login_page)
         app.router.add_post("/login", self.handle_login)
+        if self.status is not None:
+            self.status.add_routes(app)
         return app
 
     @web.middleware
     async def _guard(self, request: web.Request, handler) -> web.StreamResponse:
-        if request.path == "/login":
+        if request.path == "/login" or serve_status.is_status(request.path):
             return await handler(request)
         if request.path == "/ws" and request.headers.get("Origin") != self.origin:
             log.warning("refused a websocket from Origin %r", request.headers.get("Origin"))
