@@ -222,9 +222,18 @@ def test_hostile_window_text_stays_text_in_every_page(
     _at(monkeypatch, NOW)
     db = open_db(tmp_path / "desk.db")
     w = _emergency(db)
+    _emergency(db, "Terminal \x1b[31mred\x0b and a NUL\x00")  # XML 1.0 forbids these
     db.close()
     site = tmp_path / "site"
     _publish(_config(tmp_path), site, capsys)
+    feed = feedparser.parse((site / "feed.atom").read_bytes())
+    assert (
+        False,
+        {
+            f"Valuit maintenance in progress: {HOSTILE}",
+            "Valuit maintenance in progress: Terminal [31mred and a NUL",
+        },
+    ) == (feed.bozo, {e.title for e in feed.entries})
     for page in ("index.html", "feed.atom"):
         text = (site / page).read_text()
         assert ("<img" not in text, "<script" not in text, "<b>" not in text) == (
@@ -233,9 +242,8 @@ def test_hostile_window_text_stays_text_in_every_page(
             True,
         ), page
         assert "&lt;img src=x onerror=&#34;alert(1)&#34;&gt;Payments &amp; &lt;b&gt;cards" in text
-    assert w.title == json.loads((site / "status.json").read_text())["scheduled_maintenances"][0][
-        "name"
-    ]
+    status = json.loads((site / "status.json").read_text())
+    assert w.title == status["scheduled_maintenances"][0]["name"]
 
 
 def test_chromium_sees_the_emergency_and_its_update_under_status_without_a_login(
