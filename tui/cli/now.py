@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
             f"{ops.local(clock.parse(w['start_at']), zone)}: {safe.visible(w['rule_gone'])}; "
             f"desk window cancel {w['id']} or desk window keep {w['id']}"
         )
-    drift = _drift(data["sync"], str(config.path.resolve()))
+    drift = _drift(data["sync"], str(config.path.resolve()), bool(config.maintenance.recurring))
     if drift:
         print(f"SYNC    {drift}")
     if data["state"] == in_force.CLEAR:
@@ -82,8 +82,11 @@ def run(args: argparse.Namespace) -> int:
     return EXIT[data["state"]]
 
 
-def _drift(sync: dict, config_path: str) -> str | None:
-    """The sentence when the windows were last synced from another config, or never."""
+def _drift(sync: dict, config_path: str, has_rules: bool) -> str | None:
+    """The sentence when the windows were last synced from another config, or never though
+    the config has recurring rules."""
+    if sync["synced_at"] is None and not has_rules:
+        return None
     if sync["synced_at"] is None:
         return (
             "recurring rules were never synced into this database; desk-ingest does it when "
