@@ -28,8 +28,8 @@ WINDOW_KEYS = {
     "id", "number", "title", "kind", "update_type", "status", "start_at", "end_at",
     "planned_end_at", "zone", "start_local", "end_local", "features", "description",
     "release_notes", "nature", "expected_minutes", "announced_at", "forced_reason",
-    "cancelled_at", "completed_at", "rule", "flags", "rule_gone", "detached_at", "report_due", "report_written_at",
-    "revision", "created_at", "created_by",
+    "cancelled_at", "completed_at", "rule", "flags", "rule_gone", "detached_at", "report_due",
+    "report_written_at", "revision", "created_at", "created_by",
 }  # fmt: skip
 
 
