@@ -64,7 +64,16 @@ class Occurrence:
     @property
     def absorbed(self) -> bool:
         """Skipped for, or merged into, a deeper rule's occurrence: not stored."""
-        return any(f.startswith((SKIPPED_FOR + ":", MERGED_INTO + ":")) for f in self.flags)
+        return self.absorbed_by is not None
+
+    @property
+    def absorbed_by(self) -> tuple[str, str] | None:
+        """(SKIPPED_FOR or MERGED_INTO, the deeper occurrence's `ref`), or None."""
+        for flag in self.flags:
+            how, _, host = flag.partition(":")
+            if how in (SKIPPED_FOR, MERGED_INTO):
+                return how, host
+        return None
 
     @property
     def ref(self) -> str:
@@ -225,8 +234,7 @@ def _gone_reason(rule: str, key: str, names: set[str], absorbed: dict) -> str:
     if rule not in names:
         return f"its rule is gone: {rule!r} is no longer in the config"
     if (rule, key) in absorbed:
-        host = absorbed[rule, key].flags[-1].split(":", 1)[1]
-        return f"its rule now leaves it out: it overlaps {host}"
+        return f"its rule now leaves it out: it overlaps {absorbed[rule, key].absorbed_by[1]}"
     return f"its rule no longer makes it: {rule!r} has changed"
 
 
@@ -255,10 +263,10 @@ def materialise(db: sqlite_utils.Database, settings: Maintenance) -> SyncReport:
     planned = plan(settings.recurring, now, max(horizon, latest))
     rules = {r.name: r for r in settings.recurring}
     report = SyncReport()
-    hosts: dict[str, list[str]] = {}
+    hosts: dict[str, list[Occurrence]] = {}
     for occ in planned:
-        if occ.absorbed:
-            hosts.setdefault(occ.flags[-1].split(":", 1)[1], []).append(occ.flags[-1])
+        if occ.absorbed_by:
+            hosts.setdefault(occ.absorbed_by[1], []).append(occ)
     for occ in planned:
         if occ.start > horizon:
             continue
@@ -283,10 +291,10 @@ def materialise(db: sqlite_utils.Database, settings: Maintenance) -> SyncReport:
         )
         if window_id is not None:
             report.added.append(window_id)
-            for flag in hosts.get(occ.ref, []):
-                how, host = flag.split(":", 1)
-                log.info("W%d (%s): one window for the night; %s", window_id, host,
-                         f"{how.replace('-', ' ')} {host} by on_overlap")  # fmt: skip
+            for other in hosts.get(occ.ref, []):
+                how = "skipped" if other.absorbed_by[0] == SKIPPED_FOR else "merged into it"
+                log.info("W%d (%s) overlaps %s: one window for the night, %s is %s "
+                         "(on_overlap)", window_id, occ.ref, other.ref, other.ref, how)  # fmt: skip
     produced = {(o.rule, o.key) for o in planned if not o.absorbed}
     absorbed = {(o.rule, o.key): o for o in planned if o.absorbed}
     for window_id, rule_name, key, _, revision, announced_at, gone in existing:

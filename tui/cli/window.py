@@ -323,7 +323,7 @@ def run_sync(args: argparse.Namespace) -> int:
     report = recurrence.sync(db, config.maintenance, str(config.path.resolve()), ops.actor())
     absorbed = []
     for o in report.absorbed:
-        how, _, host = o.flags[-1].partition(":")
+        how, host = o.absorbed_by
         verb = "merged into" if how == recurrence.MERGED_INTO else "skipped: overlaps"
         absorbed.append(f"{o.ref} {verb} {host}")
     if args.json:
