@@ -221,3 +221,39 @@ def test_a_rule_that_comes_back_unflags_its_windows_and_cancel_stays_the_operato
     ingest(minimal, now="2026-12-01T12:20:00Z")
     _, mails = windows_and_mail(db)
     assert ["announcement", "cancellation"] == [kind for kind, _ in mails]
+
+
+@pytest.mark.anyio
+async def test_the_desk_reads_without_writing_and_its_banner_names_a_window_whose_rule_is_gone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from db.maintenance import recurrence, windows
+    from tests.tui_helpers import NOW, build_config, fill, until
+    from tui.app import DeskApp
+    from tui.screens.ticket import TicketScreen
+    from tui.widgets.banner import Banner
+
+    monkeypatch.setenv("DESK_NOW", NOW)  # 2026-11-26: the first Sunday of December is 10 days off
+    rule = {"name": "monthly", "rrule": "FREQ=MONTHLY;BYDAY=1SU", "start": "02:00",
+            "duration": 120, "kind": "monthly", "title": "Monthly routine maintenance"}  # fmt: skip
+    with_rule = build_config(tmp_path, maintenance={"recurring": [rule]})
+    without = build_config(tmp_path)
+    fill(with_rule.database, 3)
+    with closing(open_db(with_rule.database)) as db:
+        recurrence.sync(db, with_rule.maintenance, "ops.toml", "test")
+        windows.issue_notice(db, 1, "announcement", "ops")
+        recurrence.sync(db, without.maintenance, "monitor.toml", "test")
+    before = fingerprint(with_rule.database)
+
+    app = DeskApp(without)
+    async with app.run_test(size=(200, 40)) as pilot:
+        banner = app.screen.query_one(Banner)
+        await until(pilot, lambda: "its rule is gone" in str(banner.render()))
+        assert (
+            "W1 Monthly routine maintenance (2026-12-06 02:00 UTC): its rule is gone: 'monthly' "
+            "is no longer in the config; desk window cancel W1 or desk window keep W1"
+        ) in str(banner.render())
+        await pilot.press("down", "enter")  # read a ticket, too
+        await until(pilot, lambda: isinstance(app.screen, TicketScreen))
+        await pilot.press("escape")
+    assert before == fingerprint(with_rule.database)
