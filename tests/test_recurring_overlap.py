@@ -72,9 +72,10 @@ def test_merge_makes_the_deeper_window_span_both_and_mails_once(
     # The monthly moved to 03:00–05:00 so that merging visibly stretches the quarterly.
     rules = (
         example_rules()
-        .replace('name = "monthly"', 'name = "monthly"\non_overlap = "merge"', 1)
+        .replace('on_overlap = "skip"', 'on_overlap = "merge"', 1)
         .replace('start = "02:00"', 'start = "03:00"', 1)
     )
+    assert 'on_overlap = "merge"' in rules
     config = load(config_with(tmp_path, rules))
     db = open_db(config.database)
     for moment in [*MOMENTS[:-1], "2027-01-03T05:30:00Z"]:  # it completes at 05:00 now
