@@ -1,4 +1,5 @@
-"""`desk window …`: list, show, schedule, change, cancel, complete and start maintenance windows.
+"""`desk window …`: list, show, schedule, change, cancel, complete and start maintenance windows;
+materialise the recurring rules (`sync`) and keep a window apart from its rule (`keep`).
 
 The documents about a window (report, release notes, notices, the iCalendar feed, the preview
 of recurring rules) are in `tui.cli.window_docs`; both register under `desk window`.
