@@ -196,6 +196,10 @@ def test_a_rule_that_leaves_the_config_withdraws_what_no_one_knows_and_flags_the
     kept = run("desk", minimal, "window", "keep", "W1")
     assert 0 == kept.returncode, kept.stderr
     assert "RULE" not in run("desk", minimal, "now").stdout
+    assert (
+        "  rule: monthly (kept apart from it)\n"
+        in run("desk", minimal, "window", "show", "W1").stdout
+    )
     ingest(minimal, now="2026-12-01T12:10:00Z")
     ingest(full, now="2026-12-01T12:15:00Z")
     back, _ = windows_and_mail(db)

@@ -186,7 +186,7 @@ def run_show(args: argparse.Namespace) -> int:
         ("description", w.description),
         ("nature", w.nature),
         ("forced", w.forced_reason),
-        ("rule", w.rule),
+        ("rule", f"{w.rule} (kept apart from it)" if w.rule and w.detached_at else w.rule),
     ):
         if value:
             print(f"  {label}: {safe.visible(value)}")
