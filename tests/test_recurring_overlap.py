@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import threading
+import time
 from contextlib import closing
 from pathlib import Path
 
@@ -15,6 +17,7 @@ import pytest
 from db.core.config import load
 from db.core.connect import open_db, open_reader
 from db.maintenance import notice_schedule, recurrence
+from ingest import daemon
 from tests.conftest import write_config_file
 from tests.test_reading_never_writes import NOTICES, example_rules, ingest, run
 
@@ -112,3 +115,35 @@ def test_an_overlap_already_stored_is_withdrawn_when_unannounced(
     report = recurrence.sync(db, config.maintenance, str(config.path), "test")
     assert ["monthly@2027-01-03T02:00 (W1)", "monthly@2027-04-04T02:00 (W4)"] == report.withdrawn
     assert [] == report.flagged
+
+
+def test_the_running_daemon_materialises_again_as_the_horizon_moves_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only the daemon materialises, so it must do it again while it runs, not only at start."""
+    monkeypatch.setenv("DESK_NOW", "2026-12-20T12:00:00Z")
+    monkeypatch.setattr(daemon, "SYNC_SECONDS", 0.2)
+    monkeypatch.setattr(daemon, "NOTICE_SECONDS", 0.1)
+    config = load(config_with(tmp_path, "horizon_days = 20\n" + example_rules()))
+
+    def starts() -> list[str]:
+        with closing(open_reader(config.database)) as db:
+            return [row[0] for row in db.execute("SELECT occurrence FROM window ORDER BY id")]
+
+    stop = threading.Event()
+    thread = threading.Thread(
+        target=daemon.run, args=(config,), kwargs={"once": False, "stop": stop}
+    )
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while starts() != ["2027-01-02T22:00"] and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert ["2027-01-02T22:00"] == starts()
+        monkeypatch.setenv("DESK_NOW", "2027-01-20T12:00:00Z")  # a month on, same process
+        while len(starts()) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert ["2027-01-02T22:00", "2027-02-07T02:00"] == starts()
+    finally:
+        stop.set()
+        thread.join(timeout=15)
