@@ -29,6 +29,8 @@ from contextlib import closing
 from pathlib import Path
 from typing import IO
 
+import sqlite_utils
+
 from db.core import clock, privacy
 from db.core.config import Config, Source, load
 from db.core.connect import open_db
@@ -49,6 +51,8 @@ NOTICE_SECONDS = 30.0  # how often the scheduler looks for notices due
 # How often the status site's digest is read: the site follows a change within this (the issue
 # asks for a minute), at the cost of one aggregate query.
 PUBLISH_SECONDS = 15.0
+# How often the recurring rules are materialised again, so the horizon moves on with the days.
+SYNC_SECONDS = 3600.0
 _RUNNERS: dict[str, Callable[..., None]] = {"maildir": maildir.run, "imap": imap.run}
 
 
@@ -106,12 +110,16 @@ def _notice_thread(config: Config, stop: threading.Event, once: bool) -> None:
     db = _open_waiting(config, stop, "notices")
     if db is None:
         return
+    synced = time.monotonic()  # _prepare() has just synced
     try:
         while not stop.is_set():
             try:
+                if time.monotonic() - synced >= SYNC_SECONDS:
+                    _sync(db, config)
+                    synced = time.monotonic()
                 notice_schedule.tick(db, config.mail, config.maintenance)
             except Exception:  # noqa: BLE001 - logged; the next tick tries again
-                log.exception("issuing maintenance notices failed")
+                log.exception("materialising recurring windows or issuing notices failed")
             if once:
                 return
             stop.wait(NOTICE_SECONDS)
@@ -184,12 +192,20 @@ def _reparse_thread(config: Config, stop: threading.Event, once: bool) -> None:
         log.exception("reading stored messages again stopped by an unexpected error")
 
 
+def _sync(db: sqlite_utils.Database, config: Config) -> None:
+    """The rules ingest classifies with, and the recurring windows: only the daemon and
+    `desk window sync` materialise them."""
+    recurrence.sync(
+        db, config.maintenance, str(config.path.resolve()), notice_schedule.SCHEDULER_ACTOR
+    )
+
+
 def _prepare(config: Config) -> int:
     """Register the sources and the maintenance rules; returns the mails waiting in the outbox."""
     with closing(open_db(config.database, access=config.database_access)) as db:
         for source in config.sources:
             sources.register(db, source.name, source.kind, source.function)
-        recurrence.sync(db, config.maintenance)  # the rules ingest classifies with, and windows
+        _sync(db, config)
         return outbox.counts(db).get("queued", 0)
 
 

@@ -28,8 +28,8 @@ WINDOW_KEYS = {
     "id", "number", "title", "kind", "update_type", "status", "start_at", "end_at",
     "planned_end_at", "zone", "start_local", "end_local", "features", "description",
     "release_notes", "nature", "expected_minutes", "announced_at", "forced_reason",
-    "cancelled_at", "completed_at", "rule", "flags", "report_due", "report_written_at",
-    "revision", "created_at", "created_by",
+    "cancelled_at", "completed_at", "rule", "flags", "rule_gone", "detached_at", "report_due",
+    "report_written_at", "revision", "created_at", "created_by",
 }  # fmt: skip
 
 
@@ -54,6 +54,14 @@ def test_desk_now_exit_codes_and_json_shape(
         "upcoming": [],
         "overdue_reports": [],
         "open_discrepancies": [],
+        "rule_gone": [],
+        "sync": {
+            "synced_at": None,
+            "config": None,
+            "synced_by": None,
+            "same_config": False,
+            "same_rules": False,
+        },
     } == clear
 
     args = ("--type", "security", "--start", "2026-06-03T10:00:00Z", "--duration", "60")
@@ -202,7 +210,7 @@ def test_every_ops_command_has_help_with_an_example() -> None:
         for path, sub in commands(build_parser())
         if path[0] in ("now", "window", "discrepancies")
     ]
-    assert 15 == len(ops)
+    assert 17 == len(ops)
     for path, sub in ops:
         assert "example: desk " in (sub.epilog or ""), path
     json_needed = {("now",), ("discrepancies",), ("window", "list"), ("window", "show")}

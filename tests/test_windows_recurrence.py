@@ -85,29 +85,39 @@ def test_bymonthday_31_skips_short_months_and_says_so() -> None:
     assert (f"{recurrence.SKIPPED}:2026-04",) == found[2][2]
 
 
-def test_materialising_is_idempotent_and_a_dropped_rule_cancels_its_future_windows(
+def test_sync_is_idempotent_and_a_dropped_rule_withdraws_only_what_no_one_knows_of(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("DESK_NOW", "2026-01-10T12:00:00Z")
     config = write_config(tmp_path, "horizon_days = 90\n" + MONTHLY)
+    assert [] == desk_json(capsys, config, "window", "list")  # reading materialises nothing
+    assert 0 == desk(capsys, config, "window", "sync")[0]
     first = desk_json(capsys, config, "window", "list")
-    again = desk_json(capsys, config, "window", "list")
+    assert {"added": [], "withdrawn": [], "rule_gone": [], "rule_back": [], "absorbed": []} == (
+        desk_json(capsys, config, "window", "sync")
+    )
     assert ["2026-02-01T02:00:00.000Z", "2026-03-01T02:00:00.000Z", "2026-04-05T01:00:00.000Z"] == [
         w["start_at"] for w in first
     ]
-    assert [w["id"] for w in first] == [w["id"] for w in again]
+    assert [w["id"] for w in first] == [
+        w["id"] for w in desk_json(capsys, config, "window", "list")
+    ]
     assert {"planned"} == {w["status"] for w in first}
 
-    # An occurrence edited by hand belongs to ops now; the untouched ones follow the config.
+    # An occurrence edited by hand belongs to ops now: it stays, flagged; the untouched ones,
+    # never announced, are withdrawn.
     code, _, err = desk(capsys, config, "window", "edit", first[0]["id"], "--title", "Kept")
     assert 0 == code, err
     config = write_config(tmp_path, "horizon_days = 90\n")
-    after = {w["id"]: w["status"] for w in desk_json(capsys, config, "window", "list")}
-    assert {
-        first[0]["id"]: "planned",
-        first[1]["id"]: "cancelled",
-        first[2]["id"]: "cancelled",
-    } == after
+    synced = desk_json(capsys, config, "window", "sync")
+    assert [
+        f"monthly@2026-03-01T02:00 ({first[1]['id']})",
+        f"monthly@2026-04-05T02:00 ({first[2]['id']})",
+    ] == synced["withdrawn"]
+    after = desk_json(capsys, config, "window", "list")
+    assert [
+        (first[0]["id"], "planned", "its rule is gone: 'monthly' is no longer in the config")
+    ] == [(w["id"], w["status"], w["rule_gone"]) for w in after]
 
 
 def test_preview_lists_utc_and_local_times_with_flags(

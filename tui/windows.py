@@ -22,7 +22,8 @@ def overview(
     db: sqlite_utils.Database, now: datetime, hours: int, ahead: timedelta
 ) -> dict[str, Any]:
     """{"active", "upcoming" (starting within `ahead`: the notice rule's span),
-    "overdue_reports"} for the banner, each with the dashboard banner its users see; "hours"
+    "overdue_reports", "rule_gone" (windows not over whose recurring rule no longer makes
+    them, however far ahead)} for the banner, each with the dashboard banner its users see; "hours"
     (True where a window was in force, oldest hour first) for the chart; "titles" by id."""
     every = windows_db.listing(db)
     start = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=hours - 1)
@@ -41,12 +42,14 @@ def overview(
             "end_at": w.ends.isoformat(),
             "features": list(w.features),
             "banner": users_see.get(w.id),
+            "rule_gone": w.rule_gone,
         }
 
     return {
         "active": [shown(w) for w in active],
         "upcoming": [shown(w) for w in upcoming],
         "overdue_reports": [shown(w) for w in every if w.report_due(now)],
+        "rule_gone": [shown(w) for w in live if w.rule_gone and w.status(now) != "completed"],
         "hours": [
             any(
                 w.start < start + timedelta(hours=h + 1) and w.ends > start + timedelta(hours=h)

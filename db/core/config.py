@@ -73,6 +73,9 @@ class Recurring:
     features: tuple[str, ...] = ()
     description: str = ""
     anchor: date = date(2000, 1, 1)  # DTSTART's date: fixed, so INTERVAL counts never drift
+    # When an occurrence overlaps a deeper rule's: "skip" it, or "merge" it into the deeper
+    # window (its span and features); `db.maintenance.recurrence` says which rule is deeper.
+    on_overlap: str = "skip"
 
 
 @dataclass(frozen=True)
@@ -381,7 +384,9 @@ _RECURRING_KEYS = {
     "features",
     "description",
     "anchor",
+    "on_overlap",
 }
+_OVERLAP_CHOICES = ("skip", "merge")
 _HHMM = re.compile(r"([01]\d|2[0-3]):([0-5]\d)")
 _RRULE_FREQS = ("YEARLY", "MONTHLY", "WEEKLY", "DAILY")
 
@@ -429,6 +434,7 @@ def _recurring(path: Path, index: int, table: Any, zone: str, names: set[str]) -
         features=tuple(f.strip() for f in features),
         description=r.get("description", str, ""),
         anchor=anchor,
+        on_overlap=r.choice("on_overlap", _OVERLAP_CHOICES, "skip"),
     )
 
 

@@ -2,7 +2,8 @@
 
 Every process (the daemon, each `desk`) opens its own connections; SQLite in WAL mode lets
 readers go on while one writer commits. Writes are short `BEGIN IMMEDIATE` transactions so a
-writer takes the lock up front instead of failing half-way when another one holds it.
+writer takes the lock up front instead of failing half-way when another one holds it. Commands
+that only read open the database read-only (`open_reader`): a write there fails, changing nothing.
 """
 
 from __future__ import annotations
@@ -49,6 +50,39 @@ def open_db(
     if migrate:
         migrations.migrate(db)
     return db
+
+
+def open_reader(
+    path: str | Path, *, access: privacy.Access = privacy.OWNER_ONLY
+) -> sqlite_utils.Database:
+    """Open the database at `path` read-only (SQLite's `mode=ro`): any write raises
+    sqlite3.OperationalError ("attempt to write a readonly database").
+
+    A database that does not exist yet, or whose schema is older than this program, is first
+    created or migrated by `open_db`: the schema is this program's to keep, the data is not
+    touched. A WAL database opened read-only needs its -shm and -wal files, which SQLite makes
+    when the folder is writable (https://sqlite.org/wal.html#readonly).
+    """
+    path = Path(path)
+    if not path.exists():
+        open_db(path, access=access).close()
+    db = _read_only(path)
+    if migrations.version(db) != len(migrations.MIGRATIONS):
+        db.close()
+        open_db(path, access=access).close()
+        db = _read_only(path)
+    return db
+
+
+def _read_only(path: Path) -> sqlite_utils.Database:
+    conn = sqlite3.connect(
+        f"{path.resolve().as_uri()}?mode=ro",
+        uri=True,
+        timeout=BUSY_TIMEOUT_MS / 1000,
+        check_same_thread=False,
+    )
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    return sqlite_utils.Database(conn)
 
 
 @contextlib.contextmanager

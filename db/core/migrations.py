@@ -353,8 +353,27 @@ def _v4_mail_reading(db: sqlite_utils.Database) -> None:
         db.execute(statement)
 
 
+def _v5_recurring_sync(db: sqlite_utils.Database) -> None:
+    """Recurring rules that leave the config: a window whose rule no longer makes it says so
+    (`rule_gone`, the sentence shown) until an operator cancels it or keeps it (`detached_at`:
+    it no longer follows its rule); and the config the rules were last synced from."""
+    script = """
+        ALTER TABLE window ADD COLUMN rule_gone TEXT;
+        ALTER TABLE window ADD COLUMN detached_at TEXT;
+        CREATE TABLE recurring_sync (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            config_path TEXT NOT NULL,
+            digest TEXT NOT NULL,
+            synced_at TEXT NOT NULL,
+            synced_by TEXT NOT NULL
+        )
+        """
+    for statement in script.split(";"):
+        db.execute(statement)
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
-    _v1_core, _v2_windows, _v3_mail_out, _v4_mail_reading,
+    _v1_core, _v2_windows, _v3_mail_out, _v4_mail_reading, _v5_recurring_sync,
 ]  # fmt: skip
 
 

@@ -48,6 +48,8 @@ class Window:
     completed_at: datetime | None
     rule: str | None
     flags: tuple[str, ...]
+    rule_gone: str | None  # why its rule no longer makes it, until cancelled or kept
+    detached_at: datetime | None  # kept by an operator: no longer follows its rule
     report: str | None
     report_written_at: datetime | None
     revision: int
@@ -75,6 +77,8 @@ class Window:
             completed_at=_time(row["completed_at"]),
             rule=row["rule"],
             flags=tuple(json.loads(row["flags"])),
+            rule_gone=row["rule_gone"],
+            detached_at=_time(row["detached_at"]),
             report=row["report"],
             report_written_at=_time(row["report_written_at"]),
             revision=row["revision"],
@@ -135,6 +139,8 @@ class Window:
             "completed_at": stamp(self.completed_at),
             "rule": self.rule,
             "flags": list(self.flags),
+            "rule_gone": self.rule_gone,
+            "detached_at": stamp(self.detached_at),
             "report_due": self.report_due(now),
             "report_written_at": stamp(self.report_written_at),
             "revision": self.revision,

@@ -59,6 +59,15 @@ def _event(
     )
 
 
+def record(
+    db: sqlite_utils.Database, window_id: int, actor: str, action: str, detail: dict
+) -> None:
+    """Add to the audit trail at the window's current revision (inside the caller's
+    transaction): for what changes no notice, like a sync flagging that its rule is gone."""
+    (revision,) = db.execute("SELECT revision FROM window WHERE id = ?", [window_id]).fetchone()
+    _event(db, window_id, revision, actor, action, detail)
+
+
 def check_notice(
     kind: str, start: datetime, hours: float, forced_reason: str | None, zone: str
 ) -> None:

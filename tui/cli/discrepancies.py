@@ -33,7 +33,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    _, db = ops.open_synced(args)
+    changing = (args.mark, args.unmark, args.by_rule) != (None, None, None)
+    _, db = ops.opened(args) if changing else ops.read_only(args)
     if args.mark is not None:
         discrepancy.mark(db, args.mark, ops.actor(), window_id=args.window)
         print(f"#{args.mark} is marked as a discrepancy report.")

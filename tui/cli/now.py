@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from db.core import clock
-from db.maintenance import in_force
+from db.maintenance import in_force, recurrence
 from tui import safe
 from tui.cli import ops
 
@@ -16,7 +16,8 @@ exit status:
   10  a maintenance window is active now
   11  no window is active, but one starts within the next HOURS
   2   an error (one sentence on stderr)
-Overdue reports and open discrepancy reports are listed but do not change the status.
+Overdue reports, open discrepancy reports, windows whose recurring rule is gone and a
+database last synced from another config are listed but do not change the status.
 
 example: desk now --json | jq -r '.active[0].end_at'
          desk now >/dev/null; [ $? -eq 10 ] && echo "maintenance in progress"
@@ -41,9 +42,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    config, db = ops.open_synced(args)
+    config, db = ops.read_only(args)
     zone = ops.zone_of(args, config)
     data = in_force.summary(db, within_hours=args.within, zone=zone)
+    now = clock.parse(data["now"])
+    data["rule_gone"] = [w.as_dict(now, zone) for w in recurrence.rule_gone(db, now)]
+    data["sync"] = recurrence.last_sync(db, str(config.path.resolve()), config.maintenance)
     if args.json:
         ops.print_json(data)
         return EXIT[data["state"]]
@@ -64,6 +68,38 @@ def run(args: argparse.Namespace) -> int:
     for t in data["open_discrepancies"]:
         window = f"W{t['window_id']}" if t["window_id"] else "no window"
         print(f"DISCREP #{t['ticket']} ({window}, {t['function']}) {safe.visible(t['subject'])}")
+    for w in data["rule_gone"]:
+        print(
+            f"RULE    {w['id']} {safe.visible(w['title'])} starts "
+            f"{ops.local(clock.parse(w['start_at']), zone)}: {safe.visible(w['rule_gone'])}; "
+            f"desk window cancel {w['id']} or desk window keep {w['id']}"
+        )
+    drift = _drift(data["sync"], str(config.path.resolve()), bool(config.maintenance.recurring))
+    if drift:
+        print(f"SYNC    {drift}")
     if data["state"] == in_force.CLEAR:
         print(f"Nothing in force: no window active or starting within {args.within:g} hours.")
     return EXIT[data["state"]]
+
+
+def _drift(sync: dict, config_path: str, has_rules: bool) -> str | None:
+    """The sentence when the windows were last synced from another config, or never though
+    the config has recurring rules."""
+    if sync["synced_at"] is None and not has_rules:
+        return None
+    if sync["synced_at"] is None:
+        return (
+            "recurring rules were never synced into this database; desk-ingest does it when "
+            "it starts, or run `desk window sync`"
+        )
+    if sync["same_config"] and sync["same_rules"]:
+        return None
+    at = ops.local(clock.parse(sync["synced_at"]), "UTC", "%Y-%m-%d %H:%M UTC")
+    source, given = safe.visible(sync["config"]), safe.visible(config_path)
+    said = f"windows last synced at {at} from {source}"
+    if sync["same_rules"]:
+        return f"{said}, not {given} (the same recurring rules)"
+    return (
+        f"{said}, whose recurring rules differ from {given}'s; the windows follow that file "
+        f"until desk-ingest or `desk window sync` runs with {given}"
+    )

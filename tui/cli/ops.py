@@ -16,26 +16,26 @@ import sqlite_utils
 
 from db.core import clock
 from db.core.config import Config, load
-from db.core.connect import open_db
+from db.core.connect import open_db, open_reader
 from db.core.errors import DeskError
-from db.maintenance import recurrence, windows
+from db.maintenance import windows
 from tui import safe
 
 JSON_HELP = "print JSON for scripts"
 
 
-def open_synced(args: argparse.Namespace) -> tuple[Config, sqlite_utils.Database]:
-    """The config and the database, with recurring windows materialised and settings saved."""
-    config = load(args.config)
-    db = open_db(config.database, access=config.database_access)
-    recurrence.sync(db, config.maintenance)
-    return config, db
-
-
 def opened(args: argparse.Namespace) -> tuple[Config, sqlite_utils.Database]:
-    """The config and the database as they are, for commands that are not about windows."""
+    """The config and the database as they are, for commands that change something. Recurring
+    rules are materialised only by the daemon and `desk window sync`."""
     config = load(args.config)
     return config, open_db(config.database, access=config.database_access)
+
+
+def read_only(args: argparse.Namespace) -> tuple[Config, sqlite_utils.Database]:
+    """The config and the database opened read-only, for commands that only read: one that
+    tried to write would fail rather than change anything (issue 13)."""
+    config = load(args.config)
+    return config, open_reader(config.database, access=config.database_access)
 
 
 def actor() -> str:
@@ -124,7 +124,11 @@ def local_span(start: datetime, end: datetime, zone: str) -> str:
 
 def window_line(w: windows.Window, now: datetime, zone: str) -> str:
     """One line per window: id, state, kind, type, local start–end, title, flags."""
-    notes = [*w.flags, *(["report due"] if w.report_due(now) else [])]
+    notes = [
+        *w.flags,
+        *([w.rule_gone] if w.rule_gone else []),
+        *(["report due"] if w.report_due(now) else []),
+    ]
     extra = f"  [{'; '.join(notes)}]" if notes else ""
     return (
         f"{w.label:<6}{w.status(now):<11}{w.kind:<10}{w.update_type:<12}"

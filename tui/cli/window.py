@@ -1,4 +1,5 @@
-"""`desk window …`: list, show, schedule, change, cancel, complete and start maintenance windows.
+"""`desk window …`: list, show, schedule, change, cancel, complete and start maintenance windows;
+materialise the recurring rules (`sync`) and keep a window apart from its rule (`keep`).
 
 The documents about a window (report, release notes, notices, the iCalendar feed, the preview
 of recurring rules) are in `tui.cli.window_docs`; both register under `desk window`.
@@ -14,7 +15,7 @@ from db.core import clock
 from db.core.errors import DeskError
 from db.core.migrations import UPDATE_TYPES
 from db.mailout import outbox, subscribers
-from db.maintenance import notices, windows
+from db.maintenance import notices, recurrence, windows
 from tui import safe
 from tui.cli import ops, window_docs
 from tui.cli.outbox import mailed, warn_unsent
@@ -101,7 +102,32 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ops.add_json(p)
     p.set_defaults(handler=run_emergency)
 
+    _register_rules(sub)
     window_docs.register(sub)
+
+
+def _register_rules(sub: argparse._SubParsersAction) -> None:
+    """`sync` and `keep`: recurring rules into windows, and a window out of its rule."""
+    p = ops.command(
+        sub,
+        "sync",
+        "materialise the config's recurring rules into windows now (desk-ingest does it at "
+        "start and hourly); unannounced occurrences no rule makes are withdrawn, announced "
+        "ones are flagged",
+        "desk window sync",
+    )
+    ops.add_json(p)
+    p.set_defaults(handler=run_sync)
+
+    p = ops.command(
+        sub,
+        "keep",
+        "keep a recurring window apart from its rule (clears 'its rule is gone')",
+        "desk window keep W12",
+    )
+    ops.window_arg(p)
+    ops.add_json(p)
+    p.set_defaults(handler=run_keep)
 
 
 def _schedule_options(p: argparse.ArgumentParser, *, required: bool) -> None:
@@ -128,7 +154,7 @@ def _done(args: argparse.Namespace, w: windows.Window, zone: str, message: str) 
 
 
 def run_list(args: argparse.Namespace) -> int:
-    config, db = ops.open_synced(args)
+    config, db = ops.read_only(args)
     zone = ops.zone_of(args, config)
     now = clock.now()
     found = windows.listing(db, ending_after=None if args.all else now - timedelta(days=7))
@@ -142,7 +168,7 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_show(args: argparse.Namespace) -> int:
-    config, db = ops.open_synced(args)
+    config, db = ops.read_only(args)
     zone = ops.zone_of(args, config)
     w, now = windows.get(db, args.window), clock.now()
     history, ledger = windows.events(db, w.id), notices.ledger(db, w.id)
@@ -160,7 +186,7 @@ def run_show(args: argparse.Namespace) -> int:
         ("description", w.description),
         ("nature", w.nature),
         ("forced", w.forced_reason),
-        ("rule", w.rule),
+        ("rule", f"{w.rule} (kept apart from it)" if w.rule and w.detached_at else w.rule),
     ):
         if value:
             print(f"  {label}: {safe.visible(value)}")
@@ -196,7 +222,7 @@ def _times(args: argparse.Namespace, zone: str, start_default=None):
 
 
 def run_add(args: argparse.Namespace) -> int:
-    config, db = ops.open_synced(args)
+    config, db = ops.opened(args)
     zone = ops.zone_of(args, config)
     start, end = _times(args, zone)
     w = windows.add(
@@ -218,7 +244,7 @@ def run_add(args: argparse.Namespace) -> int:
 
 
 def run_edit(args: argparse.Namespace) -> int:
-    config, db = ops.open_synced(args)
+    config, db = ops.opened(args)
     w = windows.get(db, args.window)
     zone = ops.zone_of(args, config) if args.zone else w.zone
     start, end = _times(args, zone, w.start)
@@ -252,14 +278,14 @@ def run_edit(args: argparse.Namespace) -> int:
 
 
 def run_cancel(args: argparse.Namespace) -> int:
-    config, db = ops.open_synced(args)
+    config, db = ops.opened(args)
     w = windows.cancel(db, args.window, ops.actor(), args.reason)
     hint = f"`desk window notice {w.label} --issue` records the cancellation notice"
     return _done(args, w, w.zone, f"Cancelled {w.label}; {hint}.")
 
 
 def run_complete(args: argparse.Namespace) -> int:
-    config, db = ops.open_synced(args)
+    config, db = ops.opened(args)
     w = windows.complete(db, args.window, ops.actor())
     due = (
         f"; the post-maintenance report is due: desk window report {w.label}"
@@ -270,7 +296,7 @@ def run_complete(args: argparse.Namespace) -> int:
 
 
 def run_emergency(args: argparse.Namespace) -> int:
-    config, db = ops.open_synced(args)
+    config, db = ops.opened(args)
     zone = ops.zone_of(args, config)
     w, issued = windows.emergency(
         db,
@@ -291,3 +317,47 @@ def run_emergency(args: argparse.Namespace) -> int:
     print(f"Emergency {w.label} started; its start notice is in the ledger, {mailed(queued)}.\n")
     ops.print_notices(issued)
     return 0
+
+
+def run_sync(args: argparse.Namespace) -> int:
+    config, db = ops.opened(args)
+    report = recurrence.sync(db, config.maintenance, str(config.path.resolve()), ops.actor())
+    absorbed = []
+    for o in report.absorbed:
+        how, host = o.absorbed_by
+        verb = "merged into" if how == recurrence.MERGED_INTO else "skipped: overlaps"
+        absorbed.append(f"{o.ref} {verb} {host}")
+    if args.json:
+        ops.print_json(
+            {
+                "added": [f"W{i}" for i in report.added],
+                "withdrawn": report.withdrawn,
+                "rule_gone": [f"W{i}" for i in report.flagged],
+                "rule_back": [f"W{i}" for i in report.restored],
+                "absorbed": absorbed,
+            }
+        )
+        return 0
+    print(
+        f"Synced {len(config.maintenance.recurring)} recurring rule(s) from {config.path}: "
+        f"{len(report.added)} window(s) added, {len(report.withdrawn)} withdrawn, "
+        f"{len(report.flagged)} flagged, {len(report.restored)} back with their rule."
+    )
+    for text in report.withdrawn:
+        print(f"  withdrawn (never announced): {text}")
+    now = clock.now()
+    for window_id in report.flagged:
+        w = windows.get(db, window_id)
+        print(f"  {ops.window_line(w, now, w.zone)}")
+        print(
+            f"    cancel it (desk window cancel {w.label}) or keep it (desk window keep {w.label})"
+        )
+    for text in absorbed:
+        print(f"  one window for the night: {text}")
+    return 0
+
+
+def run_keep(args: argparse.Namespace) -> int:
+    _, db = ops.opened(args)
+    w = recurrence.keep(db, args.window, ops.actor())
+    return _done(args, w, w.zone, f"{w.label} is kept apart from its rule {w.rule!r}.")

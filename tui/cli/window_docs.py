@@ -110,7 +110,8 @@ def _read(path: Path) -> str:
 
 
 def run_report(args: argparse.Namespace) -> int:
-    _, db = ops.open_synced(args)
+    reading = args.template or args.show or (args.json and not args.file)
+    _, db = ops.read_only(args) if reading else ops.opened(args)
     w = windows.get(db, args.window)
     if args.template or args.show:
         if args.show and not w.report:
@@ -136,7 +137,8 @@ def run_report(args: argparse.Namespace) -> int:
 
 
 def run_notes(args: argparse.Namespace) -> int:
-    _, db = ops.open_synced(args)
+    reading = args.file is None and args.text is None
+    _, db = ops.read_only(args) if reading else ops.opened(args)
     if args.file is None and args.text is None:
         print(windows.get(db, args.window).release_notes or "(no release notes)")
         return 0
@@ -147,7 +149,7 @@ def run_notes(args: argparse.Namespace) -> int:
 
 
 def run_notice(args: argparse.Namespace) -> int:
-    config, db = ops.open_synced(args)
+    config, db = ops.opened(args) if args.issue else ops.read_only(args)
     w = windows.get(db, args.window)
     zone = ops.zone_of(args, config) if args.zone else w.zone
     if args.ledger:
@@ -209,7 +211,7 @@ def _people(db: sqlite_utils.Database, config: Config) -> str:
 
 
 def run_ics(args: argparse.Namespace) -> int:
-    _, db = ops.open_synced(args)
+    _, db = ops.read_only(args)
     feed = calendar(windows.listing(db))
     if args.output:
         args.output.write_bytes(feed)
@@ -255,4 +257,11 @@ def _explain(flag: str, key: str) -> str:
         return f"{planned} does not exist that day (clocks go forward); moved"
     if flag == recurrence.REPEATED:
         return f"{planned} happens twice that day (clocks go back); the first is used"
+    how, _, other = flag.partition(":")
+    if how == recurrence.SKIPPED_FOR:
+        return f"skipped: overlaps {other}, which covers it (on_overlap = skip)"
+    if how == recurrence.MERGED_INTO:
+        return f"merged into {other} (on_overlap = merge)"
+    if how == recurrence.MERGED:
+        return f"takes in {other}"
     return flag.replace(f"{recurrence.SKIPPED}:", "no occurrence in ")

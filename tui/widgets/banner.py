@@ -1,7 +1,8 @@
 """The banner: the platform's state. An active window stands out, one starting within 48 hours
 is announced quietly, each with the banner its users see on the platform's dashboard (the
-notice ledger's text, word for word); overdue post-maintenance reports are named, and nothing
-in force is quiet."""
+notice ledger's text, word for word); overdue post-maintenance reports are named, and so is a
+window whose recurring rule is gone until an operator cancels or keeps it; nothing in force is
+quiet."""
 
 from __future__ import annotations
 
@@ -39,8 +40,9 @@ class Banner(Static):
     """
 
     def show(self, state: dict[str, Any], zone: tzinfo | None) -> None:
-        """`state`: {"active": [...], "upcoming": [...], "overdue_reports": [...]} of windows,
-        each with id, title, start_at, end_at and features."""
+        """`state`: {"active": [...], "upcoming": [...], "overdue_reports": [...],
+        "rule_gone": [...]} of windows, each with id, title, start_at, end_at and features
+        (and rule_gone, the sentence why)."""
         active, upcoming = state.get("active", []), state.get("upcoming", [])
         overdue = state.get("overdue_reports", [])
         lines: list[Text] = []
@@ -60,6 +62,13 @@ class Banner(Static):
         for w in overdue:
             line = Text(f"Post-maintenance report overdue: W{w['id']} ", "bold")
             line.append_text(safe.text(w["title"]))
+            lines.append(line)
+        for w in state.get("rule_gone", []):
+            line = Text(f"W{w['id']} ", "bold")
+            line.append_text(safe.text(w["title"]))
+            line.append(f" ({local(w['start_at'], zone)}): ")
+            line.append_text(safe.text(w["rule_gone"]))
+            line.append(f"; desk window cancel W{w['id']} or desk window keep W{w['id']}")
             lines.append(line)
         if not lines:
             lines.append(Text("No maintenance window in force."))
