@@ -60,14 +60,17 @@ def _free_port() -> int:
 
 
 @contextmanager
-def serving(tmp_path: Path, *args: str) -> Iterator[Served]:
-    """`desk serve ARGS` on a free loopback port, on a desk with one ticket and one agent, maria.
+def serving(tmp_path: Path, *args: str, config_extra: str = "") -> Iterator[Served]:
+    """`desk serve ARGS` on a free loopback port, on a desk with one ticket and one agent, maria;
+    `config_extra` is more TOML for its config file.
 
     The config says agent = "shared": the login, not the config, must name who acts."""
     db = tmp_path / "desk.db"
     deliver(db, mail(1, SUBJECT), at=NOW)
     config = tmp_path / "config.toml"
-    config.write_text(f'[database]\npath = "{db}"\n[desk]\ntimezone = "UTC"\nagent = "shared"\n')
+    config.write_text(
+        f'[database]\npath = "{db}"\n[desk]\ntimezone = "UTC"\nagent = "shared"\n{config_extra}'
+    )
     assert 0 == desk(config, "serve", "passwd", "maria", stdin=PASSWORD + "\n").returncode
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if k != "DESK_USER"} | {"DESK_NOW": NOW}

@@ -58,9 +58,10 @@ def command_for(config: str | None) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tui.cli import serve_login  # aiohttp and textual-serve: 0.17 s no other command needs
+    # aiohttp and textual-serve: 0.17 s no other command needs
+    from tui.cli import serve_login, serve_unsubscribe
 
-    load(args.config)  # a broken config fails here, in one line, not in every browser tab
+    config = load(args.config)  # a broken config fails here, in one line, not in every tab
     if not 0 < args.port < 65536:
         raise DeskError(f"{args.port} is not a TCP port")
     users = serve_login.users_path(find(args.config).resolve())
@@ -73,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
         port=args.port,
         title="Valuit Desk",
         public_url=args.public_url,
+        public_routes=serve_unsubscribe.routes(config),
     )
     server.serve()
     return 0

@@ -179,9 +179,13 @@ class DeskServer(Server):
     """textual-serve's Server behind a login: every route but `/login` needs a session, and the
     websocket also needs `Origin` to be the served origin (`--public-url`)."""
 
-    def __init__(self, command: str, users: Path, **kwargs) -> None:
+    def __init__(
+        self, command: str, users: Path, *, public_routes: list[web.RouteDef] = (), **kwargs
+    ) -> None:
         super().__init__(command, **kwargs)  # sets self.command: the property below
         self.users = users
+        self.public_routes = public_routes  # served without a login (one-click unsubscribe)
+        self._public: set[web.AbstractRoute] = set()
         self.sessions = Sessions()
         self.public_url = self.public_url.rstrip("/")
         self.origin = origin_of(self.public_url)
@@ -205,11 +209,14 @@ class DeskServer(Server):
         app.middlewares.append(self._guard)
         app.router.add_get("/login", self.handle_login_page)
         app.router.add_post("/login", self.handle_login)
+        self._public = set(app.router.add_routes(self.public_routes))
         return app
 
     @web.middleware
     async def _guard(self, request: web.Request, handler) -> web.StreamResponse:
         if request.path == "/login":
+            return await handler(request)
+        if request.match_info.route in self._public:
             return await handler(request)
         if request.path == "/ws" and request.headers.get("Origin") != self.origin:
             log.warning("refused a websocket from Origin %r", request.headers.get("Origin"))
