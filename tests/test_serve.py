@@ -51,6 +51,7 @@ class Served:
     url: str
     db: Path
     config: Path
+    pid: int  # of the `desk serve` process
 
 
 def _free_port() -> int:
@@ -90,7 +91,7 @@ def serving(tmp_path: Path, *args: str, config_extra: str = "") -> Iterator[Serv
                 assert server.poll() is None, server.stderr.read().decode()  # type: ignore[union-attr]
                 assert time.monotonic() < deadline, "desk serve did not start listening"
                 time.sleep(0.1)
-        yield Served(f"http://127.0.0.1:{port}", db, config)
+        yield Served(f"http://127.0.0.1:{port}", db, config, server.pid)
     finally:
         server.terminate()
         server.wait(timeout=10)
