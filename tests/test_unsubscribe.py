@@ -9,6 +9,8 @@ import asyncio
 import email
 import json
 import sqlite3
+import subprocess
+import sys
 from email.message import Message
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -119,6 +121,11 @@ def test_an_unsubscribe_mail_removes_the_subscriber_confirms_once_and_is_no_tick
     assert 0 == desk(capsys, config, *second)[0]
     assert 2 == len(mails_to(db, "ops@example.com"))
     assert 2 == len(mails_to(db, "dana@example.com"))
+
+    # Reading every message again (`desk-ingest --reparse --all`) opens no ticket for them.
+    command = [sys.executable, "-m", "ingest.daemon", "--config", str(config), "--reparse"]
+    subprocess.run([*command, "--all"], capture_output=True, timeout=120, check=True)
+    assert 0 == count(db, "SELECT count(*) FROM ticket")
 
 
 def test_the_config_subscriber_leaves_too_and_a_token_that_is_nobodys_is_a_ticket(
