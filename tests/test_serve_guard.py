@@ -55,6 +55,26 @@ async def _until_closed(ws: aiohttp.ClientWebSocketResponse, seconds: float = 60
             return
 
 
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is `pid` (a tab's desk, or the shell that starts it)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # ended meanwhile
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+async def _until(condition, what: str, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, what
+        await asyncio.sleep(0.1)
+
+
 def test_a_new_password_ends_the_agents_sessions_and_closes_her_open_tabs(tmp_path: Path) -> None:
     with serving(tmp_path) as served:
         url = served.url
@@ -66,11 +86,13 @@ def test_a_new_password_ends_the_agents_sessions_and_closes_her_open_tabs(tmp_pa
                 ws = await session.ws_connect(
                     f"{url}/ws?width=80&height=24", headers={"Origin": url, "Cookie": cookie}
                 )
+                await _until(lambda: _children(served.pid), "the tab's desk never started")
                 changed = await asyncio.to_thread(
                     desk, served.config, "serve", "passwd", "maria", stdin=NEW_PASSWORD + "\n"
                 )
                 assert 0 == changed.returncode, changed.stderr
                 await _until_closed(ws)
+            await _until(lambda: not _children(served.pid), "the tab's desk kept running")
             assert 302 == await _page(url, cookie)  # back to the login
             assert 401 == (await _login(url, "maria", PASSWORD, {"Origin": url})).status
             assert 200 == await _page(url, await _cookie(url, NEW_PASSWORD))

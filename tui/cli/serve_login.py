@@ -269,6 +269,7 @@ class DeskServer(Server):
             for task, token in list(self._tabs.items()):
                 if self.sessions.agent(token, users) is None:
                     log.info("session ended: closing a tab")
+                    del self._tabs[task]  # cancelled once: a second would cut its cleanup short
                     task.cancel()
 
     @web.middleware
