@@ -67,6 +67,10 @@ def _parse_into(msg: Incoming, raw: bytes) -> None:
         reports.report_type(headers),
         msg.from_addr,
     )
+    # A client may mark the mail its unsubscribe button sends as automatic; a delivery report
+    # or a read receipt quoting the subject is no request.
+    if msg.kind in ("", "list", "auto-reply"):
+        msg.unsubscribe_token = route.unsubscribe_token(msg.subject)
     try:
         body = email.message_from_bytes(raw, policy=policy.compat32)
     except RecursionError:

@@ -9,6 +9,10 @@ parts by `ingest.reports` once the body is read:
   bounce from MAILER-DAEMON); 'delay' one that fails nothing (only delayed);
 - 'read-receipt' a message disposition notification (RFC 8098 MDN).
 
+A person's mail whose subject is `unsubscribe TOKEN` answers the mailto of our notices'
+List-Unsubscribe header (RFC 2369 section 3.2): `unsubscribe_token` reads the token, and the
+store unsubscribes its owner instead of opening a ticket.
+
 Some signals say "a machine wrote this" on their own; others are set on people's mail too and
 count only beside an out-of-office subject: Outlook puts `X-Auto-Response-Suppress` on meeting
 requests and replies, Exchange puts `X-MS-Exchange-Inbox-Rules-Loop` on every mail an inbox rule
@@ -104,6 +108,17 @@ _OOO_SUBJECT = re.compile(
     + r")(?:】|\s*(?:[:：\-–—]|$))",
     re.IGNORECASE,
 )
+
+
+# What our mailto asks the client to send (`db.mailout.subscribers.list_unsubscribe`); tokens
+# are `secrets.token_urlsafe` text. A client may prefix the subject ("Re:", a tag), nothing else.
+_UNSUBSCRIBE = re.compile(r"\bunsubscribe[\s:]+([A-Za-z0-9_-]{16,64})\s*$", re.IGNORECASE)
+
+
+def unsubscribe_token(subject: str) -> str | None:
+    """The token of an unsubscribe request's subject ('unsubscribe TOKEN'), or None."""
+    match = _UNSUBSCRIBE.search(subject)
+    return match.group(1) if match else None
 
 
 def _out_of_office(subject: str) -> bool:

@@ -37,9 +37,11 @@ def config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def people(capsys, config: Path) -> list[tuple[str, str, str]]:
+    """(addr, origin, name) of the subscribers, not of those who left."""
     return [
         (p["addr"], p["origin"], p["name"])
         for p in desk_json(capsys, config, "subscribers", "list")
+        if p["left_at"] is None
     ]
 
 
@@ -78,6 +80,17 @@ def test_subscribers_add_list_and_remove(config: Path, capsys) -> None:
     assert ["ops@example.com", "bo@example.com"] == [p[0] for p in people(capsys, config)]
     code, _, err = desk(capsys, config, "subscribers", "remove", "dana@example.com")
     assert 2 == code and "dana@example.com is not a subscriber" in err
+    left = desk_json(capsys, config, "subscribers", "list")[-1]
+    assert ("dana@example.com", "2026-06-01T10:00:00.000Z", "desk", "olga") == (
+        left["addr"], left["left_at"], left["left_via"], left["left_by"]
+    )  # fmt: skip
+    assert (
+        "dana@example.com                  left    2026-06-01 10:00 UTC removed olga\n"
+        == (desk(capsys, config, "subscribers", "list")[1].splitlines(keepends=True)[-1])
+    )
+    # Added again by an operator: a subscriber again, no longer among those who left.
+    assert 0 == desk(capsys, config, "subscribers", "add", "dana@example.com")[0]
+    assert [None] * 3 == [p["left_at"] for p in desk_json(capsys, config, "subscribers", "list")]
 
 
 def test_subscribers_import_names_each_refused_line(tmp_path: Path, config: Path, capsys) -> None:

@@ -51,6 +51,7 @@ class Served:
     url: str
     db: Path
     config: Path
+    pid: int  # of the `desk serve` process
 
 
 def _free_port() -> int:
@@ -60,14 +61,17 @@ def _free_port() -> int:
 
 
 @contextmanager
-def serving(tmp_path: Path, *args: str) -> Iterator[Served]:
-    """`desk serve ARGS` on a free loopback port, on a desk with one ticket and one agent, maria.
+def serving(tmp_path: Path, *args: str, config_extra: str = "") -> Iterator[Served]:
+    """`desk serve ARGS` on a free loopback port, on a desk with one ticket and one agent, maria;
+    `config_extra` is more TOML for its config file.
 
     The config says agent = "shared": the login, not the config, must name who acts."""
     db = tmp_path / "desk.db"
     deliver(db, mail(1, SUBJECT), at=NOW)
     config = tmp_path / "config.toml"
-    config.write_text(f'[database]\npath = "{db}"\n[desk]\ntimezone = "UTC"\nagent = "shared"\n')
+    config.write_text(
+        f'[database]\npath = "{db}"\n[desk]\ntimezone = "UTC"\nagent = "shared"\n{config_extra}'
+    )
     assert 0 == desk(config, "serve", "passwd", "maria", stdin=PASSWORD + "\n").returncode
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if k != "DESK_USER"} | {"DESK_NOW": NOW}
@@ -87,7 +91,7 @@ def serving(tmp_path: Path, *args: str) -> Iterator[Served]:
                 assert server.poll() is None, server.stderr.read().decode()  # type: ignore[union-attr]
                 assert time.monotonic() < deadline, "desk serve did not start listening"
                 time.sleep(0.1)
-        yield Served(f"http://127.0.0.1:{port}", db, config)
+        yield Served(f"http://127.0.0.1:{port}", db, config, server.pid)
     finally:
         server.terminate()
         server.wait(timeout=10)

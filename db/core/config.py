@@ -126,6 +126,8 @@ class MailOut:
     notice_sender: str = "general"
     announce_days: float = 7.0
     reminder_hours: float = 24.0
+    # `desk serve`'s https URL (its --public-url): notices offer RFC 8058 one-click unsubscribe
+    web_url: str = ""
     own_addresses: frozenset[str] = frozenset()  # every address of ours: never acknowledged
 
     def response_time(self, function: str) -> str:
@@ -549,7 +551,10 @@ def _mail_out(path: Path, data: dict[str, Any], addresses: dict[str, str]) -> Ma
         canned.append(Canned(name, r.get("title", str, name), r.get("body", str, required=True)))
 
     notices = Reader(path, "notices", data.get("notices", {}))
-    notices.unknown({"subscribers", "sender", "announce_days", "reminder_hours"})
+    notices.unknown({"subscribers", "sender", "announce_days", "reminder_hours", "web_url"})
+    web_url = notices.get("web_url", str, "").rstrip("/")
+    if web_url and not web_url.startswith("https://"):  # RFC 8058 section 3.1
+        notices.fail("web_url", "must be an https:// URL (RFC 8058 one-click needs https)")
     subscribers = notices.get("subscribers", list, [])
     for i, value in enumerate(subscribers):
         if not isinstance(value, str):
@@ -576,6 +581,7 @@ def _mail_out(path: Path, data: dict[str, Any], addresses: dict[str, str]) -> Ma
         notice_sender=sender,
         announce_days=_positive(notices, "announce_days", float, 7.0),
         reminder_hours=_positive(notices, "reminder_hours", float, 24.0),
+        web_url=web_url,
         own_addresses=frozenset(own),
     )
 

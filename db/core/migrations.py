@@ -372,8 +372,27 @@ def _v5_recurring_sync(db: sqlite_utils.Database) -> None:
         db.execute(statement)
 
 
+
+def _v6_unsubscribe(db: sqlite_utils.Database) -> None:
+    """Unsubscribing (RFC 2369 List-Unsubscribe, RFC 8058 one-click): one row per address that
+    was mailed a notice or left, with its unguessable token for the unsubscribe links. The row
+    outlives the subscription, so a repeated request is still recognised (and confirmed only
+    once), and `desk subscribers list` shows who left, when, and how ('mail', 'web', 'desk')."""
+    db.execute(
+        """
+        CREATE TABLE unsubscribe (
+            addr TEXT PRIMARY KEY,
+            token TEXT NOT NULL UNIQUE,
+            left_at TEXT,
+            left_via TEXT CHECK (left_via IN ('mail', 'web', 'desk')),
+            left_by TEXT
+        )
+        """
+    )
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
-    _v1_core, _v2_windows, _v3_mail_out, _v4_mail_reading, _v5_recurring_sync,
+    _v1_core, _v2_windows, _v3_mail_out, _v4_mail_reading, _v5_recurring_sync, _v6_unsubscribe,
 ]  # fmt: skip
 
 

@@ -73,6 +73,9 @@ class Incoming:
     # A delivery report's fields (RFC 3464 section 2.3: Action, Status, Diagnostic-Code), for
     # telling why our mail failed; read at ingest, not stored (the report is an attachment).
     report: str = ""
+    # The token of an unsubscribe request (the subject our List-Unsubscribe mailto asks for,
+    # `ingest.route.unsubscribe_token`): stored without a ticket when the token is ours.
+    unsubscribe_token: str | None = None
     attachments: list[Attachment] = field(default_factory=list)
     parse_error: str | None = None
     defects: list[str] = field(default_factory=list)

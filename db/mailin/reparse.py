@@ -165,7 +165,8 @@ def _heal_one(db: sqlite_utils.Database, message_id: int, msg: Incoming) -> Chan
         db.execute("DELETE FROM attachment WHERE message_id = ?", [message_id])
         store.insert_attachments(db, message_id, msg.attachments)
     if row["ticket_id"] is None:
-        _find_ticket(db, row, msg, change)
+        if row["thread_rule"] != store.UNSUBSCRIBE:  # a request done with, never a ticket
+            _find_ticket(db, row, msg, change)
     else:
         if any(column in change.message for column in _THREADING):
             now = _rule_now(db, message_id, msg)

@@ -26,7 +26,7 @@ from db.core.connect import write
 from db.core.events import record_event
 from db.mailin import acks, bounces, threads
 from db.mailin.model import Attachment, Delivery, Incoming, Stored
-from db.mailout import compose, outbox
+from db.mailout import compose, outbox, subscribers
 from db.maintenance import discrepancy
 
 if TYPE_CHECKING:
@@ -41,6 +41,7 @@ FIRST_RESPONSE = {
     "low": timedelta(hours=24),
 }
 OUTGOING = "outgoing"  # the thread rule of a mail we sent
+UNSUBSCRIBE = "unsubscribe"  # the thread rule of a List-Unsubscribe request: no ticket
 
 
 def store_batch(
@@ -54,7 +55,7 @@ def store_batch(
     functions it names are acknowledged in the same transaction."""
     with write(db):
         pairs = list(items)
-        results = [_store_one(db, msg, delivery) for msg, delivery in pairs]
+        results = [_store_one(db, msg, delivery, mail) for msg, delivery in pairs]
         for msg, stored in zip((m for m, _ in pairs), results, strict=True):
             if stored.new:
                 bounces.record(db, msg)
@@ -114,7 +115,9 @@ def _acknowledge(
     )
 
 
-def _store_one(db: sqlite_utils.Database, msg: Incoming, delivery: Delivery) -> Stored:
+def _store_one(
+    db: sqlite_utils.Database, msg: Incoming, delivery: Delivery, mail: MailOut | None = None
+) -> Stored:
     existing = db.execute(
         "SELECT id, ticket_id, thread_rule FROM message WHERE sha256 = ?", [msg.sha256]
     ).fetchone()
@@ -134,11 +137,26 @@ def _store_one(db: sqlite_utils.Database, msg: Incoming, delivery: Delivery) -> 
     now = clock.now_iso()
     # Mail read late (a first sync, a daemon that was down) keeps the time it really arrived.
     received = min(msg.delivered_at, now) if msg.delivered_at else now
-    ticket_id, rule = find_or_open_ticket(db, msg, delivery, received)
+    if _unsubscribed(db, msg, mail):
+        ticket_id, rule = None, UNSUBSCRIBE
+    else:
+        ticket_id, rule = find_or_open_ticket(db, msg, delivery, received)
     message_id = _insert_message(db, msg, delivery, ticket_id, rule, received, now)
     _locate(db, delivery, message_id)
     join_ticket(db, msg, message_id, ticket_id, rule, delivery.functions, received, now)
     return Stored(message_id, ticket_id, True, rule)
+
+
+def _unsubscribed(db: sqlite_utils.Database, msg: Incoming, mail: MailOut | None) -> bool:
+    """Whether `msg` is an unsubscribe request with one of our tokens (RFC 2369): its sender
+    is unsubscribed and confirmed once, and the request, even a repeated one, is no ticket. A
+    token that is nobody's is a person's mail like any other."""
+    if msg.unsubscribe_token is None or mail is None:
+        return False
+    done = subscribers.unsubscribe(db, msg.unsubscribe_token, "mail", mail, INGEST_ACTOR)
+    if done is not None:
+        log.info("unsubscribe request by mail %s (%s)", msg.message_id, done)
+    return done is not None
 
 
 def find_or_open_ticket(

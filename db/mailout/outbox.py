@@ -191,6 +191,16 @@ def cancel_window_notices(db: sqlite_utils.Database, window_id: int, why: str) -
     ).rowcount
 
 
+def cancel_notices_to(db: sqlite_utils.Database, addr: str, why: str) -> int:
+    """Cancel the notice mails to `addr` not yet handed over: it unsubscribed (RFC 8058 asks
+    that no further mail follow)."""
+    return db.execute(
+        "UPDATE outbox SET status = 'cancelled', last_error = ? "
+        "WHERE rcpt = ? AND kind = 'notice' AND notice_id IS NOT NULL AND status = 'queued'",
+        [why, addr],
+    ).rowcount
+
+
 def recently_acknowledged(db: sqlite_utils.Database, addr: str, since: datetime) -> bool:
     return (
         db.execute(

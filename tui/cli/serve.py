@@ -35,6 +35,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="the URL browsers reach it at, behind a proxy (e.g. https://desk.example.com); "
         "the only origin whose pages may connect",
     )
+    parser.add_argument(
+        "--session-hours",
+        type=float,
+        default=12.0,
+        metavar="H",
+        help="how long a login lasts; then its tabs close and it must log in again (default 12)",
+    )
     parser.set_defaults(handler=run)
     actions = parser.add_subparsers(dest="serve_command", metavar="passwd")
     passwd = actions.add_parser(
@@ -42,9 +49,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="set or remove an agent's password for desk serve",
         description="Set an agent's password in the serve-users file beside the config file "
         "(scrypt hashes, owner-only). Asks twice on a terminal; reads one line from stdin "
-        "otherwise. Takes effect at the agent's next login, without a restart.",
+        "otherwise. Takes effect without a restart: the agent's open sessions and tabs end.",
         epilog="example: desk serve passwd maria\n"
-        "         desk serve passwd --remove maria   (no new page or tab for her)",
+        "         desk serve passwd --remove maria   (her sessions and open tabs end)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     passwd.add_argument("agent", help="the agent's name, as it appears in the audit trail")
@@ -61,11 +68,13 @@ def command_for(config: str | None) -> str:
 
 def run(args: argparse.Namespace) -> int:
     # aiohttp and textual-serve: 0.17 s no other command needs
-    from tui.cli import serve_login, serve_status
+    from tui.cli import serve_login, serve_status, serve_unsubscribe
 
     config = load(args.config)  # a broken config fails here, in one line, not in every tab
     if not 0 < args.port < 65536:
         raise DeskError(f"{args.port} is not a TCP port")
+    if not args.session_hours > 0:
+        raise DeskError(f"--session-hours {args.session_hours:g}: give a number of hours above 0")
     users = serve_login.users_path(find(args.config).resolve())
     if not serve_login.read_users(users):
         raise DeskError(f"{users} names no agent: add one with `desk serve passwd AGENT`")
@@ -80,6 +89,8 @@ def run(args: argparse.Namespace) -> int:
         port=args.port,
         title="Valuit Desk",
         public_url=args.public_url,
+        session_hours=args.session_hours,
+        public_routes=serve_unsubscribe.routes(config),
     )
     try:
         server.serve()

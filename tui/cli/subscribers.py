@@ -1,8 +1,11 @@
 """`desk subscribers …`: who gets maintenance notices by email: list, add, remove, import.
 
 The addresses in `[notices] subscribers` of the configuration are listed with the ones added
-here, but only the configuration can drop them. Adding or importing carries on past an entry
-that is not an address, names it on stderr, and exits 2 so a script notices.
+here, but only the configuration can drop them. Whoever unsubscribed (by the List-Unsubscribe
+mail or one-click link of a notice, or `remove`) is listed after them with when and how they
+left, and gets no notices even when the configuration lists them; `add` takes them back.
+Adding or importing carries on past an entry that is not an address, names it on stderr, and
+exits 2 so a script notices.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from tui.cli import ops
 EPILOG = """\
 example: desk subscribers add 'Dana Lee <dana@example.com>' ops@example.com
          desk subscribers import people.txt      (one address a line, '#' comments)
-         desk subscribers list --json | jq -r '.[].addr'
+         desk subscribers list --json | jq -r '.[] | select(.left_at == null) | .addr'
 """
 
 
@@ -38,7 +41,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sub = parser.add_subparsers(dest="subscribers_command", metavar="ACTION", required=True)
 
     p = ops.command(
-        sub, "list", "every subscriber and where it comes from", "desk subscribers list --json"
+        sub,
+        "list",
+        "every subscriber and where it comes from, then who left and when",
+        "desk subscribers list --json",
     )
     ops.add_json(p)
     p.set_defaults(handler=run_list)
@@ -71,11 +77,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=run_import)
 
 
+_VIA = {"mail": "by mail", "web": "by the one-click link", "desk": "removed"}
+
+
 def run_list(args: argparse.Namespace) -> int:
     config, db = ops.opened(args)
     people = subscribers.listing(db, config.mail)
+    gone = subscribers.departed(db, config.mail)
     if args.json:
-        ops.print_json(people)
+        # One list: the subscribers (left_at null), then who left.
+        ops.print_json(
+            [{**p, "left_at": None, "left_via": None, "left_by": None} for p in people]
+            + [
+                {
+                    "addr": g["addr"],
+                    "name": "",
+                    "added_at": None,
+                    "origin": "config" if g["in_config"] else "desk",
+                    "added_by": None,
+                    **{k: g[k] for k in ("left_at", "left_via", "left_by")},
+                }
+                for g in gone
+            ]  # fmt: skip
+        )
         return 0
     if not people:
         print(
@@ -90,6 +114,11 @@ def run_list(args: argparse.Namespace) -> int:
         )
         line = f"{safe.visible(person['addr']):<34}{person['origin']:<8}"
         print(f"{line}{safe.visible(person['name'])}{added}".rstrip())
+    for g in gone:
+        by = f" {safe.visible(g['left_by'])}" if g["left_via"] == "desk" else ""
+        still = "  (still in [notices] subscribers; remove it there)" if g["in_config"] else ""
+        when = g["left_at"][:16].replace("T", " ")
+        print(f"{safe.visible(g['addr']):<34}left    {when} UTC {_VIA[g['left_via']]}{by}{still}")
     return 0
 
 
@@ -118,7 +147,7 @@ def run_add(args: argparse.Namespace) -> int:
 
 def run_remove(args: argparse.Namespace) -> int:
     config, db = ops.opened(args)
-    subscribers.remove(db, args.addr, config.mail)
+    subscribers.remove(db, args.addr, config.mail, ops.actor())
     print(f"Removed {safe.visible(args.addr.strip().lower())}; it gets no further notices.")
     return 0
 
