@@ -189,5 +189,6 @@ def test_one_click_post_to_desk_serve_unsubscribes_and_get_or_a_bad_token_does_n
             (CONFIRMATION, "queued"),
         ] == mails_to(served.db, "dana@example.com")
         assert 1 == count(served.db, "SELECT count(*) FROM ticket")  # the fixture's own
-        # Still no way in without a login beside the unsubscribe link.
-        assert 401 == asyncio.run(_post(served.url + "/status/other", one_click))[0]
+        # The status site beside it is read-only, and the desk still needs a login.
+        assert 405 == asyncio.run(_post(served.url + "/status/other", one_click))[0]
+        assert 401 == asyncio.run(_post(served.url + "/login-free", one_click))[0]

@@ -372,7 +372,6 @@ def _v5_recurring_sync(db: sqlite_utils.Database) -> None:
         db.execute(statement)
 
 
-
 def _v6_unsubscribe(db: sqlite_utils.Database) -> None:
     """Unsubscribing (RFC 2369 List-Unsubscribe, RFC 8058 one-click): one row per address that
     was mailed a notice or left, with its unguessable token for the unsubscribe links. The row
