@@ -170,7 +170,9 @@ def test_report_without_an_editor_says_what_to_do(config: Path, capsys, monkeypa
 def test_ics_round_trip(config: Path, capsys, tmp_path: Path, monkeypatch) -> None:
     args = ("--type", "feature", "--start", "2026-06-07 02:00", "--duration", "120")
     assert 0 == desk(capsys, config, "window", "add", "--title", "Upgrade", *args)[0]
-    assert 0 == desk(capsys, config, "window", "add", "--title", "Spare", *args)[0]
+    assert (
+        0 == desk(capsys, config, "window", "add", "--title", "Spare", *args, "--allow-overlap")[0]
+    )
     feed = tmp_path / "w.ics"
     assert 0 == desk(capsys, config, "window", "ics", "-o", str(feed))[0]
     before = icalendar.Calendar.from_ical(feed.read_bytes())
@@ -202,7 +204,7 @@ def test_every_ops_command_has_help_with_an_example() -> None:
         for path, sub in commands(build_parser())
         if path[0] in ("now", "window", "discrepancies")
     ]
-    assert 15 == len(ops)
+    assert 17 == len(ops)
     for path, sub in ops:
         assert "example: desk " in (sub.epilog or ""), path
     json_needed = {("now",), ("discrepancies",), ("window", "list"), ("window", "show")}

@@ -123,6 +123,7 @@ class MailOut:
     notice_sender: str = "general"
     announce_days: float = 7.0
     reminder_hours: float = 24.0
+    ops: str = ""  # `[notices] ops`: reminded when an emergency overruns; "" for nobody
     own_addresses: frozenset[str] = frozenset()  # every address of ours: never acknowledged
 
     def response_time(self, function: str) -> str:
@@ -534,13 +535,14 @@ def _mail_out(path: Path, data: dict[str, Any], addresses: dict[str, str]) -> Ma
         canned.append(Canned(name, r.get("title", str, name), r.get("body", str, required=True)))
 
     notices = Reader(path, "notices", data.get("notices", {}))
-    notices.unknown({"subscribers", "sender", "announce_days", "reminder_hours"})
+    notices.unknown({"subscribers", "sender", "announce_days", "reminder_hours", "ops"})
     subscribers = notices.get("subscribers", list, [])
     for i, value in enumerate(subscribers):
         if not isinstance(value, str):
             notices.fail(f"subscribers[{i}]", "must be an email address")
         subscribers[i] = address(mailbox(notices, f"subscribers[{i}]", value))
     sender = notices.get("sender", str, "general")
+    ops = notices.get("ops", str, "")
     if sender in FUNCTIONS:
         if sender not in senders and subscribers:
             notices.fail("sender", f"the function {sender!r} has no known address")
@@ -561,6 +563,7 @@ def _mail_out(path: Path, data: dict[str, Any], addresses: dict[str, str]) -> Ma
         notice_sender=sender,
         announce_days=_positive(notices, "announce_days", float, 7.0),
         reminder_hours=_positive(notices, "reminder_hours", float, 24.0),
+        ops=address(mailbox(notices, "ops", ops)) if ops else "",
         own_addresses=frozenset(own),
     )
 

@@ -9,12 +9,14 @@ from db.maintenance import in_force
 from tui import safe
 from tui.cli import ops
 
-EXIT = {in_force.CLEAR: 0, in_force.ACTIVE: 10, in_force.UPCOMING: 11}
+EXIT = {in_force.CLEAR: 0, in_force.ACTIVE: 10, in_force.UPCOMING: 11, in_force.OVERRUNNING: 12}
 EPILOG = """\
 exit status:
   0   nothing in force: no window active, none starting within the next HOURS (48)
   10  a maintenance window is active now
   11  no window is active, but one starts within the next HOURS
+  12  an emergency runs past its expected end (overrunning): extend it, post an
+      update or complete it (`desk window extend|update|complete`)
   2   an error (one sentence on stderr)
 Overdue reports and open discrepancy reports are listed but do not change the status.
 
@@ -49,6 +51,9 @@ def run(args: argparse.Namespace) -> int:
         return EXIT[data["state"]]
     for w in data["active"]:
         down = ", ".join(w["features"]) or "none listed"
+        if w["status"] == "overrunning":
+            print(_overrunning(w, zone, down))
+            continue
         print(
             f"ACTIVE  {w['id']} {safe.visible(w['title'])} until "
             f"{ops.local(clock.parse(w['end_at']), zone)}; unavailable: {safe.visible(down)}"
@@ -67,3 +72,13 @@ def run(args: argparse.Namespace) -> int:
     if data["state"] == in_force.CLEAR:
         print(f"Nothing in force: no window active or starting within {args.within:g} hours.")
     return EXIT[data["state"]]
+
+
+def _overrunning(w: dict, zone: str, down: str) -> str:
+    end = clock.parse(w["end_at"])
+    over = int((clock.now() - end).total_seconds() // 60)
+    return (
+        f"OVERRUN {w['id']} {safe.visible(w['title'])} expected to end "
+        f"{ops.local(end, zone)}, {over} min ago; unavailable: {safe.visible(down)}; "
+        f"extend, update or complete it (desk window extend {w['id']} --by MINUTES)"
+    )
