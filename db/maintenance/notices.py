@@ -90,7 +90,9 @@ def utc_span(start: datetime, end: datetime) -> str:
 
 
 def _clock(moment: datetime, zone: str) -> str:
-    """'14:45 CET (13:45 UTC)'."""
+    """'14:45 CET (13:45 UTC)'; '13:45 UTC' in UTC."""
+    if zone == "UTC":
+        return f"{moment.astimezone(UTC):%H:%M} UTC"
     return f"{moment.astimezone(ZoneInfo(zone)):%H:%M %Z} ({moment.astimezone(UTC):%H:%M} UTC)"
 
 
@@ -233,8 +235,8 @@ def _banner(w: Window, kind: str, zone: str) -> str:
         if w.kind == "emergency":
             return (
                 f"Emergency maintenance in progress: {w.nature or w.title}. {down}"
-                f"Expected downtime about {w.expected_minutes} minutes, until "
-                f"{_clock(w.ends, zone)}. Please log out."
+                f"Expected downtime about {w.expected_minutes} minutes ({local}; {utc}). "
+                "Please log out."
             )
         return f"Maintenance in progress ({local}; {utc}): {down}Please log out until it ends."
     if kind in ("announcement", "reminder", "change"):

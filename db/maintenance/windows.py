@@ -113,12 +113,12 @@ def told_at(db: sqlite_utils.Database, w: Window, now: datetime) -> datetime:
 def overlapping(
     db: sqlite_utils.Database, start: datetime, end: datetime, exclude: int | None = None
 ) -> list[Window]:
-    """The windows, not cancelled, that share some of `start`–`end` (an open emergency lasts
-    until it is completed)."""
+    """The windows, not cancelled, that share some of `start`–`end` (an overrunning emergency
+    lasts until now, at least)."""
     rows = db.query(
         "SELECT * FROM window WHERE cancelled_at IS NULL AND id IS NOT ? AND start_at < ? "
-        f"AND (ends_at > ? OR {OPEN_EMERGENCY}) ORDER BY start_at, id",
-        [exclude, clock.iso(end), clock.iso(start)],
+        f"AND (ends_at > ? OR ({OPEN_EMERGENCY} AND ? > ?)) ORDER BY start_at, id",
+        [exclude, clock.iso(end), clock.iso(start), clock.now_iso(), clock.iso(start)],
     )
     return [Window.from_row(row) for row in rows]
 
