@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from db.core import clock
+from db.core import clock, migrations
 from db.core.config import load
 from db.core.connect import open_db
 from db.maintenance import in_force, notice_schedule, updates, windows
@@ -227,3 +227,28 @@ def test_only_a_window_in_force_can_be_extended(config: Path, capsys) -> None:
         code,
         err.split(" (")[0],
     )
+
+
+def test_upgrading_completes_emergencies_that_ended_under_the_old_rule(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before, an emergency completed at its expected end and its users were told so: after
+    the upgrade it stays completed; one still in progress stays open."""
+    path = tmp_path / "desk.db"
+    before = migrations.MIGRATIONS.index(migrations._v5_window_updates)
+    monkeypatch.setattr(migrations, "MIGRATIONS", migrations.MIGRATIONS[:before])
+    monkeypatch.setenv("DESK_NOW", "2026-06-01T09:00:00Z")
+    db = open_db(path)
+    for title, minutes in (("Ended", 30), ("Running", 180)):
+        windows.emergency(
+            db, title=title, expected_minutes=minutes, nature="x", actor="ops", zone="UTC"
+        )
+    db.close()
+    monkeypatch.undo()
+    monkeypatch.setenv("DESK_NOW", "2026-06-01T10:00:00Z")
+    db = open_db(path)
+    assert [("Ended", "completed", "2026-06-01T09:30:00.000Z"), ("Running", "active", None)] == [
+        (w.title, w.status(clock.now()), w.completed_at and clock.iso(w.completed_at))
+        for w in windows.listing(db)
+    ]
+    db.close()
