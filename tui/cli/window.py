@@ -210,8 +210,10 @@ def run_show(args: argparse.Namespace) -> int:
     for e in history:
         print(f"  {e['at'][:16]}Z r{e['revision']} {e['action']} by {safe.visible(e['actor'])}")
     print("updates:")
-    for u in progress or [{"created_at": "", "status": "(none posted)", "body": ""}]:
-        print(f"  {u['created_at'][:16]}Z {u['status']}: {safe.visible(u['body'])}".lstrip())
+    for u in progress:
+        print(f"  {u['created_at'][:16]}Z {u['status']}: {safe.visible(u['body'])}")
+    if not progress:
+        print("  (none posted)")
     print("notices:")
     for n in ledger or [{"kind": "(none issued)", "channel": "", "revision": "-", "superseded": 0}]:
         stale = " (superseded)" if n["superseded"] else ""
