@@ -89,7 +89,7 @@ def utc_span(start: datetime, end: datetime) -> str:
     return f"{a:%Y-%m-%d %H:%M} – {b:%Y-%m-%d %H:%M} UTC"
 
 
-def _clock(moment: datetime, zone: str) -> str:
+def time_of(moment: datetime, zone: str) -> str:
     """'14:45 CET (13:45 UTC)'; '13:45 UTC' in UTC."""
     if zone == "UTC":
         return f"{moment.astimezone(UTC):%H:%M} UTC"
@@ -111,7 +111,7 @@ def _features(w: Window) -> str:
 def _emergency(w: Window, zone: str) -> str:
     return (
         f"Nature of the issue: {w.nature or w.title}\n"
-        f"Expected downtime: about {w.expected_minutes} minutes, until {_clock(w.ends, zone)}."
+        f"Expected downtime: about {w.expected_minutes} minutes, until {time_of(w.ends, zone)}."
     )
 
 
@@ -133,7 +133,7 @@ def _change(w: Window, zone: str, previous: tuple[datetime, datetime] | None) ->
             f"{'is taking longer than expected' if longer else 'has changed'}; this notice "
             "replaces the earlier one."
         )
-        before = f"We expected it to end at {_clock(previous[1], zone)}." if previous else ""
+        before = f"We expected it to end at {time_of(previous[1], zone)}." if previous else ""
         return [lead, _emergency(w, zone) if w.kind == "emergency" else "", before]
     if previous is None:
         when = span(w.start, w.ends, zone)

@@ -40,7 +40,7 @@ def mail_text(w: windows.Window, update: dict[str, Any]) -> tuple[str, str]:
     status = update["status"].capitalize()
     what = "Emergency maintenance" if w.kind == "emergency" else "Valuit maintenance"
     state = {
-        "active": f"It is expected to end at {w.ends:%H:%M} UTC.",
+        "active": f"It is expected to end at {notices.time_of(w.ends, w.zone)}.",
         "overrunning": "It is taking longer than expected; we will tell you when it is over.",
         "planned": f"It is planned for {notices.utc_span(w.start, w.ends)}.",
         "announced": f"It is planned for {notices.utc_span(w.start, w.ends)}.",

@@ -4,9 +4,8 @@ emergencies, release notes and issuing notices; reading them is re-exported from
 Every change bumps the revision and is recorded in `window_event`; a change to what a notice
 says supersedes the standing notices; a change to when a window is re-judges the tickets around
 it. Scheduled windows keep the notice rule: announced at least `announce_hours` (48) before
-they start, unless forced with a reason. A window that would overlap another is refused unless
-the operator says both are meant (`allow_overlap`): two windows in one night are two sets of
-notices for the same users.
+they start, unless forced with a reason, and do not overlap another window unless the operator
+says both are meant (`allow_overlap`; see `overlap`).
 """
 
 from __future__ import annotations
@@ -25,7 +24,9 @@ from db.core.errors import ConflictError, DeskError
 from db.core.migrations import NOTICE_KINDS, UPDATE_TYPES
 from db.mailout import outbox
 from db.maintenance import discrepancy, notices
-from db.maintenance.window_model import IN_FORCE, OPEN_EMERGENCY
+from db.maintenance.overlap import OverlapError as OverlapError
+from db.maintenance.overlap import check_overlap
+from db.maintenance.window_model import IN_FORCE as IN_FORCE
 from db.maintenance.window_model import Window as Window
 from db.maintenance.window_model import events as events
 from db.maintenance.window_model import expected_notice as expected_notice
@@ -53,13 +54,6 @@ class NoticeRuleError(DeskError):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, title="Too little notice")
-
-
-class OverlapError(DeskError):
-    """A window would overlap another one that is not cancelled."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message, title="Overlapping windows")
 
 
 def audit(
@@ -108,42 +102,6 @@ def told_at(db: sqlite_utils.Database, w: Window, now: datetime) -> datetime:
     ).fetchone()
     scheduled = clock.parse(row[0]) if row and row[0] else w.created_at
     return scheduled if now - scheduled <= PROMPT else now
-
-
-def overlapping(
-    db: sqlite_utils.Database, start: datetime, end: datetime, exclude: int | None = None
-) -> list[Window]:
-    """The windows, not cancelled, that share some of `start`–`end` (an overrunning emergency
-    lasts until now, at least)."""
-    rows = db.query(
-        "SELECT * FROM window WHERE cancelled_at IS NULL AND id IS NOT ? AND start_at < ? "
-        f"AND (ends_at > ? OR ({OPEN_EMERGENCY} AND ? > ?)) ORDER BY start_at, id",
-        [exclude, clock.iso(end), clock.iso(start), clock.now_iso(), clock.iso(start)],
-    )
-    return [Window.from_row(row) for row in rows]
-
-
-def check_overlap(
-    db: sqlite_utils.Database,
-    start: datetime,
-    end: datetime,
-    zone: str,
-    *,
-    exclude: int | None = None,
-    allowed: bool = False,
-) -> list[str]:
-    """Refuse (OverlapError, naming the other windows) a window from `start` to `end` that
-    overlaps another, unless `allowed`; the labels of those it overlaps."""
-    others = overlapping(db, start, end, exclude)
-    if others and not allowed:
-        named = "; ".join(
-            f"{o.label} “{o.title}” ({notices.span(o.start, o.ends, zone)})" for o in others
-        )
-        raise OverlapError(
-            f"The window would overlap {named}; move it, or pass --allow-overlap if both are "
-            "meant (subscribers get the notices of each)."
-        )
-    return [o.label for o in others]
 
 
 def _check_span(start: datetime, end: datetime) -> None:
