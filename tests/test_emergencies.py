@@ -106,7 +106,7 @@ def test_an_emergency_past_its_estimate_overruns_until_completed_by_hand(
         [w["status"] for w in now["active"]],
     )
     assert [] == now["overdue_reports"]  # not over, so no report is due yet
-    assert "12  an emergency runs past its expected end (overrunning)" in EPILOG
+    assert "12  an emergency runs past its expected end (overrunning; in force" in EPILOG
     assert "W1    overrunning emergency" in desk(capsys, config, "window", "list")[1]
 
     # It can still be extended; the notice says what is wrong and for how much longer.

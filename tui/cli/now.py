@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from db.core import clock
 from db.maintenance import in_force
@@ -15,13 +16,13 @@ exit status:
   0   nothing in force: no window active, none starting within the next HOURS (48)
   10  a maintenance window is active now
   11  no window is active, but one starts within the next HOURS
-  12  an emergency runs past its expected end (overrunning): extend it, post an
-      update or complete it (`desk window extend|update|complete`)
+  12  an emergency runs past its expected end (overrunning; in force, as with 10):
+      extend it, post an update or complete it (`desk window extend|update|complete`)
   2   an error (one sentence on stderr)
 Overdue reports and open discrepancy reports are listed but do not change the status.
 
 example: desk now --json | jq -r '.active[0].end_at'
-         desk now >/dev/null; [ $? -eq 10 ] && echo "maintenance in progress"
+         desk now >/dev/null; case $? in 10|12) echo "maintenance in progress";; esac
 """
 
 
@@ -74,7 +75,8 @@ def run(args: argparse.Namespace) -> int:
     return EXIT[data["state"]]
 
 
-def _overrunning(w: dict, zone: str, down: str) -> str:
+def _overrunning(w: dict[str, Any], zone: str, down: str) -> str:
+    """The line for an emergency past its expected end, saying what ops can do about it."""
     end = clock.parse(w["end_at"])
     over = int((clock.now() - end).total_seconds() // 60)
     return (
