@@ -16,7 +16,7 @@ from db.core.config import load
 from db.core.connect import open_db
 from db.maintenance import in_force, notice_schedule, updates, windows
 from tests.tui_helpers import build_config, fill, until
-from tests.windows_helpers import desk, desk_json, write_config
+from tests.windows_helpers import desk, desk_json, drop_mail, ingest, ticket, write_config
 from tui.app import DeskApp
 from tui.cli.now import EPILOG
 from tui.widgets.banner import Banner
@@ -252,3 +252,23 @@ def test_upgrading_completes_emergencies_that_ended_under_the_old_rule(
         for w in windows.listing(db)
     ]
     db.close()
+
+
+def test_mail_during_the_overrun_is_during_the_window_not_after_it(
+    tmp_path: Path, config: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    start_emergency(capsys, config)
+    monkeypatch.setenv("DESK_NOW", "2026-06-01T11:00:00Z")  # 15 min past the estimate
+    drop_mail(tmp_path, "Still down", "Trading is down and my balance is wrong.")
+    ingest(config)
+    during = ticket(config, "Still down")
+    assert (1, "normal", None) == (during["during_window_id"], during["kind"], during["window_id"])
+    # Once it is over, the same words in its verification period make a discrepancy report.
+    desk(capsys, config, "window", "complete", "W1")
+    monkeypatch.setenv("DESK_NOW", "2026-06-01T12:00:00Z")
+    drop_mail(tmp_path, "After", "Since the maintenance my balance is wrong.", sender="b@x.org")
+    ingest(config)
+    assert ("discrepancy", 1) == (
+        ticket(config, "After")["kind"],
+        ticket(config, "After")["window_id"],
+    )
