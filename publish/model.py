@@ -16,7 +16,7 @@ from typing import Any
 import sqlite_utils
 
 from db.core import clock
-from db.maintenance import notices, publication, window_model
+from db.maintenance import notices, publication, updates, window_model
 from db.maintenance.window_model import Window
 
 HISTORY_DAYS = 90
@@ -123,14 +123,11 @@ class Site:
 
 def window_updates(db: sqlite_utils.Database, w: Window) -> list[Update]:
     """The free-text progress updates posted on `w` (investigating, identified, monitoring,
-    resolved), oldest first.
-
-    SEAM for issue 13 item 2, which adds the `window_update` table and a `db.maintenance`
-    function listing a window's updates: until that is merged there are none, and the site
-    shows the notices alone. Merging, return its rows here as `Update(f"update-{id}", status,
-    body, at)`; the digest (`db.maintenance.publication.digest`) must then count that table too.
-    """
-    return []
+    resolved), oldest first; their ids never change."""
+    return [
+        Update(f"update-{u['id']}", u["status"], u["body"], clock.parse(u["created_at"]))
+        for u in updates.listing(db, w.id)
+    ]
 
 
 def public(w: Window, now: datetime) -> bool:
@@ -166,9 +163,9 @@ def gather(db: sqlite_utils.Database, now: datetime | None = None) -> Site:
     changes = publication.last_changes(db, ids)
     shown = []
     for w in found:
-        updates = sorted([*told.get(w.id, []), *window_updates(db, w)], key=lambda u: u.at)
+        said = sorted([*told.get(w.id, []), *window_updates(db, w)], key=lambda u: u.at)
         times = changes.get(w.id, {})
-        stamps = [w.created_at, *(u.at for u in updates)]
+        stamps = [w.created_at, *(u.at for u in said)]
         stamps += [clock.parse(times["any"])] if "any" in times else []
         notes = times.get("release-notes")
         found_report = notices.sections(w.report or "")
@@ -177,7 +174,7 @@ def gather(db: sqlite_utils.Database, now: datetime | None = None) -> Site:
                 window=w,
                 desk_status=w.status(now),
                 banner=banners.get(w.id),
-                updates=tuple(reversed(updates)),
+                updates=tuple(reversed(said)),
                 notes_at=clock.parse(notes) if notes else w.created_at,
                 updated_at=max(stamps),
                 report={

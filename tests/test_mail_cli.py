@@ -212,7 +212,7 @@ def test_emergency_mails_its_start_notice_to_the_subscribers(config: Path, capsy
         "Emergency W1 started; its start notice is in the ledger, 2 mails queued to the "
         "subscribers.\n"
     )
-    subject = "Valuit maintenance in progress: Database failover"
+    subject = "Emergency maintenance in progress: Database failover"
     assert [
         ("ops@example.com", "queued", subject),
         ("dana@example.com", "queued", subject),

@@ -291,7 +291,7 @@ async def test_the_banner_shows_word_for_word_what_the_platform_dashboard_tells_
                        features=("Trading",), force_reason="security fix")  # fmt: skip
     windows.add(db, title="Untold", kind="adhoc", update_type="feature", start=start,
                 end=start + timedelta(hours=2), zone="UTC", actor="ops",
-                force_reason="test")  # fmt: skip
+                force_reason="test", allow_overlap=True)  # fmt: skip
     issued = {n["channel"]: n for n in windows.issue_notice(db, told.id, "announcement", "ops")[0]}
     banner_row = issued["banner"]
     rendered = notices.render(windows.get(db, told.id), "announcement")[1]

@@ -178,7 +178,9 @@ def test_report_without_an_editor_says_what_to_do(config: Path, capsys, monkeypa
 def test_ics_round_trip(config: Path, capsys, tmp_path: Path, monkeypatch) -> None:
     args = ("--type", "feature", "--start", "2026-06-07 02:00", "--duration", "120")
     assert 0 == desk(capsys, config, "window", "add", "--title", "Upgrade", *args)[0]
-    assert 0 == desk(capsys, config, "window", "add", "--title", "Spare", *args)[0]
+    assert (
+        0 == desk(capsys, config, "window", "add", "--title", "Spare", *args, "--allow-overlap")[0]
+    )
     feed = tmp_path / "w.ics"
     assert 0 == desk(capsys, config, "window", "ics", "-o", str(feed))[0]
     before = icalendar.Calendar.from_ical(feed.read_bytes())

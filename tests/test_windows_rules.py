@@ -125,9 +125,10 @@ def test_a_title_change_supersedes_but_does_not_unannounce(config: Path, capsys)
     shown = desk_json(capsys, config, "window", "show", "W1")
     assert "announced" == shown["status"]
     assert {1} == {n["superseded"] for n in shown["notices"]}
-    reminder = desk_json(capsys, config, "window", "notice", "W1", "--issue")  # state: reminder
-    assert {"reminder"} == {n["kind"] for n in reminder}
-    assert "Reminder: Valuit maintenance" in next(n["subject"] for n in reminder if n["subject"])
+    # What the scheduler would send: the new wording, as a change notice.
+    changed = desk_json(capsys, config, "window", "notice", "W1", "--issue")
+    assert {"change"} == {n["kind"] for n in changed}
+    assert "Changed: Valuit maintenance" in next(n["subject"] for n in changed if n["subject"])
 
 
 def test_edit_with_a_stale_revision_is_refused(config: Path, capsys) -> None:

@@ -62,7 +62,7 @@ def commands(
 
 def desk_json(capsys: pytest.CaptureFixture[str], config: Path, *args: str) -> Any:
     code, out, err = desk(capsys, config, *args, "--json")
-    assert code in (0, 10, 11), err
+    assert code in (0, 10, 11, 12), err
     return json.loads(out)
 
 

@@ -21,14 +21,15 @@ LINKABLE_DAYS = 30  # windows offered for linking: those that ended in the last 
 def overview(
     db: sqlite_utils.Database, now: datetime, hours: int, ahead: timedelta
 ) -> dict[str, Any]:
-    """{"active", "upcoming" (starting within `ahead`: the notice rule's span),
-    "overdue_reports", "rule_gone" (windows not over whose recurring rule no longer makes
-    them, however far ahead)} for the banner, each with the dashboard banner its users see; "hours"
+    """{"active" (in force: "status" says "active" or "overrunning"), "upcoming" (starting
+    within `ahead`: the notice rule's span), "overdue_reports", "rule_gone" (windows not over
+    whose recurring rule no longer makes them, however far ahead)} for the banner, each with
+    the dashboard banner its users see; "hours"
     (True where a window was in force, oldest hour first) for the chart; "titles" by id."""
     every = windows_db.listing(db)
     start = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=hours - 1)
     live = [w for w in every if w.status(now) != "cancelled"]
-    active = [w for w in live if w.status(now) == "active"]
+    active = [w for w in live if w.status(now) in windows_db.IN_FORCE]
     upcoming = [
         w for w in live if w.status(now) in ("planned", "announced") and w.start - now <= ahead
     ]
@@ -38,6 +39,7 @@ def overview(
         return {
             "id": w.id,
             "title": w.title,
+            "status": w.status(now),
             "start_at": w.start.isoformat(),
             "end_at": w.ends.isoformat(),
             "features": list(w.features),

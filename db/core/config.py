@@ -128,6 +128,7 @@ class MailOut:
     reminder_hours: float = 24.0
     # `desk serve`'s https URL (its --public-url): notices offer RFC 8058 one-click unsubscribe
     web_url: str = ""
+    ops: str = ""  # `[notices] ops`: reminded when an emergency overruns; "" for nobody
     own_addresses: frozenset[str] = frozenset()  # every address of ours: never acknowledged
 
     def response_time(self, function: str) -> str:
@@ -551,7 +552,7 @@ def _mail_out(path: Path, data: dict[str, Any], addresses: dict[str, str]) -> Ma
         canned.append(Canned(name, r.get("title", str, name), r.get("body", str, required=True)))
 
     notices = Reader(path, "notices", data.get("notices", {}))
-    notices.unknown({"subscribers", "sender", "announce_days", "reminder_hours", "web_url"})
+    notices.unknown({"subscribers", "sender", "announce_days", "reminder_hours", "web_url", "ops"})
     web_url = notices.get("web_url", str, "").rstrip("/")
     if web_url and not web_url.startswith("https://"):  # RFC 8058 section 3.1
         notices.fail("web_url", "must be an https:// URL (RFC 8058 one-click needs https)")
@@ -561,6 +562,7 @@ def _mail_out(path: Path, data: dict[str, Any], addresses: dict[str, str]) -> Ma
             notices.fail(f"subscribers[{i}]", "must be an email address")
         subscribers[i] = address(mailbox(notices, f"subscribers[{i}]", value))
     sender = notices.get("sender", str, "general")
+    ops = notices.get("ops", str, "")
     if sender in FUNCTIONS:
         if sender not in senders and subscribers:
             notices.fail("sender", f"the function {sender!r} has no known address")
@@ -582,6 +584,7 @@ def _mail_out(path: Path, data: dict[str, Any], addresses: dict[str, str]) -> Ma
         announce_days=_positive(notices, "announce_days", float, 7.0),
         reminder_hours=_positive(notices, "reminder_hours", float, 24.0),
         web_url=web_url,
+        ops=address(mailbox(notices, "ops", ops)) if ops else "",
         own_addresses=frozenset(own),
     )
 

@@ -10,6 +10,8 @@ from collections.abc import Callable
 
 import sqlite_utils
 
+from db.core import clock
+
 FUNCTIONS = ("technical", "sales", "compliance", "general", "marketing")
 STATUSES = ("new", "open", "pending", "resolved", "closed")
 PRIORITIES = ("low", "normal", "high", "urgent")
@@ -390,8 +392,38 @@ def _v6_unsubscribe(db: sqlite_utils.Database) -> None:
     )
 
 
+# The stages of a progress update, as status-page tools name them.
+UPDATE_STATUSES = ("investigating", "identified", "monitoring", "resolved")
+
+
+def _v7_window_updates(db: sqlite_utils.Database) -> None:
+    """Progress updates on a window (investigating → identified → monitoring → resolved),
+    published and mailed as written. Emergencies no longer complete by the clock: one that
+    ran past its expected end before this version was completed then, as its users were told,
+    so it is marked completed at that end rather than shown overrunning."""
+    script = f"""
+        CREATE TABLE window_update (
+            id INTEGER PRIMARY KEY,
+            window_id INTEGER NOT NULL REFERENCES window (id) ON DELETE CASCADE,
+            status TEXT NOT NULL CHECK (status IN {_in(UPDATE_STATUSES)}),
+            body TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            created_by TEXT NOT NULL
+        );
+        CREATE INDEX window_update_window ON window_update (window_id, created_at)
+        """
+    for statement in script.split(";"):
+        db.execute(statement)
+    db.execute(
+        "UPDATE window SET completed_at = end_at WHERE kind = 'emergency' "
+        "AND completed_at IS NULL AND cancelled_at IS NULL AND end_at <= ?",
+        [clock.now_iso()],
+    )
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _v1_core, _v2_windows, _v3_mail_out, _v4_mail_reading, _v5_recurring_sync, _v6_unsubscribe,
+    _v7_window_updates,
 ]  # fmt: skip
 
 

@@ -183,10 +183,12 @@ def expire(db: sqlite_utils.Database, give_up_hours: float) -> list[int]:
 
 
 def cancel_window_notices(db: sqlite_utils.Database, window_id: int, why: str) -> int:
-    """Cancel the window's notice mails not yet handed over: their text no longer holds."""
+    """Cancel the window's notice mails not yet handed over: their text no longer holds. A
+    progress update or a reminder to ops (no ledger row) said what held when it was written."""
     return db.execute(
         "UPDATE outbox SET status = 'cancelled', last_error = ? "
-        "WHERE window_id = ? AND kind = 'notice' AND status = 'queued'",
+        "WHERE window_id = ? AND kind = 'notice' AND notice_id IS NOT NULL "
+        "AND status = 'queued'",
         [why, window_id],
     ).rowcount
 

@@ -196,17 +196,27 @@ def _sender(mail: MailOut) -> str:
 
 
 def queue_notice(
-    db: sqlite_utils.Database, notice: dict[str, Any], mail: MailOut, actor: str
+    db: sqlite_utils.Database,
+    notice: dict[str, Any],
+    mail: MailOut,
+    actor: str,
+    *,
+    key: str | None = None,
+    to: tuple[str, ...] | None = None,
 ) -> int:
-    """Queue an email notice (a ledger row) to every subscriber; how many were queued now."""
-    people = listing(db, mail)
+    """Queue an email notice (a ledger row) to every subscriber; how many were queued now.
+
+    `key` names a mail about a window that is not a ledger row (a progress update:
+    'update:7'; `notice` then needs only window_id, subject and body); `to` sends it to these
+    addresses instead of the subscribers (the ops address)."""
+    people = listing(db, mail) if to is None else [{"addr": a, "name": ""} for a in to]
     if not people:
         return 0
     sender = _sender(mail)
     tokens = _tokens(db, [person["addr"] for person in people])
     queued = 0
     for person in people:
-        dedupe = f"notice:{notice['id']}:{person['addr']}"
+        dedupe = f"{key or 'notice:' + str(notice['id'])}:{person['addr']}"
         notice_mail = compose.build(
             sender=sender,
             to=mailbox.recipient(person["name"], person["addr"]),
@@ -228,7 +238,7 @@ def queue_notice(
                 kind="notice",
                 dedupe=dedupe,
                 actor=actor,
-                notice_id=notice["id"],
+                notice_id=None if key else notice["id"],
                 window_id=notice["window_id"],
             )
             is not None

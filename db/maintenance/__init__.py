@@ -3,7 +3,8 @@ in force now.
 
 What a window is (`window_model`) and the settings the rule classifies mail with
 (`rule_settings`) sit at its bottom; `notices` words and records notices and queues their mail,
-`discrepancy` judges tickets around a window, `windows` changes windows and calls both, and
-`recurrence`, `notice_schedule`, `reports` and `in_force` work on top. It imports `db.core` and
+`discrepancy` judges tickets around a window, `overlap` finds windows that share time,
+`windows` changes windows and calls them, and `recurrence`, `notice_schedule`, `updates`
+(progress updates), `reports` and `in_force` work on top. It imports `db.core` and
 `db.mailout`, never the mail-in or tickets wings.
 """

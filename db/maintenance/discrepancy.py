@@ -116,8 +116,9 @@ def reports_discrepancy(text: str, patterns: tuple[re.Pattern[str], ...]) -> boo
 
 def _during(db: sqlite_utils.Database, at: str) -> int | None:
     row = db.execute(
-        "SELECT id FROM window WHERE cancelled_at IS NULL AND start_at <= ? AND ends_at > ? "
-        "ORDER BY start_at DESC, id DESC LIMIT 1",
+        "SELECT id FROM window WHERE cancelled_at IS NULL AND start_at <= ? "
+        f"AND (ends_at > ? OR {window_model.OPEN_EMERGENCY}) ORDER BY start_at DESC, id DESC "
+        "LIMIT 1",
         [at, at],
     ).fetchone()
     return row[0] if row else None
@@ -132,7 +133,7 @@ def _verdict(
     earliest = clock.iso(clock.parse(ticket["created_at"]) - period)
     windows = db.execute(
         "SELECT id, ends_at FROM window WHERE cancelled_at IS NULL AND ends_at > ? "
-        "AND ends_at <= ? ORDER BY ends_at DESC, id DESC",
+        f"AND ends_at <= ? AND NOT {window_model.OPEN_EMERGENCY} ORDER BY ends_at DESC, id DESC",
         [earliest, ticket["last_message_at"]],
     ).fetchall()
     if not windows:
@@ -171,6 +172,13 @@ def _raised_from(db: sqlite_utils.Database, ticket_id: int) -> str | None:
         [ticket_id],
     ).fetchone()
     return json.loads(row[0]).get("priority_from") if row else None
+
+
+def _restored(db: sqlite_utils.Database, t: dict[str, Any]) -> str:
+    """The priority a discrepancy report goes back to when it stops being one: the one from
+    before it was raised, if it is still at the raised "high"; else as it is now."""
+    before = _raised_from(db, t["id"])
+    return before if before and t["priority"] == "high" else t["priority"]
 
 
 def reevaluate(db: sqlite_utils.Database, ticket_ids: list[int]) -> None:
@@ -223,14 +231,19 @@ def mark(
             window_id = t["window_id"] or (found[0] if found else None)
         changes = {"kind": "discrepancy", "kind_set_by": "agent", "window_id": window_id}
         _update(db, ticket_id, {**changes, "priority": _at_least_high(t["priority"])})
-        record_event(db, ticket_id, actor, "kind", {**changes, "priority_from": t["priority"]})
+        # Already a report (the rule made it one): its priority from before stays on record.
+        raised = {} if t["kind"] == "discrepancy" else {"priority_from": t["priority"]}
+        record_event(db, ticket_id, actor, "kind", {**changes, **raised})
 
 
 def unmark(db: sqlite_utils.Database, ticket_id: int, actor: str) -> None:
-    """An agent says the ticket is not a discrepancy report; the rule leaves it alone."""
+    """An agent says the ticket is not a discrepancy report; the rule leaves it alone. The
+    priority it had before it was made one comes back, unless someone changed it since."""
     with write(db):
-        _ticket(db, ticket_id)
+        t = _ticket(db, ticket_id)
         changes = {"kind": "normal", "kind_set_by": "agent", "window_id": None}
+        if t["kind"] == "discrepancy":
+            changes["priority"] = _restored(db, t)
         _update(db, ticket_id, changes)
         record_event(db, ticket_id, actor, "kind", changes)
 
@@ -290,8 +303,7 @@ def _apply(db: sqlite_utils.Database, t: dict[str, Any], settings: rule_settings
     elif t["kind"] == "discrepancy":
         # The window moved or was cancelled: undo what the rule did, priority included unless
         # someone has changed it since.
-        before = _raised_from(db, t["id"])
-        priority = before if before and t["priority"] == "high" else t["priority"]
+        priority = _restored(db, t)
         _update(
             db,
             t["id"],

@@ -1,5 +1,6 @@
-"""What is in force at a moment: active windows, the next ones, overdue reports, open
-discrepancy reports. `desk now` prints it; the desk's header can show the same."""
+"""What is in force at a moment: active windows (an emergency past its expected end among them,
+overrunning), the next ones, overdue reports, open discrepancy reports. `desk now` prints it;
+the desk's header can show the same."""
 
 from __future__ import annotations
 
@@ -11,19 +12,22 @@ import sqlite_utils
 from db.core import clock
 from db.maintenance import discrepancy, reports, windows
 
-CLEAR, ACTIVE, UPCOMING = "clear", "active", "upcoming"
+CLEAR, ACTIVE, UPCOMING, OVERRUNNING = "clear", "active", "upcoming", "overrunning"
 
 
 def summary(
     db: sqlite_utils.Database, *, within_hours: float = 48.0, zone: str | None = None
 ) -> dict[str, Any]:
-    """The state (`active` beats `upcoming` beats `clear`) and what makes it so."""
+    """The state (`overrunning` beats `active` beats `upcoming` beats `clear`) and what makes
+    it so: "active" lists every window in force, each with its "status" ("active" or
+    "overrunning")."""
     now = clock.now()
     soon = now + timedelta(hours=within_hours)
     current = windows.listing(db, ending_after=now)
-    active = [w for w in current if w.status(now) == "active"]
+    active = [w for w in current if w.status(now) in windows.IN_FORCE]
     upcoming = [w for w in current if w.status(now) in ("planned", "announced") and w.start <= soon]
-    state = ACTIVE if active else UPCOMING if upcoming else CLEAR
+    overrunning = any(w.status(now) == "overrunning" for w in active)
+    state = OVERRUNNING if overrunning else ACTIVE if active else UPCOMING if upcoming else CLEAR
     return {
         "now": clock.iso(now),
         "state": state,

@@ -25,6 +25,7 @@ def digest(db: sqlite_utils.Database, now: datetime, since: datetime) -> str:
         "(SELECT count(*) || ':' || coalesce(sum(superseded), 0) || ':' || coalesce(max(id), 0) "
         "FROM notice), "
         "(SELECT count(*) || ':' || coalesce(max(id), 0) FROM window_event), "
+        "(SELECT count(*) || ':' || coalesce(max(id), 0) FROM window_update), "
         "(SELECT count(*) FROM window WHERE start_at <= :now), "
         "(SELECT count(*) FROM window WHERE ends_at <= :now), "
         "(SELECT count(*) FROM window WHERE ends_at > :since)",

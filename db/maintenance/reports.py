@@ -116,7 +116,7 @@ def overdue(db: sqlite_utils.Database, now: datetime) -> list[windows.Window]:
         windows.Window.from_row(row)
         for row in db.query(
             "SELECT * FROM window WHERE kind = 'emergency' AND cancelled_at IS NULL "
-            "AND report_written_at IS NULL AND ends_at <= ? ORDER BY ends_at",
+            "AND report_written_at IS NULL AND completed_at <= ? ORDER BY ends_at",
             [clock.iso(now)],
         )
     ]

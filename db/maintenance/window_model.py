@@ -2,7 +2,9 @@
 and listing windows. `windows` changes them and re-exports all of this.
 
 Status follows from the clock (planned → announced → active → completed) except what is said
-explicitly: cancelled, completed early.
+explicitly: cancelled, completed early. An emergency never completes by the clock: past its
+expected end it is *overrunning* until someone completes it (`desk window complete`, or a
+"resolved" progress update), since only the people fixing it know it is fixed.
 """
 
 from __future__ import annotations
@@ -20,6 +22,11 @@ from db.core import clock
 from db.core.errors import DeskError, NotFoundError
 
 _REF = re.compile(r"[Ww]?(\d{1,9})")
+# The statuses of a window in force: users are affected now.
+IN_FORCE = ("active", "overrunning")
+# An emergency not yet completed (nor cancelled): in force whatever its planned end says. SQL,
+# for the queries that would otherwise take `ends_at` (its expected end) as its real end.
+OPEN_EMERGENCY = "(kind = 'emergency' AND completed_at IS NULL AND cancelled_at IS NULL)"
 
 
 def _time(text: str | None) -> datetime | None:
@@ -97,8 +104,10 @@ class Window:
     def status(self, now: datetime) -> str:
         if self.cancelled_at:
             return "cancelled"
-        if self.completed_at or now >= self.end:
+        if self.completed_at:
             return "completed"
+        if now >= self.end:
+            return "overrunning" if self.kind == "emergency" else "completed"
         if now >= self.start:
             return "active"
         return "announced" if self.announced_at else "planned"
@@ -164,12 +173,13 @@ def get(db: sqlite_utils.Database, window_id: int) -> Window:
 
 
 def listing(db: sqlite_utils.Database, *, ending_after: datetime | None = None) -> list[Window]:
-    """Windows by start time; with `ending_after`, only those ending later than it."""
+    """Windows by start time; with `ending_after`, only those ending later than it (an open
+    emergency has not ended, whatever its expected end)."""
     if ending_after is None:
         rows = db.query("SELECT * FROM window ORDER BY start_at, id")
     else:
         rows = db.query(
-            "SELECT * FROM window WHERE ends_at > ? ORDER BY start_at, id",
+            f"SELECT * FROM window WHERE ends_at > ? OR {OPEN_EMERGENCY} ORDER BY start_at, id",
             [clock.iso(ending_after)],
         )
     return [Window.from_row(row) for row in rows]
@@ -190,6 +200,7 @@ def expected_notice(w: Window, now: datetime) -> str:
         "planned": "announcement",
         "announced": "reminder",
         "active": "start",
+        "overrunning": "start",
         "completed": "completion",
         "cancelled": "cancellation",
     }[w.status(now)]

@@ -1,10 +1,11 @@
-"""Maintenance windows: scheduling under the notice rule, edits, cancel, complete, emergencies,
-release notes and issuing notices; reading them is re-exported from `window_model`.
+"""Maintenance windows: scheduling under the notice rule, edits, cancel, complete, extend,
+emergencies, release notes and issuing notices; reading them is re-exported from `window_model`.
 
 Every change bumps the revision and is recorded in `window_event`; a change to what a notice
 says supersedes the standing notices; a change to when a window is re-judges the tickets around
 it. Scheduled windows keep the notice rule: announced at least `announce_hours` (48) before
-they start, unless forced with a reason.
+they start, unless forced with a reason, and do not overlap another window unless the operator
+says both are meant (`allow_overlap`; see `overlap`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ from db.core.errors import ConflictError, DeskError
 from db.core.migrations import NOTICE_KINDS, UPDATE_TYPES
 from db.mailout import outbox
 from db.maintenance import discrepancy, notices
+from db.maintenance.overlap import OverlapError as OverlapError
+from db.maintenance.overlap import check_overlap
+from db.maintenance.window_model import IN_FORCE as IN_FORCE
 from db.maintenance.window_model import Window as Window
 from db.maintenance.window_model import events as events
 from db.maintenance.window_model import expected_notice as expected_notice
@@ -40,6 +44,9 @@ _NOTICE_FIELDS = {
 _SCHEDULE_FIELDS = {"start_at", "end_at", "features"}
 _TIME_FIELDS = {"start_at", "end_at", "completed_at", "cancelled_at"}
 _EDITABLE = {"title", "update_type", "description", "start_at", "end_at", "features", "zone"}
+# A notice given this soon after its window was scheduled counts as given at the scheduling: a
+# window added exactly 48 hours ahead is announced on time by the daemon's next tick.
+PROMPT = timedelta(minutes=5)
 
 
 class NoticeRuleError(DeskError):
@@ -49,9 +56,10 @@ class NoticeRuleError(DeskError):
         super().__init__(message, title="Too little notice")
 
 
-def _event(
+def audit(
     db: sqlite_utils.Database, window_id: int, revision: int, actor: str, action: str, detail: dict
 ) -> None:
+    """Record `action` on the window's audit trail (inside the caller's transaction)."""
     db.execute(
         "INSERT INTO window_event (window_id, at, actor, revision, action, detail) "
         "VALUES (?, ?, ?, ?, ?, ?)",
@@ -65,16 +73,23 @@ def record(
     """Add to the audit trail at the window's current revision (inside the caller's
     transaction): for what changes no notice, like a sync flagging that its rule is gone."""
     (revision,) = db.execute("SELECT revision FROM window WHERE id = ?", [window_id]).fetchone()
-    _event(db, window_id, revision, actor, action, detail)
+    audit(db, window_id, revision, actor, action, detail)
 
 
 def check_notice(
-    kind: str, start: datetime, hours: float, forced_reason: str | None, zone: str
+    kind: str,
+    start: datetime,
+    hours: float,
+    forced_reason: str | None,
+    zone: str,
+    told_at: datetime | None = None,
 ) -> None:
-    """Refuse a scheduled window that starts less than `hours` from now (the earliest it can
-    be announced), unless a reason for forcing it is on record."""
+    """Refuse a scheduled window that starts less than `hours` after `told_at` (default now:
+    the earliest it can be announced), unless a reason for forcing it is on record.
+    Raises NoticeRuleError; the rule is the policy's "at least 48 hours in advance"."""
     now = clock.now()
-    if kind == "emergency" or forced_reason or start - now >= timedelta(hours=hours):
+    told = told_at or now
+    if kind == "emergency" or forced_reason or start - told >= timedelta(hours=hours):
         return
     lead = max(start - now, timedelta())
     earliest = (now + timedelta(hours=hours)).astimezone(ZoneInfo(zone))
@@ -84,6 +99,18 @@ def check_notice(
         f"policy requires; start it at {earliest:%Y-%m-%d %H:%M %Z} or later, "
         "or pass --force --reason TEXT."
     )
+
+
+def told_at(db: sqlite_utils.Database, w: Window, now: datetime) -> datetime:
+    """When a notice issued `now` counts as given: when the window's start was last set, if
+    that is within `PROMPT`; else now."""
+    row = db.execute(
+        "SELECT max(at) FROM window_event WHERE window_id = ? "
+        "AND (action = 'created' OR json_extract(detail, '$.start_at') IS NOT NULL)",
+        [w.id],
+    ).fetchone()
+    scheduled = clock.parse(row[0]) if row and row[0] else w.created_at
+    return scheduled if now - scheduled <= PROMPT else now
 
 
 def _check_span(start: datetime, end: datetime) -> None:
@@ -152,7 +179,7 @@ def insert(
         return None
     window_id = cursor.lastrowid
     detail = {"rule": rule, "occurrence": occurrence} if rule else {}
-    _event(db, window_id, 1, actor, "created", {**detail, "forced_reason": forced_reason})
+    audit(db, window_id, 1, actor, "created", {**detail, "forced_reason": forced_reason})
     discrepancy.reevaluate_span(db, clock.iso(start), clock.iso(end))
     return window_id
 
@@ -171,8 +198,10 @@ def add(
     description: str = "",
     announce_hours: float = 48.0,
     force_reason: str | None = None,
+    allow_overlap: bool = False,
 ) -> Window:
-    """Schedule a window under the notice rule."""
+    """Schedule a window under the notice rule; raises NoticeRuleError, or OverlapError when
+    it overlaps another window and `allow_overlap` is not given."""
     if kind not in SCHEDULED_KINDS:
         raise DeskError(
             f"{kind!r} is not a scheduled kind ({', '.join(SCHEDULED_KINDS)}); "
@@ -182,6 +211,7 @@ def add(
     _check_span(start, end)
     check_notice(kind, start, announce_hours, reason, zone)
     with write(db):
+        overlaps = check_overlap(db, start, end, zone, allowed=allow_overlap)
         window_id = insert(
             db,
             title=title,
@@ -195,7 +225,9 @@ def add(
             description=description,
             forced_reason=reason,
         )
-    assert window_id is not None  # only rule occurrences are ever ignored
+        assert window_id is not None  # only rule occurrences are ever ignored
+        if overlaps:
+            audit(db, window_id, 1, actor, "overlap-allowed", {"overlaps": overlaps})
     return get(db, window_id)
 
 
@@ -221,7 +253,7 @@ def change(
         f"UPDATE window SET {sets}, revision = revision + 1 WHERE id = ?",
         [*(new for _, new in diff.values()), w.id],
     )
-    _event(db, w.id, w.revision + 1, actor, action, {**diff, **(note or {})})
+    audit(db, w.id, w.revision + 1, actor, action, {**diff, **(note or {})})
     if diff.keys() & _NOTICE_FIELDS:
         notices.supersede(db, w.id, w.revision + 1)
     changed = get(db, w.id)
@@ -251,8 +283,10 @@ def edit(
     announce_hours: float = 48.0,
     force_reason: str | None = None,
     expected_revision: int | None = None,
+    allow_overlap: bool = False,
 ) -> Window:
-    """Change title, type, description, times (aware datetimes), features or zone."""
+    """Change title, type, description, times (aware datetimes), features or zone; moving it
+    onto another window raises OverlapError unless `allow_overlap`."""
     unknown = changes.keys() - _EDITABLE
     if unknown:
         raise DeskError(f"These cannot be edited: {', '.join(sorted(unknown))}.")
@@ -265,19 +299,26 @@ def edit(
         moved = start != w.start or end != w.end
         if status in ("cancelled", "completed") and (moved or "features" in changes):
             raise DeskError(f"{w.label} is {status}; its times and features can no longer change.")
-        if status == "active" and start != w.start:
+        if status in IN_FORCE and start != w.start:
             raise DeskError(f"{w.label} has started; only its end can move now.")
-        if status == "active" and end <= now:
+        if status in IN_FORCE and end <= now:
             raise DeskError(f"{w.label} would end in the past; use `desk window complete`.")
         _check_span(start, end)
-        if moved and status != "active":
-            check_notice(w.kind, start, announce_hours, reason, changes.get("zone", w.zone))
+        zone = changes.get("zone", w.zone)
+        if moved and status not in IN_FORCE:
+            check_notice(w.kind, start, announce_hours, reason, zone)
+        overlaps = (
+            check_overlap(db, start, end, zone, exclude=w.id, allowed=allow_overlap)
+            if moved
+            else []
+        )
+        note = {"overlaps": overlaps} if overlaps else None
         stored = {k: clock.iso(v) if k in ("start_at", "end_at") else v for k, v in changes.items()}
         if "features" in stored:
             stored["features"] = json.dumps(list(stored["features"]))
         if moved:
             stored["forced_reason"] = reason
-        return change(db, w, actor, "edited", stored)
+        return change(db, w, actor, "edited", stored, note=note)
 
 
 def cancel(db: sqlite_utils.Database, window_id: int, actor: str, reason: str = "") -> Window:
@@ -292,8 +333,8 @@ def cancel_within(
     """`cancel`, inside the caller's transaction."""
     w = get(db, window_id)
     status = w.status(clock.now())
-    if status in ("active", "completed", "cancelled"):
-        hint = "; complete it instead" if status == "active" else ""
+    if status in (*IN_FORCE, "completed", "cancelled"):
+        hint = "; complete it instead" if status in IN_FORCE else ""
         raise DeskError(f"{w.label} is {status} and cannot be cancelled{hint}.")
     changes = {"cancelled_at": clock.now_iso()}
     outbox.cancel_window_notices(db, w.id, "the window was cancelled")
@@ -301,13 +342,54 @@ def cancel_within(
 
 
 def complete(db: sqlite_utils.Database, window_id: int, actor: str) -> Window:
-    """End an active window now (earlier or later than planned)."""
+    """End a window in force now (earlier or later than planned)."""
+    with write(db):
+        return complete_within(db, get(db, window_id), actor)
+
+
+def complete_within(db: sqlite_utils.Database, w: Window, actor: str) -> Window:
+    """`complete`, inside the caller's transaction, with `w` read in it."""
+    status = w.status(clock.now())
+    if status not in IN_FORCE:
+        raise DeskError(f"{w.label} is {status}; only a window in force can be completed.")
+    return change(db, w, actor, "completed", {"completed_at": clock.now_iso()})
+
+
+def extend(
+    db: sqlite_utils.Database,
+    window_id: int,
+    actor: str,
+    *,
+    until: datetime | None = None,
+    minutes: int | None = None,
+    mail: MailOut | None = None,
+) -> tuple[Window, list[dict[str, Any]]]:
+    """Move the expected end of a window in force: to `until`, or `minutes` past its expected
+    end (past now, when that has gone by). Issues the update notice at once (with `mail`,
+    queued to the subscribers): what is wrong and the new expected downtime, as the policy
+    asks of emergencies. Returns the window and the notices issued."""
+    if (until is None) == (minutes is None):
+        raise DeskError("Say how long: give --by MINUTES or --until TIME.")
+    if minutes is not None and minutes <= 0:
+        raise DeskError("--by must be a positive number of minutes.")
+    now = clock.now()
     with write(db):
         w = get(db, window_id)
-        status = w.status(clock.now())
-        if status != "active":
-            raise DeskError(f"{w.label} is {status}; only an active window can be completed.")
-        return change(db, w, actor, "completed", {"completed_at": clock.now_iso()})
+        status = w.status(now)
+        if status not in IN_FORCE:
+            raise DeskError(
+                f"{w.label} is {status}; only a window in force can be extended "
+                "(`desk window edit` moves one that has not started)."
+            )
+        end = until or max(w.end, now) + timedelta(minutes=minutes or 0)
+        if end <= now:
+            raise DeskError(f"{w.label} would end in the past; give a later time.")
+        changes = {"end_at": clock.iso(end)}
+        if w.kind == "emergency":
+            changes["expected_minutes"] = round((end - w.start).total_seconds() / 60)
+        w = change(db, w, actor, "extended", changes)
+        issued, _ = notices.record(db, w, "change", actor, mail=mail)
+    return w, issued
 
 
 def emergency(
@@ -380,9 +462,9 @@ def issue_notice(
 
 _FITS = {
     "announcement": ("planned", "announced"),
-    "change": ("planned", "announced", "active"),
+    "change": ("planned", "announced", *IN_FORCE),
     "reminder": ("announced",),
-    "start": ("active",),
+    "start": IN_FORCE,
     "completion": ("completed",),
     "cancellation": ("cancelled",),
     "report": ("completed",),
@@ -399,9 +481,13 @@ def issue_notice_within(
     force_reason: str | None,
     zone: str | None,
     mail: MailOut | None,
+    late: str | None = None,
 ) -> tuple[list[dict[str, Any]], bool]:
-    """`issue_notice`, inside the caller's transaction, with `w` read in it."""
-    status = w.status(clock.now())
+    """`issue_notice`, inside the caller's transaction, with `w` read in it. `late` says why an
+    announcement goes out with less notice than the rule asks when no one forced it (the
+    daemon was not running when it fell due): it goes out, and the audit trail says so."""
+    now = clock.now()
+    status = w.status(now)
     if kind == "report" and w.report_written_at is None:
         raise DeskError(f"{w.label} has no report yet; `desk window report` writes it.")
     if status not in _FITS[kind]:
@@ -409,12 +495,17 @@ def issue_notice_within(
     standing = notices.standing(db, w.id, kind)
     if standing:
         return standing, False
-    if kind in ("announcement", "change") and status != "active":
-        check_notice(w.kind, w.start, announce_hours, force_reason or w.forced_reason, w.zone)
+    if kind in ("announcement", "change") and status not in IN_FORCE:
+        if late is None:
+            check_notice(
+                w.kind, w.start, announce_hours, force_reason or w.forced_reason, w.zone,
+                told_at(db, w, now),
+            )  # fmt: skip
         db.execute(
             "UPDATE window SET announced_at = ?, forced_reason = coalesce(?, forced_reason) "
             "WHERE id = ?",
-            [clock.now_iso(), force_reason, w.id],
+            [clock.iso(now), force_reason, w.id],
         )
-        _event(db, w.id, w.revision, actor, "announced", {"forced_reason": force_reason})
+        detail = {"forced_reason": force_reason, **({"late": late} if late else {})}
+        audit(db, w.id, w.revision, actor, "announced", detail)
     return notices.record(db, w, kind, actor, zone, mail)

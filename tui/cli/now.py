@@ -3,24 +3,27 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from db.core import clock
 from db.maintenance import in_force, recurrence
 from tui import safe
 from tui.cli import ops
 
-EXIT = {in_force.CLEAR: 0, in_force.ACTIVE: 10, in_force.UPCOMING: 11}
+EXIT = {in_force.CLEAR: 0, in_force.ACTIVE: 10, in_force.UPCOMING: 11, in_force.OVERRUNNING: 12}
 EPILOG = """\
 exit status:
   0   nothing in force: no window active, none starting within the next HOURS (48)
   10  a maintenance window is active now
   11  no window is active, but one starts within the next HOURS
+  12  an emergency runs past its expected end (overrunning; in force, as with 10):
+      extend it, post an update or complete it (`desk window extend|update|complete`)
   2   an error (one sentence on stderr)
 Overdue reports, open discrepancy reports, windows whose recurring rule is gone and a
 database last synced from another config are listed but do not change the status.
 
 example: desk now --json | jq -r '.active[0].end_at'
-         desk now >/dev/null; [ $? -eq 10 ] && echo "maintenance in progress"
+         desk now >/dev/null; case $? in 10|12) echo "maintenance in progress";; esac
 """
 
 
@@ -53,6 +56,9 @@ def run(args: argparse.Namespace) -> int:
         return EXIT[data["state"]]
     for w in data["active"]:
         down = ", ".join(w["features"]) or "none listed"
+        if w["status"] == "overrunning":
+            print(_overrunning(w, zone, down))
+            continue
         print(
             f"ACTIVE  {w['id']} {safe.visible(w['title'])} until "
             f"{ops.local(clock.parse(w['end_at']), zone)}; unavailable: {safe.visible(down)}"
@@ -102,4 +108,15 @@ def _drift(sync: dict, config_path: str, has_rules: bool) -> str | None:
     return (
         f"{said}, whose recurring rules differ from {given}'s; the windows follow that file "
         f"until desk-ingest or `desk window sync` runs with {given}"
+    )
+
+
+def _overrunning(w: dict[str, Any], zone: str, down: str) -> str:
+    """The line for an emergency past its expected end, saying what ops can do about it."""
+    end = clock.parse(w["end_at"])
+    over = int((clock.now() - end).total_seconds() // 60)
+    return (
+        f"OVERRUN {w['id']} {safe.visible(w['title'])} expected to end "
+        f"{ops.local(end, zone)}, {over} min ago; unavailable: {safe.visible(down)}; "
+        f"extend, update or complete it (desk window extend {w['id']} --by MINUTES)"
     )

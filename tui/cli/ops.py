@@ -116,10 +116,12 @@ def local(moment: datetime, zone: str, fmt: str = "%a %Y-%m-%d %H:%M %Z") -> str
 
 
 def local_span(start: datetime, end: datetime, zone: str) -> str:
-    """'Sun 2026-04-05 02:00–04:00 BST', with the end's date when it is another day."""
-    same_day = start.astimezone(ZoneInfo(zone)).date() == end.astimezone(ZoneInfo(zone)).date()
-    tail = local(end, zone, "%H:%M %Z" if same_day else "%a %Y-%m-%d %H:%M %Z")
-    return f"{local(start, zone, '%a %Y-%m-%d %H:%M')}–{tail}"
+    """'Sun 2026-04-05 02:00–04:00 BST', with the end's date when it is another day and the
+    start's own zone label when the clocks change in between (00:30 BST–02:30 GMT)."""
+    a, b = start.astimezone(ZoneInfo(zone)), end.astimezone(ZoneInfo(zone))
+    tail = local(end, zone, "%H:%M %Z" if a.date() == b.date() else "%a %Y-%m-%d %H:%M %Z")
+    head = "%a %Y-%m-%d %H:%M" + (" %Z" if a.tzname() != b.tzname() else "")
+    return f"{local(start, zone, head)}–{tail}"
 
 
 def window_line(w: windows.Window, now: datetime, zone: str) -> str:
@@ -131,7 +133,7 @@ def window_line(w: windows.Window, now: datetime, zone: str) -> str:
     ]
     extra = f"  [{'; '.join(notes)}]" if notes else ""
     return (
-        f"{w.label:<6}{w.status(now):<11}{w.kind:<10}{w.update_type:<12}"
+        f"{w.label:<6}{w.status(now):<12}{w.kind:<10}{w.update_type:<12}"
         f"{local_span(w.start, w.ends, zone)}  "
         f"{safe.visible(w.title)}{extra}"
     )

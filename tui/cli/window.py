@@ -1,5 +1,6 @@
 """`desk window …`: list, show, schedule, change, cancel, complete and start maintenance windows;
-materialise the recurring rules (`sync`) and keep a window apart from its rule (`keep`).
+extend one in force and post progress updates on it; materialise the recurring rules (`sync`)
+and keep a window apart from its rule (`keep`).
 
 The documents about a window (report, release notes, notices, the iCalendar feed, the preview
 of recurring rules) are in `tui.cli.window_docs`; both register under `desk window`.
@@ -13,9 +14,9 @@ from typing import Any
 
 from db.core import clock
 from db.core.errors import DeskError
-from db.core.migrations import UPDATE_TYPES
+from db.core.migrations import UPDATE_STATUSES, UPDATE_TYPES
 from db.mailout import outbox, subscribers
-from db.maintenance import notices, recurrence, windows
+from db.maintenance import notices, recurrence, updates, windows
 from tui import safe
 from tui.cli import ops, window_docs
 from tui.cli.outbox import mailed, warn_unsent
@@ -81,10 +82,44 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ops.add_json(p)
     p.set_defaults(handler=run_cancel)
 
-    p = ops.command(sub, "complete", "end an active window now", "desk window complete W12")
+    p = ops.command(
+        sub,
+        "complete",
+        "end a window in force now (an emergency only ends this way, or by a resolved update)",
+        "desk window complete W12",
+    )
     ops.window_arg(p)
     ops.add_json(p)
     p.set_defaults(handler=run_complete)
+
+    p = ops.command(
+        sub,
+        "extend",
+        "move the expected end of a window in force and tell subscribers at once",
+        "desk window extend W12 --by 30      (or: --until '2026-12-06 15:00')",
+    )
+    ops.window_arg(p)
+    until = p.add_mutually_exclusive_group(required=True)
+    until.add_argument(
+        "--by", type=int, metavar="MINUTES", help="past the expected end (past now, once overrun)"
+    )
+    until.add_argument("--until", help="the new expected end, '2026-12-06 15:00' in --zone")
+    ops.add_zone(p)
+    ops.add_json(p)
+    p.set_defaults(handler=run_extend)
+
+    p = ops.command(
+        sub,
+        "update",
+        "post a progress update (investigating, identified, monitoring, resolved) and mail it "
+        "to subscribers; resolved completes an emergency",
+        "desk window update W12 --status identified 'A failed disk on the primary database.'",
+    )
+    ops.window_arg(p)
+    p.add_argument("--status", choices=UPDATE_STATUSES, required=True, help="the stage")
+    p.add_argument("text", help="what is known and what is being done, for users")
+    ops.add_json(p)
+    p.set_defaults(handler=run_update)
 
     p = ops.command(
         sub,
@@ -141,6 +176,9 @@ def _schedule_options(p: argparse.ArgumentParser, *, required: bool) -> None:
     p.add_argument("--zone", help="the zone it is planned in (default: [maintenance] zone)")
     p.add_argument("--force", action="store_true", help="break the 48-hour rule (needs --reason)")
     p.add_argument("--reason", help="why the notice rule is broken; recorded")
+    p.add_argument(
+        "--allow-overlap", action="store_true", help="schedule it even if it overlaps another"
+    )
     ops.add_json(p)
 
 
@@ -176,8 +214,10 @@ def run_show(args: argparse.Namespace) -> int:
     for row in subscribers.delivery(db, w.id):
         mails.setdefault(row["notice"], {})[row["status"]] = row["mails"]
     ledger = [{**n, "mails": mails.get(n["id"], {})} for n in ledger]
+    progress = updates.listing(db, w.id)
     if args.json:
-        ops.print_json({**w.as_dict(now, zone), "events": history, "notices": ledger})
+        shown = {"events": history, "notices": ledger, "updates": progress}
+        ops.print_json({**w.as_dict(now, zone), **shown})
         return 0
     print(ops.window_line(w, now, zone))
     print(f"  {notices.span(w.start, w.ends, zone)}  ({notices.utc_span(w.start, w.ends)})")
@@ -195,6 +235,11 @@ def run_show(args: argparse.Namespace) -> int:
     print("history:")
     for e in history:
         print(f"  {e['at'][:16]}Z r{e['revision']} {e['action']} by {safe.visible(e['actor'])}")
+    print("updates:")
+    for u in progress:
+        print(f"  {u['created_at'][:16]}Z {u['status']}: {safe.visible(u['body'])}")
+    if not progress:
+        print("  (none posted)")
     print("notices:")
     for n in ledger or [{"kind": "(none issued)", "channel": "", "revision": "-", "superseded": 0}]:
         stale = " (superseded)" if n["superseded"] else ""
@@ -238,6 +283,7 @@ def run_add(args: argparse.Namespace) -> int:
         description=args.description or "",
         announce_hours=config.maintenance.announce_hours,
         force_reason=ops.force_reason(args),
+        allow_overlap=args.allow_overlap,
     )
     hint = f"announce it with `desk window notice {w.label} --issue`"
     return _done(args, w, zone, f"Scheduled {w.label}; {hint}.")
@@ -273,6 +319,7 @@ def run_edit(args: argparse.Namespace) -> int:
         announce_hours=config.maintenance.announce_hours,
         force_reason=ops.force_reason(args),
         expected_revision=args.if_revision,
+        allow_overlap=args.allow_overlap,
     )
     return _done(args, w, zone, f"{w.label} is now at revision {w.revision}.")
 
@@ -361,3 +408,39 @@ def run_keep(args: argparse.Namespace) -> int:
     _, db = ops.opened(args)
     w = recurrence.keep(db, args.window, ops.actor())
     return _done(args, w, w.zone, f"{w.label} is kept apart from its rule {w.rule!r}.")
+
+
+def run_extend(args: argparse.Namespace) -> int:
+    config, db = ops.opened(args)
+    w = windows.get(db, args.window)
+    zone = ops.zone_of(args, config) if args.zone else w.zone
+    w, issued = windows.extend(
+        db,
+        w.id,
+        ops.actor(),
+        until=ops.when(args.until, zone) if args.until else None,
+        minutes=args.by,
+        mail=config.mail,
+    )
+    queued = outbox.queued_for_notices(db, [n["id"] for n in issued])
+    warn_unsent(config, queued)
+    if args.json:
+        ops.print_json({**w.as_dict(clock.now(), zone), "notices": issued, "mails": queued})
+        return 0
+    print(f"{w.label} now expected to end {ops.local(w.end, zone)}; {mailed(queued)}.\n")
+    ops.print_notices(issued)
+    return 0
+
+
+def run_update(args: argparse.Namespace) -> int:
+    config, db = ops.opened(args)
+    update, w, queued = updates.post(
+        db, args.window, args.status, args.text, ops.actor(), mail=config.mail
+    )
+    warn_unsent(config, queued)
+    if args.json:
+        ops.print_json({**update, "window": w.as_dict(clock.now(), w.zone), "mails": queued})
+        return 0
+    done = f"; {w.label} is completed" if update["status"] == "resolved" and w.completed_at else ""
+    print(f"Posted the {update['status']} update on {w.label}{done}; {mailed(queued)}.")
+    return 0

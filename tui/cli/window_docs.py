@@ -18,7 +18,7 @@ from db.core.config import Config, load
 from db.core.errors import DeskError
 from db.core.migrations import NOTICE_KINDS
 from db.mailout import outbox, subscribers
-from db.maintenance import notices, recurrence, reports, windows
+from db.maintenance import notice_schedule, notices, recurrence, reports, windows
 from publish.ics import calendar
 from tui import editor
 from tui.cli import ops
@@ -61,7 +61,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "desk window notice W12 --preview      (then: desk window notice W12 --issue)",
     )
     ops.window_arg(p)
-    p.add_argument("--kind", choices=NOTICE_KINDS, help="default: what the window's state needs")
+    p.add_argument(
+        "--kind", choices=NOTICE_KINDS, help="default: what the scheduler would send now"
+    )
     p.add_argument("--channel", choices=("email", "banner"), help="default: both")
     action = p.add_mutually_exclusive_group()
     action.add_argument(
@@ -160,7 +162,9 @@ def run_notice(args: argparse.Namespace) -> int:
             stale = "  superseded" if n["superseded"] else ""
             print(f"r{n['revision']} {n['kind']:<13}{n['channel']:<7}{n['rendered_at']}{stale}")
         return 0
-    kind = args.kind or windows.expected_notice(w, clock.now())
+    kind = args.kind or notice_schedule.next_kind(
+        db, w, clock.now(), config.mail, config.maintenance.announce_hours
+    )
     reason = ops.force_reason(args)
     if args.issue:
         shown, created = windows.issue_notice(
@@ -189,7 +193,7 @@ def run_notice(args: argparse.Namespace) -> int:
             )
     else:
         # The same render the ledger and every subscriber's mail would carry if issued now.
-        shown = [n.__dict__ for n in notices.render(w, kind, zone)]
+        shown = [n.__dict__ for n in notices.render_for(db, w, kind, zone)]
         standing = notices.standing(db, w.id, kind)
         later = (
             f"it was issued at {standing[0]['rendered_at']}, so --issue would not send it again"

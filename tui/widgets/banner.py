@@ -1,4 +1,5 @@
-"""The banner: the platform's state. An active window stands out, one starting within 48 hours
+"""The banner: the platform's state. An active window stands out, an emergency past its expected
+end says it is overrunning (ops must extend, update or complete it), one starting within 48 hours
 is announced quietly, each with the banner its users see on the platform's dashboard (the
 notice ledger's text, word for word); overdue post-maintenance reports are named, and so is a
 window whose recurring rule is gone until an operator cancels or keeps it; nothing in force is
@@ -17,8 +18,10 @@ from tui import safe
 from tui.format import local
 
 
-def _until(stamp: str) -> str:
-    minutes = max(0, int((clock.parse(stamp) - clock.now()).total_seconds() // 60))
+def _until(stamp: str, *, since: bool = False) -> str:
+    """'1 h 05 min' from now to `stamp` (or, `since`, from `stamp` to now); never negative."""
+    delta = clock.parse(stamp) - clock.now()
+    minutes = max(0, int((-delta if since else delta).total_seconds() // 60))
     hours, minutes = divmod(minutes, 60)
     return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min"
 
@@ -47,9 +50,18 @@ class Banner(Static):
         overdue = state.get("overdue_reports", [])
         lines: list[Text] = []
         for w in active:
-            line = Text(f"MAINTENANCE IN PROGRESS  W{w['id']} ")
+            overrun = w.get("status") == "overrunning"
+            head = "EMERGENCY OVERRUNNING" if overrun else "MAINTENANCE IN PROGRESS"
+            line = Text(f"{head}  W{w['id']} ")
             line.append_text(safe.text(w["title"]))
-            line.append(f"  ends in {_until(w['end_at'])} ({local(w['end_at'], zone)})")
+            if overrun:
+                late = _until(w["end_at"], since=True)
+                line.append(
+                    f"  expected end {local(w['end_at'], zone)} passed {late} ago: "
+                    "extend, update or complete it"
+                )
+            else:
+                line.append(f"  ends in {_until(w['end_at'])} ({local(w['end_at'], zone)})")
             if w.get("features"):
                 line.append("  unavailable: ")
                 line.append_text(safe.text(", ".join(w["features"])))

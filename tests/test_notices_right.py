@@ -1,0 +1,157 @@
+"""Notices that read right: on time at exactly 48 hours, each end of a window with its own zone
+across a DST change, a change notice that says what changed from when, the preview the
+scheduler would send, overlapping windows refused unless meant, and an unmarked discrepancy
+back at its old priority."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from db.core.config import load
+from db.core.connect import open_db
+from db.maintenance import notice_schedule
+from tests.windows_helpers import desk, desk_json, drop_mail, ingest, ticket, write_config
+
+NOW = "2026-06-01T10:00:00Z"  # 11:00 BST
+NOTICES = '\n[notices]\nsubscribers = ["ann@example.com"]\nannounce_days = 2\n'
+
+
+@pytest.fixture
+def config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("DESK_NOW", NOW)
+    monkeypatch.setenv("DESK_USER", "olga")
+    return write_config(tmp_path, NOTICES)
+
+
+def add(capsys, config: Path, start: str, *extra: str, kind: str = "adhoc") -> str:
+    args = ("--type", "performance", "--start", start, "--duration", "120", "--kind", kind)
+    code, out, err = desk(capsys, config, "window", "add", "--title", "Upgrade", *args, *extra)
+    assert 0 == code, err
+    return out
+
+
+def tick(config: Path) -> list[str]:
+    loaded = load(config)
+    db = open_db(loaded.database)
+    try:
+        return [kind for _, kind in notice_schedule.tick(db, loaded.mail, loaded.maintenance)]
+    finally:
+        db.close()
+
+
+def test_a_window_added_exactly_48_hours_ahead_is_announced_on_time(
+    config: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    add(capsys, config, "2026-06-03T10:00:00Z")
+    monkeypatch.setenv("DESK_NOW", "2026-06-01T10:00:30Z")  # the daemon's next tick
+    assert ["announcement"] == tick(config)
+    shown = desk_json(capsys, config, "window", "show", "W1")
+    announced = next(e for e in shown["events"] if e["action"] == "announced")
+    assert (None, None) == (shown["forced_reason"], announced["detail"].get("late"))
+    # By hand, right after adding, it needs no --force either.
+    add(capsys, config, "2026-06-03T12:30:00Z")
+    issued = desk(capsys, config, "window", "notice", "W2", "--issue")
+    assert (0, None) == (
+        issued[0],
+        desk_json(capsys, config, "window", "show", "W2")["forced_reason"],
+    )
+    # Ten minutes after adding one exactly 48 hours ahead, the rule holds: too late by hand.
+    add(capsys, config, "2026-06-03T10:00:30Z", "--allow-overlap")
+    monkeypatch.setenv("DESK_NOW", "2026-06-01T10:10:00Z")
+    code, _, err = desk(capsys, config, "window", "notice", "W3", "--issue")
+    assert 2 == code and "less than the 48 hours' notice" in err
+
+
+def test_a_window_across_a_dst_change_labels_each_end_with_its_zone(config: Path, capsys) -> None:
+    # Clocks go back at 01:00 UTC on 25 October 2026: 02:30 CEST, then 03:30 CET.
+    add(capsys, config, "2026-10-25T00:30:00Z", "--zone", "Europe/Berlin")
+    preview = desk_json(capsys, config, "window", "notice", "W1", "--kind", "announcement")
+    email = next(n for n in preview if n["channel"] == "email")
+    assert "When (Europe/Berlin): Sunday 25 October 2026, 02:30 CEST – 03:30 CET" in email["body"]
+    assert "Valuit maintenance Sunday 25 October 2026, 02:30 CEST – 03:30 CET" in email["subject"]
+    listed = desk(capsys, config, "window", "list", "--zone", "Europe/Berlin")[1]
+    assert "Sun 2026-10-25 02:30 CEST–03:30 CET" in listed
+    same_zone = desk(capsys, config, "window", "list", "--zone", "UTC")[1]
+    assert "Sun 2026-10-25 00:30–02:30 UTC" in same_zone
+
+
+def test_a_change_notice_reads_right_and_says_the_old_time(
+    config: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    add(capsys, config, "2026-06-07 02:00", kind="monthly")
+    monkeypatch.setenv("DESK_NOW", "2026-06-05T02:00:00Z")
+    assert ["announcement"] == tick(config)
+    assert 0 == desk(capsys, config, "window", "edit", "W1", "--start", "2026-06-14 02:00")[0]
+
+    code, out, err = desk(capsys, config, "window", "notice", "W1")  # preview, as sent
+    assert 0 == code
+    assert "Preview of the change notice for W1" in err
+    assert out.startswith("Subject: Changed: Valuit maintenance Sunday 14 June 2026")
+    assert (
+        "We have moved our monthly routine maintenance (performance update), which we "
+        "announced for Sunday 7 June 2026, 02:00–04:00 BST (2026-06-07 01:00–03:00 UTC); this "
+        "notice replaces the earlier one. The new details:"
+    ) in " ".join(out.split("\n\n")[1:3]).replace("\n", " ").replace("Dear Valuit user, ", "")
+    assert "The our" not in out
+    assert ["change"] == tick(config)
+    loaded = load(config)
+    db = open_db(loaded.database)
+    sent = db.execute(
+        "SELECT subject, body FROM notice WHERE kind = 'change' AND channel = 'email'"
+    ).fetchone()
+    db.close()
+    assert sent[0] == out.splitlines()[0].removeprefix("Subject: ")
+    assert "announced for Sunday 7 June 2026, 02:00–04:00 BST" in sent[1]
+
+
+def test_overlapping_windows_are_refused_unless_meant(config: Path, capsys) -> None:
+    add(capsys, config, "2026-06-07 02:00", kind="monthly")
+    args = ("--type", "performance", "--start", "2026-06-07 03:00", "--duration", "60")
+    code, _, err = desk(capsys, config, "window", "add", "--title", "Deep", *args)
+    assert (2, "desk: The window would overlap W1 “Upgrade” (Sunday 7 June 2026, 02:00–04:00 BST);"
+            " move it, or pass --allow-overlap if both are meant (subscribers get the notices of"
+            " each).\n") == (code, err)  # fmt: skip
+    assert 1 == len(desk_json(capsys, config, "window", "list"))
+    assert (
+        0 == desk(capsys, config, "window", "add", "--title", "Deep", *args, "--allow-overlap")[0]
+    )
+    shown = desk_json(capsys, config, "window", "show", "W2")
+    assert [["W1"]] == [
+        e["detail"]["overlaps"] for e in shown["events"] if "overlaps" in e["detail"]
+    ]
+
+    add(capsys, config, "2026-06-08 02:00")
+    code, _, err = desk(capsys, config, "window", "edit", "W3", "--start", "2026-06-07 02:30")
+    assert 2 == code and "overlap W1 “Upgrade”" in err and "W2 “Deep”" in err
+    assert 0 == desk(capsys, config, "window", "edit", "W3", "--title", "Renamed")[0]
+
+
+def test_unmarking_a_discrepancy_restores_the_priority_from_before(
+    tmp_path: Path, config: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    drop_mail(tmp_path, "Question", "How do I export my statements?")
+    ingest(config)
+    number = str(ticket(config, "Question")["id"])
+    assert 0 == desk(capsys, config, "discrepancies", "--mark", number)[0]
+    assert "high" == ticket(config, "Question")["priority"]
+    assert 0 == desk(capsys, config, "discrepancies", "--unmark", number)[0]
+    assert ("normal", "normal") == (
+        ticket(config, "Question")["kind"],
+        ticket(config, "Question")["priority"],
+    )
+
+    # Raised by the rule, marked again by hand, then unmarked: back to where it started.
+    add(capsys, config, "2026-06-03 12:00")
+    monkeypatch.setenv("DESK_NOW", "2026-06-03T14:00:00Z")
+    drop_mail(tmp_path, "Balance wrong", "Since the maintenance my account balance is wrong.")
+    ingest(config)
+    number = str(ticket(config, "Balance wrong")["id"])
+    assert ("discrepancy", "high") == (
+        ticket(config, "Balance wrong")["kind"],
+        ticket(config, "Balance wrong")["priority"],
+    )
+    assert 0 == desk(capsys, config, "discrepancies", "--mark", number)[0]
+    assert 0 == desk(capsys, config, "discrepancies", "--unmark", number)[0]
+    assert "normal" == ticket(config, "Balance wrong")["priority"]
