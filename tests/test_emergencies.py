@@ -235,7 +235,7 @@ def test_upgrading_completes_emergencies_that_ended_under_the_old_rule(
     """Before, an emergency completed at its expected end and its users were told so: after
     the upgrade it stays completed; one still in progress stays open."""
     path = tmp_path / "desk.db"
-    before = migrations.MIGRATIONS.index(migrations._v5_window_updates)
+    before = migrations.MIGRATIONS.index(migrations._v7_window_updates)
     monkeypatch.setattr(migrations, "MIGRATIONS", migrations.MIGRATIONS[:before])
     monkeypatch.setenv("DESK_NOW", "2026-06-01T09:00:00Z")
     db = open_db(path)

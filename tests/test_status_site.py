@@ -22,7 +22,7 @@ import pytest
 
 from db.core import clock
 from db.core.connect import open_db
-from db.maintenance import reports, windows
+from db.maintenance import reports, updates, windows
 from tests.test_serve import CHROMIUM, CHROMIUM_ARGS, _needs_chromium, serving
 from tests.tui_helpers import NOW
 from tui.cli import main
@@ -156,9 +156,9 @@ def test_feed_parses_with_every_kind_of_entry_and_keeps_its_ids(
     assert (False, "atom10") == (feed.bozo, feed.version)
     titles = {e.title: e for e in feed.entries}
     assert {
-        f"Valuit maintenance in progress: {HOSTILE}",
-        "Valuit maintenance in progress: Ledger outage",
-        "Valuit maintenance report: Ledger outage",
+        f"Emergency maintenance in progress: {HOSTILE}",
+        "Emergency maintenance in progress: Ledger outage",
+        "Emergency maintenance report: Ledger outage",
         "Post-maintenance report: Ledger outage",
         "Release notes: Monthly maintenance",
     } <= set(titles)
@@ -230,8 +230,8 @@ def test_hostile_window_text_stays_text_in_every_page(
     assert (
         False,
         {
-            f"Valuit maintenance in progress: {HOSTILE}",
-            "Valuit maintenance in progress: Terminal [31mred and a NUL",
+            f"Emergency maintenance in progress: {HOSTILE}",
+            "Emergency maintenance in progress: Terminal [31mred and a NUL",
         },
     ) == (feed.bozo, {e.title for e in feed.entries})
     for page in ("index.html", "feed.atom"):
@@ -253,7 +253,8 @@ def test_chromium_sees_the_emergency_and_its_update_under_status_without_a_login
     _at(monkeypatch, NOW)
     with serving(tmp_path) as served:
         db = open_db(served.db)
-        _emergency(db)  # after the server started: it renders what is current
+        w = _emergency(db)  # after the server started: it renders what is current
+        updates.post(db, w.id, "identified", "An expired <b>certificate</b>; renewing it.", "ops")
         db.close()
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
@@ -271,7 +272,11 @@ def test_chromium_sees_the_emergency_and_its_update_under_status_without_a_login
                 assert "the card processor <script>alert(2)</script> is down" in (
                     article.locator("dd").nth(3).inner_text()
                 )
-                update = article.locator("ol.updates li").first
+                progress, update = article.locator("ol.updates li").all()
+                assert ("Identified", "An expired <b>certificate</b>; renewing it.") == (
+                    progress.locator(".update-status").inner_text(),
+                    progress.locator("p.text").inner_text(),
+                )
                 assert "In progress" == update.locator(".update-status").inner_text()
                 assert "Emergency maintenance in progress" in update.inner_text()
                 assert "2026-11-26T12:00:00Z" == update.locator("time").get_attribute("datetime")

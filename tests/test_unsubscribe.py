@@ -104,7 +104,7 @@ def test_an_unsubscribe_mail_removes_the_subscriber_confirms_once_and_is_no_tick
         assert "general@valuit.com" == to
         assert 0 == count(db, "SELECT count(*) FROM ticket")
         assert [
-            ("Valuit maintenance in progress: Database failover", "cancelled"),
+            ("Emergency maintenance in progress: Database failover", "cancelled"),
             (CONFIRMATION, "queued"),
         ] == mails_to(db, "dana@example.com")
     assert 2 == count(db, "SELECT count(*) FROM message WHERE thread_rule = 'unsubscribe'")
@@ -185,7 +185,7 @@ def test_one_click_post_to_desk_serve_unsubscribes_and_get_or_a_bad_token_does_n
         assert ["ops@example.com"] == subscribed()
         assert 200 == asyncio.run(_post(local, one_click))[0]  # a repeat: no second mail
         assert [
-            ("Valuit maintenance in progress: Database failover", "cancelled"),
+            ("Emergency maintenance in progress: Database failover", "cancelled"),
             (CONFIRMATION, "queued"),
         ] == mails_to(served.db, "dana@example.com")
         assert 1 == count(served.db, "SELECT count(*) FROM ticket")  # the fixture's own

@@ -212,7 +212,7 @@ def test_every_ops_command_has_help_with_an_example() -> None:
         for path, sub in commands(build_parser())
         if path[0] in ("now", "window", "discrepancies")
     ]
-    assert 17 == len(ops)
+    assert 19 == len(ops)
     for path, sub in ops:
         assert "example: desk " in (sub.epilog or ""), path
     json_needed = {("now",), ("discrepancies",), ("window", "list"), ("window", "show")}
