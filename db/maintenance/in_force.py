@@ -1,5 +1,6 @@
 """What is in force at a moment: active windows, the next ones, overdue reports, open
-discrepancy reports. `desk now` prints it; the desk's header can show the same."""
+discrepancy reports, and the impact of the windows still counting it. `desk now` prints it; the
+desk's header can show the same."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 import sqlite_utils
 
 from db.core import clock
-from db.maintenance import discrepancy, reports, windows
+from db.maintenance import discrepancy, impact, reports, windows
 
 CLEAR, ACTIVE, UPCOMING = "clear", "active", "upcoming"
 
@@ -32,4 +33,6 @@ def summary(
         "upcoming": [w.as_dict(now, zone) for w in upcoming],
         "overdue_reports": [w.as_dict(now, zone) for w in reports.overdue(db, now)],
         "open_discrepancies": discrepancy.listing(db, open_only=True),
+        # Active windows and those in their verification period: their impact still moves.
+        "impact": [counted for _, counted in impact.recent(db, now)],
     }

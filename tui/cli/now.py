@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from db.core import clock
-from db.maintenance import in_force
+from db.maintenance import impact, in_force
 from tui import safe
 from tui.cli import ops
 
@@ -64,6 +64,8 @@ def run(args: argparse.Namespace) -> int:
     for t in data["open_discrepancies"]:
         window = f"W{t['window_id']}" if t["window_id"] else "no window"
         print(f"DISCREP #{t['ticket']} ({window}, {t['function']}) {safe.visible(t['subject'])}")
+    for counted in data["impact"]:
+        print(f"IMPACT  {counted['window']} {impact.summary(counted)} ({impact.state(counted)})")
     if data["state"] == in_force.CLEAR:
         print(f"Nothing in force: no window active or starting within {args.within:g} hours.")
     return EXIT[data["state"]]
