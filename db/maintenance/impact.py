@@ -129,11 +129,14 @@ def counts(db: sqlite_utils.Database, window_id: int) -> dict[str, Any]:
     return counts_many(db, [w])[w.id]
 
 
-def tickets(db: sqlite_utils.Database, window_id: int) -> dict[str, list[dict[str, Any]]]:
-    """The tickets behind `counts`, oldest first: {"received": [...], "discrepancies": [...],
-    "followups": [...]}, each {"ticket": id, "subject", "function" (the ticket's first),
-    "functions": [all it was sent to], "status", "created_at"}."""
-    links = {kind: _linked(db, kind, [window_id]).get(window_id, []) for kind in _LINKS}
+def tickets(
+    db: sqlite_utils.Database, window_id: int, kinds: tuple[str, ...] = tuple(_LINKS)
+) -> dict[str, list[dict[str, Any]]]:
+    """The tickets behind `counts`, oldest first, for each of `kinds` (default all):
+    {"received": [...], "discrepancies": [...], "followups": [...]}, each {"ticket": id,
+    "subject", "function" (the ticket's first), "functions": [all it was sent to], "status",
+    "created_at"}."""
+    links = {kind: _linked(db, kind, [window_id]).get(window_id, []) for kind in kinds}
     every = sorted({t for ids in links.values() for t in ids})
     functions = _functions(db, every)
     rows = {}

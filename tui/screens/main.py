@@ -213,5 +213,5 @@ class MainScreen(TicketActions, Screen):
         can_send = self.app.config.mail.smtp is not None
         self.query_one(StatusLine).show(data["sources"], data["outbox"], can_send)
         self.query_one(Volume).show(data["volume"], win["hours"])
-        self.query_one(DiscrepancyPanel).show(data["reports"], win["titles"])
+        self.query_one(DiscrepancyPanel).show(data["reports"], win["titles"], win["impact"])
         self.list.refresh()
