@@ -177,6 +177,7 @@ def test_the_report_recounts_until_the_verification_period_ends_then_freezes(
 
     # An agent links another ticket to W1 later: the live counts take it, the report does not.
     at(monkeypatch, "2026-06-08T10:00:00Z")
-    desk(config, "discrepancies", "--mark", str(ticket(config, "Site down?")["id"]), "--window", "W1")
+    late = str(ticket(config, "Site down?")["id"])
+    desk(config, "discrepancies", "--mark", late, "--window", "W1")
     assert 2 == counts(config)["discrepancies"]["total"]
     assert shown == desk(config, "window", "report", "W1", "--show")

@@ -47,9 +47,7 @@ def verification_ends(db: sqlite_utils.Database, w: window_model.Window) -> date
     return w.ends + timedelta(hours=rule_settings.load(db).verification_hours)
 
 
-def _linked(
-    db: sqlite_utils.Database, kind: str, window_ids: list[int]
-) -> dict[int, list[int]]:
+def _linked(db: sqlite_utils.Database, kind: str, window_ids: list[int]) -> dict[int, list[int]]:
     found: dict[int, list[int]] = {}
     marks = ", ".join("?" * len(window_ids))
     for window_id, ticket_id in db.execute(_LINKS[kind].format(marks=marks), window_ids):
