@@ -16,7 +16,12 @@ from db.core.config import load
 from db.core.connect import open_db
 from db.maintenance import impact
 from tests.conftest import drop, mail
+from tests.tui_helpers import NOW, add_windows, build_config, deliver, fill, line_text, until
+from tests.tui_helpers import mail as tui_mail
 from tests.windows_helpers import drop_mail, ingest, ticket, write_config
+from tui.app import DeskApp
+from tui.screens.ticket import TicketScreen
+from tui.widgets.discrepancy_panel import DiscrepancyPanel
 
 DESK = Path(sys.executable).with_name("desk")
 ZERO = {"technical": 0, "sales": 0, "compliance": 0, "general": 0, "marketing": 0, "total": 0}
@@ -181,3 +186,41 @@ def test_the_report_recounts_until_the_verification_period_ends_then_freezes(
     desk(config, "discrepancies", "--mark", late, "--window", "W1")
     assert 2 == counts(config)["discrepancies"]["total"]
     assert shown == desk(config, "window", "report", "W1", "--show")
+
+
+@pytest.mark.anyio
+async def test_the_desk_shows_the_active_windows_impact_as_mail_arrives(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DESK_NOW", NOW)
+    config = build_config(tmp_path)
+    fill(config.database, 8)  # an hour apart; #8 came 7 minutes ago, during W1
+    add_windows(config.database)  # W1, an emergency, active since 30 minutes ago
+    app = DeskApp(config)
+    async with app.run_test(size=(120, 40)) as pilot:
+        panel = app.screen.query_one(DiscrepancyPanel)
+
+        def lines() -> list[str]:
+            return [str(node.label) for node in panel.root.children[0].children]
+
+        await until(pilot, lambda: panel.display and bool(panel.root.children))
+        assert "W1 Database failover" == str(panel.root.children[0].label)
+        assert ["received 1: general 1", "discrepancy reports 0"] == lines()
+
+        # A follow-up in #3's thread (opened five hours ago) and a new sales ticket arrive.
+        deliver(config.database, tui_mail(9, "Re: Question 3", sender="c3@example.com",
+                                          reply_to=3))  # fmt: skip
+        deliver(config.database, tui_mail(10, "Cannot pay", function="sales"), "sales")
+        expected = [
+            "received 2: sales 1, general 1",
+            "discrepancy reports 0",
+            "#3 follow-up Question 3 about invoices",
+        ]
+        await until(pilot, lambda: expected == lines())
+        await pilot.pause(0.1)
+        # On screen, not only in the tree: the panel grew to show every line.
+        shown = [line_text(panel, y).strip() for y in range(panel.size.height)]
+        assert ["▼ W1 Database failover", *expected] == [s.lstrip("├└│─ ") for s in shown]
+        await pilot.press("x", "down", "down", "down", "down", "enter")
+        await until(pilot, lambda: isinstance(app.screen, TicketScreen))
+        assert 3 == app.screen.ticket_id

@@ -31,7 +31,7 @@ def _count(label: str, part: dict[str, int]) -> Text:
 
 class DiscrepancyPanel(Tree[int]):
     DEFAULT_CSS = """
-    DiscrepancyPanel { height: auto; max-height: 12; border-top: solid $warning; }
+    DiscrepancyPanel { max-height: 12; border-top: solid $warning; }
     """
 
     class Opened(Message):
@@ -72,6 +72,11 @@ class DiscrepancyPanel(Tree[int]):
                 leaf.append_text(safe.text(item["subject"]))
                 node.add_leaf(leaf, data=item["ticket"])
         self.display = bool(groups)
+        # A Tree counts its lines only when drawn, so `height: auto` keeps the height it had
+        # before these nodes (none, at first); every node is expanded: one line each, plus
+        # the border. `max-height` still caps it.
+        lines = sum(1 + len(node.children) for node in self.root.children)
+        self.styles.height = lines + 1
 
     @staticmethod
     def _impact(node: Any, window: dict[str, Any]) -> None:
