@@ -222,5 +222,11 @@ async def test_the_desk_shows_the_active_windows_impact_as_mail_arrives(
         shown = [line_text(panel, y).strip() for y in range(panel.size.height)]
         assert ["▼ W1 Database failover", *expected] == [s.lstrip("├└│─ ") for s in shown]
         await pilot.press("x", "down", "down", "down", "down", "enter")
-        await until(pilot, lambda: isinstance(app.screen, TicketScreen))
+        await until(pilot, lambda: isinstance(app.screen, TicketScreen) and app.screen.data)
         assert 3 == app.screen.ticket_id
+        head = app.screen.query_one("#ticket-head")
+
+        def drawn() -> str:  # the ticket's head as one line, however it wraps
+            return " ".join(" ".join(line_text(head, y).split()) for y in range(head.size.height))
+
+        await until(pilot, lambda: "follow-up during W1" in drawn())

@@ -72,6 +72,12 @@ def overview(
     }
 
 
+def with_followups(db: sqlite_utils.Database, ticket: dict[str, Any]) -> dict[str, Any]:
+    """`ticket` with "followup_windows": the windows a follow-up in it arrived during, when it
+    was opened before them (`impact.followed_up`), for its facts line."""
+    return {**ticket, "followup_windows": impact.followed_up(db, ticket["id"])}
+
+
 def linkable(db: sqlite_utils.Database, now: datetime) -> list[tuple[str, str]]:
     """(window id, label) of the windows a ticket may be about, newest first."""
     recent = windows_db.listing(db, ending_after=now - timedelta(days=LINKABLE_DAYS))

@@ -33,13 +33,17 @@ _LINKS = {
     RECEIVED: "SELECT during_window_id, id FROM ticket WHERE during_window_id IN ({marks})",
     DISCREPANCIES: "SELECT window_id, id FROM ticket "
     "WHERE window_id IN ({marks}) AND kind = 'discrepancy'",
-    # Outer loop over the few windows, a range of `message_received` for each.
-    FOLLOWUPS: "SELECT DISTINCT w.id, t.id FROM window w "
+}
+# A person's message during a window in a ticket opened before it.
+_FOLLOWUP = (
+    "SELECT DISTINCT w.id, t.id FROM window w "
     "JOIN message m ON m.received_at >= w.start_at AND m.received_at < w.ends_at "
     "JOIN ticket t ON t.id = m.ticket_id "
-    "WHERE w.id IN ({marks}) AND w.cancelled_at IS NULL AND m.direction = 'in' AND m.auto = '' "
-    "AND t.created_at < w.start_at",
-}
+    "WHERE w.cancelled_at IS NULL AND m.direction = 'in' AND m.auto = '' "
+    "AND t.created_at < w.start_at"
+)
+# Outer loop over the few windows, a range of `message_received` for each.
+_LINKS[FOLLOWUPS] = _FOLLOWUP + " AND w.id IN ({marks})"
 
 
 def verification_ends(db: sqlite_utils.Database, w: window_model.Window) -> datetime:
@@ -147,6 +151,13 @@ def tickets(
         ):
             rows[row["ticket"]] = {**row, "functions": sorted(functions.get(row["ticket"], []))}
     return {kind: [rows[t] for t in sorted(ids) if t in rows] for kind, ids in links.items()}
+
+
+def followed_up(db: sqlite_utils.Database, ticket_id: int) -> list[int]:
+    """The windows a follow-up in this ticket (opened before them) arrived during, oldest
+    first: the ticket is linked to each as a follow-up."""
+    rows = db.execute(f"{_FOLLOWUP} AND t.id = ? ORDER BY w.id", [ticket_id])
+    return [window_id for window_id, _ in rows]
 
 
 def recent(
