@@ -52,6 +52,15 @@ def counts(config: Path) -> dict:
         db.close()
 
 
+def stored(config: Path) -> str:
+    """W1's report as stored."""
+    db = open_db(load(config).database)
+    try:
+        return db.execute("SELECT report FROM window WHERE id = 1").fetchone()[0]
+    finally:
+        db.close()
+
+
 @pytest.fixture
 def config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """W1 on 3 June 10:00–12:00 UTC, its verification period 72 hours; an older thread from
@@ -136,8 +145,12 @@ def test_a_reply_before_the_window_or_an_auto_reply_during_it_is_no_follow_up(
     assert (1, 2) == (counts(config)["linked_followups"], counts(config)["received"]["total"])
 
 
+@pytest.mark.parametrize(
+    ("frozen_by", "frozen_at"),
+    [("desk-ingest", "2026-06-06 12:00"), ("the first reading", "2026-06-06 13:00")],
+)
 def test_the_report_recounts_until_the_verification_period_ends_then_freezes(
-    tmp_path: Path, config: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, config: Path, monkeypatch: pytest.MonkeyPatch, frozen_by: str, frozen_at: str
 ) -> None:
     at(monkeypatch, "2026-06-03T13:00:00Z")
     template = desk(config, "window", "report", "W1", "--template")
@@ -168,17 +181,17 @@ def test_the_report_recounts_until_the_verification_period_ends_then_freezes(
     sections = json.loads(desk(config, "window", "report", "W1", "--json"))["sections"]
     assert "Discrepancy reports after the window (verification period): 1" in sections["Impact"]
 
+    if frozen_by == "desk-ingest":  # on its notice timer, 30 s after the period ended
+        at(monkeypatch, "2026-06-06T12:00:30Z")
+        ingest(config)
+        assert "Final counts, frozen 2026-06-06 12:00 UTC: the verification" in stored(config)
     at(monkeypatch, "2026-06-06T13:00:00Z")
     shown = desk(config, "window", "report", "W1", "--show")
     assert (
-        "Final counts, frozen 2026-06-06 13:00 UTC: the verification period ended "
+        f"Final counts, frozen {frozen_at} UTC: the verification period ended "
         "2026-06-06 12:00 UTC.\n"
     ) in shown
-    db = open_db(load(config).database)
-    try:
-        assert shown == db.execute("SELECT report FROM window WHERE id = 1").fetchone()[0]
-    finally:
-        db.close()
+    assert shown == stored(config)
 
     # An agent links another ticket to W1 later: the live counts take it, the report does not.
     at(monkeypatch, "2026-06-08T10:00:00Z")

@@ -8,7 +8,7 @@ An emergency window owes a report from the moment it ends until one is written (
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlite_utils
@@ -17,7 +17,7 @@ from db.core import clock
 from db.core.connect import write
 from db.core.errors import DeskError
 from db.core.migrations import FUNCTIONS
-from db.maintenance import impact, notices, windows
+from db.maintenance import impact, notices, rule_settings, windows
 
 SECTIONS = ("Summary", "Impact", "Timeline", "Root cause", "Steps taken", "Follow-ups")
 REQUIRED = ("Summary", "Root cause", "Steps taken")
@@ -169,6 +169,23 @@ def freeze(db: sqlite_utils.Database, w: windows.Window) -> str:
         if final != text:
             db.execute("UPDATE window SET report = ? WHERE id = ?", [final, w.id])
     return final
+
+
+def freeze_ended(db: sqlite_utils.Database) -> list[str]:
+    """Freeze the impact counts of every stored report whose verification period is over
+    (`freeze`); the labels of the windows frozen now. The daemon calls it on its notice
+    timer, so a report's counts are those at the end of its period, read or not."""
+    hours = rule_settings.load(db).verification_hours
+    until = clock.iso(clock.now() - timedelta(hours=hours))
+    due = [
+        windows.Window.from_row(row)
+        for row in db.query(
+            "SELECT * FROM window WHERE report IS NOT NULL AND ends_at <= ? "
+            "AND instr(report, '<!-- impact: live') > 0 ORDER BY id",
+            [until],
+        )
+    ]
+    return [w.label for w in due if freeze(db, w) != w.report]
 
 
 def overdue(db: sqlite_utils.Database, now: datetime) -> list[windows.Window]:
