@@ -118,14 +118,14 @@ def counts(db: sqlite_utils.Database, window_id: int) -> dict[str, Any]:
                       "marketing": n, "total": n},
          "discrepancies": {same keys},
          "linked_followups": n,
-         "verification_ends_at": "2026-06-06T12:00:00Z",
+         "verification_ends_at": "2026-06-06T12:00:00.000Z",  # UTC
          "final": bool}
 
     Every function is present (0 when none). A ticket addressed to two functions counts under
     both, and once in "total". "linked_followups" counts older tickets with a follow-up during
     the window (not in "received"). "final" is true once the verification period is over:
-    the rule links no more reports to the window. Raises NotFoundError for
-    a window never made.
+    the rule links no more reports to the window (an agent still may). Raises NotFoundError
+    for a window never made.
     """
     w = window_model.get(db, window_id)
     return counts_many(db, [w])[w.id]
@@ -182,7 +182,7 @@ def _by_function(part: dict[str, int]) -> str:
 
 def summary(counted: dict[str, Any]) -> str:
     """One line of `counts` for people: 'received 3 (technical 2, sales 1) · 1 follow-up in
-    an older thread · discrepancy reports 1 (compliance 1)'."""
+    older threads · discrepancy reports 1 (compliance 1)'."""
     received, reports = counted[RECEIVED], counted[DISCREPANCIES]
     followups = counted["linked_followups"]
     return " · ".join(
