@@ -38,7 +38,7 @@ from db.core.errors import DeskError
 from db.mailin import sources
 from db.mailin.reparse import Scope
 from db.mailout import outbox
-from db.maintenance import notice_schedule, recurrence
+from db.maintenance import notice_schedule, recurrence, reports
 from ingest import imap, maildir, reparse, secrets, sender
 from ingest.backoff import Backoff
 from ingest.pipeline import Pipeline
@@ -120,6 +120,11 @@ def _notice_thread(config: Config, stop: threading.Event, once: bool) -> None:
                 notice_schedule.tick(db, config.mail, config.maintenance)
             except Exception:  # noqa: BLE001 - logged; the next tick tries again
                 log.exception("materialising recurring windows or issuing notices failed")
+            try:
+                for label in reports.freeze_ended(db):
+                    log.info("%s: the report's impact counts are final", label)
+            except Exception:  # noqa: BLE001 - logged; the next tick tries again
+                log.exception("freezing the impact counts of reports failed")
             if once:
                 return
             stop.wait(NOTICE_SECONDS)

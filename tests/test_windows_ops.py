@@ -54,6 +54,7 @@ def test_desk_now_exit_codes_and_json_shape(
         "upcoming": [],
         "overdue_reports": [],
         "open_discrepancies": [],
+        "impact": [],
         "rule_gone": [],
         "sync": {
             "synced_at": None,
@@ -128,8 +129,8 @@ def test_emergency_flow_to_report(
     assert 0 == code
     for section in ("Summary", "Impact", "Timeline", "Root cause", "Steps taken", "Follow-ups"):
         assert f"\n## {section}\n" in template
-    during = template.split("during the window, per function:\n")[1].split("Discrepancy")[0]
-    assert ["- sales: 1", "- technical: 1"] == [
+    during = template.split("Tickets received during the window: 2\n")[1].split("Discrepancy")[0]
+    assert ["- technical: 1", "- sales: 1"] == [
         line.split(" (#")[0] for line in during.splitlines()
     ]
     assert "Downtime: expected 45 min, actual 30 min" in template
@@ -159,7 +160,7 @@ def test_emergency_flow_to_report(
     assert [] == desk_json(capsys, config, "now")["overdue_reports"]
     report = desk_json(capsys, config, "window", "report", "W1")
     assert "A full disk on the primary." == report["sections"]["Root cause"]
-    assert report["sections"]["Impact"].startswith("Tickets received during the window")
+    assert report["sections"]["Impact"].startswith("Live counts as of 2026-06-01 10:30 UTC")
 
 
 def test_report_without_an_editor_says_what_to_do(config: Path, capsys, monkeypatch) -> None:

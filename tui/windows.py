@@ -1,7 +1,7 @@
 """Maintenance windows as the desk shows them: the banner's state, hours marked on the volume
 chart, window titles, and the windows a ticket can be linked to.
 
-Windows are read only through issue 4's `db.maintenance.windows` and
+Windows are read only through issue 4's `db.maintenance.windows`, `db.maintenance.impact` and
 `db.maintenance.discrepancy` API.
 """
 
@@ -12,9 +12,10 @@ from typing import Any
 
 import sqlite_utils
 
-from db.maintenance import notices
+from db.maintenance import impact, notices
 from db.maintenance import windows as windows_db
 
+FOLLOWUPS_SHOWN = 20  # follow-up tickets listed per window; the count covers them all
 LINKABLE_DAYS = 30  # windows offered for linking: those that ended in the last month or later
 
 
@@ -24,8 +25,10 @@ def overview(
     """{"active" (in force: "status" says "active" or "overrunning"), "upcoming" (starting
     within `ahead`: the notice rule's span), "overdue_reports", "rule_gone" (windows not over
     whose recurring rule no longer makes them, however far ahead)} for the banner, each with
-    the dashboard banner its users see; "hours"
-    (True where a window was in force, oldest hour first) for the chart; "titles" by id."""
+    the dashboard banner its users see; "hours" (True where a window was in force, oldest hour
+    first) for the chart; "titles" by id; "impact": the windows active or in their
+    verification period, oldest first, each {"id", "title", "counts" (`impact.counts`),
+    "followups": [{"ticket", "subject"}, ...]}."""
     every = windows_db.listing(db)
     start = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=hours - 1)
     live = [w for w in every if w.status(now) != "cancelled"]
@@ -60,7 +63,24 @@ def overview(
             for h in range(hours)
         ],
         "titles": {w.id: w.title for w in every},
+        "impact": [
+            {
+                "id": w.id,
+                "title": w.title,
+                "counts": counted,
+                "followups": impact.tickets(db, w.id, (impact.FOLLOWUPS,))[impact.FOLLOWUPS][
+                    :FOLLOWUPS_SHOWN
+                ],
+            }
+            for w, counted in impact.recent(db, now)
+        ],
     }
+
+
+def with_followups(db: sqlite_utils.Database, ticket: dict[str, Any]) -> dict[str, Any]:
+    """`ticket` with "followup_windows": the windows a follow-up in it arrived during, when it
+    was opened before them (`impact.followed_up`), for its facts line."""
+    return {**ticket, "followup_windows": impact.followed_up(db, ticket["id"])}
 
 
 def linkable(db: sqlite_utils.Database, now: datetime) -> list[tuple[str, str]]:

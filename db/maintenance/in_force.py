@@ -1,6 +1,6 @@
 """What is in force at a moment: active windows (an emergency past its expected end among them,
-overrunning), the next ones, overdue reports, open discrepancy reports. `desk now` prints it;
-the desk's header can show the same."""
+overrunning), the next ones, overdue reports, open discrepancy reports, and the impact of the
+windows still counting it. `desk now` prints it; the desk's header can show the same."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 import sqlite_utils
 
 from db.core import clock
-from db.maintenance import discrepancy, reports, windows
+from db.maintenance import discrepancy, impact, reports, windows
 
 CLEAR, ACTIVE, UPCOMING, OVERRUNNING = "clear", "active", "upcoming", "overrunning"
 
@@ -36,4 +36,6 @@ def summary(
         "upcoming": [w.as_dict(now, zone) for w in upcoming],
         "overdue_reports": [w.as_dict(now, zone) for w in reports.overdue(db, now)],
         "open_discrepancies": discrepancy.listing(db, open_only=True),
+        # Active windows and those in their verification period: their impact still moves.
+        "impact": [counted for _, counted in impact.recent(db, now)],
     }

@@ -7,7 +7,8 @@ An emergency window owes a report from the moment it ends until one is written (
 
 from __future__ import annotations
 
-from datetime import datetime
+import re
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlite_utils
@@ -15,7 +16,8 @@ import sqlite_utils
 from db.core import clock
 from db.core.connect import write
 from db.core.errors import DeskError
-from db.maintenance import notices, windows
+from db.core.migrations import FUNCTIONS
+from db.maintenance import impact, notices, rule_settings, windows
 
 SECTIONS = ("Summary", "Impact", "Timeline", "Root cause", "Steps taken", "Follow-ups")
 REQUIRED = ("Summary", "Root cause", "Steps taken")
@@ -28,46 +30,87 @@ _HINTS = {
 }
 
 
-def impact(db: sqlite_utils.Database, window_id: int) -> dict[str, dict[str, list[int]]]:
-    """Per function: tickets opened during the window, and discrepancy reports after it."""
-    result: dict[str, dict[str, list[int]]] = {"during": {}, "discrepancies": {}}
-    for name, condition in (
-        ("during", "t.during_window_id = ?"),
-        ("discrepancies", "t.window_id = ? AND t.kind = 'discrepancy'"),
-    ):
-        for function, ticket in db.execute(
-            "SELECT f.function, t.id FROM ticket t JOIN ticket_function f ON f.ticket_id = t.id "
-            f"WHERE {condition} ORDER BY f.function, t.id",
-            [window_id],
-        ):
-            result[name].setdefault(function, []).append(ticket)
-    return result
+_BLOCK = re.compile(r"<!-- impact: (live|final)\b.*?-->\n.*?<!-- /impact -->", re.DOTALL)
 
 
-def _impact_text(found: dict[str, dict[str, list[int]]]) -> str:
-    lines = []
-    for name, label in (
-        ("during", "Tickets received during the window"),
-        ("discrepancies", "Discrepancy reports after the window"),
-    ):
-        lines.append(f"{label}, per function:")
-        per = found[name]
-        lines += [
-            f"- {fn}: {len(ids)} ({', '.join(f'#{i}' for i in ids)})" for fn, ids in per.items()
-        ] or ["- none"]
+def _listed(label: str, rows: list[dict[str, Any]], total: int) -> list[str]:
+    per: dict[str, list[int]] = {fn: [] for fn in FUNCTIONS}
+    for row in rows:
+        for function in row["functions"]:
+            per[function].append(row["ticket"])
+    lines = [f"{label}: {total}"]
+    return lines + [
+        f"- {fn}: {len(ids)} ({', '.join(f'#{i}' for i in ids)})" for fn, ids in per.items() if ids
+    ]
+
+
+def impact_block(db: sqlite_utils.Database, w: windows.Window, now: datetime) -> str:
+    """The report's impact counts as a block the desk rewrites: live (recounted every time the
+    report is read or saved) until the verification period ends, then final."""
+    counted = impact.counts_many(db, [w], now)[w.id]
+    found = impact.tickets(db, w.id)
+    until = counted["verification_ends_at"][:16].replace("T", " ")
+    stamp = clock.iso(now)[:16].replace("T", " ")
+    if counted["final"]:
+        head = [
+            "<!-- impact: final (no longer recounted) -->",
+            f"Final counts, frozen {stamp} UTC: the verification period ended {until} UTC.",
+        ]
+    else:
+        head = [
+            "<!-- impact: live (the desk recounts this block until the verification period "
+            "ends; write your own words outside it) -->",
+            f"Live counts as of {stamp} UTC; recounted until the verification period ends "
+            f"{until} UTC, then frozen.",
+        ]
+    lines = [
+        *head,
+        "",
+        *_listed(
+            "Tickets received during the window", found[impact.RECEIVED],
+            counted[impact.RECEIVED]["total"],
+        ),
+        *_listed(
+            "Discrepancy reports after the window (verification period)",
+            found[impact.DISCREPANCIES], counted[impact.DISCREPANCIES]["total"],
+        ),
+        *_listed(
+            "Follow-ups in older threads during the window (tickets opened before it)",
+            found[impact.FOLLOWUPS], counted["linked_followups"],
+        ),
+        "<!-- /impact -->",
+    ]  # fmt: skip
     return "\n".join(lines)
 
 
+def _live(text: str) -> re.Match[str] | None:
+    """The impact block of `text` while the desk still recounts it."""
+    block = _BLOCK.search(text)
+    return block if block is not None and block.group(1) == "live" else None
+
+
+def refreshed(db: sqlite_utils.Database, w: windows.Window, text: str) -> str:
+    """`text` with its impact block recounted now, unless that block is final (or was
+    removed: the writer's choice)."""
+    block = _live(text)
+    if block is None:
+        return text
+    return text[: block.start()] + impact_block(db, w, clock.now()) + text[block.end() :]
+
+
 def template(db: sqlite_utils.Database, w: windows.Window) -> str:
-    """The report as it stands, or a new one pre-filled with impact and timeline."""
+    """The report as it stands, or a new one pre-filled with impact and timeline; either way
+    with its impact counts recounted until the verification period ends. The first reading
+    after that freezes them in the stored report (see `freeze`)."""
     if w.report:
-        return w.report
+        due = _live(w.report) is not None and _ended(db, w)
+        return freeze(db, w) if due else refreshed(db, w, w.report)
     timeline = "\n".join(
         f"- {e['at'][:16].replace('T', ' ')} UTC  {e['action']} ({e['actor']})"
         for e in windows.events(db, w.id)
     )
     body = {
-        "Impact": _impact_text(impact(db, w.id)),
+        "Impact": impact_block(db, w, clock.now()),
         "Timeline": timeline,
     }
     expected = f"expected {w.expected_minutes} min, " if w.expected_minutes else ""
@@ -106,8 +149,43 @@ def write_report(
         )
     with write(db):
         w = writable(db, window_id)
+        text = refreshed(db, w, text)
         changes = {"report": text, "report_written_at": clock.now_iso(), "report_by": actor}
         return windows.change(db, w, actor, "report", changes)
+
+
+def _ended(db: sqlite_utils.Database, w: windows.Window) -> bool:
+    return clock.now() >= impact.verification_ends(db, w)
+
+
+def freeze(db: sqlite_utils.Database, w: windows.Window) -> str:
+    """The stored report with its impact block made final, once its verification period has
+    ended: stored so, and never recounted again. Returns the report unchanged when its block is
+    already final or gone."""
+    with write(db):
+        current = windows.get(db, w.id)
+        text = current.report or ""
+        final = refreshed(db, current, text)
+        if final != text:
+            db.execute("UPDATE window SET report = ? WHERE id = ?", [final, w.id])
+    return final
+
+
+def freeze_ended(db: sqlite_utils.Database) -> list[str]:
+    """Freeze the impact counts of every stored report whose verification period is over
+    (`freeze`); the labels of the windows frozen now. The daemon calls it on its notice
+    timer, so a report's counts are those at the end of its period, read or not."""
+    hours = rule_settings.load(db).verification_hours
+    until = clock.iso(clock.now() - timedelta(hours=hours))
+    due = [
+        windows.Window.from_row(row)
+        for row in db.query(
+            "SELECT * FROM window WHERE report IS NOT NULL AND ends_at <= ? "
+            "AND instr(report, '<!-- impact: live') > 0 ORDER BY id",
+            [until],
+        )
+    ]
+    return [w.label for w in due if freeze(db, w) != w.report]
 
 
 def overdue(db: sqlite_utils.Database, now: datetime) -> list[windows.Window]:
@@ -122,9 +200,10 @@ def overdue(db: sqlite_utils.Database, now: datetime) -> list[windows.Window]:
     ]
 
 
-def as_dict(w: windows.Window) -> dict[str, Any]:
+def as_dict(db: sqlite_utils.Database, w: windows.Window) -> dict[str, Any]:
+    """The written report's sections, its impact counts as `template` gives them."""
     return {
         "window": w.label,
         "written_at": clock.iso(w.report_written_at) if w.report_written_at else None,
-        "sections": notices.sections(w.report or ""),
+        "sections": notices.sections(template(db, w) if w.report else ""),
     }

@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from db.core import clock
-from db.maintenance import in_force, recurrence
+from db.maintenance import impact, in_force, recurrence
 from tui import safe
 from tui.cli import ops
 
@@ -74,6 +74,8 @@ def run(args: argparse.Namespace) -> int:
     for t in data["open_discrepancies"]:
         window = f"W{t['window_id']}" if t["window_id"] else "no window"
         print(f"DISCREP #{t['ticket']} ({window}, {t['function']}) {safe.visible(t['subject'])}")
+    for counted in data["impact"]:
+        print(f"IMPACT  {counted['window']} {impact.summary(counted)} ({impact.state(counted)})")
     for w in data["rule_gone"]:
         print(
             f"RULE    {w['id']} {safe.visible(w['title'])} starts "

@@ -12,11 +12,13 @@ import argparse
 from datetime import timedelta
 from typing import Any
 
+import sqlite_utils
+
 from db.core import clock
 from db.core.errors import DeskError
 from db.core.migrations import UPDATE_STATUSES, UPDATE_TYPES
 from db.mailout import outbox, subscribers
-from db.maintenance import notices, recurrence, updates, windows
+from db.maintenance import impact, notices, recurrence, updates, windows
 from tui import safe
 from tui.cli import ops, window_docs
 from tui.cli.outbox import mailed, warn_unsent
@@ -197,7 +199,8 @@ def run_list(args: argparse.Namespace) -> int:
     now = clock.now()
     found = windows.listing(db, ending_after=None if args.all else now - timedelta(days=7))
     if args.json:
-        ops.print_json([w.as_dict(now, zone) for w in found])
+        impacts = impact.counts_many(db, found, now)
+        ops.print_json([{**w.as_dict(now, zone), "impact": impacts[w.id]} for w in found])
     elif not found:
         print("No windows; `desk window add` schedules one, `desk window preview` shows rules.")
     for w in [] if args.json else found:
@@ -215,9 +218,10 @@ def run_show(args: argparse.Namespace) -> int:
         mails.setdefault(row["notice"], {})[row["status"]] = row["mails"]
     ledger = [{**n, "mails": mails.get(n["id"], {})} for n in ledger]
     progress = updates.listing(db, w.id)
+    counted = impact.counts_many(db, [w], now)[w.id]
     if args.json:
-        shown = {"events": history, "notices": ledger, "updates": progress}
-        ops.print_json({**w.as_dict(now, zone), **shown})
+        shown = {**w.as_dict(now, zone), "impact": counted}
+        ops.print_json({**shown, "events": history, "notices": ledger, "updates": progress})
         return 0
     print(ops.window_line(w, now, zone))
     print(f"  {notices.span(w.start, w.ends, zone)}  ({notices.utc_span(w.start, w.ends)})")
@@ -232,6 +236,7 @@ def run_show(args: argparse.Namespace) -> int:
             print(f"  {label}: {safe.visible(value)}")
     announced = ops.local(w.announced_at, zone) if w.announced_at else "not yet"
     print(f"  announced: {announced}   revision {w.revision}")
+    _print_impact(db, w, counted)
     print("history:")
     for e in history:
         print(f"  {e['at'][:16]}Z r{e['revision']} {e['action']} by {safe.visible(e['actor'])}")
@@ -245,6 +250,17 @@ def run_show(args: argparse.Namespace) -> int:
         stale = " (superseded)" if n["superseded"] else ""
         print(f"  r{n['revision']} {n['kind']} {n['channel']}{stale}{_mails(n)}")
     return 0
+
+
+def _print_impact(db: sqlite_utils.Database, w: windows.Window, counted: dict[str, Any]) -> None:
+    print(f"impact ({impact.state(counted)}):\n  {impact.summary(counted)}")
+    found = impact.tickets(db, w.id)
+    for kind, label in (
+        (impact.FOLLOWUPS, "follow-ups"),
+        (impact.DISCREPANCIES, "discrepancy reports"),
+    ):
+        if found[kind]:
+            print(f"  {label}: " + " ".join(f"#{t['ticket']}" for t in found[kind]))
 
 
 def _mails(notice: dict[str, Any]) -> str:

@@ -123,7 +123,7 @@ def run_report(args: argparse.Namespace) -> int:
         print(reports.template(db, w), end="")
         return 0
     if args.json and not args.file:
-        ops.print_json(reports.as_dict(w))
+        ops.print_json(reports.as_dict(db, w))
         return 0
     w = reports.writable(db, w.id)  # before anyone spends time in the editor
     template = reports.template(db, w)
@@ -132,7 +132,7 @@ def run_report(args: argparse.Namespace) -> int:
         raise DeskError("The report was left as the template; nothing was saved.")
     w = reports.write_report(db, w.id, text, ops.actor())
     if args.json:
-        ops.print_json(reports.as_dict(w))
+        ops.print_json(reports.as_dict(db, w))
     else:
         print(f"Saved the report for {w.label} (revision {w.revision}).")
     return 0

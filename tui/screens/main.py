@@ -167,9 +167,8 @@ class MainScreen(TicketActions, Screen):
     @work(thread=True, group="preview", exclusive=True, exit_on_error=False)
     def load_preview(self, ticket_id: int) -> None:
         def job(db: Any) -> PreviewLoaded:
-            return PreviewLoaded(
-                ticket_id, tickets.get(db, ticket_id), tickets.last_message(db, ticket_id)
-            )
+            ticket = windows.with_followups(db, tickets.get(db, ticket_id))
+            return PreviewLoaded(ticket_id, ticket, tickets.last_message(db, ticket_id))
 
         self.post_message(self.app.data.call(job))
 
@@ -213,5 +212,5 @@ class MainScreen(TicketActions, Screen):
         can_send = self.app.config.mail.smtp is not None
         self.query_one(StatusLine).show(data["sources"], data["outbox"], can_send)
         self.query_one(Volume).show(data["volume"], win["hours"])
-        self.query_one(DiscrepancyPanel).show(data["reports"], win["titles"])
+        self.query_one(DiscrepancyPanel).show(data["reports"], win["titles"], win["impact"])
         self.list.refresh()

@@ -21,7 +21,7 @@ from db.core.errors import DeskError
 from db.mailin import invitation, reparse
 from db.mailout import outbox
 from db.tickets import tickets
-from tui import files, keys, safe
+from tui import files, keys, safe, windows
 from tui.actions import TicketActions
 from tui.dialogs.audit import AuditDialog
 from tui.dialogs.choice import ChoiceDialog
@@ -208,7 +208,7 @@ class TicketScreen(TicketActions, Screen):
     def reload(self) -> None:
         def job(db: Any) -> dict[str, Any]:
             return {
-                "ticket": tickets.get(db, self.ticket_id),
+                "ticket": windows.with_followups(db, tickets.get(db, self.ticket_id)),
                 "thread": tickets.thread(db, self.ticket_id),
                 "attachments": tickets.attachments(db, self.ticket_id),
                 "calendars": tickets.calendars(db, self.ticket_id),

@@ -44,6 +44,9 @@ def facts(ticket: dict[str, Any]) -> Text:
         line.append(f" · about window W{ticket['window_id']}", "magenta")
     if ticket.get("during_window_id"):
         line.append(f" · received during W{ticket['during_window_id']}", "magenta")
+    if ticket.get("followup_windows"):
+        during = ", ".join(f"W{w}" for w in ticket["followup_windows"])
+        line.append(f" · follow-up during {during}", "magenta")
     return line
 
 
