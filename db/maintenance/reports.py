@@ -50,18 +50,17 @@ def impact_block(db: sqlite_utils.Database, w: windows.Window, now: datetime) ->
     counted = impact.counts_many(db, [w], now)[w.id]
     found = impact.tickets(db, w.id)
     until = counted["verification_ends_at"][:16].replace("T", " ")
-    stamp = clock.iso(now)[:16].replace("T", " ")
     if counted["final"]:
         head = [
             "<!-- impact: final (no longer recounted) -->",
-            f"Final counts, frozen {stamp} UTC: the verification period ended {until} UTC.",
+            f"Final counts: the verification period ended {until} UTC.",
         ]
     else:
         head = [
             "<!-- impact: live (the desk recounts this block until the verification period "
             "ends; write your own words outside it) -->",
-            f"Live counts as of {stamp} UTC; recounted until the verification period ends "
-            f"{until} UTC, then frozen.",
+            f"Live counts as of {clock.iso(now)[:16].replace('T', ' ')} UTC; recounted until "
+            f"the verification period ends {until} UTC, then frozen.",
         ]
     lines = [
         *head,
@@ -100,11 +99,11 @@ def refreshed(db: sqlite_utils.Database, w: windows.Window, text: str) -> str:
 
 def template(db: sqlite_utils.Database, w: windows.Window) -> str:
     """The report as it stands, or a new one pre-filled with impact and timeline; either way
-    with its impact counts recounted until the verification period ends. The first reading
-    after that freezes them in the stored report (see `freeze`)."""
+    with its impact counts recounted until the verification period ends, and final after it.
+    Reading never writes (issue 13): the counts are stored final by `freeze_ended`, which the
+    daemon runs on its timer and an agent's discrepancy mark runs before it moves them."""
     if w.report:
-        due = _live(w.report) is not None and _ended(db, w)
-        return freeze(db, w) if due else refreshed(db, w, w.report)
+        return refreshed(db, w, w.report)
     timeline = "\n".join(
         f"- {e['at'][:16].replace('T', ' ')} UTC  {e['action']} ({e['actor']})"
         for e in windows.events(db, w.id)
@@ -152,10 +151,6 @@ def write_report(
         text = refreshed(db, w, text)
         changes = {"report": text, "report_written_at": clock.now_iso(), "report_by": actor}
         return windows.change(db, w, actor, "report", changes)
-
-
-def _ended(db: sqlite_utils.Database, w: windows.Window) -> bool:
-    return clock.now() >= impact.verification_ends(db, w)
 
 
 def freeze(db: sqlite_utils.Database, w: windows.Window) -> str:
