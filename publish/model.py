@@ -16,7 +16,7 @@ from typing import Any
 import sqlite_utils
 
 from db.core import clock
-from db.maintenance import notices, publication, updates, window_model
+from db.maintenance import impact, notices, publication, updates, window_model
 from db.maintenance.window_model import Window
 
 HISTORY_DAYS = 90
@@ -69,6 +69,9 @@ class Shown:
     notes_at: datetime  # when its release notes were last set
     updated_at: datetime
     report: dict[str, str] = field(default_factory=dict)  # the users' sections, by heading
+    # Tickets received during it and discrepancy reports after it, as `impact.counts` gives
+    # them; None for a window not yet begun.
+    support: dict[str, Any] | None = None
 
     @property
     def status(self) -> str:
@@ -161,6 +164,7 @@ def gather(db: sqlite_utils.Database, now: datetime | None = None) -> Site:
             Update(f"notice-{n['id']}", NOTICE_STATUS[n["kind"]], n["body"], at)
         )
     changes = publication.last_changes(db, ids)
+    counted = impact.counts_many(db, [w for w in found if w.start <= now], now)
     shown = []
     for w in found:
         said = sorted([*told.get(w.id, []), *window_updates(db, w)], key=lambda u: u.at)
@@ -182,6 +186,7 @@ def gather(db: sqlite_utils.Database, now: datetime | None = None) -> Site:
                     for name in notices.REPORT_FOR_USERS
                     if found_report.get(name)
                 },
+                support=counted.get(w.id),
             )
         )
     coming = [s for s in shown if not s.in_force and s.window.start > now]

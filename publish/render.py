@@ -19,6 +19,7 @@ import jinja2
 from markupsafe import Markup
 
 from db.core import clock
+from db.maintenance import impact
 from publish import ics
 from publish.model import NOTICE_STATUS, Shown, Site, paragraphs
 
@@ -64,7 +65,7 @@ def _environment() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(time=_time, utc=_utc, paragraphs=paragraphs)
+    env.filters.update(time=_time, utc=_utc, paragraphs=paragraphs, support=impact.summary)
     return env
 
 
@@ -175,7 +176,16 @@ def _maintenance(s: Shown, url: str) -> dict[str, Any]:
         ],
         "release_notes": w.release_notes.strip() or None,
         "report": s.report or None,
+        "support": _support(s.support),
     }
+
+
+def _support(counted: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A window's reports to support, as status.json gives them (schema: `support`)."""
+    if counted is None:
+        return None
+    keys = ("received", "discrepancies", "linked_followups", "verification_ends_at", "final")
+    return {key: counted[key] for key in keys}
 
 
 def status_json(site: Site, url: str = "") -> dict[str, Any]:

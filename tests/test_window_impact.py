@@ -239,3 +239,26 @@ async def test_the_desk_shows_the_active_windows_impact_as_mail_arrives(
             return " ".join(" ".join(line_text(head, y).split()) for y in range(head.size.height))
 
         await until(pilot, lambda: "follow-up during W1" in drawn())
+
+
+def test_the_status_site_counts_the_reports_to_support_as_they_arrive(
+    tmp_path: Path, config: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    site = tmp_path / "site"
+    at(monkeypatch, "2026-06-04T09:00:00Z")
+    desk(config, "publish", str(site))
+    w1 = json.loads((site / "status.json").read_text())["scheduled_maintenances"][0]
+    assert (2, 1, 0, False) == (
+        w1["support"]["received"]["total"],
+        w1["support"]["linked_followups"],
+        w1["support"]["discrepancies"]["total"],
+        w1["support"]["final"],
+    )
+
+    drop_mail(tmp_path, "Balance wrong", REPORT, function="compliance", sender="di@example.com")
+    ingest(config)
+    desk(config, "publish", str(site))
+    w1 = json.loads((site / "status.json").read_text())["scheduled_maintenances"][0]
+    assert {**ZERO, "compliance": 1, "total": 1} == w1["support"]["discrepancies"]
+    page = (site / "index.html").read_text()
+    assert "discrepancy reports 1 (compliance 1)" in page

@@ -26,6 +26,13 @@ def digest(db: sqlite_utils.Database, now: datetime, since: datetime) -> str:
         "FROM notice), "
         "(SELECT count(*) || ':' || coalesce(max(id), 0) FROM window_event), "
         "(SELECT count(*) || ':' || coalesce(max(id), 0) FROM window_update), "
+        # the windows' reports to support: tickets linked to them (a mark moves window_id
+        # without a new row, hence the sums), and any new message (a follow-up in an older
+        # thread); at most one render per poll while mail flows
+        "(SELECT count(*) || ':' || coalesce(sum(window_id), 0) || ':' || "
+        "coalesce(sum(during_window_id), 0) FROM ticket "
+        "WHERE window_id IS NOT NULL OR during_window_id IS NOT NULL), "
+        "(SELECT coalesce(max(id), 0) FROM message), "
         "(SELECT count(*) FROM window WHERE start_at <= :now), "
         "(SELECT count(*) FROM window WHERE ends_at <= :now), "
         "(SELECT count(*) FROM window WHERE ends_at > :since)",
