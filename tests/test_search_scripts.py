@@ -42,6 +42,7 @@ def desk_config(tmp_path_factory) -> Path:
     config = write_config_file(folder)
     for function, subject, body in MAILS:
         drop(folder, function, mail(subject, body, to=f"{function}@valuit.com"))
+    drop(folder, "general", mail("Call", "Please call back.", sender="王小明 <wang@example.com>"))
     ingest(config)
     return config
 
@@ -73,6 +74,11 @@ def test_a_thai_word_inside_a_sentence_is_found(db):
     assert ["สอบถาม"] == subjects(db, "ชำระเงิน")
 
 
+def test_a_chinese_sender_name_is_found(db):
+    assert ["Call"] == subjects(db, "王小明")
+    assert ["Call"] == subjects(db, "小明")
+
+
 def test_one_or_two_characters_are_looked_for_among_the_newest_messages(db):
     assert ["Rechnung"] == subjects(db, "金額")
     assert ["Question"] == subjects(db, "修理")
@@ -93,7 +99,7 @@ def test_walking_the_list_and_gathering_the_matches_agree(db, monkeypatch):
 
 def test_the_count_can_stop_at_a_cap(db):
     where = search.where(search.parse(""), None, db)
-    assert 4 == tickets.count(db, *where)
+    assert 5 == tickets.count(db, *where)
     assert 2 == tickets.count(db, *where, cap=2)
     rows, found = tickets.first_page(db, *where, "newest", 1, 3)
     assert (1, 3) == (len(rows), found)

@@ -168,8 +168,11 @@ def _text(words: list[str]) -> tuple[list[str], list[object], list[tuple[str, st
     params: list[object] = [expression for _, expression in indexed]
     for word in short:
         pattern = "%" + re.sub(r"([%_\\])", r"\\\1", word) + "%"
-        parts.append("(m.subject LIKE ? ESCAPE '\\' OR m.body_text LIKE ? ESCAPE '\\')")
-        params += [pattern, pattern]
+        parts.append(
+            "(m.subject LIKE ? ESCAPE '\\' OR m.from_name LIKE ? ESCAPE '\\' "
+            "OR m.body_text LIKE ? ESCAPE '\\')"
+        )
+        params += [pattern, pattern, pattern]
     if short:
         # Without an index the scan is bounded: the newest messages, by their ids.
         parts.append("m.id > (SELECT coalesce(max(id), 0) FROM message) - ?")
