@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 
 from db.core.connect import open_db
 from db.core.migrations import MIGRATIONS
@@ -95,6 +97,18 @@ def test_walking_the_list_and_gathering_the_matches_agree(db, monkeypatch):
     monkeypatch.setattr(search, "DENSE", 1)  # every match set counts as common: walk the list
     for text in ("printer", "打印机", "請求書 fn:sales", "page status:new", "nothing-like-it"):
         assert subjects(db, text, with_db=False) == subjects(db, text), text
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(st.text(max_size=30), st.booleans())
+@example('打\x00印机 %_\\ "', True)
+@example("\x00", True)
+@example('金"', False)
+def test_no_text_in_any_script_raises_in_either_shape(db, monkeypatch, text, walk):
+    monkeypatch.setattr(search, "DENSE", 1 if walk else search.DENSE)
+    assert isinstance(subjects(db, text), list)
 
 
 def test_the_count_can_stop_at_a_cap(db):
