@@ -44,9 +44,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "export",
         help="write tickets as JSON Lines, CSV or an mbox",
-        description="Write the tickets a query finds (all without one, same syntax as `/`), by "
-        "ticket number: json gives JSON Lines, one ticket a line with its messages; csv one row "
-        "a ticket; mbox the raw messages as received (mboxrd). Streams: memory stays flat.",
+        description="Write the tickets a query finds (all without one; the syntax of `/`), by\n"
+        "ticket number: json gives JSON Lines, one ticket a line with its messages; csv one\n"
+        "row a ticket; mbox the raw messages as received (mboxrd). Memory stays flat.",
         epilog="example: desk export --format mbox --output desk.mbox\n"
         '         desk export "fn:sales status:closed" --format csv --output sales.csv',
         formatter_class=argparse.RawDescriptionHelpFormatter,

@@ -22,8 +22,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "search",
         help="find tickets with the desk's search syntax",
-        description="List the tickets a query finds, newest activity first, as `/` does in the "
-        "desk: filters (fn:, status:, priority:, assignee:me, is:unassigned, age:>2h, #42 …) "
+        description="List the tickets a query finds, newest activity first, as `/` does in the\n"
+        "desk: filters (fn:, status:, priority:, assignee:me, is:unassigned, age:>2h, #42 …)\n"
         "and free text, in any script. The count stops at 1,000+.",
         epilog='example: desk search "fn:technical status:open printer"\n'
         "         desk search 打印机 --json | jq '.tickets[].id'",
