@@ -14,10 +14,14 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from db.core.config import load
 from db.core.connect import open_db
 from db.core.migrations import MIGRATIONS
 from db.tickets import search, tickets
 from tests.conftest import drop, mail, write_config_file
+from tests.tui_helpers import until
+from tui.app import DeskApp
+from tui.widgets.ticket_list import TicketList
 
 DESK = Path(sys.executable).with_name("desk")
 
@@ -64,6 +68,17 @@ def subjects(db, text: str, *, with_db: bool = True) -> list[str]:
 def test_a_chinese_word_inside_a_sentence_is_found(db):
     assert ["Question"] == subjects(db, "打印机")
     assert ["Question"] == subjects(db, "突然坏了")
+
+
+@pytest.mark.anyio
+async def test_the_desk_finds_a_chinese_word_typed_after_slash(desk_config):
+    app = DeskApp(load(desk_config))
+    async with app.run_test(size=(120, 40)) as pilot:
+        listing = app.screen.query_one(TicketList)
+        await until(pilot, lambda: listing.loaded and listing.total == 5)
+        await pilot.press("slash", *"打印机", "enter")
+        await until(pilot, lambda: listing.total == 1 and listing.current is not None)
+        assert "Question" == listing.current["subject"]
 
 
 def test_a_japanese_word_inside_a_sentence_is_found(db):
