@@ -426,7 +426,7 @@ def _v5_search_trigram(db: sqlite_utils.Database) -> None:
     the sender's name and the body: Chinese, Japanese and Thai write words without spaces, so
     `unicode61` keeps a whole run of text as one token and a word inside a sentence is never
     found. The backfill
-    reads every message once: 14 s for 300,000 short messages (`make bench`'s), longer on real
+    reads every message once: 19 s for 300,000 short messages (`make bench`'s), longer on real
     mail, and the file grows by about a third of its text."""
     db.execute(
         "CREATE VIRTUAL TABLE message_trigram USING fts5("
