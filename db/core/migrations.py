@@ -427,7 +427,7 @@ def _v5_search_trigram(db: sqlite_utils.Database) -> None:
     `unicode61` keeps a whole run of text as one token and a word inside a sentence is never
     found. The backfill
     reads every message once: 19 s for 300,000 short messages (`make bench`'s), longer on real
-    mail, and the file grows by about a third of its text."""
+    mail, and the file grows (by 40% on the bench's database)."""
     db.execute(
         "CREATE VIRTUAL TABLE message_trigram USING fts5("
         "subject, from_name, body_text, tokenize='trigram', content='message', content_rowid='id')"
