@@ -40,6 +40,8 @@ READS = [
     ("window", "report", "W1", "--template"),
     ("discrepancies",),
     ("discrepancies", "--open", "--json"),
+    ("search", "maintenance", "--json"),
+    ("export", "--format", "json"),
 ]
 
 

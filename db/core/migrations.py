@@ -421,9 +421,42 @@ def _v7_window_updates(db: sqlite_utils.Database) -> None:
     )
 
 
+def _v8_search_trigram(db: sqlite_utils.Database) -> None:
+    """A second search index, of trigrams (SQLite's FTS5 `trigram` tokenizer), over the subject,
+    the sender's name and the body: Chinese, Japanese and Thai write words without spaces, so
+    `unicode61` keeps a whole run of text as one token and a word inside a sentence is never
+    found. The backfill
+    reads every message once: 19 s for 300,000 short messages (`make bench`'s), longer on real
+    mail, and the file grows (by 40% on the bench's database)."""
+    db.execute(
+        "CREATE VIRTUAL TABLE message_trigram USING fts5("
+        "subject, from_name, body_text, tokenize='trigram', content='message', content_rowid='id')"
+    )
+    # Only these columns feed it: marking a mail read must not rewrite its trigrams.
+    db.execute(
+        "CREATE TRIGGER message_trigram_ai AFTER INSERT ON message BEGIN "
+        "INSERT INTO message_trigram (rowid, subject, from_name, body_text) "
+        "VALUES (new.id, new.subject, new.from_name, new.body_text); END"
+    )
+    db.execute(
+        "CREATE TRIGGER message_trigram_ad AFTER DELETE ON message BEGIN "
+        "INSERT INTO message_trigram (message_trigram, rowid, subject, from_name, body_text) "
+        "VALUES ('delete', old.id, old.subject, old.from_name, old.body_text); END"
+    )
+    db.execute(
+        "CREATE TRIGGER message_trigram_au AFTER UPDATE OF subject, from_name, body_text "
+        "ON message BEGIN "
+        "INSERT INTO message_trigram (message_trigram, rowid, subject, from_name, body_text) "
+        "VALUES ('delete', old.id, old.subject, old.from_name, old.body_text); "
+        "INSERT INTO message_trigram (rowid, subject, from_name, body_text) "
+        "VALUES (new.id, new.subject, new.from_name, new.body_text); END"
+    )
+    db.execute("INSERT INTO message_trigram (message_trigram) VALUES ('rebuild')")
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _v1_core, _v2_windows, _v3_mail_out, _v4_mail_reading, _v5_recurring_sync, _v6_unsubscribe,
-    _v7_window_updates,
+    _v7_window_updates, _v8_search_trigram,
 ]  # fmt: skip
 
 

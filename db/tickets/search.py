@@ -1,10 +1,11 @@
 """The desk's query language: filters and free text turned into a safe SQL condition on tickets.
 
 `fn:technical status:open assignee:me is:unassigned is:discrepancy is:during-window is:via-list
-window:7 age:>2h #42 printer jam` — filters narrow, the rest is searched in the FTS5 index.
-Nothing a user types can raise: every free-text word is quoted for FTS5 (sqlite-utils'
-`quote_fts` idea), and a filter that makes no sense is reported in `Query.problems` and ignored,
-never sent to SQLite.
+window:7 age:>2h #42 printer jam` — filters narrow, the rest is searched in the FTS5 index:
+words of scripts written without spaces (Chinese, Japanese, Thai…) in the trigram index, so
+they are found inside a sentence. Nothing a user types can raise: every free-text word is
+quoted for FTS5 (sqlite-utils' `quote_fts` idea), and a filter that makes no sense is
+reported in `Query.problems` and ignored, never sent to SQLite.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from db.core import clock
 from db.core.errors import DeskError
@@ -24,6 +26,19 @@ MAX_AGE = timedelta(days=36500)  # older than any mail; beyond it the date arith
 _AGE = re.compile(r"^([<>]=?)?(\d{1,6})([mhdw])$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 _NUMBER = re.compile(r"^#(\d{1,12})$")
+# Scripts written without spaces between words (Unicode blocks): Thai, Lao, Myanmar, Khmer,
+# hiragana, katakana, the CJK ideographs (with extension A, compatibility, and the planes above
+# U+20000), half-width katakana. Korean is written with spaces and stays with `unicode61`.
+_UNSEGMENTED = re.compile(
+    "[\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff"
+    "\uf900-\ufaff\uff66-\uff9f\U00020000-\U0003134f]"
+)
+TRIGRAM = 3  # FTS5's trigram tokenizer finds no string shorter than this
+SHORT_SCAN = 50_000  # the newest messages a 1-2 character word of those scripts is looked for in
+# From this many matching messages (of any number of tickets) on, the list's first page is found
+# by walking the tickets in list order and checking each against the matches, rather than by
+# sorting every matching ticket: a common word then costs as little as a rare one.
+DENSE = 5_000
 
 # The sort orders the list offers: the key columns (with direction) decide both ORDER BY and the
 # keyset comparison that finds a ticket's row number; the default is newest activity first.
@@ -115,6 +130,12 @@ def parse(text: str, agent: str = "") -> Query:
             _term(term, q, agent)
         else:
             q.words.append(term)
+    for word in q.words:
+        if _UNSEGMENTED.search(word) and len(word) < TRIGRAM:
+            q.problems.append(
+                f"{word} is looked for in the newest {SHORT_SCAN:,} messages only: "
+                f"words under {TRIGRAM} characters are not in the index"
+            )
     return q
 
 
@@ -128,18 +149,71 @@ def fts_expression(words: list[str]) -> str:
     return " ".join(quoted)
 
 
+def _text(words: list[str]) -> tuple[list[str], list[object], list[tuple[str, str]]]:
+    """Conditions on `message m` that the words make, their parameters, and the (index, FTS5
+    expression) pairs used, for judging how many messages match."""
+    plain = [w for w in words if not _UNSEGMENTED.search(w)]
+    grams = [w.replace("\x00", "") for w in words if _UNSEGMENTED.search(w)]
+    longer = [w for w in grams if len(w) >= TRIGRAM]
+    short = [w for w in grams if len(w) < TRIGRAM]
+    indexed: list[tuple[str, str]] = []
+    if plain:
+        indexed.append(("message_fts", fts_expression(plain)))
+    if longer:
+        # A trigram phrase matches the string anywhere, so no prefix mark is needed.
+        indexed.append(
+            ("message_trigram", " ".join('"' + w.replace('"', '""') + '"' for w in longer))
+        )
+    parts = [f"m.id IN (SELECT rowid FROM {table} WHERE {table} MATCH ?)" for table, _ in indexed]
+    params: list[object] = [expression for _, expression in indexed]
+    for word in short:
+        pattern = "%" + re.sub(r"([%_\\])", r"\\\1", word) + "%"
+        parts.append(
+            "(m.subject LIKE ? ESCAPE '\\' OR m.from_name LIKE ? ESCAPE '\\' "
+            "OR m.body_text LIKE ? ESCAPE '\\')"
+        )
+        params += [pattern, pattern, pattern]
+    if short:
+        # Without an index the scan is bounded: the newest messages, by their ids.
+        parts.append("m.id > (SELECT coalesce(max(id), 0) FROM message) - ?")
+        params.append(SHORT_SCAN)
+    return parts, params, indexed if not short else []
+
+
+def _dense(db: Any, indexed: list[tuple[str, str]]) -> bool:
+    """Whether every index lookup matches at least DENSE messages (counted up to DENSE only)."""
+    if not indexed:
+        return False
+    for table, expression in indexed:
+        # Without its prefix mark: FTS5 gathers a prefix's whole match list before the first
+        # row, and a word is no commoner than the prefix it is.
+        found = db.execute(
+            f"SELECT count(*) FROM (SELECT 1 FROM {table} WHERE {table} MATCH ? LIMIT ?)",
+            [expression.removesuffix("*"), DENSE],
+        ).fetchone()[0]
+        if found < DENSE:
+            return False
+    return True
+
+
 def _in(column: str, values: list[str], params: list) -> str:
     params.extend(values)
     return f"{column} IN ({', '.join('?' for _ in values)})"
 
 
-def where(q: Query, now: datetime | None = None) -> tuple[str, list[object]]:
-    """A condition on `ticket t` and its parameters; `1` when nothing narrows."""
+def where(q: Query, now: datetime | None = None, db: Any = None) -> tuple[str, list[object]]:
+    """A condition on `ticket t` and its parameters; `1` when nothing narrows.
+
+    With the database `db` (anything with `execute`), free text that matches many messages is
+    written so that SQLite walks the list's index and stops at the page (see DENSE); without it,
+    or for rarer text, the matching tickets are collected first, which is then the fast way."""
     parts: list[str] = []
     params: list[object] = []
     if q.functions:
+        # `+` keeps SQLite from listing the function's tickets and sorting them all: it walks
+        # the list's order and looks each ticket up in the set, stopping at the page.
         parts.append(
-            "t.id IN (SELECT ticket_id FROM ticket_function WHERE "
+            "+t.id IN (SELECT ticket_id FROM ticket_function WHERE "
             + _in("function", q.functions, params)
             + ")"
         )
@@ -173,11 +247,15 @@ def where(q: Query, now: datetime | None = None) -> tuple[str, list[object]]:
         parts.append(f"t.created_at {flipped} ?")
         params.append(cutoff)
     if q.words:
-        parts.append(
-            "t.id IN (SELECT m.ticket_id FROM message m WHERE m.id IN "
-            "(SELECT rowid FROM message_fts WHERE message_fts MATCH ?))"
-        )
-        params.append(fts_expression(q.words))
+        text, values, indexed = _text(q.words)
+        on_message = " AND ".join(text)
+        if db is not None and _dense(db, indexed):
+            parts.append(
+                f"EXISTS (SELECT 1 FROM message m WHERE m.ticket_id = t.id AND {on_message})"
+            )
+        else:
+            parts.append(f"t.id IN (SELECT m.ticket_id FROM message m WHERE {on_message})")
+        params += values
     return (" AND ".join(parts) or "1"), params
 
 

@@ -43,8 +43,36 @@ def page(
     )
 
 
-def count(db: sqlite_utils.Database, condition: str, params: list[object]) -> int:
-    return db.execute(f"SELECT count(*) FROM ticket t WHERE {condition}", params).fetchone()[0]
+def first_page(
+    db: sqlite_utils.Database,
+    condition: str,
+    params: list[object],
+    sort: str,
+    limit: int,
+    cap: int,
+) -> tuple[list[dict[str, Any]], int]:
+    """The list's first `limit` tickets and how many it holds, counted up to `cap` (show
+    "1,000+" when the count is `cap`, with cap = 1,001). One walk serves both, so a search
+    index's match set is gathered once."""
+    rows = list(
+        db.query(
+            f"SELECT t.* FROM ticket t WHERE {condition} ORDER BY {search.order_by(sort)} LIMIT ?",
+            [*params, max(limit, cap)],
+        )
+    )
+    return rows[:limit], len(rows)
+
+
+def count(
+    db: sqlite_utils.Database, condition: str, params: list[object], cap: int | None = None
+) -> int:
+    """How many tickets `condition` selects; with `cap`, counting stops there (a list then says
+    "1,000+" rather than walk 100,000 matches to say exactly)."""
+    if cap is None:
+        return db.execute(f"SELECT count(*) FROM ticket t WHERE {condition}", params).fetchone()[0]
+    return db.execute(
+        f"SELECT count(*) FROM (SELECT 1 FROM ticket t WHERE {condition} LIMIT ?)", [*params, cap]
+    ).fetchone()[0]
 
 
 def position(

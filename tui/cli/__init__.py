@@ -24,6 +24,8 @@ SUBCOMMANDS = (
     "tui.cli.outbox",
     "tui.cli.backup",
     "tui.cli.publish",
+    "tui.cli.search",
+    "tui.cli.export",
 )
 
 

@@ -142,7 +142,7 @@ class TicketList(ScrollView, can_focus=True):
         parsed = search.parse(query, self.agent)
 
         def job(db: Any) -> ListLoaded:
-            where = search.where(parsed, clock.now())
+            where = search.where(parsed, clock.now(), db)
             total = tickets.count(db, *where)
             spot = tickets.position(db, *where, sort, keep_id) if keep_id is not None else None
             cursor = spot if spot is not None else max(0, min(hint, total - 1))
