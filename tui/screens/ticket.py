@@ -202,7 +202,8 @@ class TicketScreen(TicketActions, Screen):
         return self.data["ticket"] if self.data else None
 
     def on_db_changed(self, message: DbChanged) -> None:
-        self.reload()
+        if message.touches(self.ticket_id):
+            self.reload()
 
     @work(thread=True, group="ticket", exclusive=True, exit_on_error=False)
     def reload(self) -> None:
