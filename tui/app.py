@@ -42,6 +42,15 @@ class DeskApp(App):
         self.set_keymap(self.settings.keys)
         self.push_screen(MainScreen())
         self.watch_database()
+        if self.settings.unnamed:
+            self.notify(
+                f'No agent name: set agent = "your name" under [desk] in {self.config.path}; '
+                f'until then your changes and notes are signed "{self.settings.agent}".',
+                title="Who are you?",
+                severity="warning",
+                timeout=30,
+                markup=False,
+            )
         for line in privacy.warnings(self.config.database, self.config.database_access):
             self.notify(line, title="Privacy on disk", severity="warning", timeout=30, markup=False)
 

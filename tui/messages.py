@@ -23,9 +23,6 @@ class DbChanged(Message, bubble=False):
             message.tickets = None if self.tickets is None else message.tickets | self.tickets
         return True
 
-    def touches(self, ticket_id: int) -> bool:
-        return self.tickets is None or ticket_id in self.tickets
-
 
 class ListLoaded(Message, bubble=False):
     """A fresh view of the ticket list: its length, where the cursor goes, the rows around it

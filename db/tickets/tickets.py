@@ -226,6 +226,19 @@ def events(db: sqlite_utils.Database, ticket_id: int) -> list[dict[str, Any]]:
     return rows
 
 
+def notes(db: sqlite_utils.Database, ticket_id: int) -> list[dict[str, Any]]:
+    """The ticket's internal notes, oldest first: [{"id", "at", "actor", "text"}]; kept in the
+    audit trail only, never in a message, so nothing sends them."""
+    return [
+        {"id": row[0], "at": row[1], "actor": row[2], "text": json.loads(row[3])["text"]}
+        for row in db.execute(
+            "SELECT id, at, actor, detail FROM ticket_event "
+            "WHERE ticket_id = ? AND action = 'note' ORDER BY id",
+            [ticket_id],
+        )
+    ]
+
+
 def open_counts(db: sqlite_utils.Database) -> dict[str, int]:
     """Open tickets (new, open, pending) per function, and under "" all of them."""
     statuses = ", ".join(f"'{s}'" for s in search.OPEN_STATUSES)
