@@ -20,6 +20,7 @@ from db.maintenance import discrepancy
 from db.tickets import search, tickets
 from tui import keys, safe, windows
 from tui.actions import TicketActions
+from tui.dialogs.health import HealthDialog
 from tui.dialogs.search import SearchDialog
 from tui.messages import DbChanged, Overview, PreviewLoaded
 from tui.widgets.banner import Banner
@@ -45,6 +46,7 @@ class MainScreen(TicketActions, Screen):
         # Per section: (ticket id, row) under the cursor when the agent left it.
         self.cursors: dict[int, tuple[int | None, int]] = {}
         self.preview_on = True
+        self.sources: list[dict[str, Any]] = []  # as the last overview found them
 
     def compose(self) -> ComposeResult:
         sections = self.app.settings.sections
@@ -145,10 +147,27 @@ class MainScreen(TicketActions, Screen):
         if self.preview_on:
             self.on_ticket_list_highlighted(TicketList.Highlighted(self.list.current))
 
+    def action_health(self) -> None:
+        self.app.push_screen(HealthDialog(self.sources))
+
     def action_discrepancies(self) -> None:
+        """Into the panel, and out of it again: the list's keys work as soon as it is left."""
         panel = self.query_one(DiscrepancyPanel)
-        if panel.display:
+        if panel.has_focus or not panel.display:
+            self.focus_list()
+        else:
             panel.focus()
+
+    def action_focus_list(self) -> None:
+        self.focus_list()
+
+    def focus_list(self) -> None:
+        self.list.focus()
+
+    def on_screen_resume(self) -> None:
+        # Back from a ticket (opened from the list or the panel) or a dialog: the list's keys.
+        if not isinstance(self.focused, TicketList):
+            self.focus_list()
 
     @on(TicketList.Opened)
     @on(DiscrepancyPanel.Opened)
@@ -215,7 +234,9 @@ class MainScreen(TicketActions, Screen):
         win = data["windows"]
         self.query_one(Banner).show(win, zone)
         can_send = self.app.config.mail.smtp is not None
-        self.query_one(StatusLine).show(data["sources"], data["outbox"], can_send)
+        self.sources = data["sources"]
+        health_key = keys.shown_keys(keys.binding("health"), self.app.settings.keys).split(",")[0]
+        self.query_one(StatusLine).show(data["sources"], data["outbox"], can_send, health_key)
         self.query_one(Volume).show(data["volume"], win["hours"])
         self.query_one(DiscrepancyPanel).show(data["reports"], win["titles"])
         self.list.refresh()

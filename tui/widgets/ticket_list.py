@@ -370,7 +370,7 @@ class TicketList(ScrollView, can_focus=True):
             if not self.new_above:
                 return header
             # Over the header's right end: how many came in above, and the key that goes there.
-            key = self.app.settings.keys.get("top", "g").split(",")[0]
+            key = keys.shown_keys(keys.binding("top"), self.app.settings.keys).split(",")[0]
             badge = Strip(
                 Text(f" {self.new_above:,} new ↑ {key} ", "bold black on yellow").render(
                     self.app.console
