@@ -17,15 +17,16 @@ def _b(
     return Binding(key, action, description, show=show, id=id, priority=priority)
 
 
-# Ticket actions work on the list's highlighted ticket and on the open ticket alike.
+# Ticket actions work on the list's highlighted ticket and on the open ticket alike. The rarer
+# ones stay out of the footer so that `? Help` still fits in it at 100 columns.
 TICKET_ACTIONS = [
     _b("a", "assign", "Assign", "assign"),
     _b("s", "status", "Status", "status"),
     _b("p", "priority", "Priority", "priority"),
     _b("t", "tags", "Tags", "tags"),
     _b("n", "note", "Note", "note"),
-    _b("d", "discrepancy", "Discrepancy", "discrepancy"),
-    _b("w", "window", "Window", "window"),
+    _b("d", "discrepancy", "Discrepancy", "discrepancy", show=False),
+    _b("w", "window", "Window", "window", show=False),
 ]
 
 # Help first: a narrow footer cuts off the end, and the agent must always find `?`.

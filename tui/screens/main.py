@@ -31,7 +31,11 @@ from tui.widgets.ticket_list import TicketList
 from tui.widgets.volume import HOURS, Volume
 
 REPORTS_SHOWN = 200
-NARROW = 110  # below this many columns the preview goes under the list
+# Below this many columns the preview goes under the list, which keeps the whole width: beside
+# it, the list would leave the subject too little (tui/widgets/ticket_list.py `widths`).
+NARROW = 150
+# Below this many rows the preview is hidden until `v`: the list needs the height.
+SHORT = 30
 SORT_ORDER = tuple(search.SORTS)
 
 
@@ -46,6 +50,7 @@ class MainScreen(TicketActions, Screen):
         # Per section: (ticket id, row) under the cursor when the agent left it.
         self.cursors: dict[int, tuple[int | None, int]] = {}
         self.preview_on = True
+        self._short: bool | None = None  # the height class the preview was last set for
         self.sources: list[dict[str, Any]] = []  # as the last overview found them
 
     def compose(self) -> ComposeResult:
@@ -78,6 +83,12 @@ class MainScreen(TicketActions, Screen):
 
     def on_resize(self) -> None:
         self.query_one("#body").set_class(self.size.width < NARROW, "narrow")
+        short = self.size.height < SHORT
+        self.set_class(short, "short")
+        if short != self._short:
+            # The screen's size decides until the agent does; `v` overrides it.
+            self._short = short
+            self.show_preview(not short)
 
     # -- the list ------------------------------------------------------------------------------
 
@@ -142,9 +153,12 @@ class MainScreen(TicketActions, Screen):
             self.apply_search("")
 
     def action_toggle_preview(self) -> None:
-        self.preview_on = not self.preview_on
-        self.query_one("#side").display = self.preview_on
-        if self.preview_on:
+        self.show_preview(not self.preview_on)
+
+    def show_preview(self, on: bool) -> None:
+        self.preview_on = on
+        self.query_one("#side").display = on
+        if on and self.list.loaded:
             self.on_ticket_list_highlighted(TicketList.Highlighted(self.list.current))
 
     def action_health(self) -> None:

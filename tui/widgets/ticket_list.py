@@ -33,19 +33,21 @@ from tui.messages import ListLoaded, PageLoaded
 
 PAGE = 100
 KEEP_PAGES = 12  # rows in memory stay under PAGE * KEEP_PAGES whatever the table holds
-# (title, width); the subject takes what is left.
+# (title, width); the requester's and the subject's widths follow the list's (see `widths`).
 COLUMNS = (
     ("", 5),
     ("#", 7),
     ("age", 4),
     ("function", 10),
-    ("requester", 22),
+    ("requester", 0),
     ("subject", 0),
     ("status", 8),
     ("assignee", 10),
     ("priority", 8),
 )
 SUBJECT_MIN = 16
+SUBJECT_WANTED = 40  # a column that would leave the subject less than this gives way
+REQUESTER = (12, 24)  # the requester's width: a sixth of the list, within these bounds
 MARKS = (  # (mark, meaning, style)
     ("D", "discrepancy report", "bold yellow"),
     ("W", "received during a window", "bold magenta"),
@@ -56,19 +58,22 @@ MARKS = (  # (mark, meaning, style)
 
 
 def widths(total: int) -> list[int]:
-    """Column widths for a list `total` cells wide: the subject takes what is left, and on a
-    narrow list priority, assignee and function give way and the requester shrinks first."""
+    """Column widths for a list `total` cells wide: the subject gets the room. The requester
+    takes a sixth of the width (12 to 24 cells); assignee, function and priority are shown, in
+    that order, only while the subject keeps SUBJECT_WANTED cells; the subject takes the rest."""
     out = [w for _, w in COLUMNS]
+    out[4] = max(REQUESTER[0], min(REQUESTER[1], total // 6))
+    for column in (3, 7, 8):  # function, assignee, priority: shown only while there is room
+        out[column] = 0
 
-    def used() -> int:
-        return sum(w + 1 for w in out if w) + SUBJECT_MIN + 1
+    def left() -> int:
+        return total - sum(w + 1 for w in out if w) - 1
 
-    for column in (8, 7, 3):  # priority, assignee, function
-        if used() > total:
-            out[column] = 0
-    if used() > total:
-        out[4] = 12
-    out[5] = max(SUBJECT_MIN, total - used() + SUBJECT_MIN)
+    for column in (7, 3, 8):  # assignee, function, priority
+        width = COLUMNS[column][1]
+        if left() - width - 1 >= SUBJECT_WANTED:
+            out[column] = width
+    out[5] = max(SUBJECT_MIN, left())
     return out
 
 
