@@ -3,6 +3,7 @@ reports, the volume chart and the sources' health."""
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -11,6 +12,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
+from textual.timer import Timer
 from textual.widgets import Footer, Static, Tab, Tabs
 
 from db.core import clock
@@ -36,6 +38,7 @@ REPORTS_SHOWN = 200
 NARROW = 150
 # Below this many rows the preview is hidden until `v`: the list needs the height.
 SHORT = 30
+COUNTS_SECONDS = 2.0
 SORT_ORDER = tuple(search.SORTS)
 
 
@@ -51,6 +54,8 @@ class MainScreen(TicketActions, Screen):
         self.cursors: dict[int, tuple[int | None, int]] = {}
         self.preview_on = True
         self._short: bool | None = None  # the height class the preview was last set for
+        self._counted = 0.0  # time.monotonic() of the last open counts asked for
+        self._counts_timer: Timer | None = None
         self.sources: list[dict[str, Any]] = []  # as the last overview found them
 
     def compose(self) -> ComposeResult:
@@ -103,10 +108,25 @@ class MainScreen(TicketActions, Screen):
 
     def on_db_changed(self, message: DbChanged) -> None:
         # Sources' health and the outbox write often; the list only moves when a ticket did.
-        tickets_changed = message.tickets is None or bool(message.tickets)
-        if tickets_changed:
-            self.reload()
-        self.load_overview(tickets_changed)
+        if message.tickets is not None and not message.tickets:
+            self.load_overview(False)
+            return
+        self.reload()
+        # The open counts scan the open tickets: during a flood of mail at most one count per
+        # COUNTS_SECONDS, and one more after the last change so that they end up right.
+        wait = self._counted + COUNTS_SECONDS - time.monotonic()
+        if wait <= 0:
+            self._counted = time.monotonic()
+            self.load_overview(True)
+        else:
+            self.load_overview(False)
+            if self._counts_timer is None:
+                self._counts_timer = self.set_timer(wait, self._count_again)
+
+    def _count_again(self) -> None:
+        self._counts_timer = None
+        self._counted = time.monotonic()
+        self.load_overview(True)
 
     @on(Tabs.TabActivated)
     def switch_section(self, event: Tabs.TabActivated) -> None:
