@@ -23,6 +23,7 @@ from tui.screens.reply import ReplyScreen
 from tui.screens.ticket import TicketScreen
 from tui.widgets.discrepancy_panel import DiscrepancyPanel
 from tui.widgets.picker import Picker
+from tui.widgets.reader import Reader
 from tui.widgets.ticket_list import TicketList
 
 pytestmark = pytest.mark.anyio
@@ -59,6 +60,7 @@ def test_every_binding_of_every_screen_is_described_once_in_its_group():
     for owner in (DeskApp, MainScreen, TicketList, TicketScreen, ReplyScreen, DiscrepancyPanel):
         assert {b.id for b in owner.BINDINGS} <= described, owner.__name__
     assert {b.id for b in Picker.BINDINGS} <= described
+    assert {b.id for b in Reader.BINDINGS} <= described
     everything = " ".join(what for _, entries in keys.rows({}) for _, what, _ in entries)
     for needed in ("ctrl+p", "retry a failed mail", "read the ticket again", "queue the reply"):
         assert needed in everything or any(
@@ -147,3 +149,21 @@ async def test_the_palette_lists_the_desks_commands_before_anything_is_typed(des
         prompts = [str(commands.get_option_at_index(i).prompt) for i in range(count)]
         assert "Assign to me" in prompts[0]
         assert any("Sources' health" in p for p in prompts)
+
+
+async def test_j_k_g_G_read_the_help(desk):
+    app = DeskApp(desk)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await open_list(pilot)
+        await pilot.press("question_mark")
+        reader = app.screen.query_one(Reader)
+        await pilot.pause(0.1)
+        assert reader.has_focus and reader.max_scroll_y > 3
+        await pilot.press("j", "j", "j")
+        assert 3 == reader.scroll_y
+        await pilot.press("k")
+        assert 2 == reader.scroll_y
+        await pilot.press("G")
+        assert reader.max_scroll_y == reader.scroll_y
+        await pilot.press("g")
+        assert 0 == reader.scroll_y

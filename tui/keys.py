@@ -86,6 +86,10 @@ TICKET = [
     _b("G,end", "scroll_end", "Bottom", "scroll_bottom", show=False),
 ]
 
+# Reading a long view (the thread, the audit trail, help): the ticket screen's scroll keys, by
+# the same ids, so one remap moves both.
+SCROLL = TICKET[-4:]
+
 # The composer's keys win over the text area's own (ctrl+e is its end-of-line; `end` still is).
 REPLY = [
     _b("ctrl+s", "send", "Send", "send", priority=True),

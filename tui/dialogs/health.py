@@ -7,11 +7,12 @@ from typing import Any
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Vertical, VerticalScroll
+from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Label, Static
 
 from db.core import clock
+from tui.widgets.reader import Reader
 from tui.widgets.status_line import details
 
 
@@ -25,7 +26,7 @@ class HealthDialog(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog wide"):
             yield Label("Mail sources", classes="dialog-title")
-            with VerticalScroll():
+            with Reader():
                 lines = details(self.sources, clock.now())
                 for line in lines or [Text("No mail source has reported yet.", "yellow")]:
                     yield Static(line)

@@ -7,24 +7,23 @@ from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from tui import keys
 from tui.dialogs.search import SYNTAX
+from tui.widgets.reader import Reader
 from tui.widgets.ticket_list import MARKS
 
 
 class HelpScreen(ModalScreen[None]):
-    BINDINGS = [
-        Binding("escape,q,question_mark", "dismiss(None)", "Close"),
-        Binding("j,down", "scroll('down')", show=False),
-        Binding("k,up", "scroll('up')", show=False),
-    ]
+    BINDINGS = [Binding("escape,q,question_mark", "dismiss(None)", "Close")]
+
+    def on_mount(self) -> None:
+        self.query_one(Reader).focus()
 
     def compose(self) -> ComposeResult:
-        with VerticalScroll(classes="dialog wide", id="help"):
+        with Reader(classes="dialog wide", id="help"):
             yield Static(Text("Valuit Desk: keys", "bold"))
             for title, entries in keys.rows(self.app.settings.keys):
                 table = Table(title=title, title_justify="left", box=None, show_header=False)
@@ -41,10 +40,3 @@ class HelpScreen(ModalScreen[None]):
             yield Static(marks)
             yield Static(Text("Search: /\n" + SYNTAX))
             yield Static(Text("Remap keys in [keys] of config.toml: binding id = key(s).", "dim"))
-
-    def action_scroll(self, direction: str) -> None:
-        help_view = self.query_one("#help", VerticalScroll)
-        if direction == "down":
-            help_view.scroll_down(animate=False)
-        else:
-            help_view.scroll_up(animate=False)
