@@ -4,6 +4,8 @@ and mail shown with its sender's line breaks."""
 
 from __future__ import annotations
 
+from email.message import EmailMessage
+
 import pytest
 from textual.widgets._footer import FooterKey
 
@@ -128,3 +130,32 @@ async def test_the_preview_keeps_the_senders_line_breaks_and_wraps_a_paragraph(d
         paragraph = BODY.split("\n")[-1]
         assert paragraph == " ".join(line for line in lines[second:] if line)
         assert len([line for line in lines[second:] if line]) > 1
+
+
+async def test_a_format_flowed_mail_is_reflowed_and_a_fixed_one_is_not(tmp_path, monkeypatch):
+    monkeypatch.setenv("DESK_NOW", NOW)
+    config = build_config(tmp_path)
+    soft = "Soft broken line one \nwith its continuation.\nHard line two.\n"
+    for n, params in ((1, {"format": "flowed"}), (2, {})):
+        message = EmailMessage()
+        message["From"], message["To"] = f"c{n}@example.com", "technical@valuit.com"
+        message["Subject"], message["Message-ID"] = f"Flowed {n}", f"<f{n}@example.com>"
+        message.set_content(soft, params=params)
+        deliver(config.database, bytes(message), at=NOW)
+    app = DeskApp(config)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await started(pilot)
+        preview = app.screen.query_one("#preview")
+
+        async def body_lines(ticket: int) -> list[str]:
+            await until(pilot, lambda: preview.shown == ticket)
+            await pilot.pause(0.1)
+            return [
+                line.strip() for line in shown(app.screen.query_one("#preview-body")).split("\n")
+            ]
+
+        fixed = await body_lines(2)  # newest first
+        assert ["Soft broken line one", "with its continuation.", "Hard line two."] == fixed[5:8]
+        await pilot.press("j")
+        flowed = await body_lines(1)
+        assert ["Soft broken line one with its continuation.", "Hard line two."] == flowed[5:7]

@@ -53,3 +53,14 @@ def test_the_agent_is_the_configured_name_never_the_login_account(tmp_path, monk
     monkeypatch.setenv("DESK_USER", "olga")  # a `desk serve` login
     served = load(parse({"database": {"path": "d.db"}, "desk": {"agent": "maria"}}, path))
     assert "olga" == served.agent
+
+
+async def test_a_desk_with_no_agent_name_says_where_to_set_it(tmp_path, monkeypatch):
+    monkeypatch.delenv("DESK_USER", raising=False)
+    config = parse({"database": {"path": str(tmp_path / "d.db")}}, tmp_path / "config.toml")
+    app = DeskApp(config)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        said = " ".join(n.message for n in app._notifications)
+    assert f'set agent = "your name" under [desk] in {tmp_path / "config.toml"}' in said
+    assert 'signed "agent"' in said
