@@ -94,6 +94,62 @@ def sql_figures(path: Path) -> None:
     volume = _best(tickets.hourly_volume, db, clock.parse(END), 72)
     print(f"  tickets per hour, 72 h   {volume:.1f} ms")
     db.close()
+    live_figures(path)
+
+
+def _tick(db, where, sort: str, ticket_id: int, rows: int, seen_top) -> None:
+    """What one live tick of the list reads (tui/widgets/ticket_list.py `_load`)."""
+    tickets.count(db, *where)
+    keys = tickets.sort_keys(db, *where, sort, ticket_id)
+    cursor = tickets.count_before(db, *where, sort, keys)
+    tickets.sort_keys(db, *where, sort)
+    tickets.count_before(db, *where, sort, seen_top)
+    if cursor > rows:
+        tickets.around(db, *where, sort, keys, rows, rows + 1)
+    else:
+        tickets.page(db, *where, sort, 0, 100)
+
+
+def live_figures(path: Path) -> None:
+    """A live tick at the top and at row 50,000, against re-reading the cursor's pages by OFFSET
+    (the list's way before the change feed) in the same run; and the change feed's own poll."""
+    from db.tickets.live import Watcher
+
+    db = open_db(path, migrate=False)
+    where = search.where(search.parse(""))
+    top = tickets.sort_keys(db, *where, "newest")
+    total = tickets.count(db, *where)
+    for label, row in (("the top", 0), ("row 50,000", total // 2)):
+        ticket = tickets.page(db, *where, "newest", row, 1)[0]["id"]
+        tick = _best(_tick, db, where, "newest", ticket, 40, top)
+        page = row // 100
+
+        def by_offset(ticket: int = ticket, row: int = row) -> None:
+            tickets.count(db, *where)
+            tickets.position(db, *where, "newest", ticket)
+            for n in range(max(0, row - 40) // 100, (row + 40) // 100 + 1):
+                tickets.page(db, *where, "newest", n * 100, 100)
+
+        baseline = _best(by_offset)
+        print(
+            f"  live tick at {label:10}: {tick:6.1f} ms "
+            f"(baseline, pages by OFFSET: {baseline:6.1f} ms; page {page})"
+        )
+    watcher = Watcher(path)
+    db.execute("CREATE TABLE IF NOT EXISTS bench_poke (x)")
+    db.conn.commit()
+    poll = _best(watcher.changed)
+
+    def poked() -> None:
+        with db.conn:
+            db.execute("INSERT INTO bench_poke VALUES (1)")
+        watcher.changed()
+
+    poke = _best(poked)
+    print(f"  change feed: poll {poll:.2f} ms; a commit and the poll after it {poke:.2f} ms")
+    watcher.close()
+    db.execute("DROP TABLE bench_poke")
+    db.close()
 
 
 async def app_figures(path: Path, say: list[str], *, animate: bool = True) -> None:

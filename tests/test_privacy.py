@@ -148,7 +148,7 @@ def test_a_team_database_in_a_folder_without_setgid_is_warned_about(tmp_path):
 
 @pytest.mark.anyio
 async def test_the_desk_shows_the_looser_database_warning(tmp_path):
-    desk = build_config(tmp_path)
+    desk = build_config(tmp_path, {"desk": {"agent": "maria"}})  # no "who are you?" notice
     open_db(desk.database).close()
     desk.database.chmod(0o604)
     app = DeskApp(desk)

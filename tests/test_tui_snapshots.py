@@ -37,13 +37,30 @@ async def settled(pilot) -> None:
     screen = pilot.app.screen
     listing = screen.query_one(TicketList)
     await until(pilot, lambda: listing.loaded and listing.current is not None)
-    await until(pilot, lambda: screen.query_one("#preview").shown == listing.current["id"])
+    if screen.preview_on:  # hidden on a short screen
+        await until(pilot, lambda: screen.query_one("#preview").shown == listing.current["id"])
     await until(pilot, lambda: "W1" in str(screen.query_one("#banner").render()))
     await pilot.pause(0.1)
 
 
 def test_main_screen(app, snap_compare):
     assert snap_compare(app, terminal_size=SIZE, run_before=settled)
+
+
+@pytest.mark.parametrize("size", [(80, 24), (160, 48)], ids=["80x24", "160x48"])
+def test_main_screen_at(app, snap_compare, size):
+    assert snap_compare(app, terminal_size=size, run_before=settled)
+
+
+@pytest.mark.parametrize("size", [(80, 24), (160, 48)], ids=["80x24", "160x48"])
+def test_ticket_screen_at(app, snap_compare, size):
+    async def opened(pilot) -> None:
+        await settled(pilot)
+        await pilot.press("j", "j", "enter")
+        await until(pilot, lambda: isinstance(app.screen, TicketScreen) and app.screen.data)
+        await pilot.pause(0.1)
+
+    assert snap_compare(app, terminal_size=size, run_before=opened)
 
 
 def test_ticket_screen(app, snap_compare):

@@ -42,6 +42,15 @@ class DeskApp(App):
         self.set_keymap(self.settings.keys)
         self.push_screen(MainScreen())
         self.watch_database()
+        if self.settings.unnamed:
+            self.notify(
+                f'No agent name: set agent = "your name" under [desk] in {self.config.path}; '
+                f'until then your changes and notes are signed "{self.settings.agent}".',
+                title="Who are you?",
+                severity="warning",
+                timeout=30,
+                markup=False,
+            )
         for line in privacy.warnings(self.config.database, self.config.database_access):
             self.notify(line, title="Privacy on disk", severity="warning", timeout=30, markup=False)
 
@@ -51,8 +60,9 @@ class DeskApp(App):
         worker = get_current_worker()
         try:
             while not worker.is_cancelled:
-                if watcher.changed():
-                    self.post_message(DbChanged())
+                change = watcher.changed()
+                if change is not None:
+                    self.post_message(DbChanged(change.tickets))
                 time.sleep(POLL_SECONDS)
         finally:
             watcher.close()
@@ -61,7 +71,7 @@ class DeskApp(App):
         # Every screen on the stack keeps itself fresh, so going back shows the present.
         for screen in self.screen_stack:
             if hasattr(screen, "on_db_changed"):
-                screen.post_message(DbChanged())
+                screen.post_message(DbChanged(message.tickets))
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         # Workers do not stop the app on error; the agent still has to hear about it.

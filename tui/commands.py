@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import partial
 
-from textual.command import Hit, Hits, Provider
+from textual.command import DiscoveryHit, Hit, Hits, Provider
 
 from db.core.migrations import PRIORITIES, STATUSES
 from tui.actions import TicketActions
@@ -20,7 +20,7 @@ def _commands(screen: object) -> list[tuple[str, str, str]]:
             *((f"Status: {s}", f"set_status('{s}')", "set the ticket's status") for s in STATUSES),
             ("Priority…", "priority", f"one of {', '.join(PRIORITIES)}"),
             ("Tags…", "tags", "set the ticket's tags"),
-            ("Add a note", "note", "an internal note in the audit trail"),
+            ("Add a note", "note", "an internal note in the thread, never sent"),
             ("Mark / unmark discrepancy", "discrepancy", "a report after maintenance"),
             ("Link / unlink a window", "window", "the maintenance window it is about"),
         ]
@@ -28,6 +28,8 @@ def _commands(screen: object) -> list[tuple[str, str, str]]:
         ("Search", "search", "filter the list"),
         ("Sort: next order", "sort", "newest, oldest, number, priority"),
         ("Toggle preview", "toggle_preview", "show or hide the preview pane"),
+        ("Sources' health", "health", "each mail source's state and last error"),
+        ("Discrepancy panel", "discrepancies", "into the panel and back to the list"),
         ("Refresh", "refresh", "read the database again"),
         ("Audit trail", "audit", "who did what when"),
         ("Show headers", "headers", "the message headers"),
@@ -40,6 +42,12 @@ def _commands(screen: object) -> list[tuple[str, str, str]]:
 
 
 class TicketCommands(Provider):
+    async def discover(self) -> Hits:
+        """Before anything is typed the palette lists the screen's commands, in this order."""
+        screen = self.screen
+        for name, action, help_text in _commands(screen):
+            yield DiscoveryHit(name, partial(screen.run_action, action), help=help_text)
+
     async def search(self, query: str) -> Hits:
         matcher = self.matcher(query)
         screen = self.screen

@@ -8,15 +8,27 @@ from textual.message import Message
 
 
 class DbChanged(Message, bubble=False):
-    """Someone (the daemon, another agent, this desk) committed to the database."""
+    """Someone (the daemon, another agent, this desk) committed to the database; `tickets`
+    names the tickets that changed (empty: none did), None when they are too many to name."""
+
+    def __init__(self, tickets: frozenset[int] | None = None) -> None:
+        super().__init__()
+        self.tickets = tickets
 
     def can_replace(self, message: Message) -> bool:
-        # A flood of new mail becomes one refresh.
-        return isinstance(message, DbChanged)
+        # A flood of new mail becomes one refresh: the pending one takes this one's tickets.
+        if not isinstance(message, DbChanged):
+            return False
+        if message.tickets is not None:
+            message.tickets = None if self.tickets is None else message.tickets | self.tickets
+        return True
 
 
 class ListLoaded(Message, bubble=False):
-    """A fresh view of the ticket list: its length, where the cursor goes, the first pages."""
+    """A fresh view of the ticket list: its length, where the cursor goes, the rows around it
+    (`pages` by page number, or `window`: the first row's index and the rows read by keyset),
+    the sort values of its first row (`top`) and how many rows sort before the first row the
+    agent last saw at the top (`new_above`)."""
 
     def __init__(
         self,
@@ -26,6 +38,11 @@ class ListLoaded(Message, bubble=False):
         pages: dict[int, list[dict[str, Any]]],
         where: tuple[str, list[object]],
         problems: list[str],
+        *,
+        window: tuple[int, list[dict[str, Any]]] | None = None,
+        top: tuple[object, ...] | None = None,
+        new_above: int = 0,
+        live: bool = False,
     ) -> None:
         super().__init__()
         self.generation = generation
@@ -34,6 +51,10 @@ class ListLoaded(Message, bubble=False):
         self.pages = pages
         self.where = where
         self.problems = problems
+        self.window = window
+        self.top = top
+        self.new_above = new_above
+        self.live = live
 
 
 class PageLoaded(Message, bubble=False):

@@ -2,7 +2,8 @@
 
 ```toml
 [desk]
-agent = "maria"                  # default: $USER; $DESK_USER overrides it
+agent = "maria"                  # who "me" is and whom the audit trail names
+                                 # ($DESK_USER, set by a `desk serve` login, overrides it)
 timezone = "Europe/Berlin"       # default: the machine's zone
 [[desk.section]]
 name = "Mine"
@@ -15,7 +16,6 @@ Mistakes are one line naming the file and the key, like the rest of the configur
 
 from __future__ import annotations
 
-import getpass
 import os
 from dataclasses import dataclass, field
 from datetime import tzinfo
@@ -34,26 +34,25 @@ class Section:
     query: str
 
 
+# Who acts when neither a `desk serve` login nor `[desk] agent` names the agent: never the
+# system account the desk runs as (root, a shared service user), which names no person.
+UNNAMED = "agent"
+
+
 @dataclass(frozen=True)
 class Settings:
     agent: str
     zone: tzinfo | None
     sections: tuple[Section, ...]
     keys: dict[str, str] = field(default_factory=dict)
-
-
-def _agent() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "agent"
+    unnamed: bool = False  # True when `agent` is UNNAMED: the desk says how to name oneself
 
 
 def load(config: Config) -> Settings:
     desk = Reader(config.path, "desk", config.raw.get("desk", {}))
     # DESK_USER first: `desk serve` sets it to the agent who logged in, whatever the shared
     # config says; the ops commands (tui/cli/ops.py) read it too.
-    agent = os.environ.get("DESK_USER") or desk.get("agent", str, "") or _agent()
+    agent = (os.environ.get("DESK_USER") or desk.get("agent", str, "")).strip()
     sections = [Section("All", ""), *(Section(f.capitalize(), f"fn:{f}") for f in FUNCTIONS)]
     saved = desk.get("section", list, [])
     for index, table in enumerate(saved):
@@ -69,7 +68,8 @@ def load(config: Config) -> Settings:
         if not value.strip():
             keys.fail(name, 'is empty; name a key such as "A" or "ctrl+a"')
     return Settings(
-        agent=agent,
+        agent=agent or UNNAMED,
+        unnamed=not agent,
         zone=ZoneInfo(config.timezone) if config.timezone else None,
         sections=tuple(sections),
         keys=keymap,

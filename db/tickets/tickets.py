@@ -75,20 +75,85 @@ def count(
     ).fetchone()[0]
 
 
-def position(
-    db: sqlite_utils.Database, condition: str, params: list[object], sort: str, ticket_id: int
-) -> int | None:
-    """The row a ticket is on in the list, or None when the list does not hold it."""
-    keys = db.execute(
-        f"SELECT {search.key_values(sort)} FROM ticket t WHERE t.id = ? AND ({condition})",
-        [ticket_id, *params],
-    ).fetchone()
-    if keys is None:
-        return None
+def sort_keys(
+    db: sqlite_utils.Database,
+    condition: str,
+    params: list[object],
+    sort: str,
+    ticket_id: int | None = None,
+) -> tuple[object, ...] | None:
+    """The values `sort` orders by for one ticket of the list, or for its first row when
+    `ticket_id` is None; None when the list does not hold it (or is empty)."""
+    keys = search.key_values(sort)
+    if ticket_id is None:
+        row = db.execute(
+            f"SELECT {keys} FROM ticket t WHERE {condition} "
+            f"ORDER BY {search.order_by(sort)} LIMIT 1",
+            params,
+        ).fetchone()
+    else:
+        row = db.execute(
+            f"SELECT {keys} FROM ticket t WHERE t.id = ? AND ({condition})",
+            [ticket_id, *params],
+        ).fetchone()
+    return tuple(row) if row is not None else None
+
+
+def count_before(
+    db: sqlite_utils.Database,
+    condition: str,
+    params: list[object],
+    sort: str,
+    keys: tuple[object, ...],
+) -> int:
+    """How many rows of the list sort before a row with sort values `keys` (through the sort's
+    index: the cost grows with the answer, not with the table)."""
     return db.execute(
         f"SELECT count(*) FROM ticket t WHERE ({condition}) AND {search.before(sort)}",
         [*params, *keys],
     ).fetchone()[0]
+
+
+def position(
+    db: sqlite_utils.Database, condition: str, params: list[object], sort: str, ticket_id: int
+) -> int | None:
+    """The row a ticket is on in the list, or None when the list does not hold it."""
+    keys = sort_keys(db, condition, params, sort, ticket_id)
+    return None if keys is None else count_before(db, condition, params, sort, keys)
+
+
+def around(
+    db: sqlite_utils.Database,
+    condition: str,
+    params: list[object],
+    sort: str,
+    keys: tuple[object, ...],
+    before: int,
+    after: int,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Up to `before` rows just before the row with sort values `keys`, in list order, and up to
+    `after` rows from that row on: the rows on screen around a ticket deep in the list, read by
+    keyset (the sort's index) instead of OFFSET, whose cost grows with the depth."""
+    columns = [expr for expr, _ in search.SORTS[sort]]
+    ascending = search.SORTS[sort][0][1] == "ASC"
+    row_value, marks = f"({', '.join(columns)})", f"({', '.join('?' for _ in columns)})"
+    reverse = ", ".join(f"{c} {'DESC' if ascending else 'ASC'}" for c in columns)
+    head = list(
+        db.query(
+            f"SELECT t.* FROM ticket t WHERE ({condition}) AND {search.before(sort)} "
+            f"ORDER BY {reverse} LIMIT ?",
+            [*params, *keys, before],
+        )
+    )
+    tail = list(
+        db.query(
+            f"SELECT t.* FROM ticket t WHERE ({condition}) "
+            f"AND {row_value} {'>=' if ascending else '<='} {marks} "
+            f"ORDER BY {search.order_by(sort)} LIMIT ?",
+            [*params, *keys, after],
+        )
+    )
+    return head[::-1], tail
 
 
 def get(db: sqlite_utils.Database, ticket_id: int) -> dict[str, Any]:
@@ -187,6 +252,19 @@ def events(db: sqlite_utils.Database, ticket_id: int) -> list[dict[str, Any]]:
     for row in rows:
         row["detail"] = json.loads(row["detail"] or "{}")
     return rows
+
+
+def notes(db: sqlite_utils.Database, ticket_id: int) -> list[dict[str, Any]]:
+    """The ticket's internal notes, oldest first: [{"id", "at", "actor", "text"}]; kept in the
+    audit trail only, never in a message, so nothing sends them."""
+    return [
+        {"id": row[0], "at": row[1], "actor": row[2], "text": json.loads(row[3])["text"]}
+        for row in db.execute(
+            "SELECT id, at, actor, detail FROM ticket_event "
+            "WHERE ticket_id = ? AND action = 'note' ORDER BY id",
+            [ticket_id],
+        )
+    ]
 
 
 def open_counts(db: sqlite_utils.Database) -> dict[str, int]:

@@ -8,12 +8,13 @@ from typing import Any
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Vertical, VerticalScroll
+from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Label, Static
 
 from tui import safe
 from tui.format import local
+from tui.widgets.reader import Reader
 
 
 def describe(event: dict[str, Any], zone: tzinfo | None) -> Text:
@@ -45,6 +46,6 @@ class AuditDialog(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog wide"):
             yield Label(f"Audit trail of #{self.ticket_id}", classes="dialog-title")
-            with VerticalScroll():
+            with Reader():
                 for event in self.events:
                     yield Static(describe(event, self.zone))

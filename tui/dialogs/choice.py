@@ -10,6 +10,8 @@ from textual.screen import ModalScreen
 from textual.widgets import Label, OptionList
 from textual.widgets.option_list import Option
 
+from tui.widgets.picker import Picker
+
 
 class ChoiceDialog(ModalScreen[str | None]):
     BINDINGS = [Binding("escape", "dismiss(None)", "Cancel")]
@@ -24,7 +26,7 @@ class ChoiceDialog(ModalScreen[str | None]):
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
             yield Label(Text(self.title_text), classes="dialog-title")
-            yield OptionList(*(Option(Text(label), id=value) for value, label in self.choices))
+            yield Picker(*(Option(Text(label), id=value) for value, label in self.choices))
 
     def on_mount(self) -> None:
         options = self.query_one(OptionList)

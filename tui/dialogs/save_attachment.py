@@ -15,6 +15,7 @@ from textual.widgets.option_list import Option
 
 from db.mailin.names import safe_name
 from tui import safe
+from tui.widgets.picker import Picker
 
 
 class SaveAttachmentDialog(ModalScreen[tuple[int, Path] | None]):
@@ -36,7 +37,7 @@ class SaveAttachmentDialog(ModalScreen[tuple[int, Path] | None]):
                 label.append(f"  {a['content_type']}, {a['size']} bytes → ", "dim")
                 label.append_text(safe.text(safe_name(a["safe_name"]), "dim"))
                 options.append(Option(label, id=str(a["id"])))
-            yield OptionList(*options)
+            yield Picker(*options)
             yield Label(Text("into folder:"))
             yield Input(value=str(self.folder), id="folder")
 

@@ -3,6 +3,7 @@ reports, the volume chart and the sources' health."""
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -11,6 +12,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
+from textual.timer import Timer
 from textual.widgets import Footer, Static, Tab, Tabs
 
 from db.core import clock
@@ -20,6 +22,7 @@ from db.maintenance import discrepancy
 from db.tickets import search, tickets
 from tui import keys, safe, windows
 from tui.actions import TicketActions
+from tui.dialogs.health import HealthDialog
 from tui.dialogs.search import SearchDialog
 from tui.messages import DbChanged, Overview, PreviewLoaded
 from tui.widgets.banner import Banner
@@ -30,7 +33,12 @@ from tui.widgets.ticket_list import TicketList
 from tui.widgets.volume import HOURS, Volume
 
 REPORTS_SHOWN = 200
-NARROW = 110  # below this many columns the preview goes under the list
+# Below this many columns the preview goes under the list, which keeps the whole width: beside
+# it, the list would leave the subject too little (tui/widgets/ticket_list.py `widths`).
+NARROW = 150
+# Below this many rows the preview is hidden until `v`: the list needs the height.
+SHORT = 30
+COUNTS_SECONDS = 2.0
 SORT_ORDER = tuple(search.SORTS)
 
 
@@ -45,6 +53,10 @@ class MainScreen(TicketActions, Screen):
         # Per section: (ticket id, row) under the cursor when the agent left it.
         self.cursors: dict[int, tuple[int | None, int]] = {}
         self.preview_on = True
+        self._short: bool | None = None  # the height class the preview was last set for
+        self._counted = 0.0  # time.monotonic() of the last open counts asked for
+        self._counts_timer: Timer | None = None
+        self.sources: list[dict[str, Any]] = []  # as the last overview found them
 
     def compose(self) -> ComposeResult:
         sections = self.app.settings.sections
@@ -69,13 +81,19 @@ class MainScreen(TicketActions, Screen):
         self.query_one(DiscrepancyPanel).display = False
         self.query_one("#search-line").display = False
         self.list.focus()
-        self.reload()
+        self.list.show(self.full_query(), self.sort, None)
         self.load_overview()
         # Ages, "ends in" and overdue marks move with the clock even when nothing is written.
         self.set_interval(30, self.load_overview)
 
     def on_resize(self) -> None:
         self.query_one("#body").set_class(self.size.width < NARROW, "narrow")
+        short = self.size.height < SHORT
+        self.set_class(short, "short")
+        if short != self._short:
+            # The screen's size decides until the agent does; `v` overrides it.
+            self._short = short
+            self.show_preview(not short)
 
     # -- the list ------------------------------------------------------------------------------
 
@@ -83,17 +101,32 @@ class MainScreen(TicketActions, Screen):
         return f"{self.app.settings.sections[self.section].query} {self.query_text}".strip()
 
     def reload(self) -> None:
-        ticket = self.list.current
-        self.list.show(
-            self.full_query(), self.sort, ticket["id"] if ticket else None, self.list.cursor
-        )
+        self.list.live()
 
     def current_ticket(self) -> dict[str, Any] | None:
         return self.list.current
 
     def on_db_changed(self, message: DbChanged) -> None:
+        # Sources' health and the outbox write often; the list only moves when a ticket did.
+        if message.tickets is not None and not message.tickets:
+            self.load_overview(False)
+            return
         self.reload()
-        self.load_overview()
+        # The open counts scan the open tickets: during a flood of mail at most one count per
+        # COUNTS_SECONDS, and one more after the last change so that they end up right.
+        wait = self._counted + COUNTS_SECONDS - time.monotonic()
+        if wait <= 0:
+            self._counted = time.monotonic()
+            self.load_overview(True)
+        else:
+            self.load_overview(False)
+            if self._counts_timer is None:
+                self._counts_timer = self.set_timer(wait, self._count_again)
+
+    def _count_again(self) -> None:
+        self._counts_timer = None
+        self._counted = time.monotonic()
+        self.load_overview(True)
 
     @on(Tabs.TabActivated)
     def switch_section(self, event: Tabs.TabActivated) -> None:
@@ -116,7 +149,8 @@ class MainScreen(TicketActions, Screen):
     def action_sort(self) -> None:
         self.sort = SORT_ORDER[(SORT_ORDER.index(self.sort) + 1) % len(SORT_ORDER)]
         self.notify(f"sorted by {self.sort}", timeout=2)
-        self.reload()
+        ticket = self.list.current
+        self.list.show(self.full_query(), self.sort, ticket["id"] if ticket else None)
 
     def action_refresh(self) -> None:
         self.reload()
@@ -139,15 +173,35 @@ class MainScreen(TicketActions, Screen):
             self.apply_search("")
 
     def action_toggle_preview(self) -> None:
-        self.preview_on = not self.preview_on
-        self.query_one("#side").display = self.preview_on
-        if self.preview_on:
+        self.show_preview(not self.preview_on)
+
+    def show_preview(self, on: bool) -> None:
+        self.preview_on = on
+        self.query_one("#side").display = on
+        if on and self.list.loaded:
             self.on_ticket_list_highlighted(TicketList.Highlighted(self.list.current))
 
+    def action_health(self) -> None:
+        self.app.push_screen(HealthDialog(self.sources))
+
     def action_discrepancies(self) -> None:
+        """Into the panel, and out of it again: the list's keys work as soon as it is left."""
         panel = self.query_one(DiscrepancyPanel)
-        if panel.display:
+        if panel.has_focus or not panel.display:
+            self.focus_list()
+        else:
             panel.focus()
+
+    def action_focus_list(self) -> None:
+        self.focus_list()
+
+    def focus_list(self) -> None:
+        self.list.focus()
+
+    def on_screen_resume(self) -> None:
+        # Back from a ticket (opened from the list or the panel) or a dialog: the list's keys.
+        if not isinstance(self.focused, TicketList):
+            self.focus_list()
 
     @on(TicketList.Opened)
     @on(DiscrepancyPanel.Opened)
@@ -180,14 +234,16 @@ class MainScreen(TicketActions, Screen):
     # -- around the list -----------------------------------------------------------------------
 
     @work(thread=True, group="overview", exclusive=True, exit_on_error=False)
-    def load_overview(self) -> None:
+    def load_overview(self, counts: bool = True) -> None:
+        """Everything around the list; the open counts (a scan of the open tickets, ~50 ms at
+        100,000) only when `counts`, as a ticket changed."""
         ahead = timedelta(hours=self.app.config.maintenance.announce_hours)
 
         def job(db: Any) -> Overview:
             now = clock.now()
             return Overview(
                 {
-                    "counts": tickets.open_counts(db),
+                    "counts": tickets.open_counts(db) if counts else None,
                     "sources": sources.all_states(db),
                     "outbox": outbox.counts(db),
                     "volume": tickets.hourly_volume(db, now, HOURS),
@@ -200,7 +256,8 @@ class MainScreen(TicketActions, Screen):
 
     def on_overview(self, message: Overview) -> None:
         data, zone = message.data, self.app.settings.zone
-        for i, section in enumerate(self.app.settings.sections):
+        counted = self.app.settings.sections if data["counts"] is not None else ()
+        for i, section in enumerate(counted):
             label = Text(section.name)
             fn = section.query[3:] if section.query.startswith("fn:") else None
             count = data["counts"].get("" if not section.query else fn or "", None)
@@ -210,7 +267,9 @@ class MainScreen(TicketActions, Screen):
         win = data["windows"]
         self.query_one(Banner).show(win, zone)
         can_send = self.app.config.mail.smtp is not None
-        self.query_one(StatusLine).show(data["sources"], data["outbox"], can_send)
+        self.sources = data["sources"]
+        health_key = keys.shown_keys(keys.binding("health"), self.app.settings.keys).split(",")[0]
+        self.query_one(StatusLine).show(data["sources"], data["outbox"], can_send, health_key)
         self.query_one(Volume).show(data["volume"], win["hours"])
         self.query_one(DiscrepancyPanel).show(data["reports"], win["titles"], win["impact"])
         self.list.refresh()

@@ -3,6 +3,7 @@ key, attachments, the audit trail, replying, and the same actions as the list.""
 
 from __future__ import annotations
 
+import bisect
 import json
 from collections.abc import Sequence
 from datetime import UTC
@@ -179,6 +180,16 @@ def message_view(
     return Group(*parts)
 
 
+def note_view(note: dict[str, Any], zone: Any) -> Group:
+    """An internal note in the thread, marked so that no one takes it for a mail."""
+    head = Text("INTERNAL NOTE", "bold black on yellow")
+    head.append(" by ", "bold")
+    head.append_text(safe.text(note["actor"], "bold"))
+    head.append(f"  {local(note['at'], zone)}", "dim")
+    head.append("  only agents see it; never sent", "dim italic")
+    return Group(head, safe.text(note["text"], multiline=True))
+
+
 class TicketScreen(TicketActions, Screen):
     BINDINGS = keys.TICKET
 
@@ -202,6 +213,8 @@ class TicketScreen(TicketActions, Screen):
         return self.data["ticket"] if self.data else None
 
     def on_db_changed(self, message: DbChanged) -> None:
+        # Every change, not only the ticket's events: a mail's outbox state (deferred, retried)
+        # changes without one. One ticket's thread is cheap to read, and unchanged is not redrawn.
         self.reload()
 
     @work(thread=True, group="ticket", exclusive=True, exit_on_error=False)
@@ -213,6 +226,7 @@ class TicketScreen(TicketActions, Screen):
                 "attachments": tickets.attachments(db, self.ticket_id),
                 "calendars": tickets.calendars(db, self.ticket_id),
                 "inline": tickets.inline_parts(db, self.ticket_id),
+                "notes": tickets.notes(db, self.ticket_id),
             }
 
         try:
@@ -269,6 +283,11 @@ class TicketScreen(TicketActions, Screen):
             )
             for m in self.data["thread"]
         ]
+        # Notes go between the messages by time; a note and a mail of the same second, mail first.
+        moments = [m["received_at"] for m in self.data["thread"]]
+        for note in reversed(self.data["notes"]):
+            spot = bisect.bisect_right(moments, note["at"])
+            views.insert(spot, Static(note_view(note, zone), classes="note"))
         self.shown = [m["id"] for m in self.data["thread"]]
         with self.app.batch_update():
             thread.remove_children()

@@ -17,7 +17,7 @@ from textual.message import Message
 from textual.widgets import Tree
 
 from db.core.migrations import FUNCTIONS
-from tui import safe
+from tui import keys, safe
 
 
 def _count(label: str, part: dict[str, int]) -> Text:
@@ -30,6 +30,7 @@ def _count(label: str, part: dict[str, int]) -> Text:
 
 
 class DiscrepancyPanel(Tree[int]):
+    BINDINGS = keys.PANEL
     DEFAULT_CSS = """
     DiscrepancyPanel { max-height: 12; border-top: solid $warning; }
     """
@@ -42,6 +43,7 @@ class DiscrepancyPanel(Tree[int]):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(Text("Windows and discrepancy reports"), **kwargs)
         self.show_root = False
+        self._shown: tuple[list[dict[str, Any]], dict[int, str], list[dict[str, Any]]] | None = None
 
     def show(
         self,
@@ -50,7 +52,12 @@ class DiscrepancyPanel(Tree[int]):
         impacts: Sequence[dict[str, Any]] = (),
     ) -> None:
         """`reports` newest first, each with its `window_id` (or None); `titles` by window id;
-        `impacts` as `tui.windows.overview` gives them (windows whose counts still move)."""
+        `impacts` as `tui.windows.overview` gives them (windows whose counts still move).
+        Unchanged, it is left alone; changed, the cursor stays on its ticket."""
+        if (reports, titles, list(impacts)) == self._shown:
+            return
+        self._shown = (reports, titles, list(impacts))
+        keep = self.cursor_node.data if self.cursor_node is not None else None
         groups: dict[int | None, list[dict[str, Any]]] = {w["id"]: [] for w in impacts}
         for report in reports:
             groups.setdefault(report["window_id"], []).append(report)
@@ -70,7 +77,9 @@ class DiscrepancyPanel(Tree[int]):
             for item in items:
                 leaf = Text(f"#{item['ticket']} ")
                 leaf.append_text(safe.text(item["subject"]))
-                node.add_leaf(leaf, data=item["ticket"])
+                added = node.add_leaf(leaf, data=item["ticket"])
+                if keep is not None and item["ticket"] == keep:
+                    self.call_after_refresh(self.move_cursor, added)
         self.display = bool(groups)
         # A Tree counts its lines only when drawn, so `height: auto` keeps the height it had
         # before these nodes (none, at first); every node is expanded: one line each, plus
@@ -91,6 +100,16 @@ class DiscrepancyPanel(Tree[int]):
         more = counts["linked_followups"] - len(window["followups"])
         if more > 0:
             node.add_leaf(Text(f"… {more} more follow-ups", "dim"))
+
+    def on_focus(self) -> None:
+        if self.cursor_line < 0:
+            self.cursor_line = 0
+
+    def action_first(self) -> None:
+        self.action_scroll_home()
+
+    def action_last(self) -> None:
+        self.action_scroll_end()
 
     def on_tree_node_selected(self, event: Tree.NodeSelected[int]) -> None:
         event.stop()

@@ -12,7 +12,7 @@ from textual.containers import VerticalScroll
 from textual.widgets import Static
 
 from tui import safe
-from tui.format import html_text, local
+from tui.format import html_text, local, mail_text
 
 PREVIEW_CHARS = 4000  # a preview, not the thread: the ticket screen shows the rest
 
@@ -81,5 +81,5 @@ class Preview(VerticalScroll):
         if last is not None:
             ours = "sent by us, " if last["direction"] == "out" else ""
             parts.append(Text(f"latest, {ours}{local(last['received_at'], zone)}:", "dim"))
-            parts.append(safe.text(body_of(last)[:PREVIEW_CHARS], multiline=True))
+            parts.append(mail_text(body_of(last)[:PREVIEW_CHARS]))
         self.query_one("#preview-body", Static).update(Group(*parts))

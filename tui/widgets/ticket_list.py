@@ -4,6 +4,11 @@ Like toolong's log view it never holds the table: it knows the list's length and
 pages of rows in an LRU cache; a row not in the cache is drawn as a placeholder while a worker
 fetches its page. Reloading (a new section, search, sort, or a change in the database) finds
 the highlighted ticket's new row with one keyset query, so the cursor stays on the same ticket.
+
+Live: when the database changes, the list reads its length, the cursor's row and the rows on
+screen again, by keyset around the cursor's ticket when it is deep in the list, so a tick costs
+the same at row 50,000 of 100,000 as at the top. At the top the new tickets appear there; further
+down the view stays on the agent's ticket and the header says "N new ↑" until they go up.
 """
 
 from __future__ import annotations
@@ -28,19 +33,21 @@ from tui.messages import ListLoaded, PageLoaded
 
 PAGE = 100
 KEEP_PAGES = 12  # rows in memory stay under PAGE * KEEP_PAGES whatever the table holds
-# (title, width); the subject takes what is left.
+# (title, width); the requester's and the subject's widths follow the list's (see `widths`).
 COLUMNS = (
     ("", 5),
     ("#", 7),
     ("age", 4),
     ("function", 10),
-    ("requester", 22),
+    ("requester", 0),
     ("subject", 0),
     ("status", 8),
     ("assignee", 10),
     ("priority", 8),
 )
 SUBJECT_MIN = 16
+SUBJECT_WANTED = 40  # a column that would leave the subject less than this gives way
+REQUESTER = (12, 24)  # the requester's width: a sixth of the list, within these bounds
 MARKS = (  # (mark, meaning, style)
     ("D", "discrepancy report", "bold yellow"),
     ("W", "received during a window", "bold magenta"),
@@ -51,19 +58,22 @@ MARKS = (  # (mark, meaning, style)
 
 
 def widths(total: int) -> list[int]:
-    """Column widths for a list `total` cells wide: the subject takes what is left, and on a
-    narrow list priority, assignee and function give way and the requester shrinks first."""
+    """Column widths for a list `total` cells wide: the subject gets the room. The requester
+    takes a sixth of the width (12 to 24 cells); assignee, function and priority are shown, in
+    that order, only while the subject keeps SUBJECT_WANTED cells; the subject takes the rest."""
     out = [w for _, w in COLUMNS]
+    out[4] = max(REQUESTER[0], min(REQUESTER[1], total // 6))
+    for column in (3, 7, 8):  # function, assignee, priority: shown only while there is room
+        out[column] = 0
 
-    def used() -> int:
-        return sum(w + 1 for w in out if w) + SUBJECT_MIN + 1
+    def left() -> int:
+        return total - sum(w + 1 for w in out if w) - 1
 
-    for column in (8, 7, 3):  # priority, assignee, function
-        if used() > total:
-            out[column] = 0
-    if used() > total:
-        out[4] = 12
-    out[5] = max(SUBJECT_MIN, total - used() + SUBJECT_MIN)
+    for column in (7, 3, 8):  # assignee, function, priority
+        width = COLUMNS[column][1]
+        if left() - width - 1 >= SUBJECT_WANTED:
+            out[column] = width
+    out[5] = max(SUBJECT_MIN, left())
     return out
 
 
@@ -120,7 +130,13 @@ class TicketList(ScrollView, can_focus=True):
         self.pages: OrderedDict[int, list[dict[str, Any]]] = OrderedDict()
         self._wanted: set[int] = set()
         self._where: tuple[str, list[object]] = ("0", [])
+        self._query = ""
         self._sort = "newest"
+        # Rows read by keyset around the cursor on a live reload: (index of the first, rows).
+        self.window: tuple[int, list[dict[str, Any]]] | None = None
+        self.top: tuple[object, ...] | None = None  # sort values of the list's first row
+        self.seen_top: tuple[object, ...] | None = None  # ...when the agent last saw the top
+        self.new_above = 0
         self._announced: int | None = None
         self._asked = 0.0
         self.last_load_ms = 0.0
@@ -130,29 +146,79 @@ class TicketList(ScrollView, can_focus=True):
     def show(self, query: str, sort: str, keep_id: int | None, hint: int = 0) -> None:
         """Fill the list for `query`; the cursor stays on `keep_id` if listed, else near `hint`."""
         self.generation += 1
-        self._sort = sort
+        self._query, self._sort = query, sort
         self._asked = time.perf_counter()
-        rows = max(self.size.height - 1, 10)
-        self._load(self.generation, query, sort, keep_id, hint, rows)
+        self.seen_top, self.new_above = None, 0
+        self._load(self.generation, query, sort, keep_id, hint, self._rows(), None, False)
+
+    def live(self) -> None:
+        """Read the list again after a change in the database, the cursor on its ticket; at the
+        top the view stays there, further down it stays on the ticket."""
+        self.generation += 1
+        self._asked = time.perf_counter()
+        ticket = self.current
+        at_top = self.scroll_y == 0
+        self._load(
+            self.generation,
+            self._query,
+            self._sort,
+            ticket["id"] if ticket else None,
+            self.cursor,
+            self._rows(),
+            None if at_top else self.seen_top,
+            True,
+        )
+
+    def _rows(self) -> int:
+        return max(self.size.height - 1, 10)
 
     @work(thread=True, group="list", exit_on_error=False)
     def _load(
-        self, generation: int, query: str, sort: str, keep_id: int | None, hint: int, rows: int
+        self,
+        generation: int,
+        query: str,
+        sort: str,
+        keep_id: int | None,
+        hint: int,
+        rows: int,
+        seen_top: tuple[object, ...] | None,
+        live: bool,
     ) -> None:
         parsed = search.parse(query, self.agent)
 
         def job(db: Any) -> ListLoaded:
             where = search.where(parsed, clock.now(), db)
             total = tickets.count(db, *where)
-            spot = tickets.position(db, *where, sort, keep_id) if keep_id is not None else None
+            keys = tickets.sort_keys(db, *where, sort, keep_id) if keep_id is not None else None
+            spot = tickets.count_before(db, *where, sort, keys) if keys is not None else None
             cursor = spot if spot is not None else max(0, min(hint, total - 1))
-            # The rows that can be on screen around the cursor, wherever the view scrolls.
-            first = max(0, cursor - rows) // PAGE
-            last = min(max(total - 1, 0), cursor + rows) // PAGE
-            pages = {
-                n: tickets.page(db, *where, sort, n * PAGE, PAGE) for n in range(first, last + 1)
-            }
-            return ListLoaded(generation, total, cursor, pages, where, parsed.problems)
+            top = tickets.sort_keys(db, *where, sort)
+            new_above = tickets.count_before(db, *where, sort, seen_top) if seen_top else 0
+            pages, window = {}, None
+            if keys is not None and cursor > rows:
+                # Deep in the list: the rows on screen by keyset, not OFFSET (which walks them).
+                head, tail = tickets.around(db, *where, sort, keys, rows, rows + 1)
+                window = (cursor - len(head), head + tail)
+            else:
+                # The rows that can be on screen around the cursor, wherever the view scrolls.
+                first = max(0, cursor - rows) // PAGE
+                last = min(max(total - 1, 0), cursor + rows) // PAGE
+                pages = {
+                    n: tickets.page(db, *where, sort, n * PAGE, PAGE)
+                    for n in range(first, last + 1)
+                }
+            return ListLoaded(
+                generation,
+                total,
+                cursor,
+                pages,
+                where,
+                [] if live else parsed.problems,
+                window=window,
+                top=top,
+                new_above=new_above,
+                live=live,
+            )
 
         self.post_message(self.app.data.call(job))
 
@@ -161,19 +227,27 @@ class TicketList(ScrollView, can_focus=True):
             return
         message.stop()
         shift = message.cursor - self.cursor
+        at_top = message.live and self.scroll_y == 0
         # From asking to rows in hand, for the benchmark and a slow-query eye in the log.
         self.last_load_ms = (time.perf_counter() - self._asked) * 1000
         self.loaded = True
         self.total = message.total
         self._where = message.where
         self.pages = OrderedDict(message.pages)
+        self.window = message.window
         self._trim(message.cursor // PAGE)
         self._wanted.clear()
         self.virtual_size = Size(self.size.width, self.total + 1)
         self.cursor = message.cursor
-        # New rows above push the highlighted ticket down; the view moves with it.
-        self.scroll_to(y=max(0, self.scroll_y + shift), animate=False, immediate=True)
+        self.top = message.top
+        if not at_top:
+            # New rows above push the highlighted ticket down; the view moves with it.
+            self.scroll_to(y=max(0, self.scroll_y + shift), animate=False, immediate=True)
         self._follow()
+        if at_top or not message.live or self.scroll_y == 0:
+            self.seen_top, self.new_above = self.top, 0
+        else:
+            self.new_above = message.new_above
         self.refresh()
         self._announced = None
         self._announce()
@@ -204,6 +278,10 @@ class TicketList(ScrollView, can_focus=True):
 
     def row(self, index: int) -> dict[str, Any] | None:
         """The row at `index` if its page is at hand; otherwise ask for the page."""
+        if self.window is not None:
+            start, rows = self.window
+            if start <= index < start + len(rows):
+                return rows[index - start]
         number, offset = divmod(index, PAGE)
         rows = self.pages.get(number)
         if rows is None:
@@ -273,21 +351,39 @@ class TicketList(ScrollView, can_focus=True):
 
     # -- drawing -------------------------------------------------------------------------------
 
+    @property
+    def text_width(self) -> int:
+        """The cells a row has, the scrollbar's excluded."""
+        return self.scrollable_content_region.width
+
     def _line(self, cells: list[Text], style: Style) -> Strip:
         line = Text(no_wrap=True, end="")
-        for cell, width in zip(cells, widths(self.size.width), strict=True):
+        for cell, width in zip(cells, widths(self.text_width), strict=True):
             if width:
                 cell.truncate(width, overflow="ellipsis", pad=True)
                 line.append_text(cell)
                 line.append(" ")
         line.stylize(style)
         strip = Strip(line.render(self.app.console))
-        return strip.crop_extend(0, self.size.width, style)
+        return strip.crop_extend(0, self.text_width, style)
 
     def render_line(self, y: int) -> Strip:
         if y == 0:
-            return self._line(
+            header = self._line(
                 [Text(title) for title, _ in COLUMNS], Style(bold=True, underline=True)
+            )
+            if not self.new_above:
+                return header
+            # Over the header's right end: how many came in above, and the key that goes there.
+            key = keys.shown_keys(keys.binding("top"), self.app.settings.keys).split(",")[0]
+            badge = Strip(
+                Text(f" {self.new_above:,} new ↑ {key} ", "bold black on yellow").render(
+                    self.app.console
+                )
+            )
+            room = max(0, self.text_width - badge.cell_length)
+            return Strip.join([header.crop(0, room), badge]).crop_extend(
+                0, self.text_width, Style()
             )
         index = int(self.scroll_y) + y - 1
         if index >= self.total:
@@ -334,3 +430,10 @@ class TicketList(ScrollView, can_focus=True):
 
     def on_resize(self) -> None:
         self.virtual_size = Size(self.size.width, self.total + 1)
+
+    def watch_scroll_y(self, old: float, new: float) -> None:
+        super().watch_scroll_y(old, new)
+        if new == 0 and self.new_above:
+            # The agent is back at the top: what was new there is seen.
+            self.seen_top, self.new_above = self.top, 0
+            self.refresh()
