@@ -15,7 +15,7 @@ from textual import work
 from db.core import clock
 from db.core.errors import DeskError
 from db.core.migrations import PRIORITIES, STATUSES
-from db.maintenance import discrepancy
+from db.maintenance import discrepancy, reports
 from db.tickets import tickets
 from tui import windows
 from tui.dialogs.choice import ChoiceDialog
@@ -131,6 +131,7 @@ class TicketActions:
         app = self.app  # type: ignore[attr-defined]
         marked = ticket["kind"] == "discrepancy"
         try:
+            app.data.call(reports.freeze_ended)  # final report counts, before the mark moves them
             if marked:
                 app.data.call(discrepancy.unmark, ticket["id"], app.settings.agent)
             else:

@@ -22,7 +22,7 @@ from db.core import clock
 from db.core.connect import write
 from db.core.errors import DeskError, NotFoundError
 from db.core.events import record_event
-from db.maintenance import notices, reports, rule_settings, window_model
+from db.maintenance import notices, rule_settings, window_model
 
 RULE_ACTOR = "discrepancy-rule"
 _RANK = {"low": 0, "normal": 1, "high": 2, "urgent": 3}
@@ -222,7 +222,6 @@ def mark(
 ) -> None:
     """An agent says the ticket is a discrepancy report (about `window_id`, or the window the
     rule found, or none); the rule leaves it alone from now on."""
-    reports.freeze_ended(db)
     with write(db):
         t = _ticket(db, ticket_id)
         if window_id is not None:
@@ -240,7 +239,6 @@ def mark(
 def unmark(db: sqlite_utils.Database, ticket_id: int, actor: str) -> None:
     """An agent says the ticket is not a discrepancy report; the rule leaves it alone. The
     priority it had before it was made one comes back, unless someone changed it since."""
-    reports.freeze_ended(db)
     with write(db):
         t = _ticket(db, ticket_id)
         changes = {"kind": "normal", "kind_set_by": "agent", "window_id": None}
@@ -252,7 +250,6 @@ def unmark(db: sqlite_utils.Database, ticket_id: int, actor: str) -> None:
 
 def release(db: sqlite_utils.Database, ticket_id: int, actor: str) -> None:
     """Hand the ticket back to the rule, which judges it again at once."""
-    reports.freeze_ended(db)
     with write(db):
         if _ticket(db, ticket_id)["kind_set_by"] != "agent":
             raise DeskError(

@@ -101,7 +101,7 @@ def template(db: sqlite_utils.Database, w: windows.Window) -> str:
     """The report as it stands, or a new one pre-filled with impact and timeline; either way
     with its impact counts recounted until the verification period ends, and final after it.
     Reading never writes (issue 13): the counts are stored final by `freeze_ended`, which the
-    daemon runs on its timer and an agent's discrepancy mark runs before it moves them."""
+    daemon runs on its timer and the desk and `desk discrepancies` run before a mark moves them."""
     if w.report:
         return refreshed(db, w, w.report)
     timeline = "\n".join(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from db.core import clock
-from db.maintenance import discrepancy
+from db.maintenance import discrepancy, reports
 from tui import safe
 from tui.cli import ops
 
@@ -35,6 +35,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     changing = (args.mark, args.unmark, args.by_rule) != (None, None, None)
     _, db = ops.opened(args) if changing else ops.read_only(args)
+    if changing:
+        reports.freeze_ended(db)  # final report counts, before the mark moves them
     if args.mark is not None:
         discrepancy.mark(db, args.mark, ops.actor(), window_id=args.window)
         print(f"#{args.mark} is marked as a discrepancy report.")
