@@ -14,6 +14,7 @@ from db.core.errors import ConflictError, DeskError
 from db.tickets import merge, tickets
 from ingest import daemon
 from tests.conftest import drop, mail, write_config_file
+from tests.windows_helpers import desk
 
 
 @pytest.fixture
@@ -237,3 +238,41 @@ def test_a_split_that_would_empty_the_ticket_is_refused(tmp_path, config, db):
     with pytest.raises(DeskError, match="left empty"):
         merge.split(db, message, "maria", following=True)
     assert 1 == db.execute("SELECT count(*) FROM ticket").fetchone()[0]
+
+
+def test_desk_ticket_show_merge_unmerge_and_split_on_the_command_line(
+    tmp_path, config, db, two, capsys, monkeypatch
+):
+    a, b = two
+    monkeypatch.setenv("DESK_USER", "olga")
+    path = str(config.path)
+    code, out, _ = desk(capsys, path, "ticket", "show", str(b))
+    assert 0 == code
+    assert f"#{b}  Printer still jams" in out
+    assert f"the customer's other tickets (1, 1 open):\n  #{a}" in out
+
+    assert (0, f"#{b} is merged into #{a}; `desk ticket unmerge {b}` undoes it.\n") == desk(
+        capsys, path, "ticket", "merge", str(b), str(a)
+    )[:2]
+    assert ("olga", "merge") == actions(db, b)[-1][:2]
+    code, out, _ = desk(capsys, path, "ticket", "show", str(b))
+    assert out.startswith(f"#{b} was merged into #{a}.\n#{a}  Printer jams\n")
+    assert f"merged in: #{b} by olga" in out
+    shown = json.loads(desk(capsys, path, "ticket", "show", str(a), "--json")[1])
+    assert [b] == [m["source_id"] for m in shown["merged_here"]]
+
+    code, _, err = desk(capsys, path, "ticket", "merge", str(b), str(a))
+    assert 2 == code and f"desk: #{b} is already merged into #{a}; unmerge it first" in err
+    assert 0 == desk(capsys, path, "ticket", "unmerge", str(b))[0]
+    assert (None, 1) == (tickets.get(db, b)["merged_into"], tickets.get(db, b)["message_count"])
+
+    ingest(tmp_path, config, mail(
+        subject="Re: Printer jams", body="Also: the scanner.", sender="Ann <ann@example.com>",
+        message_id="<a2@example.com>", headers={"In-Reply-To": "<a1@example.com>"},
+    ))  # fmt: skip
+    shown = json.loads(desk(capsys, path, "ticket", "show", str(a), "--json")[1])
+    message = shown["messages"][-1]["id"]
+    code, out, _ = desk(capsys, path, "ticket", "split", str(message))
+    new = ticket_of(db, "<a2@example.com>")
+    assert (0, f"The new ticket is #{new}.\n") == (code, out)
+    assert ("olga", "split") == actions(db, new)[-1][:2]

@@ -15,6 +15,7 @@ from tui.dialogs.confirm import ConfirmDialog
 from tui.dialogs.merge import MergeDialog
 from tui.screens.ticket import TicketScreen
 from tui.widgets.customer import CustomerTickets
+from tui.widgets.ticket_list import TicketList
 
 pytestmark = pytest.mark.anyio
 ANN = "Ann Example <ann@example.com>"
@@ -177,3 +178,14 @@ async def test_split_a_message_into_a_new_ticket_where_its_replies_follow(desk):
         )
         await until(pilot, lambda: len(new.data["thread"]) == 2)
         assert [first] == thread_ids(desk, 1)
+
+
+async def test_search_from_an_address_lists_the_customers_tickets(desk):
+    app = DeskApp(desk)
+    async with app.run_test(size=(120, 40)) as pilot:
+        listing = app.screen.query_one(TicketList)
+        await until(pilot, lambda: listing.loaded and listing.total == 4)
+        await pilot.press("slash", *"from:ann@example.com", "enter")
+        await until(pilot, lambda: listing.total == 3 and listing.current is not None)
+        await pilot.press("slash", "ctrl+a", "ctrl+k", *"from:bob", "enter")
+        await until(pilot, lambda: listing.total == 1 and listing.current["id"] == 4)

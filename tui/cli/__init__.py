@@ -24,6 +24,7 @@ SUBCOMMANDS = (
     "tui.cli.outbox",
     "tui.cli.backup",
     "tui.cli.publish",
+    "tui.cli.ticket",
 )
 
 
