@@ -177,6 +177,10 @@ def test_merges_that_make_no_sense_are_refused_with_what_to_do(tmp_path, config,
     d = ticket_of(db, "<d1@example.com>")
     with pytest.raises(DeskError, match=f"#{b} was merged into #{c}; merge #{d} into #{c}"):
         merge.merge(db, d, b, "maria")
+    with pytest.raises(DeskError, match=f"#{b} was merged into #{c}; work on #{c}"):
+        tickets.update(db, b, tickets.get(db, b)["version"], "maria", status="open")
+    with pytest.raises(DeskError, match=f"#{b} was merged into #{c}"):
+        tickets.add_note(db, b, "maria", "lost in a pointer")
     # B's mail now lands at the end of the chain.
     ingest(tmp_path, config, mail(
         subject="Re: Printer still jams", sender="Ann <ann@example.com>",
