@@ -18,8 +18,8 @@ from db.tickets import merge
 from tui.widgets.customer import ticket_line
 
 HINT = (
-    "empty: the customer's other tickets · #42, words, from:ann@example.com as in search\n"
-    "down/up choose · enter merges into the highlighted ticket (you confirm next) · esc cancels"
+    "empty: the customer's other tickets; or #42, words, from:…\n"
+    "down/up choose · enter picks (you confirm next) · esc cancels"
 )
 
 
