@@ -5,7 +5,8 @@ meet nowhere else.
 
 Five wings, each importing only those below it (`make lint` checks the order):
 
-- `tickets`: what agents do with tickets: the list and search, one ticket, replies, stats;
+- `tickets`: what agents do with tickets: the list and search, one ticket, merge and split,
+  replies, stats;
 - `mailin`: storing incoming mail once, threading, bounces, acknowledgements, re-reading;
 - `maintenance`: windows, their notices, the discrepancy rule, reports, what is in force;
 - `mailout`: building mails, the outbox, notice subscribers;

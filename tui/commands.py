@@ -36,6 +36,10 @@ def _commands(screen: object) -> list[tuple[str, str, str]]:
         ("Save attachment", "save_attachment", "into a folder"),
         ("Reply", "reply", "answer the customer by mail"),
         ("Retry / cancel a mail", "mail", "a failed mail of the ticket, or a queued one"),
+        ("Customer's other tickets", "customer", "the requester's tickets, open ones first"),
+        ("Merge into…", "merge", "this ticket into another: messages, notes, tags move"),
+        ("Unmerge…", "unmerge", "undo a merge into this ticket"),
+        ("Split the message…", "split", "the message at the top of the view into a new ticket"),
     ]
     found += [entry for entry in extra if hasattr(screen, f"action_{entry[1]}")]
     return found

@@ -454,9 +454,39 @@ def _v8_search_trigram(db: sqlite_utils.Database) -> None:
     db.execute("INSERT INTO message_trigram (message_trigram) VALUES ('rebuild')")
 
 
+def _v9_merge(db: sqlite_utils.Database) -> None:
+    """Merging and splitting tickets, and the customer's other tickets.
+
+    A merged ticket points at the one it was merged into (`merged_into`) and is closed; status
+    keeps its CHECK, which SQLite can only widen by rebuilding the ticket table, whose cascading
+    foreign keys would empty the audit trail on the way. `ticket_merge` records what each merge
+    moved (JSON: message, note and outbox ids; the participants, functions and tags it added to
+    the target; the source's status before), so it can be undone. The requester index serves
+    the ticket screen's list of the customer's other tickets."""
+    script = """
+        ALTER TABLE ticket ADD COLUMN merged_into INTEGER REFERENCES ticket (id);
+        CREATE INDEX ticket_merged_into ON ticket (merged_into) WHERE merged_into IS NOT NULL;
+        CREATE INDEX ticket_requester ON ticket (requester_addr, last_message_at);
+        CREATE TABLE ticket_merge (
+            id INTEGER PRIMARY KEY,
+            source_id INTEGER NOT NULL REFERENCES ticket (id),
+            target_id INTEGER NOT NULL REFERENCES ticket (id),
+            moved TEXT NOT NULL,
+            merged_at TEXT NOT NULL,
+            merged_by TEXT NOT NULL,
+            undone_at TEXT,
+            undone_by TEXT
+        );
+        CREATE INDEX ticket_merge_source ON ticket_merge (source_id);
+        CREATE INDEX ticket_merge_target ON ticket_merge (target_id)
+        """
+    for statement in script.split(";"):
+        db.execute(statement)
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _v1_core, _v2_windows, _v3_mail_out, _v4_mail_reading, _v5_recurring_sync, _v6_unsubscribe,
-    _v7_window_updates, _v8_search_trigram,
+    _v7_window_updates, _v8_search_trigram, _v9_merge,
 ]  # fmt: skip
 
 

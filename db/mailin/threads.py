@@ -1,16 +1,20 @@
 """Conversation threading: which ticket a message belongs to, and which rule said so.
 
-Rules in order: a `[#N]` token in the subject (only from someone already taking part in ticket
-N, so a stranger cannot write into another customer's ticket by guessing numbers), then
-In-Reply-To, then References (newest first), then another copy of the same mail (the same
-Message-ID, sender, date and subject, delivered to a second support address: it joins the first
-copy's ticket, which gains the function), then a new ticket. Copies that differ only in
-transport headers never get here: the store keeps them as one message (`copy_key`). This rule
-is for copies that differ in more, such as a list's footer, a relay that re-encoded the body,
-or a filter's stamp the copy key does not know. Automatic mail (auto-replies, bounces, delay
-notices, read receipts) never opens a ticket; it joins the one it answers when it can be found,
-a read receipt by the mail it reports on. A person's mail through a mailing list is a person's
-mail.
+Rules in order: In-Reply-To (the very mail answered), then a `[#N]` token in the subject (only
+from someone already taking part in ticket N, so a stranger cannot write into another
+customer's ticket by guessing numbers), then References (newest first), then another copy of
+the same mail (the same Message-ID, sender, date and subject, delivered to a second support
+address: it joins the first copy's ticket, which gains the function), then a new ticket.
+Copies that differ only in transport headers never get here: the store keeps them as one
+message (`copy_key`). This rule is for copies that differ in more, such as a list's footer, a
+relay that re-encoded the body, or a filter's stamp the copy key does not know. Automatic mail
+(auto-replies, bounces, delay notices, read receipts) never opens a ticket; it joins the one it
+answers when it can be found, a read receipt by the mail it reports on. A person's mail through
+a mailing list is a person's mail.
+
+In-Reply-To comes before the token because a split (`db.tickets.merge`) moves a message to a
+new ticket while replies to it still carry the old ticket's token in their subject. A ticket
+merged into another is a pointer: whatever rule finds it threads into the ticket it points to.
 """
 
 from __future__ import annotations
@@ -37,6 +41,20 @@ def ticket_subject(subject: str) -> str:
     return TOKEN.sub("", _REPLY_PREFIX.sub("", subject)).strip() or "(no subject)"
 
 
+MAX_HOPS = 64  # merges chain (B into A, then A into C); a longer chain is a broken record
+
+
+def follow(db: sqlite_utils.Database, ticket_id: int) -> int:
+    """The ticket `ticket_id` stands for now: itself, or, when it was merged, the end of the
+    chain of `merged_into` pointers."""
+    for _ in range(MAX_HOPS):
+        row = db.execute("SELECT merged_into FROM ticket WHERE id = ?", [ticket_id]).fetchone()
+        if row is None or row[0] is None:
+            return ticket_id
+        ticket_id = row[0]
+    return ticket_id
+
+
 def _ticket_of(db: sqlite_utils.Database, message_id: str) -> int | None:
     row = db.execute(
         "SELECT ticket_id FROM message WHERE message_id = ? AND ticket_id IS NOT NULL "
@@ -59,14 +77,20 @@ def _token_ticket(db: sqlite_utils.Database, msg: Incoming) -> int | None:
 
 
 def find_ticket(db: sqlite_utils.Database, msg: Incoming) -> tuple[int | None, str]:
-    """The ticket `msg` joins and the rule that matched; `(None, NEW)` means open one."""
-    number = _token_ticket(db, msg)
-    if number is not None:
-        return number, SUBJECT_TOKEN
+    """The ticket `msg` joins and the rule that matched; `(None, NEW)` means open one. A merged
+    ticket found by any rule stands for the ticket it was merged into."""
+    number, rule = _find(db, msg)
+    return (follow(db, number) if number is not None else None), rule
+
+
+def _find(db: sqlite_utils.Database, msg: Incoming) -> tuple[int | None, str]:
     if msg.in_reply_to:
         number = _ticket_of(db, msg.in_reply_to)
         if number is not None:
             return number, IN_REPLY_TO
+    number = _token_ticket(db, msg)
+    if number is not None:
+        return number, SUBJECT_TOKEN
     receipt = [msg.receipt_of] if msg.receipt_of else []
     for ref in [*reversed(msg.references), *msg.bounced_ids, *receipt]:
         number = _ticket_of(db, ref)

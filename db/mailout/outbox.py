@@ -93,7 +93,7 @@ def begin(db: sqlite_utils.Database, outbox_id: int) -> bool:
     )
 
 
-def _first_response(db: sqlite_utils.Database, ticket_id: int) -> None:
+def first_response(db: sqlite_utils.Database, ticket_id: int) -> None:
     """A ticket's first response is its first reply not failed or cancelled: a reply that
     never reaches the customer does not answer them."""
     db.execute(
@@ -120,7 +120,7 @@ def _finish(db: sqlite_utils.Database, outbox_id: int, status: str, error: str |
             detail["error"] = error
         record_event(db, row[0], SENDER_ACTOR, _EVENT[status], detail, at=now)
         if status == "failed" and row[1] == "reply":
-            _first_response(db, row[0])
+            first_response(db, row[0])
 
 
 def sent(db: sqlite_utils.Database, outbox_id: int, refused: str | None = None) -> None:
@@ -281,7 +281,7 @@ def retry(db: sqlite_utils.Database, outbox_id: int, actor: str) -> None:
         )
         if row["ticket_id"] is not None:
             record_event(db, row["ticket_id"], actor, "mail-retry", {"outbox": outbox_id})
-            _first_response(db, row["ticket_id"])
+            first_response(db, row["ticket_id"])
 
 
 def cancel(db: sqlite_utils.Database, outbox_id: int, actor: str) -> None:
@@ -298,4 +298,4 @@ def cancel(db: sqlite_utils.Database, outbox_id: int, actor: str) -> None:
         )
         if row["ticket_id"] is not None:
             record_event(db, row["ticket_id"], actor, "mail-cancelled", {"outbox": outbox_id})
-            _first_response(db, row["ticket_id"])
+            first_response(db, row["ticket_id"])

@@ -1,11 +1,11 @@
 """The desk's query language: filters and free text turned into a safe SQL condition on tickets.
 
 `fn:technical status:open assignee:me is:unassigned is:discrepancy is:during-window is:via-list
-window:7 age:>2h #42 printer jam` — filters narrow, the rest is searched in the FTS5 index:
-words of scripts written without spaces (Chinese, Japanese, Thai…) in the trigram index, so
-they are found inside a sentence. Nothing a user types can raise: every free-text word is
-quoted for FTS5 (sqlite-utils' `quote_fts` idea), and a filter that makes no sense is
-reported in `Query.problems` and ignored, never sent to SQLite.
+window:7 age:>2h from:ann@example.com #42 printer jam` — filters narrow, the rest is searched in
+the FTS5 index: words of scripts written without spaces (Chinese, Japanese, Thai…) in the
+trigram index, so they are found inside a sentence. Nothing a user types can raise: every
+free-text word is quoted for FTS5 (sqlite-utils' `quote_fts` idea), and a filter that makes no
+sense is reported in `Query.problems` and ignored, never sent to SQLite.
 """
 
 from __future__ import annotations
@@ -74,6 +74,7 @@ class Query:
     window_id: int | None = None
     numbers: list[int] = field(default_factory=list)
     age: tuple[str, timedelta] | None = None
+    senders: list[str] = field(default_factory=list)  # from:ADDRESS, whole or in part
     problems: list[str] = field(default_factory=list)
 
 
@@ -107,6 +108,10 @@ def _term(term: str, q: Query, agent: str) -> None:
             q.window_id = ref(value)
         except DeskError:
             q.problems.append(f"window:{value} ignored: give a window number, e.g. window:3")
+    elif key == "from" and re.search(r"\w", value):
+        q.senders.append(value)
+    elif key == "from":
+        q.problems.append(f"from:{value} ignored: give an address or part of one, e.g. from:ann")
     elif key == "age":
         match = _AGE.match(value.lower())
         span = timedelta(**{_UNITS[match.group(3)]: int(match.group(2))}) if match else None
@@ -196,6 +201,14 @@ def _dense(db: Any, indexed: list[tuple[str, str]]) -> bool:
     return True
 
 
+def sender_expression(address: str) -> str:
+    """An FTS5 expression for messages whose sender holds `address` as a run of words of its
+    address or name: the index splits `ann@example.com` into `ann`, `example`, `com`, so
+    `from:ann`, `from:example.com` and the whole address all find it, and the last word matches
+    as a prefix (`from:ann@exa`)."""
+    return "{from_addr from_name} : " + fts_expression([address])
+
+
 def _in(column: str, values: list[str], params: list) -> str:
     params.extend(values)
     return f"{column} IN ({', '.join('?' for _ in values)})"
@@ -246,6 +259,12 @@ def where(q: Query, now: datetime | None = None, db: Any = None) -> tuple[str, l
         flipped = {">": "<", ">=": "<=", "<": ">", "<=": ">="}[op]
         parts.append(f"t.created_at {flipped} ?")
         params.append(cutoff)
+    for address in q.senders:
+        parts.append(
+            "t.id IN (SELECT m.ticket_id FROM message m WHERE m.id IN "
+            "(SELECT rowid FROM message_fts WHERE message_fts MATCH ?))"
+        )
+        params.append(sender_expression(address))
     if q.words:
         text, values, indexed = _text(q.words)
         on_message = " AND ".join(text)

@@ -18,7 +18,7 @@ from db.core.connect import write
 from db.core.errors import ConflictError, DeskError, NotFoundError
 from db.core.events import record_event
 from db.core.migrations import PRIORITIES, STATUSES
-from db.mailin import inline, invitation
+from db.mailin import inline, invitation, threads
 from db.maintenance import windows
 from db.tickets import search
 
@@ -312,6 +312,16 @@ def _check_window(db: sqlite_utils.Database, window_id: int | None) -> None:
         windows.get(db, window_id)  # NotFoundError names the window
 
 
+def _not_merged(db: sqlite_utils.Database, ticket_id: int) -> None:
+    """Refuse to change a merged ticket: it is a pointer, its case goes on in its target."""
+    target = threads.follow(db, ticket_id)
+    if target != ticket_id:
+        raise DeskError(
+            f"#{ticket_id} was merged into #{target}; work on #{target}, or unmerge "
+            f"#{ticket_id} first."
+        )
+
+
 def update(
     db: sqlite_utils.Database, ticket_id: int, version: int, actor: str, **changes: Any
 ) -> int:
@@ -325,6 +335,7 @@ def update(
     values = {field: _check(field, value) for field, value in changes.items()}
     now = clock.now_iso()
     with write(db):
+        _not_merged(db, ticket_id)
         if "window_id" in values:
             _check_window(db, values["window_id"])
         before = db.execute(
@@ -358,5 +369,6 @@ def add_note(db: sqlite_utils.Database, ticket_id: int, actor: str, text: str) -
     with write(db):
         if db.execute("SELECT 1 FROM ticket WHERE id = ?", [ticket_id]).fetchone() is None:
             raise NotFoundError(f"ticket #{ticket_id} does not exist")
+        _not_merged(db, ticket_id)
         record_event(db, ticket_id, actor, "note", {"text": text})
         db.execute("UPDATE ticket SET updated_at = ? WHERE id = ?", [clock.now_iso(), ticket_id])

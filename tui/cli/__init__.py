@@ -26,6 +26,7 @@ SUBCOMMANDS = (
     "tui.cli.publish",
     "tui.cli.search",
     "tui.cli.export",
+    "tui.cli.ticket",
 )
 
 

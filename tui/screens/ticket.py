@@ -1,5 +1,8 @@
 """One ticket: its thread oldest first (the mails we sent with where each stands), headers on a
-key, attachments, the audit trail, replying, and the same actions as the list."""
+key, attachments, the audit trail, replying, the same actions as the list, the customer's other
+tickets beside it, and merging, unmerging and splitting.
+
+A merged ticket is shown as the ticket it was merged into."""
 
 from __future__ import annotations
 
@@ -14,24 +17,27 @@ from rich.console import Group
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
-from textual.containers import VerticalScroll
+from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from db.core.errors import DeskError
-from db.mailin import invitation, reparse
+from db.mailin import invitation, reparse, threads
 from db.mailout import outbox
-from db.tickets import tickets
+from db.tickets import customer, merge, tickets
 from tui import files, keys, safe, windows
 from tui.actions import TicketActions
 from tui.dialogs.audit import AuditDialog
 from tui.dialogs.choice import ChoiceDialog
 from tui.dialogs.save_attachment import SaveAttachmentDialog
 from tui.format import local
+from tui.merging import MergeActions
 from tui.messages import ActionDone, ActionFailed, DbChanged, TicketLoaded
 from tui.screens.reply import ReplyScreen
+from tui.widgets.customer import CustomerTickets, summary, ticket_line
 from tui.widgets.preview import body_of, facts, requester
 
+CUSTOMER_MIN_WIDTH = 100  # below this many columns the customer's tickets are a dialog (`c`)
 MAX_BODY = 200_000  # a pathological body is cut on screen; the stored message keeps it all
 # How the thread names a message's kind (db/core/migrations.py MESSAGE_KINDS); a person's has none.
 KIND_LABELS = {
@@ -190,7 +196,7 @@ def note_view(note: dict[str, Any], zone: Any) -> Group:
     return Group(head, safe.text(note["text"], multiline=True))
 
 
-class TicketScreen(TicketActions, Screen):
+class TicketScreen(TicketActions, MergeActions, Screen):
     BINDINGS = keys.TICKET
 
     def __init__(self, ticket_id: int) -> None:
@@ -202,10 +208,13 @@ class TicketScreen(TicketActions, Screen):
 
     def compose(self) -> ComposeResult:
         yield Static(Text(f"#{self.ticket_id}  loading…"), id="ticket-head")
-        yield VerticalScroll(id="thread")
+        with Horizontal(id="ticket-body"):
+            yield VerticalScroll(id="thread")
+            yield CustomerTickets(id="customer")
         yield Footer()
 
     def on_mount(self) -> None:
+        self.query_one(CustomerTickets).display = False
         self.query_one("#thread").focus()
         self.reload()
 
@@ -220,13 +229,18 @@ class TicketScreen(TicketActions, Screen):
     @work(thread=True, group="ticket", exclusive=True, exit_on_error=False)
     def reload(self) -> None:
         def job(db: Any) -> dict[str, Any]:
+            # A merged ticket stands for the one it was merged into: show that one.
+            number = threads.follow(db, self.ticket_id)
+            ticket = tickets.get(db, number)
             return {
-                "ticket": windows.with_followups(db, tickets.get(db, self.ticket_id)),
-                "thread": tickets.thread(db, self.ticket_id),
-                "attachments": tickets.attachments(db, self.ticket_id),
-                "calendars": tickets.calendars(db, self.ticket_id),
-                "inline": tickets.inline_parts(db, self.ticket_id),
-                "notes": tickets.notes(db, self.ticket_id),
+                "ticket": windows.with_followups(db, ticket),
+                "thread": tickets.thread(db, number),
+                "attachments": tickets.attachments(db, number),
+                "calendars": tickets.calendars(db, number),
+                "inline": tickets.inline_parts(db, number),
+                "notes": tickets.notes(db, number),
+                "customer": customer.other_tickets(db, ticket),
+                "merged_here": merge.merged_here(db, number),
             }
 
         try:
@@ -242,7 +256,11 @@ class TicketScreen(TicketActions, Screen):
     def on_ticket_loaded(self, message: TicketLoaded) -> None:
         if message.data == self.data:
             return  # a commit elsewhere: nothing here changed, keep the thread as it is
-        first = self.data is None
+        shown = message.data["ticket"]["id"]
+        if shown != self.ticket_id:
+            self.notify(f"#{self.ticket_id} was merged into #{shown}: this is #{shown}.")
+            self.ticket_id = shown
+        first = self.data is None or self.data["ticket"]["id"] != shown
         self.data = message.data
         self.render_ticket()
         if first:
@@ -264,7 +282,15 @@ class TicketScreen(TicketActions, Screen):
             meta.append(f" · {failed} mail{'s' if failed > 1 else ''} failed", "bold red")
         if ticket["first_response_at"]:
             meta.append(f" · first reply {local(ticket['first_response_at'], zone)}", "dim")
+        others = summary(self.data["customer"])
+        if others:
+            meta.append(f" · {others} (c)", "cyan")
+        merged = self.data["merged_here"]
+        if merged:
+            numbers = ", ".join(f"#{m['source_id']}" for m in merged)
+            meta.append(f" · merged in: {numbers} (U undoes)", "magenta")
         self.query_one("#ticket-head", Static).update(Group(head, meta))
+        self.show_customer()
         thread = self.query_one("#thread", VerticalScroll)
         by_message: dict[int, list[dict[str, Any]]] = {}
         for a in self.data["attachments"]:
@@ -319,7 +345,50 @@ class TicketScreen(TicketActions, Screen):
         self.post_message(ActionDone(f"desk-ingest will read message {message_id} again"))
 
     def action_back(self) -> None:
-        self.app.pop_screen()
+        if self.query_one(CustomerTickets).has_focus:
+            self.query_one("#thread").focus()
+        else:
+            self.app.pop_screen()
+
+    # -- the customer --------------------------------------------------------------------------
+
+    def on_resize(self) -> None:
+        self.show_customer()
+
+    def show_customer(self) -> None:
+        """The customer's other tickets beside the thread, when there are some and room."""
+        if self.data is None:
+            return
+        panel = self.query_one(CustomerTickets)
+        info = self.data["customer"]
+        panel.show(info)
+        panel.display = bool(info["count"]) and self.size.width >= CUSTOMER_MIN_WIDTH
+        if not panel.display and panel.has_focus:
+            self.query_one("#thread").focus()
+
+    def action_customer(self) -> None:
+        """Go to the customer's other tickets: the list beside the thread, or a dialog when
+        the terminal is too narrow for it."""
+        if self.data is None:
+            return
+        info = self.data["customer"]
+        if not info["count"]:
+            self.notify("The customer has no other tickets.")
+            return
+        panel = self.query_one(CustomerTickets)
+        if panel.display:
+            panel.focus()
+            return
+        choices = [(str(row["id"]), ticket_line(row).plain) for row in info["tickets"]]
+
+        def chosen(value: str | None) -> None:
+            if value is not None:
+                self.app.push_screen(TicketScreen(int(value)))
+
+        self.app.push_screen(ChoiceDialog(summary(info).capitalize(), choices, None), chosen)
+
+    def on_customer_tickets_opened(self, message: CustomerTickets.Opened) -> None:
+        self.app.push_screen(TicketScreen(message.ticket_id))
 
     def action_refresh(self) -> None:
         self.reload()
