@@ -1,0 +1,234 @@
+"""Whether a mail reports a discrepancy, and the words that say so.
+
+Every language's rules run on every mail (six rule sets cost well under a millisecond; a
+language guess would cost more and fail on short mail). What the writer quoted is removed
+first: '>' lines, and everything after the first reply or forward header of any language.
+A match counts unless, in its language, it is denied ("no discrepancies"), hypothetical
+("if my balance is wrong"), part of a question about the procedure ("how do I report …"),
+or undone later in the mail ("… all good now", "my mistake"). Typos are repaired only when
+the mail as written matches nothing. The subject counts only when the body supports it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cached_property
+
+from db.maintenance.wording import language
+from db.maintenance.wording.language import Language
+from db.maintenance.wording.text import Folded, blank, fold, repaired
+
+MAX_CHARS = 20_000  # a report is written at the top; the rest is signatures and quotes
+NEGATION_WINDOW = 5  # words before a match that may deny it ("I don't see any missing …")
+_WORDS = re.compile(r"[\w']+")
+_SENTENCE_END = re.compile(r"[!?\n]|\.(?!\d)")
+_SUBJECT_PREFIX = re.compile(r"^\s*(?:(?:re|aw|wg|fw|fwd|tr|rv|r|i|antw|doorst|sv|vs)\s*:\s*)+")
+_QUOTED = re.compile(r"^[ \t]*>.*$", re.MULTILINE)
+_SPACE = re.compile(r"\s+")
+_PUNCTUATION = re.compile(r"[,.;:!?\n]")
+
+
+@dataclass(frozen=True)
+class Finding:
+    """Why a mail counts as a discrepancy report: the matched words as written (at most
+    PHRASE_CHARS), the language of the rules that matched (ISO 639-1 code), and whether they
+    stand in the body or in the subject (which counts only with the body's support)."""
+
+    phrase: str
+    language: str
+    where: str = "body"
+
+
+PHRASE_CHARS = 120
+
+
+@dataclass(frozen=True)
+class Extra:
+    """A configured pattern: for one language's rules, or for the language the mail seems
+    to be in (`code` "")."""
+
+    code: str
+    pattern: re.Pattern[str]
+
+
+class Rules:
+    """The rules of every language plus configured patterns; built once per settings."""
+
+    def __init__(
+        self,
+        languages: tuple[Language, ...],
+        extras: tuple[Extra, ...] = (),
+        boilerplate: tuple[str, ...] = (),
+        replace: bool = False,
+    ) -> None:
+        self.languages = languages
+        self.extras = extras
+        self.replace = replace  # configured patterns stand instead of the built-in ones
+        self.by_code = {lang.code: lang for lang in languages}
+        self.boilerplate = tuple(_SPACE.sub(" ", fold(s).text).strip() for s in boilerplate)
+        self.headers = re.compile(
+            "|".join(f"(?:{h})" for lang in languages for h in lang.reply_headers), re.MULTILINE
+        )
+        self.void = re.compile("|".join(f"(?:{v})" for lang in languages for v in lang.void_after))
+        self.procedure = re.compile(
+            "|".join(f"(?:{p})" for lang in languages for p in lang.procedure)
+        )
+        self.support = re.compile("|".join(f"(?:{lang.support})" for lang in languages))
+        self.negators = frozenset().union(*(lang.negators for lang in languages))
+
+    @cached_property
+    def _plan(self) -> tuple[tuple[Language, re.Pattern[str]], ...]:
+        built_in = () if self.replace else tuple(
+            (lang, p) for lang in self.languages for p in lang.patterns
+        )
+        return built_in + tuple(
+            (self.by_code[e.code], e.pattern) for e in self.extras if e.code in self.by_code
+        )
+
+    def own_words(self, text: str) -> Folded:
+        """`text` folded, without what the writer quoted (blanked, so offsets hold)."""
+        folded = fold(text[:MAX_CHARS])
+        header = self.headers.search(folded.text)
+        if header:
+            folded = Folded(folded.original, folded.text[: header.start()], folded.origin)
+        spans = [m.span() for m in _QUOTED.finditer(folded.text)]
+        if self.boilerplate:
+            start = 0
+            for line in folded.text.split("\n"):
+                flat = _SPACE.sub(" ", line)
+                if any(b in flat for b in self.boilerplate):
+                    spans.append((start, start + len(line)))
+                start += len(line) + 1
+        return blank(folded, spans)
+
+    def guess(self, text: str) -> Language:
+        """The language whose common words the text uses most (English on a tie)."""
+        words = _WORDS.findall(text)
+        return max(self.languages, key=lambda lang: sum(w in lang.common for w in words))
+
+    def find(self, subject: str, body: str) -> Finding | None:
+        """The first un-denied match in the writer's own words of `body`; else one in
+        `subject` when the body supports it (names a thing or figure, or a sum, and takes
+        nothing back). None when the mail reports no discrepancy."""
+        mine = self.own_words(body)
+        found = self._search(mine)
+        if found is not None:
+            return found
+        # Repairs aim at the words of the language the mail seems to be in: an Italian
+        # "errore" is no French "erroné" misspelt.
+        lang = self.guess(mine.text)
+        fixed = repaired(mine, lang.typo_targets, lang.known)
+        if fixed is not None and (found := self._search(fixed)) is not None:
+            return found
+        title = fold(_SUBJECT_PREFIX.sub("", subject))
+        hit = self._search(title) or (
+            self._search(fixed) if (fixed := repaired(title, lang.typo_targets, lang.known)) else None
+        )
+        if hit is None or not self.support.search(mine.text) or self._voided(mine.text, 0):
+            return None
+        return Finding(hit.phrase, hit.language, "subject")
+
+    def _search(self, folded: Folded) -> Finding | None:
+        text = folded.text
+        if not text.strip():
+            return None
+        guessed = self.guess(text)
+        plan = self._plan + tuple(
+            (guessed, e.pattern) for e in self.extras if e.code not in self.by_code
+        )
+        for lang, pattern in plan:
+            for match in pattern.finditer(text):
+                start, end = match.span()
+                if start == end or self._denied(lang, text, start, end):
+                    continue
+                phrase = folded.written(start, end)[:PHRASE_CHARS]
+                return Finding(phrase, lang.code)
+        return None
+
+    def _denied(self, lang: Language, text: str, start: int, end: int) -> bool:
+        sentence_start = _last(_SENTENCE_END, text, start)
+        sentence_end = _SENTENCE_END.search(text, end)
+        sentence = text[sentence_start : sentence_end.end() if sentence_end else len(text)]
+        if self.procedure.search(sentence):
+            return True
+        clause_start = _last(lang.clause_break, text, start)
+        clause = text[clause_start:start]
+        if lang.hypothetical is not None and lang.hypothetical.search(clause):
+            return True
+        ignored = (
+            [m.span() for m in lang.not_negating.finditer(text, sentence_start) if m.start() < end]
+            if lang.not_negating is not None
+            else []
+        )
+        words = [
+            m.group()
+            for m in _WORDS.finditer(text, clause_start, start)
+            if not any(a <= m.start() < b for a, b in ignored)
+        ][-NEGATION_WINDOW:]
+        if any(_negating(lang, w) for w in words):
+            return True
+        after = text[end : end + 40]
+        cut = lang.clause_break.search(after)
+        following = _WORDS.findall(after[: cut.start()] if cut else after)[:2]
+        if any(w in lang.post_negators for w in following):
+            return True
+        return self._voided(text, end)
+
+    def _voided(self, text: str, after: int) -> bool:
+        """Whether something after `after` takes the report back or says it is resolved
+        (itself not denied: "it's not fixed" voids nothing)."""
+        for match in self.void.finditer(text, after):
+            # Only a negation in the same stretch of words: "No, my mistake" takes it back.
+            before = _PUNCTUATION.split(text[max(0, match.start() - 30) : match.start()])[-1]
+            before = _WORDS.findall(before)[-2:]
+            if not any(w in self.negators or w.endswith("n't") for w in before):
+                return True
+        return False
+
+
+def _negating(lang: Language, word: str) -> bool:
+    return (
+        word in lang.negators
+        or word.endswith(lang.negator_suffixes or ("\0",))
+        or word.startswith(lang.negator_prefixes or ("\0",))
+    )
+
+
+def _last(pattern: re.Pattern[str], text: str, before: int) -> int:
+    """The end of the last match of `pattern` in text[:before] (looking back 400 characters)."""
+    start = max(0, before - 400)
+    end = start
+    for match in pattern.finditer(text, start, before):
+        end = match.end()
+    return end
+
+
+def rules(
+    extras: tuple[tuple[str, str], ...] = (),
+    boilerplate: tuple[str, ...] = (),
+    replace: bool = False,
+) -> Rules:
+    """Rules of every language in `language.CODES` plus `extras`, (code or "", pattern)
+    pairs. Raises RulesError for a data file or pattern that cannot be used."""
+    languages = tuple(language.load(code) for code in language.CODES)
+    by_code = {lang.code: lang for lang in languages}
+    compiled = []
+    for code, pattern in extras:
+        terms = dict(by_code[code].terms) if code in by_code else dict(language.BUILT_IN)
+        try:
+            compiled.append(
+                Extra(code, re.compile(language.fill(fold_pattern(pattern), terms), re.IGNORECASE))
+            )
+        except re.error as exc:
+            raise language.RulesError(
+                f"The configured discrepancy pattern {pattern!r} is not a valid regular "
+                f"expression ({exc}); fix it in [maintenance] of the config file."
+            ) from exc
+    return Rules(languages, tuple(compiled), boilerplate, replace)
+
+
+def fold_pattern(pattern: str) -> str:
+    """A configured pattern's non-ASCII letters folded as mail text is (ü as ue, é as e);
+    its ASCII, escapes included, left as written."""
+    return "".join(c if c.isascii() else fold(c).text for c in pattern)
