@@ -79,8 +79,10 @@ class Rules:
 
     @cached_property
     def _plan(self) -> tuple[tuple[Language, re.Pattern[str]], ...]:
-        built_in = () if self.replace else tuple(
-            (lang, p) for lang in self.languages for p in lang.patterns
+        built_in = (
+            ()
+            if self.replace
+            else tuple((lang, p) for lang in self.languages for p in lang.patterns)
         )
         return built_in + tuple(
             (self.by_code[e.code], e.pattern) for e in self.extras if e.code in self.by_code
@@ -123,7 +125,9 @@ class Rules:
             return found
         title = fold(_SUBJECT_PREFIX.sub("", subject))
         hit = self._search(title) or (
-            self._search(fixed) if (fixed := repaired(title, lang.typo_targets, lang.known)) else None
+            self._search(fixed)
+            if (fixed := repaired(title, lang.typo_targets, lang.known))
+            else None
         )
         if hit is None or not self.support.search(mine.text) or self._voided(mine.text, 0):
             return None

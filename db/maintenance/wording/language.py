@@ -27,8 +27,9 @@ CODES = ("en", "de", "fr", "es", "it", "nl")  # ISO 639-1; one data file each
 
 _CURRENCY = r"(?:eur|euros?|usd|gbp|chf|dollars?|pounds?|€|\$|£|k\b)"
 _NUMBER = r"\d{1,3}(?:(?:[.,' ]\d{3})+|\d*)(?:[.,]\d{1,2})?"
+_CENTS = r"\d{1,3}(?:[.,' ]\d{3})*[.,]\d{2}\b"  # 87.20, 1.020,00: a sum without a currency
 BUILT_IN = {
-    "amount": rf"(?:{_CURRENCY}\s?{_NUMBER}|{_NUMBER}\s?{_CURRENCY}|\d{{1,3}}(?:[.,' ]\d{{3}})*[.,]\d{{2}}\b)",
+    "amount": rf"(?:{_CURRENCY}\s?{_NUMBER}|{_NUMBER}\s?{_CURRENCY}|{_CENTS})",
     "num": rf"(?:{_CURRENCY}\s?)?{_NUMBER}(?:\s?{_CURRENCY})?",
     "line": r"[^\n]{2,200}(?:\n[^\n]{0,160})?",
 }
@@ -105,7 +106,8 @@ def load(code: str) -> Language:
         key = "other rules"
         breaks = _alternation(rules.get("clause_breaks", []))
         clause_break = re.compile(
-            r"[.!?;:\n()]|(?<!\d)[.,]|[.,](?!\d)|\s[-\u2013\u2014]+\s" + (rf"|\b(?:{breaks})\b" if breaks else "")
+            r"[.!?;:\n()]|(?<!\d)[.,]|[.,](?!\d)|\s[-\u2013\u2014]+\s"
+            + (rf"|\b(?:{breaks})\b" if breaks else "")
         )
         typo_targets = tuple(rules.get("typo_targets", []))
         return Language(
@@ -131,4 +133,6 @@ def load(code: str) -> Language:
     except (OSError, tomllib.TOMLDecodeError, KeyError, TypeError) as exc:
         raise RulesError(f"The discrepancy rules in {path} cannot be read ({exc}).") from exc
     except re.error as exc:
-        raise RulesError(f"A pattern in {path} ({key}) is not a valid regular expression: {exc}.") from exc
+        raise RulesError(
+            f"A pattern in {path} ({key}) is not a valid regular expression: {exc}."
+        ) from exc

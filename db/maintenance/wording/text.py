@@ -28,7 +28,9 @@ def _fold_char(char: str) -> str:
         return _SPECIAL[lower]
     if lower.isascii():
         return lower
-    stripped = "".join(c for c in unicodedata.normalize("NFD", lower) if not unicodedata.combining(c))
+    stripped = "".join(
+        c for c in unicodedata.normalize("NFD", lower) if not unicodedata.combining(c)
+    )
     return stripped or lower
 
 
