@@ -20,6 +20,7 @@ from db.maintenance.wording.language import Language
 from db.maintenance.wording.text import Folded, blank, fold, repaired
 
 MAX_CHARS = 20_000  # a report is written at the top; the rest is signatures and quotes
+TOPIC_CHARS = 90  # how far from a problem word its topic may stand, in the same sentence
 NEGATION_WINDOW = 5  # words before a match that may deny it ("I don't see any missing …")
 _WORDS = re.compile(r"[\w']+")
 _SENTENCE_END = re.compile(r"[!?\n]|\.(?!\d)")
@@ -148,6 +149,20 @@ class Rules:
                     continue
                 phrase = folded.written(start, end)[:PHRASE_CHARS]
                 return Finding(phrase, lang.code)
+        if self.replace:
+            return None
+        for lang in self.languages:
+            if lang.problems is None or lang.topic is None:
+                continue
+            for match in lang.problems.finditer(text):
+                start, end = match.span()
+                topic = _near(lang.topic, text, start, end)
+                if start == end or topic is None or self._taken_back(text, start):
+                    continue
+                if self._denied(lang, text, start, end):
+                    continue
+                first, last = min(start, topic[0]), max(end, topic[1])
+                return Finding(folded.written(first, last)[:PHRASE_CHARS], lang.code)
         return None
 
     def _denied(self, lang: Language, text: str, start: int, end: int) -> bool:
@@ -157,8 +172,7 @@ class Rules:
         if self.procedure.search(sentence):
             return True
         clause_start = _last(lang.clause_break, text, start)
-        clause = text[clause_start:start]
-        if lang.hypothetical is not None and lang.hypothetical.search(clause):
+        if lang.hypothetical is not None and lang.hypothetical.search(text, clause_start, end):
             return True
         ignored = (
             [m.span() for m in lang.not_negating.finditer(text, sentence_start) if m.start() < end]
@@ -179,6 +193,12 @@ class Rules:
             return True
         return self._voided(text, end)
 
+    def _taken_back(self, text: str, at: int) -> bool:
+        """Whether `at` lies inside words that take a report back ("mijn fout")."""
+        return any(
+            m.start() <= at < m.end() for m in self.void.finditer(text, max(0, at - 40), at + 40)
+        )
+
     def _voided(self, text: str, after: int) -> bool:
         """Whether something after `after` takes the report back or says it is resolved
         (itself not denied: "it's not fixed" voids nothing)."""
@@ -189,6 +209,18 @@ class Rules:
             if not any(w in self.negators or w.endswith("n't") for w in before):
                 return True
         return False
+
+
+def _near(topic: re.Pattern[str], text: str, start: int, end: int) -> tuple[int, int] | None:
+    """The span of the `topic` match nearest to text[start:end] in the same sentence, within
+    TOPIC_CHARS, or None."""
+    low = max(_last(_SENTENCE_END, text, start), start - TOPIC_CHARS)
+    stop = _SENTENCE_END.search(text, end)
+    high = min(stop.start() if stop else len(text), end + TOPIC_CHARS)
+    spans = [m.span() for m in topic.finditer(text, low, high)]
+    if not spans:
+        return None
+    return min(spans, key=lambda s: max(start - s[1], s[0] - end, 0))
 
 
 def _negating(lang: Language, word: str) -> bool:

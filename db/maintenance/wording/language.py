@@ -9,6 +9,10 @@ case, no accents, ä as ae). `[terms]` are named alternations that the patterns 
   (the rest of a subject: "deposits from 3 June are missing");
 - `{line}` the middle of a reply header, which may wrap onto a second line.
 
+`patterns` are whole phrases ("my balance is wrong"). `problems` are words that report a
+problem only near a `topic` (in the same sentence, within TOPIC_CHARS): "took the interest out
+twice", "the dividend was never credited". Both are judged alike (denials, hypotheticals …).
+
 The keys are described in README.md ("Discrepancy reports: how they are found").
 """
 
@@ -57,6 +61,8 @@ class Language:
     procedure: tuple[str, ...]
     reply_headers: tuple[str, ...]
     support: str
+    topic: re.Pattern[str] | None  # what a problem word must be near: a figure, a sum …
+    problems: re.Pattern[str] | None  # problem words that count near a topic
     common: frozenset[str]
     typo_targets: tuple[str, ...]
     known: frozenset[str]
@@ -125,6 +131,8 @@ def load(code: str) -> Language:
             procedure=tuple(fill(p, terms) for p in rules.get("procedure", [])),
             reply_headers=tuple(fill(p, terms) for p in rules.get("reply_headers", [])),
             support=fill(rules["support"], terms),
+            topic=_any([fill(rules["topic"], terms)]) if "topic" in rules else None,
+            problems=_any([fill(p, terms) for p in rules.get("problems", [])]),
             common=frozenset(rules.get("common", [])),
             typo_targets=typo_targets,
             known=frozenset([*typo_targets, *rules.get("not_typos", []), *rules.get("common", [])]),

@@ -76,14 +76,18 @@ def blank(folded: Folded, spans: list[tuple[int, int]]) -> Folded:
 @lru_cache(maxsize=16384)
 def _nearest(word: str, targets: tuple[str, ...]) -> str | None:
     # One edit (a transposition counts as one: OSA) for short words, two from eight letters on.
+    # Typing slips rarely hit the first letter, and so many real words are one letter away
+    # from another ("banque", "manque") that keeping it avoids most false repairs.
     limit = 1 if len(word) < 8 else 2
-    found = process.extractOne(word, targets, scorer=OSA.distance, score_cutoff=limit)
+    same_start = [t for t in targets if t[0] == word[0]]
+    found = process.extractOne(word, same_start, scorer=OSA.distance, score_cutoff=limit)
     return found[0] if found else None
 
 
 def repaired(folded: Folded, targets: tuple[str, ...], known: frozenset[str]) -> Folded | None:
     """`folded` with each word of four letters or more that is not in `known` and lies within
-    one edit of a word in `targets` (two from eight letters on) replaced by it; None when no
+    one edit of a word in `targets` that starts with the same letter (two edits from eight
+    letters on) replaced by it; None when no
     word changed. The map sends a replaced word's characters to the word as written."""
     chars: list[str] = []
     origin: list[int] = []
