@@ -128,7 +128,9 @@ def load(code: str) -> Language:
             hypothetical=_any([fill(p, terms) for p in rules.get("hypothetical", [])]),
             clause_break=clause_break,
             void_after=tuple(fill(p, terms) for p in rules.get("void_after", [])),
-            procedure=tuple(fill(p, terms) for p in rules.get("procedure", [])),
+            procedure=tuple(
+                fill(p, terms) for p in [*rules.get("procedure", []), *rules.get("own_doing", [])]
+            ),
             reply_headers=tuple(fill(p, terms) for p in rules.get("reply_headers", [])),
             support=fill(rules["support"], terms),
             topic=_any([fill(rules["topic"], terms)]) if "topic" in rules else None,
