@@ -3,7 +3,8 @@
 A ticket whose first message arrives while a window is active is linked to it. A customer
 message that arrives in a window's verification period (after it ends; 72 hours unless
 configured) and says data or transactions differ makes its ticket a discrepancy report: kind
-`discrepancy`, linked to the window, high priority. What an agent decides by hand
+`discrepancy`, linked to the window, high priority, with the words that said so and their
+language (`kind_reason`; the rules are in `db.maintenance.wording`). What an agent decides by hand
 (`kind_set_by = 'agent'`) wins over the rule. The verdict for a ticket is always computed
 from scratch, so ingest and a moved or cancelled window reach the same answer.
 """
@@ -23,6 +24,7 @@ from db.core.errors import DeskError, NotFoundError
 from db.core.events import record_event
 from db.maintenance import notices, rule_settings, window_model
 from db.maintenance.wording import find as wording
+from db.maintenance.wording import language
 
 RULE_ACTOR = "discrepancy-rule"
 _RANK = {"low": 0, "normal": 1, "high": 2, "urgent": 3}
@@ -47,6 +49,19 @@ def vocabulary(settings: rule_settings.Settings) -> wording.Rules:
 def reports_discrepancy(text: str, rules: wording.Rules, subject: str = "") -> bool:
     """Whether the writer's own words in `text` say data or transactions differ."""
     return rules.find(subject, text) is not None
+
+
+def reason(kind_reason: str | None) -> str:
+    """A ticket's stored reason as one line for the agent: 'German: "Kontostand stimmt nicht"'
+    (with ", in the subject" when only the subject said it); "" when there is none (an
+    agent decided, or the ticket is no report)."""
+    if not kind_reason:
+        return ""
+    data = json.loads(kind_reason)
+    code = data.get("language", "")
+    name = language.load(code).name if code in language.CODES else "configured pattern"
+    where = ", in the subject" if data.get("where") == "subject" else ""
+    return f'{name}: "{data.get("phrase", "")}"{where}'
 
 
 def _during(db: sqlite_utils.Database, at: str) -> int | None:
