@@ -114,9 +114,7 @@ def test_german_denial_with_german_words_configured() -> None:
 
 
 def test_words_configured_for_one_language_meet_its_denials(tmp_path: Path) -> None:
-    path = write_config(
-        tmp_path, "vocabulary_extra = { de = ['\\bquatsch\\b'], any = ['zzq'] }\n"
-    )
+    path = write_config(tmp_path, "vocabulary_extra = { de = ['\\bquatsch\\b'], any = ['zzq'] }\n")
     settings = settings_of(load(path).maintenance)
     assert (("de", (r"\bquatsch\b",)),) == settings.vocabulary_by_language
     assert ("zzq",) == settings.vocabulary_extra
