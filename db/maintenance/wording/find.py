@@ -176,7 +176,10 @@ class Rules:
         if self.procedure.search(sentence):
             return True
         clause_start = _last(lang.clause_break, text, start)
-        if lang.hypothetical is not None and lang.hypothetical.search(text, clause_start, end):
+        # A hypothetical word may run into the match ("s'il manque"), but must begin before it.
+        if lang.hypothetical is not None and any(
+            m.start() < start for m in lang.hypothetical.finditer(text, clause_start, end)
+        ):
             return True
         ignored = (
             [m.span() for m in lang.not_negating.finditer(text, sentence_start) if m.start() < end]
