@@ -11,6 +11,7 @@ the mail as written matches nothing. The subject counts only when the body suppo
 
 from __future__ import annotations
 
+import bisect
 import re
 from dataclasses import dataclass
 from functools import cached_property
@@ -126,11 +127,11 @@ class Rules:
         # "errore" is no French "erroné" misspelt.
         lang = self.guess(mine.text)
         fixed = repaired(mine, lang.typo_targets, lang.known)
-        if fixed is not None and (found := self._search(fixed)) is not None:
+        if fixed is not None and (found := self._search(fixed, mine)) is not None:
             return found
         title = fold(_SUBJECT_PREFIX.sub("", subject))
         hit = self._search(title) or (
-            self._search(fixed)
+            self._search(fixed, title)
             if (fixed := repaired(title, lang.typo_targets, lang.known))
             else None
         )
@@ -138,7 +139,21 @@ class Rules:
             return None
         return Finding(hit.phrase, hit.language, "subject")
 
-    def _search(self, folded: Folded) -> Finding | None:
+    def _search(self, folded: Folded, written: Folded | None = None) -> Finding | None:
+        """The first match in `folded` that counts. For a repaired text, `written` is the text
+        as written: what settles a match (a procedure question, a retraction) is judged there,
+        where a repair cannot have bent those words."""
+        found = self._first(folded)
+        if found is None:
+            return None
+        finding, start, end = found
+        if written is None:
+            return finding
+        first = bisect.bisect_left(written.origin, folded.origin[start])
+        last = bisect.bisect_right(written.origin, folded.origin[end - 1])
+        return None if self._settled(written.text, first, last) else finding
+
+    def _first(self, folded: Folded) -> tuple[Finding, int, int] | None:
         text = folded.text
         if not text.strip():
             return None
@@ -152,7 +167,7 @@ class Rules:
                 if start == end or self._denied(lang, text, start, end):
                     continue
                 phrase = folded.written(start, end)[:PHRASE_CHARS]
-                return Finding(phrase, lang.code)
+                return Finding(phrase, lang.code), start, end
         if self.replace:
             return None
         for lang in self.languages:
@@ -166,15 +181,21 @@ class Rules:
                 if self._denied(lang, text, start, end):
                     continue
                 first, last = min(start, topic[0]), max(end, topic[1])
-                return Finding(folded.written(first, last)[:PHRASE_CHARS], lang.code)
+                return Finding(folded.written(first, last)[:PHRASE_CHARS], lang.code), first, last
         return None
 
-    def _denied(self, lang: Language, text: str, start: int, end: int) -> bool:
+    def _settled(self, text: str, start: int, end: int) -> bool:
+        """Whether the match's sentence asks how to report or tells of the writer's own slip,
+        or something after it takes it back."""
         sentence_start = _last(_SENTENCE_END, text, start)
         sentence_end = _SENTENCE_END.search(text, end)
         sentence = text[sentence_start : sentence_end.end() if sentence_end else len(text)]
-        if self.procedure.search(sentence):
+        return bool(self.procedure.search(sentence)) or self._voided(text, end)
+
+    def _denied(self, lang: Language, text: str, start: int, end: int) -> bool:
+        if self._settled(text, start, end):
             return True
+        sentence_start = _last(_SENTENCE_END, text, start)
         clause_start = _last(lang.clause_break, text, start)
         # A hypothetical word may run into the match ("s'il manque"), but must begin before it.
         if lang.hypothetical is not None and any(
@@ -196,9 +217,7 @@ class Rules:
         after = text[end : end + 40]
         cut = lang.clause_break.search(after)
         following = _WORDS.findall(after[: cut.start()] if cut else after)[:2]
-        if any(w in lang.post_negators for w in following):
-            return True
-        return self._voided(text, end)
+        return any(w in lang.post_negators for w in following)
 
     def _taken_back(self, text: str, at: int) -> bool:
         """Whether `at` lies inside words that take a report back ("mijn fout")."""
