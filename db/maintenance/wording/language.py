@@ -34,7 +34,7 @@ _NUMBER = r"\d{1,3}(?:(?:[.,' ]\d{3})+|\d*)(?:[.,]\d{1,2})?"
 _CENTS = r"\d{1,3}(?:[.,' ]\d{3})*[.,]\d{2}\b"  # 87.20, 1.020,00: a sum without a currency
 BUILT_IN = {
     "amount": rf"(?:{_CURRENCY}\s?{_NUMBER}|{_NUMBER}\s?{_CURRENCY}|{_CENTS})",
-    "num": rf"(?:{_CURRENCY}\s?)?{_NUMBER}(?:\s?{_CURRENCY})?",
+    "num": rf"(?:{_CURRENCY}\s?)?{_NUMBER}(?:\s?{_CURRENCY}|\s?%)?",
     "line": r"[^\n]{2,200}(?:\n[^\n]{0,160})?",
 }
 
