@@ -14,13 +14,15 @@ from __future__ import annotations
 import bisect
 import re
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 from db.maintenance.wording import language
 from db.maintenance.wording.language import Language
 from db.maintenance.wording.text import Folded, blank, fold, repaired
 
-MAX_CHARS = 20_000  # a report is written at the top; the rest is signatures and quotes
+MAX_CHARS = 20_000  # read for reply headers; beyond, signatures, disclaimers and quotes
+OWN_CHARS = 3_000  # of the writer's own words judged: a report is written at the top
+FEW_WORDS = 40  # below this, every language's rules run: a guess from so few words is weak
 TOPIC_CHARS = 90  # how far from a problem word its topic may stand, in the same sentence
 NEGATION_WINDOW = 5  # words before a match that may deny it ("I don't see any missing …")
 _WORDS = re.compile(r"[\w']+")
@@ -94,8 +96,9 @@ class Rules:
         """`text` folded, without what the writer quoted (blanked, so offsets hold)."""
         folded = fold(text[:MAX_CHARS])
         header = self.headers.search(folded.text)
-        if header:
-            folded = Folded(folded.original, folded.text[: header.start()], folded.origin)
+        end = min(header.start() if header else len(folded.text), OWN_CHARS)
+        if end < len(folded.text):
+            folded = Folded(folded.original, folded.text[:end], folded.origin)
         spans = [m.span() for m in _QUOTED.finditer(folded.text)]
         if self.boilerplate:
             start = 0
@@ -106,14 +109,28 @@ class Rules:
                 start += len(line) + 1
         return blank(folded, spans)
 
+    def _scores(self, text: str) -> tuple[list[int], int]:
+        words = _WORDS.findall(text)
+        scores = [
+            sum(w in lang.common or w in lang.negators for w in words) for lang in self.languages
+        ]
+        return scores, len(words)
+
     def guess(self, text: str) -> Language:
         """The language whose common words and negators the text uses most (English on a
         tie): "Keine Abweichungen festgestellt." is German."""
-        words = _WORDS.findall(text)
-        return max(
-            self.languages,
-            key=lambda lang: sum(w in lang.common or w in lang.negators for w in words),
-        )
+        scores, _ = self._scores(text)
+        return self.languages[scores.index(max(scores))]
+
+    def candidates(self, text: str) -> tuple[Language, ...]:
+        """The languages whose rules run on `text`: all for a short text; for a longer one,
+        those scoring at least a third of the best language's common words (the rest cost
+        time and find only false friends)."""
+        scores, count = self._scores(text)
+        best = max(scores)
+        if count < FEW_WORDS or best == 0:
+            return self.languages
+        return tuple(lang for lang, s in zip(self.languages, scores, strict=True) if 3 * s >= best)
 
     def find(self, subject: str, body: str) -> Finding | None:
         """The first un-denied match in the writer's own words of `body`; else one in
@@ -158,9 +175,10 @@ class Rules:
         if not text.strip():
             return None
         guessed = self.guess(text)
-        plan = self._plan + tuple(
+        chosen = self.candidates(text)
+        plan = [(lang, p) for lang, p in self._plan if lang in chosen] + [
             (guessed, e.pattern) for e in self.extras if e.code not in self.by_code
-        )
+        ]
         for lang, pattern in plan:
             for match in pattern.finditer(text):
                 start, end = match.span()
@@ -170,7 +188,7 @@ class Rules:
                 return Finding(phrase, lang.code), start, end
         if self.replace:
             return None
-        for lang in self.languages:
+        for lang in chosen:
             if lang.problems is None or lang.topic is None:
                 continue
             for match in lang.problems.finditer(text):
@@ -228,13 +246,19 @@ class Rules:
     def _voided(self, text: str, after: int) -> bool:
         """Whether something after `after` takes the report back or says it is resolved
         (itself not denied: "it's not fixed" voids nothing)."""
-        for match in self.void.finditer(text, after):
+        return self._last_void(text) >= after
+
+    @lru_cache(maxsize=4)  # noqa: B019 - one Rules per settings, kept for the process
+    def _last_void(self, text: str) -> int:
+        """Where the last undenied retraction or resolution in `text` starts; -1 if none."""
+        last = -1
+        for match in self.void.finditer(text):
             # Only a negation in the same stretch of words: "No, my mistake" takes it back.
             before = _PUNCTUATION.split(text[max(0, match.start() - 30) : match.start()])[-1]
             before = _WORDS.findall(before)[-2:]
             if not any(w in self.negators or w.endswith("n't") for w in before):
-                return True
-        return False
+                last = match.start()
+        return last
 
 
 def _near(topic: re.Pattern[str], text: str, start: int, end: int) -> tuple[int, int] | None:

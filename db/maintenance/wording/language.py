@@ -32,9 +32,11 @@ CODES = ("en", "de", "fr", "es", "it", "nl")  # ISO 639-1; one data file each
 _CURRENCY = r"(?:eur|euros?|usd|gbp|chf|dollars?|pounds?|€|\$|£|k\b)"
 _NUMBER = r"\d{1,3}(?:(?:[.,' ]\d{3})+|\d*)(?:[.,]\d{1,2})?"
 _CENTS = r"\d{1,3}(?:[.,' ]\d{3})*[.,]\d{2}\b"  # 87.20, 1.020,00: a sum without a currency
+# The lookahead lets the engine pass over the many places no sum can start, cheaply.
+_STARTS = r"(?=[\d€$£]|eur|usd|gbp|chf)"
 BUILT_IN = {
-    "amount": rf"(?:{_CURRENCY}\s?{_NUMBER}|{_NUMBER}\s?{_CURRENCY}|{_CENTS})",
-    "num": rf"(?:{_CURRENCY}\s?)?{_NUMBER}(?:\s?{_CURRENCY}|\s?%)?",
+    "amount": rf"{_STARTS}(?:{_CURRENCY}\s?{_NUMBER}|{_NUMBER}\s?{_CURRENCY}|{_CENTS})",
+    "num": rf"{_STARTS}(?:{_CURRENCY}\s?)?{_NUMBER}(?:\s?{_CURRENCY}|\s?%)?",
     "line": r"[^\n]{2,200}(?:\n[^\n]{0,160})?",
 }
 
