@@ -1,8 +1,9 @@
 """Whether a mail reports a discrepancy, and the words that say so.
 
-Every language's rules run on every mail (six rule sets cost well under a millisecond; a
-language guess would cost more and fail on short mail). What the writer quoted is removed
-first: '>' lines, and everything after the first reply or forward header of any language.
+Every language's rules run on a short mail (a language guess from a few words is weak); on a
+longer one, only those of the languages whose common words it uses. What the writer quoted is
+removed first: '>' lines, and everything after the first reply or forward header of any
+language.
 A match counts unless, in its language, it is denied ("no discrepancies"), hypothetical
 ("if my balance is wrong"), part of a question about the procedure ("how do I report …"),
 or undone later in the mail ("… all good now", "my mistake"). Typos are repaired only when
