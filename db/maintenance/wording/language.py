@@ -13,6 +13,20 @@ case, no accents, ä as ae). `[terms]` are named alternations that the patterns 
 problem only near a `topic` (in the same sentence, within TOPIC_CHARS): "took the interest out
 twice", "the dividend was never credited". Both are judged alike (denials, hypotheticals …).
 
+The other keys of `[rules]`:
+- `negators`: words that deny a match in the five words before it ("-n't" a suffix, "n'-" a
+  prefix); `post_negators` deny it right after ("es fehlt nichts"); `not_negating` are
+  phrases whose negation denies nothing ("no idea why", "not sure if");
+- `gap_stops`: words a gap never crosses ("if"); `clause_breaks`: words ending a clause;
+- `hypothetical`: a clause with one is no report ("if", "falls", "s'il");
+- `procedure` and `own_doing`: a sentence asking how to report, or telling the writer's own
+  slip ("by mistake");
+- `void_after`: words later in the mail that take a report back or say it is resolved;
+- `reply_headers`: where quoted text begins (multi-line regular expressions);
+- `support`: what a body must name for its subject to count;
+- `common`: frequent words, to tell the language of a mail; `typo_targets`: words typos are
+  repaired towards; `not_typos`: real words never "repaired".
+
 The keys are described in README.md ("Discrepancy reports: how they are found").
 """
 
