@@ -216,27 +216,31 @@ class Rules:
             return True
         sentence_start = _last(_SENTENCE_END, text, start)
         clause_start = _last(lang.clause_break, text, start)
-        # A hypothetical word may run into the match ("s'il manque"), but must begin before it.
+        # A hypothetical word may run into the match ("s'il manque"), but must begin before
+        # it; the clause is cut out so that `^` means its start (Dutch "als" is "if" there).
         if lang.hypothetical is not None and any(
-            m.start() < start for m in lang.hypothetical.finditer(text, clause_start, end)
+            m.start() < start - clause_start
+            for m in lang.hypothetical.finditer(text[clause_start:end])
         ):
             return True
+        cut = lang.clause_break.search(text, end, end + 40)
+        stop = cut.start() if cut else min(len(text), end + 40)
         ignored = (
-            [m.span() for m in lang.not_negating.finditer(text, sentence_start) if m.start() < end]
+            [m.span() for m in lang.not_negating.finditer(text, sentence_start) if m.start() < stop]
             if lang.not_negating is not None
             else []
         )
-        words = [
-            m.group()
-            for m in _WORDS.finditer(text, clause_start, start)
-            if not any(a <= m.start() < b for a, b in ignored)
-        ][-NEGATION_WINDOW:]
-        if any(_negating(lang, w) for w in words):
+
+        def kept(a: int, b: int) -> list[str]:
+            return [
+                m.group()
+                for m in _WORDS.finditer(text, a, b)
+                if not any(x <= m.start() < y for x, y in ignored)
+            ]
+
+        if any(_negating(lang, w) for w in kept(clause_start, start)[-NEGATION_WINDOW:]):
             return True
-        after = text[end : end + 40]
-        cut = lang.clause_break.search(after)
-        following = _WORDS.findall(after[: cut.start()] if cut else after)[:2]
-        return any(w in lang.post_negators for w in following)
+        return any(w in lang.post_negators for w in kept(end, stop)[:2])
 
     def _taken_back(self, text: str, at: int) -> bool:
         """Whether `at` lies inside words that take a report back ("mijn fout")."""
