@@ -194,7 +194,7 @@ class Rules:
                 continue
             for match in lang.problems.finditer(text):
                 start, end = match.span()
-                topic = _near(lang.topic, text, start, end)
+                topic = _near(lang, text, start, end)
                 if start == end or topic is None or self._taken_back(text, start):
                     continue
                 if self._denied(lang, text, start, end):
@@ -266,12 +266,15 @@ class Rules:
         return last
 
 
-def _near(topic: re.Pattern[str], text: str, start: int, end: int) -> tuple[int, int] | None:
-    """The span of the `topic` match nearest to text[start:end] in the same sentence, within
-    TOPIC_CHARS, or None."""
-    low = max(_last(_SENTENCE_END, text, start), start - TOPIC_CHARS)
-    stop = _SENTENCE_END.search(text, end)
+def _near(lang: Language, text: str, start: int, end: int) -> tuple[int, int] | None:
+    """The span of the topic match nearest to text[start:end] between the same "and", "but"
+    or sentence ends ("three times the wrong password and my account is locked" names no
+    account problem), within TOPIC_CHARS, or None."""
+    assert lang.topic is not None
+    low = max(_last(lang.topic_break, text, start), start - TOPIC_CHARS)
+    stop = lang.topic_break.search(text, end)
     high = min(stop.start() if stop else len(text), end + TOPIC_CHARS)
+    topic = lang.topic
     spans = [m.span() for m in topic.finditer(text, low, high)]
     if not spans:
         return None

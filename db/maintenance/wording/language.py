@@ -18,6 +18,7 @@ The other keys of `[rules]`:
   prefix); `post_negators` deny it right after ("es fehlt nichts"); `not_negating` are
   phrases whose negation denies nothing ("no idea why", "not sure if");
 - `gap_stops`: words a gap never crosses ("if"); `clause_breaks`: words ending a clause;
+  `conjunctions`: words ("and") that also part a problem word from its topic;
 - `hypothetical`: a clause with one is no report ("if", "falls", "s'il");
 - `procedure` and `own_doing`: a sentence asking how to report, or telling the writer's own
   slip ("by mistake");
@@ -73,6 +74,7 @@ class Language:
     not_negating: re.Pattern[str] | None
     hypothetical: re.Pattern[str] | None
     clause_break: re.Pattern[str]
+    topic_break: re.Pattern[str]  # a clause break or "and": a topic must stand before it
     void_after: tuple[str, ...]
     procedure: tuple[str, ...]
     reply_headers: tuple[str, ...]
@@ -131,6 +133,12 @@ def load(code: str) -> Language:
             r"[.!?;:\n()]|(?<!\d)[.,]|[.,](?!\d)|\s[-\u2013\u2014]+\s"
             + (rf"|\b(?:{breaks})\b" if breaks else "")
         )
+        # Commas do not part a problem word from its topic ("a withdrawal of 1,000 €, which I
+        # never made"); "and", "but" and the end of a sentence do.
+        ands = _alternation([*rules.get("conjunctions", []), *rules.get("clause_breaks", [])])
+        topic_break = re.compile(
+            r"[!?;\n]|\.(?!\d)|\s[-\u2013\u2014]+\s" + (rf"|\b(?:{ands})\b" if ands else "")
+        )
         typo_targets = tuple(rules.get("typo_targets", []))
         return Language(
             code=code,
@@ -143,6 +151,7 @@ def load(code: str) -> Language:
             not_negating=_any([fill(p, terms) for p in rules.get("not_negating", [])]),
             hypothetical=_any([fill(p, terms) for p in rules.get("hypothetical", [])]),
             clause_break=clause_break,
+            topic_break=topic_break,
             void_after=tuple(fill(p, terms) for p in rules.get("void_after", [])),
             procedure=tuple(
                 fill(p, terms) for p in [*rules.get("procedure", []), *rules.get("own_doing", [])]
