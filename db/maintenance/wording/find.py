@@ -190,11 +190,14 @@ class Rules:
         if self.replace:
             return None
         for lang in chosen:
-            if lang.problems is None or lang.topic is None:
+            if lang.topic is None:
                 continue
-            for match in lang.problems.finditer(text):
+            cues = [(p, False) for p in (lang.problems,) if p] + [
+                (v, True) for v in (lang.vague,) if v
+            ]
+            for match, back in ((m, back) for cue, back in cues for m in cue.finditer(text)):
                 start, end = match.span()
-                topic = _near(lang, text, start, end)
+                topic = _near(lang, text, start, end, back)
                 if start == end or topic is None or self._taken_back(text, start):
                     continue
                 if self._denied(lang, text, start, end):
@@ -266,16 +269,22 @@ class Rules:
         return last
 
 
-def _near(lang: Language, text: str, start: int, end: int) -> tuple[int, int] | None:
+def _near(
+    lang: Language, text: str, start: int, end: int, back: bool = False
+) -> tuple[int, int] | None:
     """The span of the topic match nearest to text[start:end] between the same "and", "but"
     or sentence ends ("three times the wrong password and my account is locked" names no
-    account problem), within TOPIC_CHARS, or None."""
+    account problem), within TOPIC_CHARS; with `back`, else the nearest in the TOPIC_CHARS
+    before; or None."""
     assert lang.topic is not None
     low = max(_last(lang.topic_break, text, start), start - TOPIC_CHARS)
     stop = lang.topic_break.search(text, end)
     high = min(stop.start() if stop else len(text), end + TOPIC_CHARS)
     topic = lang.topic
     spans = [m.span() for m in topic.finditer(text, low, high)]
+    if not spans and back:
+        # "My positions are all in profit. Something's wrong there.": the sentence before.
+        spans = [m.span() for m in topic.finditer(text, max(0, low - TOPIC_CHARS), low)]
     if not spans:
         return None
     return min(spans, key=lambda s: max(start - s[1], s[0] - end, 0))

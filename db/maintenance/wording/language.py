@@ -11,7 +11,8 @@ case, no accents, ä as ae). `[terms]` are named alternations that the patterns 
 
 `patterns` are whole phrases ("my balance is wrong"). `problems` are words that report a
 problem only near a `topic` (in the same sentence, within TOPIC_CHARS): "took the interest out
-twice", "the dividend was never credited". Both are judged alike (denials, hypotheticals …).
+twice", "the dividend was never credited"; `vague` ones ("something's wrong there") may find
+their topic in the sentence before. All are judged alike (denials, hypotheticals …).
 
 The other keys of `[rules]`:
 - `negators`: words that deny a match in the five words before it ("-n't" a suffix, "n'-" a
@@ -81,6 +82,7 @@ class Language:
     support: str
     topic: re.Pattern[str] | None  # what a problem word must be near: a figure, a sum …
     problems: re.Pattern[str] | None  # problem words that count near a topic
+    vague: re.Pattern[str] | None  # problem words whose topic may be in the sentence before
     common: frozenset[str]
     typo_targets: tuple[str, ...]
     known: frozenset[str]
@@ -160,6 +162,7 @@ def load(code: str) -> Language:
             support=fill(rules["support"], terms),
             topic=_any([fill(rules["topic"], terms)]) if "topic" in rules else None,
             problems=_any([fill(p, terms) for p in rules.get("problems", [])]),
+            vague=_any([fill(p, terms) for p in rules.get("vague", [])]),
             common=frozenset(rules.get("common", [])),
             typo_targets=typo_targets,
             known=frozenset([*typo_targets, *rules.get("not_typos", []), *rules.get("common", [])]),
