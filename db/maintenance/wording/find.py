@@ -124,14 +124,16 @@ class Rules:
         return self.languages[scores.index(max(scores))]
 
     def candidates(self, text: str) -> tuple[Language, ...]:
-        """The languages whose rules run on `text`: all for a short text; for a longer one,
-        those scoring at least a third of the best language's common words (the rest cost
-        time and find only false friends)."""
+        """The languages whose rules run on `text`: for a short text, all but those none of
+        whose common words it uses while another's it uses twice; for a longer one, those
+        scoring at least a third of the best (the rest cost time and find false friends:
+        Italian "duplicat…" in English "duplicated trades")."""
         scores, count = self._scores(text)
         best = max(scores)
-        if count < FEW_WORDS or best == 0:
+        if best < 2:
             return self.languages
-        return tuple(lang for lang, s in zip(self.languages, scores, strict=True) if 3 * s >= best)
+        floor = max(1, best / 3) if count >= FEW_WORDS else 1
+        return tuple(lang for lang, s in zip(self.languages, scores, strict=True) if s >= floor)
 
     def find(self, subject: str, body: str) -> Finding | None:
         """The first un-denied match in the writer's own words of `body`; else one in
