@@ -1,9 +1,9 @@
 """Whether a mail reports a discrepancy, and the words that say so.
 
-Every language's rules run on a short mail (a language guess from a few words is weak); on a
-longer one, only those of the languages whose common words it uses. What the writer quoted is
-removed first: '>' lines, and everything after the first reply or forward header of any
-language.
+The rules of the languages whose common words a mail uses run on it (all of them when it uses
+almost none). What the writer quoted is removed first: '>' lines, and everything after the
+first reply or forward header of any language. Whole phrases match as they stand; problem
+words ("twice", "never credited") only near a topic (a figure, a thing, a sum).
 A match counts unless, in its language, it is denied ("no discrepancies"), hypothetical
 ("if my balance is wrong"), part of a question about the procedure ("how do I report …"),
 or undone later in the mail ("… all good now", "my mistake"). Typos are repaired only when
@@ -23,8 +23,8 @@ from db.maintenance.wording.text import Folded, blank, fold, repaired
 
 MAX_CHARS = 20_000  # read for reply headers; beyond, signatures, disclaimers and quotes
 OWN_CHARS = 3_000  # of the writer's own words judged: a report is written at the top
-FEW_WORDS = 40  # below this, every language's rules run: a guess from so few words is weak
-TOPIC_CHARS = 90  # how far from a problem word its topic may stand, in the same sentence
+FEW_WORDS = 40  # from this many words on, a language must score a third of the best to run
+TOPIC_CHARS = 90  # how far from a problem word its topic may stand (see _near)
 NEGATION_WINDOW = 5  # words before a match that may deny it ("I don't see any missing …")
 _WORDS = re.compile(r"[\w']+")
 _SENTENCE_END = re.compile(r"[!?\n]|\.(?!\d)")
