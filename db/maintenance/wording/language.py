@@ -61,7 +61,7 @@ class RulesError(DeskError):
     """A data file or a configured pattern cannot be used."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # one object per language: identity is equality, and cheap
 class Language:
     """A language's compiled rules. Patterns and word lists are over folded text."""
 
