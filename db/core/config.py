@@ -87,7 +87,9 @@ class Maintenance:
     verification_hours: float = 72.0
     horizon_days: int = 120
     vocabulary: tuple[str, ...] | None = None  # None: the built-in discrepancy vocabulary
-    vocabulary_extra: tuple[str, ...] = ()
+    vocabulary_extra: tuple[str, ...] = ()  # for whatever language the mail is in
+    # (ISO 639-1 code, patterns) for one language's rules: `vocabulary_extra = { de = [...] }`
+    vocabulary_by_language: tuple[tuple[str, tuple[str, ...]], ...] = ()
     recurring: tuple[Recurring, ...] = ()
 
 
@@ -361,6 +363,33 @@ def _zone(r: Reader, key: str, default: str) -> str:
     return name
 
 
+# The languages with discrepancy rules (db/maintenance/wording/language.CODES; a test keeps
+# the two equal: db.core cannot import db.maintenance).
+DISCREPANCY_LANGUAGES = ("en", "de", "fr", "es", "it", "nl")
+
+
+def _extra_vocabulary(r: Reader) -> dict[str, Any]:
+    """`vocabulary_extra` as a list (any language) or a table of language code -> list, where
+    `any` stands for every language."""
+    value = r.table.get("vocabulary_extra")
+    if not isinstance(value, dict):
+        return {"vocabulary_extra": _patterns(r, "vocabulary_extra") or ()}
+    extra: tuple[str, ...] = ()
+    by_language = []
+    inner = Reader(r.path, f"{r.where}.vocabulary_extra", value)
+    for code in value:
+        if code != "any" and code not in DISCREPANCY_LANGUAGES:
+            inner.fail(
+                code, f"is not a language with rules (any, {', '.join(DISCREPANCY_LANGUAGES)})"
+            )
+        patterns = _patterns(inner, code) or ()
+        if code == "any":
+            extra = patterns
+        else:
+            by_language.append((code, patterns))
+    return {"vocabulary_extra": extra, "vocabulary_by_language": tuple(by_language)}
+
+
 def _patterns(r: Reader, key: str) -> tuple[str, ...] | None:
     values = r.get(key, list)
     if values is None:
@@ -471,7 +500,7 @@ def _maintenance(path: Path, data: dict[str, Any], desk_zone: str) -> Maintenanc
         verification_hours=hours["verification_hours"],
         horizon_days=horizon,
         vocabulary=_patterns(r, "vocabulary"),
-        vocabulary_extra=_patterns(r, "vocabulary_extra") or (),
+        **_extra_vocabulary(r),
         recurring=tuple(_recurring(path, i, t, zone, names) for i, t in enumerate(rules)),
     )
 

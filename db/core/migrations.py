@@ -484,9 +484,16 @@ def _v9_merge(db: sqlite_utils.Database) -> None:
         db.execute(statement)
 
 
+def _v10_discrepancy_reason(db: sqlite_utils.Database) -> None:
+    """Why the rule made a ticket a discrepancy report, for the agent to see and overrule:
+    JSON {"phrase", "language", "where", "message"} (`db.maintenance.discrepancy`); NULL when
+    an agent decided or the ticket is no report."""
+    db.execute("ALTER TABLE ticket ADD COLUMN kind_reason TEXT")
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _v1_core, _v2_windows, _v3_mail_out, _v4_mail_reading, _v5_recurring_sync, _v6_unsubscribe,
-    _v7_window_updates, _v8_search_trigram, _v9_merge,
+    _v7_window_updates, _v8_search_trigram, _v9_merge, _v10_discrepancy_reason,
 ]  # fmt: skip
 
 

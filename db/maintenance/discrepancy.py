@@ -3,7 +3,8 @@
 A ticket whose first message arrives while a window is active is linked to it. A customer
 message that arrives in a window's verification period (after it ends; 72 hours unless
 configured) and says data or transactions differ makes its ticket a discrepancy report: kind
-`discrepancy`, linked to the window, high priority. What an agent decides by hand
+`discrepancy`, linked to the window, high priority, with the words that said so and their
+language (`kind_reason`; the rules are in `db.maintenance.wording`). What an agent decides by hand
 (`kind_set_by = 'agent'`) wins over the rule. The verdict for a ticket is always computed
 from scratch, so ingest and a moved or cancelled window reach the same answer.
 """
@@ -11,7 +12,6 @@ from scratch, so ingest and a moved or cancelled window reach the same answer.
 from __future__ import annotations
 
 import json
-import re
 from datetime import timedelta
 from functools import lru_cache
 from typing import Any
@@ -23,95 +23,45 @@ from db.core.connect import write
 from db.core.errors import DeskError, NotFoundError
 from db.core.events import record_event
 from db.maintenance import notices, rule_settings, window_model
+from db.maintenance.wording import find as wording
+from db.maintenance.wording import language
 
 RULE_ACTOR = "discrepancy-rule"
 _RANK = {"low": 0, "normal": 1, "high": 2, "urgent": 3}
 
-# Words between two halves of a phrase ("wrong account balance"), never a negation.
-_GAP = r"(?:(?!(?:not|no|never)\b)[\w'-]+\s+)?"
-# The rest of a subject between a noun and its verb ("deposits from 3 June are missing").
-_SUBJECT = r"(?:[\w'-]+\s+){0,4}?"
-_THINGS = (
-    r"(?:transactions?|payments?|deposits?|withdrawals?|transfers?|trades?|orders?|entries|funds)"
-)
-_FIGURES = (
-    r"(?:balances?|amounts?|totals?|figures?|numbers?|positions?|holdings?|statements?|"
-    r"valuations?|values?)"
-)
-_BAD = r"(?:wrong|incorrect|off|different|inaccurate|too (?:low|high)|lower|higher|missing)"
-DEFAULT_VOCABULARY = (
-    r"\bdiscrepanc(?:y|ies)\b",
-    r"\bmismatch(?:es|ed)?\b",
-    r"\b(?:don'?t|doesn'?t|do not|does not|didn'?t|did not)\s+(?:match|add up|tally|reconcile)\b",
-    rf"\b(?:wrong|incorrect|inaccurate)\s+{_GAP}{_FIGURES}\b",
-    rf"\b{_FIGURES}\s+(?:is|are|was|were|looks?|seems?|appears?)\s+{_GAP}{_BAD}\b",
-    rf"\bmissing\s+{_GAP}{_THINGS}\b",
-    rf"\b{_THINGS}\s+{_SUBJECT}(?:is|are|was|were|has|have)\s+{_GAP}"
-    r"(?:missing|gone|disappeared|vanished)\b",
-    rf"\bduplicat(?:e|ed|es)\s+{_GAP}(?:{_THINGS}|charges?)\b",
-    rf"\b(?:{_THINGS}|charges?)\s+{_GAP}(?:twice|duplicated|doubled)\b",
-    r"\b(?:charged|debited|billed|booked)\s+twice\b",
-    r"\bdouble[- ](?:charged|charges?|booked|bookings?|payments?|entry|entries)\b",
-    rf"\b(?:can'?t|cannot|can not)\s+(?:find|see|locate)\s+(?:any of\s+)?(?:my|the|our)\s+"
-    rf"{_GAP}(?:{_THINGS}|positions?|holdings?)\b",
-)
-# A match after one of these in its clause is denied or hypothetical: "no discrepancies",
-# "I don't see any missing payments", "if your balance is wrong".
-_NEGATORS = {"no", "not", "never", "without", "none", "nothing", "neither", "nor", "if", "any"}
-_CLAUSE_END = re.compile(r"[.!?;:\n]|\bbut\b|\bhowever\b|\balthough\b", re.IGNORECASE)
-_WORD = re.compile(r"[\w']+")
-_REPLY_HEADER = re.compile(
-    r"^\s*(?:-{2,}\s*original message\s*-{2,}|_{10,}|on\b.{4,200}\bwrote:|"
-    r"from:\s.+\n\s*(?:sent|date):)",
-    re.IGNORECASE | re.MULTILINE,
-)
-_SPACE = re.compile(r"\s+")
-
 
 @lru_cache(maxsize=8)
-def _compiled(patterns: tuple[str, ...]) -> tuple[re.Pattern[str], ...]:
-    return tuple(re.compile(p, re.IGNORECASE) for p in patterns)
+def _rules(replace: tuple[str, ...] | None, extra: tuple[tuple[str, str], ...]) -> wording.Rules:
+    extras = tuple(("", p) for p in replace or ()) + extra
+    return wording.rules(extras, notices.BOILERPLATE, replace=replace is not None)
 
 
-def vocabulary(settings: rule_settings.Settings) -> tuple[re.Pattern[str], ...]:
-    base = DEFAULT_VOCABULARY if settings.vocabulary is None else settings.vocabulary
-    return _compiled((*base, *settings.vocabulary_extra))
+def vocabulary(settings: rule_settings.Settings) -> wording.Rules:
+    """The rules of every language (`db/maintenance/wording/*.toml`) with the configured
+    patterns: `vocabulary` instead of the built-in patterns, `vocabulary_extra` besides them
+    (for every language, or per language). Raises RulesError for a pattern that cannot be used."""
+    extra = tuple(("", p) for p in settings.vocabulary_extra) + tuple(
+        (code, p) for code, patterns in settings.vocabulary_by_language for p in patterns
+    )
+    return _rules(settings.vocabulary, extra)
 
 
-def _normalise(text: str) -> str:
-    return _SPACE.sub(" ", text).strip().lower()
+def reports_discrepancy(text: str, rules: wording.Rules, subject: str = "") -> bool:
+    """Whether the writer's own words in `text` say data or transactions differ."""
+    return rules.find(subject, text) is not None
 
 
-_OURS = tuple(_normalise(s) for s in notices.BOILERPLATE)
-
-
-def own_words(text: str) -> str:
-    """`text` without what the writer quoted: '>' lines, everything after a reply header
-    ("On … wrote:", "-----Original Message-----", an Outlook "From:/Sent:" block), and lines
-    carrying our notices' sentences."""
-    header = _REPLY_HEADER.search(text)
-    if header:
-        text = text[: header.start()]
-    kept = []
-    for line in text.splitlines():
-        if line.lstrip().startswith(">"):
-            continue
-        if any(ours in _normalise(line) for ours in _OURS):
-            continue
-        kept.append(line)
-    return "\n".join(kept)
-
-
-def _denied(text: str, start: int) -> bool:
-    clause = _CLAUSE_END.split(text[:start])[-1]
-    words = _WORD.findall(clause.lower())[-4:]
-    return any(w in _NEGATORS or w.endswith("n't") for w in words)
-
-
-def reports_discrepancy(text: str, patterns: tuple[re.Pattern[str], ...]) -> bool:
-    """Whether the writer's own words say data or transactions differ (not denied)."""
-    mine = own_words(text)
-    return any(not _denied(mine, m.start()) for pattern in patterns for m in pattern.finditer(mine))
+def reason(kind_reason: str | None) -> str:
+    """A ticket's stored reason as one line for the agent: 'German: "Kontostand stimmt nicht"'
+    (with ", in the subject" when only the subject said it); "" when there is none (an
+    agent decided, or the ticket is no report)."""
+    if not kind_reason:
+        return ""
+    data = json.loads(kind_reason)
+    code = data.get("language", "")
+    name = language.load(code).name if code in language.CODES else "configured pattern"
+    where = ", in the subject" if data.get("where") == "subject" else ""
+    return f'{name}: "{data.get("phrase", "")}"{where}'
 
 
 def _during(db: sqlite_utils.Database, at: str) -> int | None:
@@ -126,9 +76,9 @@ def _during(db: sqlite_utils.Database, at: str) -> int | None:
 
 def _verdict(
     db: sqlite_utils.Database, ticket: dict[str, Any], settings: rule_settings.Settings
-) -> tuple[int, int] | None:
-    """(window, message) of the first message reporting a discrepancy in a verification
-    period, or None."""
+) -> tuple[int, int, wording.Finding] | None:
+    """(window, message, finding) of the first message reporting a discrepancy in a
+    verification period, or None."""
     period = timedelta(hours=settings.verification_hours)
     earliest = clock.iso(clock.parse(ticket["created_at"]) - period)
     windows = db.execute(
@@ -139,7 +89,7 @@ def _verdict(
     if not windows:
         return None
     ends = [(wid, end, clock.iso(clock.parse(end) + period)) for wid, end in windows]
-    patterns = vocabulary(settings)
+    rules = vocabulary(settings)
     for message_id, received, subject, body in db.execute(
         "SELECT id, received_at, subject, body_text FROM message WHERE ticket_id = ? "
         "AND auto = '' AND direction = 'in' AND received_at >= ? ORDER BY received_at, id",
@@ -147,8 +97,9 @@ def _verdict(
     ):
         # The latest window whose period holds the message: the one the writer just lived.
         window = next((wid for wid, end, until in ends if end <= received < until), None)
-        if window is not None and reports_discrepancy(f"{subject}\n{body}", patterns):
-            return window, message_id
+        found = rules.find(subject, body) if window is not None else None
+        if found is not None:
+            return window, message_id, found
     return None
 
 
@@ -230,7 +181,11 @@ def mark(
             found = _verdict(db, t, rule_settings.load(db))
             window_id = t["window_id"] or (found[0] if found else None)
         changes = {"kind": "discrepancy", "kind_set_by": "agent", "window_id": window_id}
-        _update(db, ticket_id, {**changes, "priority": _at_least_high(t["priority"])})
+        _update(
+            db,
+            ticket_id,
+            {**changes, "priority": _at_least_high(t["priority"]), "kind_reason": None},
+        )
         # Already a report (the rule made it one): its priority from before stays on record.
         raised = {} if t["kind"] == "discrepancy" else {"priority_from": t["priority"]}
         record_event(db, ticket_id, actor, "kind", {**changes, **raised})
@@ -244,7 +199,7 @@ def unmark(db: sqlite_utils.Database, ticket_id: int, actor: str) -> None:
         changes = {"kind": "normal", "kind_set_by": "agent", "window_id": None}
         if t["kind"] == "discrepancy":
             changes["priority"] = _restored(db, t)
-        _update(db, ticket_id, changes)
+        _update(db, ticket_id, {**changes, "kind_reason": None})
         record_event(db, ticket_id, actor, "kind", changes)
 
 
@@ -274,7 +229,7 @@ def listing(
     return list(
         db.query(
             "SELECT id AS ticket, subject, requester_addr, function, status, priority, "
-            "window_id, kind_set_by, created_at, last_message_at FROM ticket "
+            "window_id, kind_set_by, kind_reason, created_at, last_message_at FROM ticket "
             f"WHERE {' AND '.join(where)} ORDER BY created_at DESC, id DESC",
             params,
         )
@@ -290,11 +245,24 @@ def _apply(db: sqlite_utils.Database, t: dict[str, Any], settings: rule_settings
         return
     verdict = _verdict(db, t, settings)
     if verdict is not None:
-        window, message = verdict
-        if (t["kind"], t["window_id"], t["kind_set_by"]) == ("discrepancy", window, "rule"):
+        window, message, found = verdict
+        reason = json.dumps(
+            {"phrase": found.phrase, "language": found.language, "where": found.where,
+             "message": message}, ensure_ascii=False
+        )  # fmt: skip
+        if (t["kind"], t["window_id"], t["kind_set_by"], t["kind_reason"]) == (
+            "discrepancy", window, "rule", reason
+        ):  # fmt: skip
             return
-        changes = {"kind": "discrepancy", "kind_set_by": "rule", "window_id": window}
-        detail = {"to": "discrepancy", "window": window, "message": message}
+        changes: dict[str, Any] = {
+            "kind": "discrepancy", "kind_set_by": "rule", "window_id": window, "kind_reason": reason
+        }  # fmt: skip
+        detail = {
+            "to": "discrepancy",
+            "window": window,
+            "message": message,
+            "reason": json.loads(reason),
+        }
         if t["kind"] != "discrepancy":  # raising it now: remember from what, to undo it
             changes["priority"] = _at_least_high(t["priority"])
             detail["priority_from"] = t["priority"]
@@ -307,6 +275,12 @@ def _apply(db: sqlite_utils.Database, t: dict[str, Any], settings: rule_settings
         _update(
             db,
             t["id"],
-            {"kind": "normal", "kind_set_by": None, "window_id": None, "priority": priority},
+            {
+                "kind": "normal",
+                "kind_set_by": None,
+                "window_id": None,
+                "priority": priority,
+                "kind_reason": None,
+            },  # fmt: skip
         )
         record_event(db, t["id"], RULE_ACTOR, "kind", {"to": "normal", "priority": priority})

@@ -22,12 +22,16 @@ class Settings:
 
     verification_hours: float = 72.0
     vocabulary: tuple[str, ...] | None = None  # None: the built-in vocabulary
-    vocabulary_extra: tuple[str, ...] = ()
+    vocabulary_extra: tuple[str, ...] = ()  # for the language the mail seems to be in
+    vocabulary_by_language: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (code, patterns)
 
 
 def settings_of(maintenance: Maintenance) -> Settings:
     return Settings(
-        maintenance.verification_hours, maintenance.vocabulary, maintenance.vocabulary_extra
+        maintenance.verification_hours,
+        maintenance.vocabulary,
+        maintenance.vocabulary_extra,
+        maintenance.vocabulary_by_language,
     )
 
 
@@ -38,6 +42,7 @@ def save(db: sqlite_utils.Database, settings: Settings) -> None:
             "verification_hours": settings.verification_hours,
             "vocabulary": settings.vocabulary,
             "vocabulary_extra": settings.vocabulary_extra,
+            "vocabulary_by_language": settings.vocabulary_by_language,
         }
     )
     db.execute(
@@ -59,4 +64,5 @@ def load(db: sqlite_utils.Database) -> Settings:
         float(data.get("verification_hours", 72.0)),
         tuple(vocabulary) if vocabulary is not None else None,
         tuple(data.get("vocabulary_extra", ())),
+        tuple((code, tuple(p)) for code, p in data.get("vocabulary_by_language", ())),
     )

@@ -15,7 +15,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "discrepancies",
         help="discrepancy reports after maintenance windows",
         description="Tickets reporting that data or transactions differ after a maintenance "
-        "window, found by the rule at ingest or marked by an agent. An agent's mark or unmark "
+        "window, found by the rule at ingest or marked by an agent. A report found by the rule "
+        "shows why: the words that said so and their language. An agent's mark or unmark "
         "wins over the rule until --by-rule hands the ticket back.",
         epilog="example: desk discrepancies --window W12 --json\n"
         "         desk discrepancies --mark 42 --window W12\n"
@@ -64,4 +65,7 @@ def run(args: argparse.Namespace) -> int:
             f"{t['kind_set_by'] or '':<6}{age.days}d {age.seconds // 3600}h  "
             f"{safe.visible(t['requester_addr'])}: {safe.visible(t['subject'])}"
         )
+        why = discrepancy.reason(t["kind_reason"])
+        if why:
+            print(f"{'':6}why: {safe.visible(why)}")
     return 0

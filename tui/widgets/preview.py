@@ -11,6 +11,7 @@ from rich.text import Text
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
+from db.maintenance import discrepancy
 from tui import safe
 from tui.format import html_text, local, mail_text
 
@@ -40,6 +41,9 @@ def facts(ticket: dict[str, Any]) -> Text:
         line.append_text(safe.text(" ".join(f"#{t}" for t in tags), "cyan"))
     if ticket["kind"] == "discrepancy":
         line.append(" · discrepancy report", "bold yellow")
+        why = discrepancy.reason(ticket.get("kind_reason"))
+        if why:
+            line.append_text(safe.text(f" ({why})", "yellow"))
     if ticket.get("window_id"):
         line.append(f" · about window W{ticket['window_id']}", "magenta")
     if ticket.get("during_window_id"):
