@@ -38,7 +38,7 @@ from db.mailout import outbox
 from db.maintenance import notice_schedule, recurrence
 from ingest import imap, maildir, reparse, secrets, sender
 from ingest.backoff import Backoff
-from ingest.pipeline import Pipeline
+from ingest.pipeline import Pipeline, read_ahead_slots
 from ingest.supervisor import Health, describe, supervise
 from ingest.workers import make_pool
 
@@ -61,6 +61,7 @@ def _source_thread(
     once: bool,
     failed: list[str],
     health: Health,
+    read_ahead: threading.Semaphore,
 ) -> None:
     """One source under its supervisor (`ingest/supervisor.py`): a fault, the database's
     included, restarts it after a backoff step."""
@@ -70,7 +71,9 @@ def _source_thread(
     reporter = health.for_source(db, source.name)
 
     def body() -> None:
-        _runner(source.kind)(source, Pipeline(db, config, source, pool, reporter), stop, once=once)
+        _runner(source.kind)(
+            source, Pipeline(db, config, source, pool, reporter, read_ahead), stop, once=once
+        )
 
     try:
         if not supervise(
@@ -203,10 +206,11 @@ def run(config: Config, *, once: bool, stop: threading.Event | None = None) -> b
     pool = make_pool()
     failed: list[str] = []
     health = Health(config.database)
+    read_ahead = threading.Semaphore(read_ahead_slots(pool))  # shared: see ingest/pipeline.py
     threads = [
         threading.Thread(
             target=_source_thread,
-            args=(config, s, pool, stop, once, failed, health),
+            args=(config, s, pool, stop, once, failed, health, read_ahead),
             name=s.name,
             daemon=True,
         )
