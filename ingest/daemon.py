@@ -4,10 +4,13 @@ Each source runs in its own thread with its own database connection, so one fail
 never stops the others. Two more threads carry mail out: the notice scheduler issues the
 maintenance notices as they fall due, and the sender hands the outbox to `[smtp]`. One more
 reads stored mail again with today's parser: what an older version read, after an upgrade, and
-what an agent asks for (`ingest/reparse.py`). SIGTERM or SIGINT sets a stop flag: each finishes
-the batch or mail it holds, commits, and returns. `--once` ingests what is there, issues and
-sends what is due, reads again what agents asked for, and exits; `--reparse` only reads stored
-mail again. One daemon (or `--once`) runs on a database at a time: it holds a lock file beside it.
+what an agent asks for (`ingest/reparse.py`). Every thread runs under the same supervisor
+(`ingest/supervisor.py`). Under systemd (`Type=notify`) it says when it is ready, how it does
+and when it stops, and keeps the watchdog fed (`ingest/notify.py`). SIGTERM or SIGINT sets a
+stop flag: each finishes the batch or mail it holds, commits, and returns. `--once` ingests
+what is there, issues and sends what is due, reads again what agents asked for, and exits;
+`--reparse` only reads stored mail again. One daemon (or `--once`) runs on a database at a
+time: it holds a lock file beside it.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from db.mailout import outbox
 from db.maintenance import notice_schedule, recurrence
 from ingest import imap, maildir, reparse, secrets, sender
 from ingest.backoff import Backoff
+from ingest.notify import Notifier
 from ingest.pipeline import Pipeline, read_ahead_slots
 from ingest.supervisor import Health, describe, supervise
 from ingest.workers import make_pool
@@ -100,55 +104,49 @@ def _open_waiting(config: Config, stop: threading.Event, who: str):
     return None
 
 
-def _notice_thread(config: Config, stop: threading.Event, once: bool) -> None:
-    db = _open_waiting(config, stop, "notices")
-    if db is None:
-        return
-    try:
+def _background(
+    config: Config,
+    name: str,
+    body: Callable[[], None],
+    stop: threading.Event,
+    once: bool,
+    failed: list[str],
+    health: Health,
+) -> None:
+    """A thread of the daemon other than a source under the same supervisor as the sources:
+    restarted with backoff after any fault; with `once`, a fault fails the run."""
+    if not supervise(
+        name, body, health.for_thread(name), stop, cap=config.retry_cap_seconds, once=once
+    ):
+        failed.append(name)
+
+
+def _notices(config: Config, stop: threading.Event, once: bool) -> None:
+    """Issue the maintenance notices as they fall due, every NOTICE_SECONDS."""
+    with closing(open_db(config.database)) as db:
         while not stop.is_set():
-            try:
-                notice_schedule.tick(db, config.mail, config.maintenance)
-            except Exception:  # noqa: BLE001 - logged; the next tick tries again
-                log.exception("issuing maintenance notices failed")
+            notice_schedule.tick(db, config.mail, config.maintenance)
             if once:
                 return
             stop.wait(NOTICE_SECONDS)
-    finally:
-        db.close()
 
 
-def _sender_thread(
-    config: Config,
-    stop: threading.Event,
-    once: bool,
-    before: list[threading.Thread],
-    failed: list[str],
-) -> None:
+def _send(config: Config, stop: threading.Event, once: bool, before: list[threading.Thread]):
+    """The sender's body: hand the outbox to `[smtp]`; with `once`, after `before` (reading and
+    the notices) have queued what they would."""
     assert config.mail.smtp is not None
-    for thread in before:  # with --once, send what reading and the notices queued, too
+    for thread in before:
         thread.join()
-    db = _open_waiting(config, stop, "sender")
-    if db is None:
-        return
-    try:
-        lock = sender.lock_file(config.database)
-        sender.run(db, config.mail.smtp, stop, once=once, lock=lock)
-    except Exception:  # noqa: BLE001 - the sources go on; the outbox keeps the mail
-        failed.append("sender")  # exit non-zero, so a supervisor restarts the daemon
-        log.exception("the sender stopped by an unexpected error; mail stays in the outbox")
-    finally:
-        db.close()
+    with closing(open_db(config.database)) as db:
+        sender.run(db, config.mail.smtp, stop, once=once, lock=sender.lock_file(config.database))
 
 
-def _reparse_thread(config: Config, stop: threading.Event, once: bool) -> None:
-    try:
-        if once:  # what agents asked for; healing older versions is the running daemon's
-            with closing(open_db(config.database)) as db:
-                reparse.answer_requests(db)
-        else:
-            reparse.background(config.database, stop)
-    except Exception:  # noqa: BLE001 - new mail goes on; stored mail waits for the next start
-        log.exception("reading stored messages again stopped by an unexpected error")
+def _reparse(config: Config, stop: threading.Event, once: bool) -> None:
+    if once:  # what agents asked for; healing older versions is the running daemon's
+        with closing(open_db(config.database)) as db:
+            reparse.answer_requests(db)
+    else:
+        reparse.background(config.database, stop)
 
 
 def _prepare(config: Config) -> int:
@@ -205,7 +203,7 @@ def run(config: Config, *, once: bool, stop: threading.Event | None = None) -> b
         log.warning("%s: no [[source]] configured; nothing to read", config.path)
     pool = make_pool()
     failed: list[str] = []
-    health = Health(config.database)
+    health = Health(config.database, tuple(s.name for s in config.sources))
     read_ahead = threading.Semaphore(read_ahead_slots(pool))  # shared: see ingest/pipeline.py
     threads = [
         threading.Thread(
@@ -216,26 +214,26 @@ def run(config: Config, *, once: bool, stop: threading.Event | None = None) -> b
         )
         for s in config.sources
     ]
-    notices = threading.Thread(
-        target=_notice_thread, args=(config, stop, once), name="notices", daemon=True
-    )
-    threads.append(notices)
-    threads.append(
-        threading.Thread(
-            target=_reparse_thread, args=(config, stop, once), name="reparse", daemon=True
+
+    def background(name: str, body: Callable[[], None]) -> threading.Thread:
+        return threading.Thread(
+            target=_background,
+            args=(config, name, body, stop, once, failed, health),
+            name=name,
+            daemon=True,
         )
-    )
+
+    threads.append(background("notices", lambda: _notices(config, stop, once)))
+    threads.append(background("reparse", lambda: _reparse(config, stop, once)))
     if config.mail.smtp is not None:
-        threads.append(
-            threading.Thread(
-                target=_sender_thread,
-                args=(config, stop, once, list(threads) if once else [], failed),
-                name="sender",
-                daemon=True,
-            )
-        )
+        before = list(threads) if once else []  # with --once, send what the others queued
+        threads.append(background("sender", lambda: _send(config, stop, once, before)))
     for thread in threads:
         thread.start()
+    notify = Notifier()
+    if not once:
+        notify.send(READY=1, STATUS=health.summary())
+    beat = 0.0  # when the watchdog was last told the daemon is well
     try:
         while any(t.is_alive() for t in threads):
             for thread in threads:
@@ -248,12 +246,19 @@ def run(config: Config, *, once: bool, stop: threading.Event | None = None) -> b
                 )
                 failed.append("all sources")
                 break
+            if notify.watchdog_seconds and time.monotonic() - beat >= notify.watchdog_seconds:
+                # Only from here, while sources progress, idle or wait out a fault shorter
+                # than give_up_minutes: a hung supervisor stops it, and systemd restarts us.
+                notify.send(WATCHDOG=1, STATUS=health.summary())
+                beat = time.monotonic()
     finally:
         stop.set()
+        notify.send(STOPPING=1, STATUS="stopping: finishing the batches in hand")
         for thread in threads:
             thread.join()
         if pool is not None:
             pool.shutdown(cancel_futures=True)
+        notify.close()
     return not failed
 
 
