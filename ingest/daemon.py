@@ -29,11 +29,11 @@ from collections.abc import Callable
 from concurrent.futures import Executor
 from contextlib import closing
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from db.core import clock, privacy
 from db.core.config import Config, Source, load
-from db.core.connect import open_db
+from db.core.connect import INGEST_BUSY_TIMEOUT_MS, open_db
 from db.core.errors import DeskError
 from db.mailin import sources
 from db.mailin.reparse import Scope
@@ -69,7 +69,7 @@ def _source_thread(
 ) -> None:
     """One source under its supervisor (`ingest/supervisor.py`): a fault, the database's
     included, restarts it after a backoff step."""
-    db = _open_waiting(config, stop, source.name)
+    db = _open_waiting(config, stop, source.name, busy_timeout_ms=INGEST_BUSY_TIMEOUT_MS)
     if db is None:
         return
     reporter = health.for_source(db, source.name)
@@ -88,14 +88,14 @@ def _source_thread(
         db.close()
 
 
-def _open_waiting(config: Config, stop: threading.Event, who: str):
+def _open_waiting(config: Config, stop: threading.Event, who: str, **options: Any):
     """A connection to the database for a thread of the daemon, waited for with backoff while
     the database cannot be opened (locked, full, read-only, gone); None once `stop` is set.
     Without it a fault at the moment a thread starts would end that thread for good."""
     backoff = Backoff(cap=config.retry_cap_seconds)
     while not stop.is_set():
         try:
-            return open_db(config.database)
+            return open_db(config.database, **options)
         except Exception as exc:  # noqa: BLE001 - waited out, named in one line
             wait = backoff.next_delay()
             log.error("%s: %s; trying again in %.0f s", who, describe(exc, config.database), wait)
