@@ -1,6 +1,7 @@
 """desk-ingest outlives faults of its own database (a full disk, a write lock held by another
-process, a read-only file) and of its mail server (Dovecot stopped for a minute). While each lasts `desk stats --json` names it; once it clears, ingest
-resumes by itself within one backoff step, the same process, nothing lost or duplicated.
+process, a read-only file) and of its mail server (Dovecot stopped for a minute). While each
+lasts `desk stats --json` names it; once it clears, ingest resumes by itself within one backoff
+step, the same process, nothing lost or duplicated.
 
 The daemon and `desk stats` run as real processes; the full disk is a real tmpfs (we run as
 root; the test is skipped where mount is refused), the lock a real `BEGIN IMMEDIATE` in another
