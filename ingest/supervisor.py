@@ -210,6 +210,9 @@ class SourceHealth:
         """Record a success in `state`: the source made progress; never raises."""
         return self.health.report(self.db, self.name, state, ok=True, server_count=server_count)
 
+    def started(self) -> None:
+        """(Re)started by `supervise`: a source says itself when it has made progress."""
+
 
 class ThreadHealth:
     """A background thread's side of `Health` (the notice scheduler, the sender, the healer):
@@ -227,6 +230,10 @@ class ThreadHealth:
         self.health.thread_state(self.name, None)
         return True
 
+    def started(self) -> None:
+        """(Re)started by `supervise`: its fault, if any, is over until it raises again."""
+        self.ok("running")
+
 
 def supervise(
     name: str,
@@ -242,6 +249,7 @@ def supervise(
     backoff = Backoff(cap=cap)
     while not stop.is_set():
         started = time.monotonic()
+        health.started()
         try:
             body()
             return True

@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from ingest.demo import generate, write_maildir
@@ -56,6 +57,14 @@ def messages(sock: socket.socket, until: str) -> list[dict[str, str]]:
     return got
 
 
+def status(sock: socket.socket, wanted: Callable[[str], bool], what: str) -> str:
+    """The first STATUS of a watchdog beat that is `wanted`, waited for up to 60 s."""
+    deadline = time.monotonic() + 60
+    while not wanted(line := messages(sock, "WATCHDOG=1")[-1]["STATUS"]):
+        assert time.monotonic() < deadline, f"no status showed {what}; the last: {line}"
+    return line
+
+
 def test_ready_status_watchdog_and_stopping_reach_the_notify_socket(tmp_path: Path) -> None:
     write_maildir(tmp_path / "spool", generate(30, seed=31))
     config = write_config_file(tmp_path, ("technical",), extra=refused_imap(30))
@@ -95,3 +104,25 @@ def test_the_watchdog_is_not_fed_once_no_source_makes_progress(tmp_path: Path) -
     assert "READY=1" == f"READY={got[0]['READY']}"
     assert "WATCHDOG" not in got[-1]
     assert any("WATCHDOG" in m for m in got)  # fed while the fault was younger than that
+
+
+def test_a_failing_sender_is_restarted_and_shown_in_the_status(tmp_path: Path) -> None:
+    # A folder where the sender's lock file goes: every start of the sender fails until it is
+    # removed. The sources go on, the status names the sender, and the same process recovers.
+    with socket.socket() as probe:  # [smtp] is never reached: the outbox stays empty
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    smtp = f'\n[smtp]\nhost = "127.0.0.1"\nport = {port}\nsecurity = "none"\n'
+    config = write_config_file(tmp_path, ("technical",), extra=smtp)
+    in_the_way = tmp_path / "desk.db.sender.lock"
+    in_the_way.mkdir()
+    with listen(tmp_path) as sock:
+        proc = start(config, sock, WATCHDOG_USEC=str(WATCHDOG_USEC))
+        try:
+            status(sock, lambda line: "sender backing off (" in line, "the sender's fault")
+            in_the_way.rmdir()
+            status(sock, lambda line: "sender" not in line, "the sender recovered")
+            assert proc.poll() is None
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
