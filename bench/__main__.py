@@ -3,28 +3,11 @@
 from __future__ import annotations
 
 import importlib
-import os
 import pkgutil
-import platform
 import sys
 
 import bench
-
-
-def machine() -> str:
-    model = ""
-    try:
-        with open("/proc/cpuinfo") as info:
-            model = next(
-                (line.split(":", 1)[1].strip() for line in info if line.startswith("model name")),
-                "",
-            )
-    except OSError:
-        pass
-    return (
-        f"{platform.node()}: {os.cpu_count()} cores ({model or platform.processor()}), "
-        f"Python {platform.python_version()}"
-    )
+from bench import machine
 
 
 def main() -> int:

@@ -5,10 +5,13 @@ never stops the others. Two more threads carry mail out: the notice scheduler is
 maintenance notices as they fall due, and the sender hands the outbox to `[smtp]`. One more
 reads stored mail again with today's parser: what an older version read, after an upgrade, and
 what an agent asks for (`ingest/reparse.py`). With `[publish] dir`, one more keeps the status
-site there current (`publish/`). SIGTERM or SIGINT sets a stop flag: each finishes
-the batch or mail it holds, commits, and returns. `--once` ingests what is there, issues and
-sends what is due, reads again what agents asked for, and exits; `--reparse` only reads stored
-mail again. One daemon (or `--once`) runs on a database at a time: it holds a lock file beside it.
+site there current (`publish/`). Every thread runs under the same supervisor
+(`ingest/supervisor.py`). Under systemd (`Type=notify`) it says when it is ready, how it does
+and when it stops, and keeps the watchdog fed (`ingest/notify.py`). SIGTERM or SIGINT sets a
+stop flag: each finishes the batch or mail it holds, commits, and returns. `--once` ingests
+what is there, issues and sends what is due, reads again what agents asked for, and exits;
+`--reparse` only reads stored mail again. One daemon (or `--once`) runs on a database at a
+time: it holds a lock file beside it.
 """
 
 from __future__ import annotations
@@ -27,13 +30,13 @@ from collections.abc import Callable
 from concurrent.futures import Executor
 from contextlib import closing
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import sqlite_utils
 
 from db.core import clock, privacy
 from db.core.config import Config, Source, load
-from db.core.connect import open_db
+from db.core.connect import INGEST_BUSY_TIMEOUT_MS, open_db
 from db.core.errors import DeskError
 from db.mailin import sources
 from db.mailin.reparse import Scope
@@ -41,7 +44,8 @@ from db.mailout import outbox
 from db.maintenance import notice_schedule, recurrence, reports
 from ingest import imap, maildir, reparse, secrets, sender
 from ingest.backoff import Backoff
-from ingest.pipeline import Pipeline
+from ingest.notify import Notifier
+from ingest.pipeline import Pipeline, read_ahead_slots
 from ingest.supervisor import Health, describe, supervise
 from ingest.workers import make_pool
 from publish.site import Publisher
@@ -70,16 +74,19 @@ def _source_thread(
     once: bool,
     failed: list[str],
     health: Health,
+    read_ahead: threading.Semaphore,
 ) -> None:
     """One source under its supervisor (`ingest/supervisor.py`): a fault, the database's
     included, restarts it after a backoff step."""
-    db = _open_waiting(config, stop, source.name)
+    db = _open_waiting(config, stop, source.name, busy_timeout_ms=INGEST_BUSY_TIMEOUT_MS)
     if db is None:
         return
     reporter = health.for_source(db, source.name)
 
     def body() -> None:
-        _runner(source.kind)(source, Pipeline(db, config, source, pool, reporter), stop, once=once)
+        _runner(source.kind)(
+            source, Pipeline(db, config, source, pool, reporter, read_ahead), stop, once=once
+        )
 
     try:
         if not supervise(
@@ -90,14 +97,14 @@ def _source_thread(
         db.close()
 
 
-def _open_waiting(config: Config, stop: threading.Event, who: str):
+def _open_waiting(config: Config, stop: threading.Event, who: str, **options: Any):
     """A connection to the database for a thread of the daemon, waited for with backoff while
     the database cannot be opened (locked, full, read-only, gone); None once `stop` is set.
     Without it a fault at the moment a thread starts would end that thread for good."""
     backoff = Backoff(cap=config.retry_cap_seconds)
     while not stop.is_set():
         try:
-            return open_db(config.database)
+            return open_db(config.database, **options)
         except Exception as exc:  # noqa: BLE001 - waited out, named in one line
             wait = backoff.next_delay()
             log.error("%s: %s; trying again in %.0f s", who, describe(exc, config.database), wait)
@@ -106,95 +113,76 @@ def _open_waiting(config: Config, stop: threading.Event, who: str):
     return None
 
 
-def _notice_thread(config: Config, stop: threading.Event, once: bool) -> None:
-    db = _open_waiting(config, stop, "notices")
-    if db is None:
-        return
+def _background(
+    config: Config,
+    name: str,
+    body: Callable[[], None],
+    stop: threading.Event,
+    once: bool,
+    failed: list[str],
+    health: Health,
+) -> None:
+    """A thread of the daemon other than a source under the same supervisor as the sources:
+    restarted with backoff after any fault; with `once`, a fault fails the run."""
+    if not supervise(
+        name, body, health.for_thread(name), stop, cap=config.retry_cap_seconds, once=once
+    ):
+        failed.append(name)
+
+
+def _notices(config: Config, stop: threading.Event, once: bool) -> None:
+    """Issue the maintenance notices as they fall due, every NOTICE_SECONDS; materialise the
+    recurring rules again every SYNC_SECONDS; make final the impact counts of the reports whose
+    verification period ended."""
     synced = time.monotonic()  # _prepare() has just synced
-    try:
+    with closing(open_db(config.database)) as db:
         while not stop.is_set():
-            try:
-                if time.monotonic() - synced >= SYNC_SECONDS:
-                    _sync(db, config)
-                    synced = time.monotonic()
-                notice_schedule.tick(db, config.mail, config.maintenance)
-            except Exception:  # noqa: BLE001 - logged; the next tick tries again
-                log.exception("materialising recurring windows or issuing notices failed")
-            try:
-                for label in reports.freeze_ended(db):
-                    log.info("%s: the report's impact counts are final", label)
-            except Exception:  # noqa: BLE001 - logged; the next tick tries again
-                log.exception("freezing the impact counts of reports failed")
+            if time.monotonic() - synced >= SYNC_SECONDS:
+                _sync(db, config)
+                synced = time.monotonic()
+            notice_schedule.tick(db, config.mail, config.maintenance)
+            for label in reports.freeze_ended(db):
+                log.info("%s: the report's impact counts are final", label)
             if once:
                 return
             stop.wait(NOTICE_SECONDS)
-    finally:
-        db.close()
 
 
-def _publish_thread(
+def _publish(
     config: Config, stop: threading.Event, once: bool, before: list[threading.Thread]
 ) -> None:
     """Keep `[publish] dir` current: re-render the status site when the database's digest moves
-    (`publish.site.Publisher`); a failure is logged and tried again at the next poll."""
+    (`publish.site.Publisher`); with `once`, after `before` (the notices) issued what is due."""
     assert config.publish.dir is not None
-    for thread in before:  # with --once, publish what the notices issued, too
+    for thread in before:
         thread.join()
-    db = _open_waiting(config, stop, "publish")
-    if db is None:
-        return
     publisher = Publisher(config.publish.dir, config.publish.url)
-    try:
+    with closing(open_db(config.database)) as db:
         while not stop.is_set():
-            try:
-                changed = publisher.refresh(db)
-                if changed:
-                    log.info(
-                        "status site: %d file(s) updated in %s", len(changed), publisher.directory
-                    )
-            except DeskError as exc:
-                log.error("%s", exc.message)
-            except Exception:  # noqa: BLE001 - logged; the next poll tries again
-                log.exception("publishing the status site failed")
+            changed = publisher.refresh(db)
+            if changed:
+                log.info("status site: %d file(s) updated in %s", len(changed), publisher.directory)
             if once:
                 return
             stop.wait(PUBLISH_SECONDS)
-    finally:
-        db.close()
 
 
-def _sender_thread(
-    config: Config,
-    stop: threading.Event,
-    once: bool,
-    before: list[threading.Thread],
-    failed: list[str],
-) -> None:
+def _send(config: Config, stop: threading.Event, once: bool, before: list[threading.Thread]):
+    """The sender's body: hand the outbox to `[smtp]`; with `once`, after `before` (reading and
+    the notices) have queued what they would."""
     assert config.mail.smtp is not None
-    for thread in before:  # with --once, send what reading and the notices queued, too
+    for thread in before:
         thread.join()
-    db = _open_waiting(config, stop, "sender")
-    if db is None:
-        return
-    try:
-        lock = sender.lock_file(config.database)
-        sender.run(db, config.mail.smtp, stop, once=once, lock=lock)
-    except Exception:  # noqa: BLE001 - the sources go on; the outbox keeps the mail
-        failed.append("sender")  # exit non-zero, so a supervisor restarts the daemon
-        log.exception("the sender stopped by an unexpected error; mail stays in the outbox")
-    finally:
-        db.close()
+    with closing(open_db(config.database)) as db:
+        sender.run(db, config.mail.smtp, stop, once=once, lock=sender.lock_file(config.database))
 
 
-def _reparse_thread(config: Config, stop: threading.Event, once: bool) -> None:
-    try:
-        if once:  # what agents asked for; healing older versions is the running daemon's
-            with closing(open_db(config.database)) as db:
-                reparse.answer_requests(db)
-        else:
-            reparse.background(config.database, stop)
-    except Exception:  # noqa: BLE001 - new mail goes on; stored mail waits for the next start
-        log.exception("reading stored messages again stopped by an unexpected error")
+def _reparse(config: Config, stop: threading.Event, once: bool) -> None:
+    if once:  # what agents asked for; healing older versions is the running daemon's
+        with closing(open_db(config.database)) as db:
+            reparse.answer_requests(db)
+    else:
+        reparse.background(config.database, stop)
 
 
 def _sync(db: sqlite_utils.Database, config: Config) -> None:
@@ -259,45 +247,41 @@ def run(config: Config, *, once: bool, stop: threading.Event | None = None) -> b
         log.warning("%s: no [[source]] configured; nothing to read", config.path)
     pool = make_pool()
     failed: list[str] = []
-    health = Health(config.database)
+    health = Health(config.database, tuple(s.name for s in config.sources))
+    read_ahead = threading.Semaphore(read_ahead_slots(pool))  # shared: see ingest/pipeline.py
     threads = [
         threading.Thread(
             target=_source_thread,
-            args=(config, s, pool, stop, once, failed, health),
+            args=(config, s, pool, stop, once, failed, health, read_ahead),
             name=s.name,
             daemon=True,
         )
         for s in config.sources
     ]
-    notices = threading.Thread(
-        target=_notice_thread, args=(config, stop, once), name="notices", daemon=True
-    )
+
+    def background(name: str, body: Callable[[], None]) -> threading.Thread:
+        return threading.Thread(
+            target=_background,
+            args=(config, name, body, stop, once, failed, health),
+            name=name,
+            daemon=True,
+        )
+
+    notices = background("notices", lambda: _notices(config, stop, once))
     threads.append(notices)
-    threads.append(
-        threading.Thread(
-            target=_reparse_thread, args=(config, stop, once), name="reparse", daemon=True
-        )
-    )
+    threads.append(background("reparse", lambda: _reparse(config, stop, once)))
     if config.publish.dir is not None:
-        threads.append(
-            threading.Thread(
-                target=_publish_thread,
-                args=(config, stop, once, [notices] if once else []),
-                name="publish",
-                daemon=True,
-            )
-        )
+        first = [notices] if once else []  # with --once, publish what the notices issued
+        threads.append(background("publish", lambda: _publish(config, stop, once, first)))
     if config.mail.smtp is not None:
-        threads.append(
-            threading.Thread(
-                target=_sender_thread,
-                args=(config, stop, once, list(threads) if once else [], failed),
-                name="sender",
-                daemon=True,
-            )
-        )
+        before = list(threads) if once else []  # with --once, send what the others queued
+        threads.append(background("sender", lambda: _send(config, stop, once, before)))
     for thread in threads:
         thread.start()
+    notify = Notifier()
+    if not once:
+        notify.send(READY=1, STATUS=health.summary())
+    beat = 0.0  # when the watchdog was last told the daemon is well
     try:
         while any(t.is_alive() for t in threads):
             for thread in threads:
@@ -310,12 +294,19 @@ def run(config: Config, *, once: bool, stop: threading.Event | None = None) -> b
                 )
                 failed.append("all sources")
                 break
+            if notify.watchdog_seconds and time.monotonic() - beat >= notify.watchdog_seconds:
+                # Only from here, while sources progress, idle or wait out a fault shorter
+                # than give_up_minutes: a hung supervisor stops it, and systemd restarts us.
+                notify.send(WATCHDOG=1, STATUS=health.summary())
+                beat = time.monotonic()
     finally:
         stop.set()
+        notify.send(STOPPING=1, STATUS="stopping: finishing the batches in hand")
         for thread in threads:
             thread.join()
         if pool is not None:
             pool.shutdown(cancel_futures=True)
+        notify.close()
     return not failed
 
 

@@ -9,6 +9,7 @@ content hash makes that a no-op.
 from __future__ import annotations
 
 import contextlib
+import heapq
 import logging
 import os
 import threading
@@ -23,6 +24,7 @@ from ingest.pipeline import Item, Pipeline
 
 log = logging.getLogger("desk.maildir")
 RESCAN_SECONDS = 30  # a safety net for events a network filesystem never delivers
+SLICE = 1000  # files listed and ingested at a time
 
 
 class DropFolder:
@@ -42,17 +44,24 @@ class DropFolder:
     def watched(self) -> list[Path]:
         return [self.root / "new", self.root / "cur"] if self.is_maildir else [self.root]
 
-    def pending(self) -> list[Path]:
-        """Files not yet marked done, oldest first (Maildir names start with the time)."""
+    def pending(self, after: str = "", limit: int = SLICE) -> list[Path]:
+        """The `limit` oldest files not yet marked done whose names sort after `after`, oldest
+        first (Maildir names start with the time). A slice, not the whole folder: what the
+        daemon holds stays the same however many files wait (issue 12)."""
         if not self.is_maildir:
-            return sorted(p for p in self.root.glob("*.eml") if p.is_file())
-        found = [p for p in (self.root / "new").iterdir() if not p.name.startswith(".")]
-        found += [
-            p
-            for p in (self.root / "cur").iterdir()
-            if not p.name.startswith(".") and "S" not in p.name.partition(":2,")[2]
-        ]
-        return sorted((p for p in found if p.is_file()), key=lambda p: p.name)
+            names = (e for e in os.scandir(self.root) if e.name.endswith(".eml"))
+        else:
+            names = (
+                e
+                for sub in ("new", "cur")
+                for e in os.scandir(self.root / sub)
+                if not e.name.startswith(".")
+                and (sub == "new" or "S" not in e.name.partition(":2,")[2])
+            )
+        oldest = heapq.nsmallest(
+            limit, (e.path for e in names if e.name > after and e.is_file()), key=os.path.basename
+        )
+        return [Path(p) for p in oldest]
 
     def key(self, path: Path) -> str:
         return path.name.partition(":")[0]
@@ -85,20 +94,26 @@ class DropFolder:
 
 
 def sync(folder: DropFolder, pipeline: Pipeline, stop: threading.Event) -> int:
-    """Ingest every pending file once; returns how many new messages were stored."""
-    paths = folder.pending()
-    if not paths:
-        return 0
-    by_key = {folder.key(p): p for p in paths}
+    """Ingest every pending file once, a slice at a time; returns how many new messages were
+    stored."""
+    stored, after = 0, ""
+    while not stop.is_set():
+        paths = folder.pending(after)
+        if not paths:
+            break
+        after = paths[-1].name  # files that stay (failed, skipped) are not listed again
+        by_key = {folder.key(p): p for p in paths}
 
-    def done(items: list[Item], results: list) -> None:
-        for item, result in zip(items, results, strict=True):
-            if result is not None:
-                folder.mark_done(by_key[item.key])
+        def done(items: list[Item], results: list, by_key: dict[str, Path] = by_key) -> None:
+            for item, result in zip(items, results, strict=True):
+                if result is not None:
+                    folder.mark_done(by_key[item.key])
 
-    stored = pipeline.run(
-        pipeline.batches(folder.items(paths, pipeline)), done=done, should_stop=stop.is_set
-    )
+        stored += pipeline.run(
+            pipeline.batches(folder.items(paths, pipeline)), done=done, should_stop=stop.is_set
+        )
+        if len(paths) < SLICE:
+            break
     if stored:
         log.info("%s: stored %d new message(s)", folder.source.name, stored)
     return stored

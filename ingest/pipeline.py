@@ -2,12 +2,16 @@
 
 Every source hands its batches to a `Pipeline`; the pipeline parses the next batch while the
 current one is being committed, and isolates a message that breaks the store so it cannot block
-the ones after it.
+the ones after it. How many batches are read ahead is bounded for the whole daemon, not per
+source (`read_ahead`): one writer stores them one at a time however many sources there are, and
+per-source read-ahead made the daemon hold sources × workers batches of mail at once, more as
+mailboxes grew large enough to fill every source's queue (issue 12: memory flat in mailbox size).
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future
@@ -27,6 +31,13 @@ from ingest.workers import parse_workers
 
 log = logging.getLogger("desk.ingest")
 BATCH = 200
+SLOT_SECONDS = 0.5  # how long a source waits for a read-ahead slot before looking at `stop`
+
+
+def read_ahead_slots(pool: Executor | None) -> int:
+    """Batches the daemon may hold read and not yet stored, all sources together: one a parse
+    worker, and the one being stored."""
+    return (parse_workers() if pool is not None else 0) + 1
 
 
 @dataclass(frozen=True)
@@ -49,12 +60,15 @@ class Pipeline:
         source: Source,
         pool: Executor | None,
         health: SourceHealth | None = None,
+        read_ahead: threading.Semaphore | None = None,
     ) -> None:
         self.db = db
         self.config = config
         self.source = source
         self.pool = pool
-        self.depth = parse_workers() if pool is not None else 0
+        # One slot a batch read and not yet stored, shared by every source of the daemon
+        # (`read_ahead_slots()`); a pipeline of its own gets its own.
+        self.read_ahead = read_ahead or threading.Semaphore(read_ahead_slots(pool))
         # What the source reports goes here: to the database, or kept while it refuses.
         self.health = health or Health(config.database).for_source(db, source.name)
         self._failed: set[str] = set()  # keys with a failure record, cleared once stored
@@ -115,22 +129,46 @@ class Pipeline:
         in_flight: deque[tuple[list[Item], Future | list[Incoming]]] = deque()
         iterator = iter(batches)
         exhausted = False
-        while True:
-            # Keep every parse worker busy: as many batches ahead as there are workers.
-            while not exhausted and len(in_flight) <= self.depth and not should_stop():
-                batch = next(iterator, None)
-                if batch is None:
-                    exhausted = True
-                elif batch:
-                    in_flight.append((batch, self._parse_later(batch)))
-            if not in_flight or should_stop():
-                # Batches parsed ahead are read again at the next start (nothing of them is
-                # committed or marked): stopping waits for no source's queue of batches.
-                for _batch, parsed in in_flight:
-                    if isinstance(parsed, Future):
-                        parsed.cancel()
-                return stored
-            stored += self._store(*in_flight.popleft(), checkpoint=checkpoint, done=done)
+        held = 0  # read-ahead slots taken: one a batch in hand, the one being stored included
+        try:
+            while True:
+                # Keep every parse worker busy, within the daemon's slots: one is waited for
+                # only with nothing in hand, so a source never waits on itself.
+                while not exhausted and not should_stop():
+                    if not self._slot(wait=not in_flight):
+                        if in_flight:
+                            break
+                        continue  # nothing in hand: look at `stop`, then wait again
+                    held += 1
+                    batch = next(iterator, None)
+                    if batch:
+                        in_flight.append((batch, self._parse_later(batch)))
+                        continue
+                    self.read_ahead.release()
+                    held -= 1
+                    exhausted = batch is None
+                if not in_flight or should_stop():
+                    return stored
+                head = in_flight.popleft()
+                stored += self._store(*head, checkpoint=checkpoint, done=done)
+                self.read_ahead.release()
+                held -= 1
+        finally:
+            for _ in range(held):
+                self.read_ahead.release()
+            # Batches parsed ahead are read again at the next start (nothing of them is
+            # committed or marked): stopping waits for no source's queue of batches.
+            for _batch, parsed in in_flight:
+                if isinstance(parsed, Future):
+                    parsed.cancel()
+
+    def _slot(self, *, wait: bool) -> bool:
+        """Take a read-ahead slot, True if taken; with `wait`, wait up to SLOT_SECONDS for one."""
+        return (
+            self.read_ahead.acquire(timeout=SLOT_SECONDS)
+            if wait
+            else self.read_ahead.acquire(False)
+        )
 
     def _store(self, items, parsed, *, checkpoint, done) -> int:
         messages = self._parsed(items, parsed)

@@ -1,11 +1,13 @@
 """Supervision of the daemon's sources: restart after any fault, and health that outlives one.
 
-Each source runs under `supervise()`, which restarts it with backoff (capped at `[ingest]
-retry_cap_seconds`, 60 s by default) after any exception, including one raised while the source
-handled another. What a source reports goes through `Health`: written to `source_state` when
-the database takes it, kept in memory and in `<database>.ingest.health` (read by `desk stats`)
-when it does not, and written once the database is back. A database fault is named plainly
-("the disk holding desk.db is full"), never as SQLite's text or a traceback.
+Each source, and each other thread of the daemon, runs under `supervise()`, which restarts it
+with backoff (capped at `[ingest] retry_cap_seconds`, 60 s by default) after any exception,
+including one raised while the source handled another. What a source reports goes through
+`Health`: written to `source_state` when the database takes it, kept in memory and in
+`<database>.ingest.health` (read by `desk stats`) when it does not, and written once the
+database is back; the other threads' faults go to the log and to the service manager's status.
+A database fault is named plainly ("the disk holding desk.db is full"), never as SQLite's text
+or a traceback.
 """
 
 from __future__ import annotations
@@ -70,11 +72,14 @@ class Health:
     is True once every source has failed for that long without a success in between.
     """
 
-    def __init__(self, database: Path) -> None:
+    def __init__(self, database: Path, names: tuple[str, ...] = ()) -> None:
+        """`names`: the sources to expect, counted in `summary()` before they start."""
         self.database = database
         self._lock = threading.Lock()
         self._unwritten: dict[str, dict[str, Any]] = {}
-        self._failing_since: dict[str, float | None] = {}
+        self._failing_since: dict[str, float | None] = dict.fromkeys(names)
+        self._errors: dict[str, str] = {}  # the current fault of a source or thread, by name
+        self._threads: set[str] = set()  # the daemon's other threads: notices, sender, reparse
 
     def for_source(self, db: sqlite_utils.Database, name: str) -> SourceHealth:
         with self._lock:
@@ -99,8 +104,10 @@ class Health:
         with self._lock:
             if ok:
                 self._failing_since[name] = None
+                self._errors.pop(name, None)
             elif fields.get("error"):
                 self._failing_since[name] = self._failing_since.get(name) or now
+                self._errors[name] = fields["error"]
             earlier = self._unwritten.pop(name, None)
         try:
             if database_down:
@@ -129,6 +136,39 @@ class Health:
         if earlier is not None:
             sources.save_unwritten(self.database, snapshot)
         return True
+
+    def for_thread(self, name: str) -> ThreadHealth:
+        with self._lock:
+            self._threads.add(name)
+        return ThreadHealth(self, name)
+
+    def thread_state(self, name: str, error: str | None) -> None:
+        """Record a background thread's fault (`error`), or its recovery (None)."""
+        with self._lock:
+            if error:
+                self._errors[name] = error
+            else:
+                self._errors.pop(name, None)
+
+    def summary(self) -> str:
+        """One line on how the daemon does, for the service manager's status (`STATUS=`):
+        "3 source(s): 2 working, 1 backing off (sales-imap: ...)", and any thread at fault."""
+        with self._lock:
+            sources_ = list(self._failing_since)
+            errors = dict(self._errors)
+            threads = sorted(self._threads)
+        failing = [n for n in sources_ if n in errors]
+        line = f"{len(sources_)} source(s): {len(sources_) - len(failing)} working"
+        if failing:
+            line += (
+                f", {len(failing)} backing off ("
+                + "; ".join(f"{n}: {errors[n]}" for n in failing)
+                + ")"
+            )
+        for name in threads:
+            if name in errors:
+                line += f"; {name} backing off ({errors[name]})"
+        return line
 
     def stalled(self, seconds: float) -> bool:
         """True if there are sources and every one has been failing for `seconds` or more."""
@@ -170,11 +210,35 @@ class SourceHealth:
         """Record a success in `state`: the source made progress; never raises."""
         return self.health.report(self.db, self.name, state, ok=True, server_count=server_count)
 
+    def started(self) -> None:
+        """(Re)started by `supervise`: a source says itself when it has made progress."""
+
+
+class ThreadHealth:
+    """A background thread's side of `Health` (the notice scheduler, the sender, the healer):
+    its faults go to the log and to `Health.summary()`; `source_state` holds sources only."""
+
+    def __init__(self, health: Health, name: str) -> None:
+        self.health = health
+        self.name = name
+
+    def state(self, state: str, *, error: str | None = None, database_down: bool = False) -> bool:
+        self.health.thread_state(self.name, error)
+        return True
+
+    def ok(self, state: str) -> bool:
+        self.health.thread_state(self.name, None)
+        return True
+
+    def started(self) -> None:
+        """(Re)started by `supervise`: its fault, if any, is over until it raises again."""
+        self.ok("running")
+
 
 def supervise(
     name: str,
     body: Callable[[], None],
-    health: SourceHealth,
+    health: SourceHealth | ThreadHealth,
     stop: threading.Event,
     *,
     cap: float,
@@ -185,6 +249,7 @@ def supervise(
     backoff = Backoff(cap=cap)
     while not stop.is_set():
         started = time.monotonic()
+        health.started()
         try:
             body()
             return True

@@ -7,6 +7,7 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 import sqlite3
 import stat
 import subprocess
@@ -227,3 +228,32 @@ def test_a_backup_over_the_database_itself_is_refused(tmp_path):
         with pytest.raises(DeskError, match="is the database itself"):
             db_backup.backup(database, target, force=True)
     assert 0 < database.stat().st_size
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_backup_stopped_by_a_signal_leaves_no_temporary_file(tmp_path, signum):
+    database = tmp_path / "desk.db"
+    db = open_db(database)
+    # About 200 MiB, so the copy (16 MiB a step) is still going when the signal arrives.
+    db.execute("CREATE TABLE filler (blob BLOB)")
+    db.conn.executemany("INSERT INTO filler VALUES (randomblob(1 << 20))", [()] * 200)
+    db.conn.commit()
+    db.close()
+    target = tmp_path / "backups" / "desk-Sun.db"
+    target.parent.mkdir()
+    proc = subprocess.Popen(
+        [DESK, "--config", str(config_for(tmp_path, database)), "backup", str(target)],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while not list(target.parent.iterdir()) and proc.poll() is None:
+        assert time.monotonic() < deadline, "the backup never began"
+        time.sleep(0.005)
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=120)
+    if proc.returncode == 0:
+        pytest.skip("the backup finished before the signal arrived")
+    assert 128 + signum == proc.returncode, err
+    assert f"stopped by {signal.Signals(signum).name}" in err
+    assert [] == list(target.parent.iterdir())

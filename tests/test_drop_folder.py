@@ -148,3 +148,23 @@ def test_a_bad_config_is_one_line_naming_file_and_key(tmp_path):
     lines = result.stderr.strip().splitlines()
     assert 1 == len(lines)
     assert str(bad) in lines[0] and "source[0].function" in lines[0] and "'billing'" in lines[0]
+
+
+def test_a_folder_larger_than_one_slice_is_read_in_slices_each_file_once(
+    tmp_path, cfg, monkeypatch
+):
+    # Slices of 3 over 10 files, one of them skipped after failing GIVE_UP_AFTER times: it
+    # stays in new/ and is not listed again in the same pass, which ends.
+    monkeypatch.setattr(maildir, "SLICE", 3)
+    paths = [
+        drop(tmp_path, "technical", mail(subject=f"question {i}", message_id=f"<q{i}@example.com>"))
+        for i in range(10)
+    ]
+    db = open_db(cfg.database)
+    sources.register(db, "technical-maildir", "maildir", "technical")
+    for _ in range(sources.GIVE_UP_AFTER):
+        sources.record_failure(db, "technical-maildir", paths[4].name, "failed before")
+    daemon.run(cfg, once=True)
+    assert 9 == count(db, "SELECT count(*) FROM message")
+    assert [paths[4].name] == os.listdir(tmp_path / "spool" / "technical" / "new")
+    assert 9 == len(os.listdir(tmp_path / "spool" / "technical" / "cur"))

@@ -1,10 +1,11 @@
-"""desk-ingest outlives faults of its own database: a full disk, a write lock held by another
-process, a read-only file. While each lasts `desk stats --json` names it; once it clears, ingest
-resumes by itself within one backoff step, the same process, nothing lost or duplicated.
+"""desk-ingest outlives faults of its own database (a full disk, a write lock held by another
+process, a read-only file) and of its mail server (Dovecot stopped for a minute). While each
+lasts `desk stats --json` names it; once it clears, ingest resumes by itself within one backoff
+step, the same process, nothing lost or duplicated.
 
 The daemon and `desk stats` run as real processes; the full disk is a real tmpfs (we run as
 root; the test is skipped where mount is refused), the lock a real `BEGIN IMMEDIATE` in another
-process, the read-only file a real `chattr +i`.
+process, the read-only file a real `chattr +i`, the mail server the private Dovecot fixture.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from db.mailin import sources
 from ingest.demo import generate, write_maildir
 from tests.conftest import write_config_file
 from tests.dovecot import Dovecot
-from tests.test_imap import Desk, configure, imap_source, passwords
+from tests.test_imap import Desk, configure, imap_source, passwords, write_config
 from tests.test_imap import running as imap_running
 
 CAP = 2  # [ingest] retry_cap_seconds for these tests: a fault's clearing is seen within it
@@ -164,7 +165,9 @@ def test_a_full_disk_is_named_and_ingest_resumes_once_there_is_room(
     assert "Traceback" not in log
 
 
-HOLD = BUSY_TIMEOUT_MS / 1000 + 10  # seconds the other process keeps the write lock
+# Seconds the other process keeps the write lock: half the busy timeout of `desk` and the
+# other readers, so the lock must be named while it lasts, not once that timeout has run out.
+HOLD = BUSY_TIMEOUT_MS / 1000 / 2
 
 
 def test_a_write_lock_held_by_another_process_is_named_and_waited_out(tmp_path: Path) -> None:
@@ -288,31 +291,48 @@ def imap_config(tmp_path: Path, server: Dovecot) -> Config:
     return replace(configure(tmp_path, imap_source(server)), retry_cap_seconds=CAP)
 
 
-def test_a_stopped_imap_server_is_shown_and_ingest_resumes_once_it_is_back(
+OUTAGE = 60.0  # seconds Dovecot stays stopped: the issue's "stopped for a minute"
+
+
+def test_imap_server_stopped_for_a_minute_is_shown_and_ingest_resumes_once_it_is_back(
     imap: Dovecot, tmp_path: Path
 ) -> None:
-    cfg = imap_config(tmp_path, imap)
-    desk = Desk(cfg)
-    name = "technical-imap"
-    with imap_running(cfg):
-        wait_for(lambda: desk.state(name).get("state") == "idle", 30, "idle")
-        imap.stop(graceful=False)
+    # The one test of the suite that takes a minute by design: the outage is the point.
+    config_path = write_config(tmp_path, imap_source(imap))
+    config_path.write_text(config_path.read_text() + INGEST)
+    before = [raw for _fn, raw in generate(30, seed=25)]
+    for raw in before[:20]:
+        imap.append("technical", raw)
+    with running(config_path, tmp_path / "daemon.log") as proc:
         wait_for(
             lambda: (
-                desk.state(name).get("state") == "backing-off"
-                and "refused the connection" in (desk.state(name).get("last_error") or "")
+                (tmp_path / "desk.db").exists()
+                and stats(config_path)["messages"]
+                == distinct([("technical", r) for r in before[:20]])
             ),
-            30,
-            "the stopped server shown",
+            60,
+            "the first mail was not stored",
         )
-        time.sleep(3 * CAP)  # long enough for the backoff to reach its cap
-        imap.start()
-        raws = [raw for _fn, raw in generate(5, seed=25)]
-        for raw in raws:
+        for raw in before[20:]:  # arriving just before the server goes
             imap.append("technical", raw)
-        wait_for(lambda: desk.messages() == 5, RESUME, "ingest to resume after the restart")
-        wait_for(lambda: desk.state(name).get("state") == "idle", 30, "idle again")
-    assert (5, 5, []) == (desk.messages(), desk.distinct(), sources.failures(desk.db))
+        imap.stop(graceful=False)
+        stopped = time.monotonic()
+        wait_for(
+            lambda: faulted(config_path, "refused the connection"),
+            30,
+            "desk stats never named the stopped server",
+        )
+        while time.monotonic() - stopped < OUTAGE:  # shown all the minute long
+            assert faulted(config_path, "refused the connection")
+            time.sleep(5)
+        imap.start()
+        after = [raw for _fn, raw in generate(35, seed=26)][30:]
+        for raw in after:
+            imap.append("technical", raw)
+        assert_all_stored_once(config_path, [("technical", raw) for raw in before + after])
+        wait_for(lambda: stats(config_path)["sources"][0]["state"] == "idle", 30, "idle again")
+        assert proc.poll() is None  # the same daemon, never restarted
+    assert "Traceback" not in (tmp_path / "daemon.log").read_text()
 
 
 def test_an_imap_message_that_failed_is_retried_without_new_mail(

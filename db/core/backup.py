@@ -60,14 +60,12 @@ def backup(source: Path, target: Path, *, force: bool = False) -> Copy:
         raise DeskError(f"{target} is the database itself: back it up to another path.")
     if target.exists() and not force:
         raise DeskError(f"{target} already exists: choose another path, or pass --force.")
+    temporary: Path | None = None
     try:
         # mkstemp creates the file 0600 and exclusively, before a byte of mail is in it.
         fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    except OSError as exc:
-        raise _os_error(exc, target) from exc
-    os.close(fd)
-    temporary = Path(name)
-    try:
+        temporary = Path(name)
+        os.close(fd)
         messages, tickets = _copy(source, temporary)
         _fsync(temporary)
         temporary.replace(target)
@@ -75,7 +73,7 @@ def backup(source: Path, target: Path, *, force: bool = False) -> Copy:
     except OSError as exc:
         _remove(temporary)
         raise _os_error(exc, target) from exc
-    except BaseException:
+    except BaseException:  # a signal's exception too (`desk backup` stopped by SIGTERM)
         _remove(temporary)
         raise
     return Copy(target, target.stat().st_size, messages, tickets, time.monotonic() - started)
@@ -96,7 +94,9 @@ def _copy(source: Path, temporary: Path) -> tuple[int, int]:
             # Hold one snapshot across all steps (see the module docstring).
             src.execute("BEGIN")
             src.execute("SELECT count(*) FROM sqlite_master").fetchone()
-            src.backup(dst, pages=STEP_PAGES)
+            # The progress call runs Python between steps, where a signal's handler can raise
+            # (`desk backup` stopped by SIGTERM): the copy ends there and is removed.
+            src.backup(dst, pages=STEP_PAGES, progress=_between_steps)
             src.execute("COMMIT")
             # The copy is one self-contained file, with no -wal beside it to lose; `open_db`
             # turns WAL back on when it is restored.
@@ -113,6 +113,10 @@ def _copy(source: Path, temporary: Path) -> tuple[int, int]:
         dst.close()
         src.close()
     return counts[0], counts[1]
+
+
+def _between_steps(_status: int, _remaining: int, _total: int) -> None:
+    """Nothing to do: being called is what lets a pending signal handler run."""
 
 
 def _check(copy: sqlite3.Connection, source: Path) -> None:
@@ -134,9 +138,11 @@ def _damaged(source: Path, problem: str) -> DeskError:
     )
 
 
-def _remove(temporary: Path) -> None:
-    """Remove the unfinished copy, with any journal SQLite left beside it (the copy is in WAL
-    mode, as its source, until it is switched to a rollback journal)."""
+def _remove(temporary: Path | None) -> None:
+    """Remove the unfinished copy, if made, with any journal SQLite left beside it (the copy is
+    in WAL mode, as its source, until it is switched to a rollback journal)."""
+    if temporary is None:
+        return
     for path in [temporary, *(Path(f"{temporary}{end}") for end in ("-journal", "-wal", "-shm"))]:
         with contextlib.suppress(FileNotFoundError):
             path.unlink()

@@ -19,6 +19,9 @@ import sqlite_utils
 from db.core import migrations, privacy
 
 BUSY_TIMEOUT_MS = 30_000
+# desk-ingest's sources wait less: a lock held longer is then named in `desk stats` while it
+# lasts (the source backs off and tries again) instead of after half a minute of silence.
+INGEST_BUSY_TIMEOUT_MS = 5_000
 # Writers in one process queue here rather than in SQLite's busy handler, which sleeps in
 # growing steps (up to 100 ms) and so idles the lock between short transactions. Re-entrant, so
 # a nested write() fails loudly in SQLite ("transaction within a transaction") instead of hanging.
@@ -26,9 +29,14 @@ _PROCESS_WRITE_LOCK = threading.RLock()
 
 
 def open_db(
-    path: str | Path, *, migrate: bool = True, access: privacy.Access = privacy.OWNER_ONLY
+    path: str | Path,
+    *,
+    migrate: bool = True,
+    access: privacy.Access = privacy.OWNER_ONLY,
+    busy_timeout_ms: int = BUSY_TIMEOUT_MS,
 ) -> sqlite_utils.Database:
-    """Open (creating if needed) the database at `path`, ready for use.
+    """Open (creating if needed) the database at `path`, ready for use; a statement waits up
+    to `busy_timeout_ms` for another process's lock, then raises "database is locked".
 
     A new database (and its folder) is made with `access`, owner-only unless the configuration
     says otherwise (`Config.database_access`); an existing one is left as it is. Raises DeskError
@@ -36,9 +44,9 @@ def open_db(
     """
     path = Path(path)
     privacy.create(path, access)  # before SQLite, which would create it as the umask says
-    conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
+    conn = sqlite3.connect(str(path), timeout=busy_timeout_ms / 1000, check_same_thread=False)
     db = sqlite_utils.Database(conn)
-    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
     conn.execute("PRAGMA foreign_keys = ON")
     # NORMAL is durable in WAL mode except for the last commit on power loss, never corrupting;
     # a message lost that way is re-read, because its source is only marked after commit.

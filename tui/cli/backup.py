@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import signal
+import sys
 from pathlib import Path
 
 from db.core.backup import backup
@@ -23,9 +25,35 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run)
 
 
+class _Stopped(Exception):
+    """A SIGTERM or SIGINT arrived during the backup: raised where Python next runs, so the
+    temporary copy is removed on the way out (`db.core.backup.backup`)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _stop(signum: int, _frame: object) -> None:
+    raise _Stopped(signum)
+
+
 def run(args: argparse.Namespace) -> int:
     config = load(args.config)
-    copy = backup(config.database, args.path, force=args.force)
+    # SIGTERM's default would end the process on the spot, leaving the hidden temporary copy.
+    previous = {signum: signal.signal(signum, _stop) for signum in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        copy = backup(config.database, args.path, force=args.force)
+    except _Stopped as stopped:
+        name = signal.Signals(stopped.signum).name
+        print(
+            f"desk backup: stopped by {name}; no copy was written and {args.path} is as it was",
+            file=sys.stderr,
+        )
+        return 128 + stopped.signum
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
     print(
         f"backed up {config.database} to {copy.path}: {_size(copy.size)}, "
         f"{copy.messages} messages, {copy.tickets} tickets, integrity ok, "
