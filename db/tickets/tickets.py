@@ -13,16 +13,16 @@ from typing import Any
 
 import sqlite_utils
 
-from db.core import clock
+from db.core import clock, sla
 from db.core.connect import write
 from db.core.errors import ConflictError, DeskError, NotFoundError
 from db.core.events import record_event
-from db.core.migrations import PRIORITIES, STATUSES
+from db.core.migrations import FUNCTIONS, PRIORITIES, STATUSES
 from db.mailin import inline, invitation
 from db.maintenance import windows
 from db.tickets import search
 
-_EDITABLE = ("status", "priority", "assignee", "tags", "window_id")
+_EDITABLE = ("status", "priority", "function", "assignee", "tags", "window_id")
 
 
 def page(
@@ -190,7 +190,7 @@ def hourly_volume(db: sqlite_utils.Database, end: datetime, hours: int) -> list[
 
 
 def _check(field: str, value: Any) -> Any:
-    allowed = {"status": STATUSES, "priority": PRIORITIES}.get(field)
+    allowed = {"status": STATUSES, "priority": PRIORITIES, "function": FUNCTIONS}.get(field)
     if allowed is not None and value not in allowed:
         raise DeskError(f"{value!r} is not a {field}; use one of {', '.join(allowed)}")
     if field == "tags":
@@ -209,7 +209,9 @@ def _check_window(db: sqlite_utils.Database, window_id: int | None) -> None:
 def update(
     db: sqlite_utils.Database, ticket_id: int, version: int, actor: str, **changes: Any
 ) -> int:
-    """Change fields of a ticket the agent saw at `version`; return the new version.
+    """Change fields of a ticket the agent saw at `version`; return the new version. A new
+    priority or function recomputes the SLA due times, a new status stops, pauses or restarts
+    its clocks (`db.core.sla`); a new (main) function joins the ticket's functions.
 
     Raises ConflictError when the ticket has moved on since, writing nothing.
     """
@@ -237,10 +239,21 @@ def update(
                 f"Ticket #{ticket_id} was changed by someone else meanwhile; "
                 "its fresh state is shown, do it again if it is still needed."
             )
+        moved = {}
         for field, old in zip(changes, before, strict=False):
             new = values[field]
             if old != new:
                 record_event(db, ticket_id, actor, field, {"from": old, "to": new}, at=now)
+                moved[field] = old
+        if "function" in moved:
+            db.execute(
+                "INSERT OR IGNORE INTO ticket_function (ticket_id, function) VALUES (?, ?)",
+                [ticket_id, values["function"]],
+            )
+        if "status" in moved:
+            sla.status_changed(db, ticket_id, moved["status"], values["status"], now)
+        if {"priority", "function"} & moved.keys():
+            sla.refresh(db, ticket_id)
     return version + 1
 
 

@@ -20,7 +20,7 @@ from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from db.core import clock
+from db.core import clock, sla
 from db.tickets import search, tickets
 from tui import keys, safe
 from tui.format import age
@@ -45,7 +45,7 @@ MARKS = (  # (mark, meaning, style)
     ("D", "discrepancy report", "bold yellow"),
     ("W", "received during a window", "bold magenta"),
     ("U", "unparsed", "bold red"),
-    ("!", "first response overdue", "bold red"),
+    ("!", "SLA overdue: first response or resolution past due", "bold red"),
     ("L", "came through a mailing list", "bold cyan"),
 )
 
@@ -72,10 +72,7 @@ def marks(row: dict[str, Any], now_iso: str) -> Text:
         row["kind"] == "discrepancy",
         bool(row.get("during_window_id")),
         bool(row["unparsed"]),
-        row["status"] == "new"
-        and not row["first_response_at"]
-        and bool(row["first_response_due"])
-        and row["first_response_due"] < now_iso,
+        sla.overdue(row, now_iso),
         bool(row.get("via_list")),
     )
     out = Text()
