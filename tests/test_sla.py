@@ -23,6 +23,7 @@ from db.tickets import replies, search, tickets
 from tests.tui_helpers import NOW, build_config, clock_at, deliver, line_text, mail, until
 from tui.app import DeskApp
 from tui.cli import main
+from tui.screens.ticket import TicketScreen
 from tui.widgets.ticket_list import TicketList
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -336,3 +337,36 @@ def test_is_breached_and_desk_stats_count_met_and_breached_per_function(
         "sla technical  first response met 3 breached 2  resolution met 1 breached 1  "
         "median first response 60 min"
     ) in capsys.readouterr().out
+
+
+@pytest.mark.anyio
+async def test_raising_the_priority_in_the_desk_makes_the_ticket_due_sooner_and_overdue(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv("DESK_NOW", NOW)  # Thursday 12:00 UTC
+    config = build_config(tmp_path)
+    policy = sla.Policy(
+        calendar=sla.Calendar(zone="UTC"),
+        functions={"technical": sla.Override(first_response={"urgent": 30})},
+    )
+    synced(config.database, policy)
+    deliver(config.database, mail(1, "Login fails"), function="general", at="2026-11-26T10:00:00Z")
+    app = DeskApp(config)
+    async with app.run_test(size=(160, 40)) as pilot:
+        listing = app.screen.query_one(TicketList)
+        await until(pilot, lambda: listing.loaded and listing.current is not None)
+        assert "!" not in line_text(listing, 1).split("#")[0]
+        await pilot.press("p", "down", "down", "enter")  # normal → urgent: due 11:00, past
+        await until(pilot, lambda: ticket(config.database)["priority"] == "urgent")
+        assert "2026-11-26T11:00:00.000Z" == ticket(config.database)["first_response_due"]
+        await until(pilot, lambda: "!" in line_text(listing, 1).split("#")[0])
+        await until(pilot, lambda: listing.current["version"] == ticket(config.database)["version"])
+        await pilot.press("f", "home", "enter")  # general → technical: urgent is 30 min there
+        await until(pilot, lambda: ticket(config.database)["function"] == "technical")
+        assert "2026-11-26T10:30:00.000Z" == ticket(config.database)["first_response_due"]
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, TicketScreen) and app.screen.data)
+        head = app.screen.query_one("#ticket-head")
+        shown = " ".join("".join(line_text(head, y) for y in range(head.size.height)).split())
+        assert "first reply due 2026-11-26 10:30 UTC" in shown
+        assert "resolve by 2026-11-27 10:00 UTC" in shown  # 9 h: 8 on Thursday, 1 on Friday

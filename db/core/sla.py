@@ -200,18 +200,26 @@ _DONE_SQL = "(" + ", ".join(f"'{s}'" for s in DONE) + ")"
 def refresh(db: sqlite_utils.Database, ticket_id: int, policy: Policy | None = None) -> None:
     """Compute the ticket's due times from its creation, function, priority and the business
     time it spent paused (inside the caller's transaction)."""
-    policy = policy or load(db)
     created, function, priority, paused = db.execute(
         "SELECT created_at, function, priority, sla_paused_minutes FROM ticket WHERE id = ?",
         [ticket_id],
     ).fetchone()
+    first, resolution = due_times(policy or load(db), function, priority, created, paused)
+    db.execute(
+        "UPDATE ticket SET first_response_due = ?, resolution_due = ? WHERE id = ?",
+        [first, resolution, ticket_id],
+    )
+
+
+def due_times(
+    policy: Policy, function: str, priority: str, created: str, paused: float = 0
+) -> tuple[str, str]:
+    """(first response due, resolution due) as stored times, for a ticket created at `created`
+    (a stored time) that spent `paused` business minutes pending."""
     calendar, start = policy.calendar_of(function), clock.parse(created)
     first = calendar.add(start, policy.target("first_response", function, priority))
     resolution = calendar.add(start, policy.target("resolution", function, priority) + paused)
-    db.execute(
-        "UPDATE ticket SET first_response_due = ?, resolution_due = ? WHERE id = ?",
-        [clock.iso(first), clock.iso(resolution), ticket_id],
-    )
+    return clock.iso(first), clock.iso(resolution)
 
 
 def status_changed(db: sqlite_utils.Database, ticket_id: int, old: str, new: str, at: str) -> None:

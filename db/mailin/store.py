@@ -214,10 +214,13 @@ def _another_location(
 def _open_ticket(
     db: sqlite_utils.Database, msg: Incoming, delivery: Delivery, received: str
 ) -> int:
+    first_due, resolution_due = sla.due_times(
+        sla.load(db), delivery.functions[0], "normal", received
+    )
     cursor = db.execute(
         "INSERT INTO ticket (subject, requester_addr, requester_name, function, unparsed, "
-        "via_list, message_count, created_at, updated_at, last_message_at) "
-        "VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?, ?)",
+        "via_list, message_count, created_at, updated_at, last_message_at, first_response_due, "
+        "resolution_due) VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?)",
         [
             threads.ticket_subject(msg.subject),
             msg.from_addr,
@@ -228,10 +231,11 @@ def _open_ticket(
             received,
             received,
             received,
+            first_due,
+            resolution_due,
         ],
     )
     ticket_id = cursor.lastrowid
-    sla.refresh(db, ticket_id)
     record_event(
         db,
         ticket_id,

@@ -17,6 +17,7 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
+from db.core import clock, sla
 from db.core.errors import DeskError
 from db.mailin import invitation, reparse
 from db.mailout import outbox
@@ -179,6 +180,23 @@ def message_view(
     return Group(*parts)
 
 
+def sla_clocks(ticket: dict[str, Any], zone: Any) -> Text:
+    """The SLA clocks still running and when each is due, in red once past (`db.core.sla`)."""
+    out = Text()
+    if ticket["status"] in sla.DONE:
+        return out
+    now = clock.now_iso()
+    due = ticket["first_response_due"]
+    if not ticket["first_response_at"] and due:
+        out.append(f" · first reply due {local(due, zone)}", "bold red" if due < now else "")
+    due = ticket["resolution_due"]
+    if due and ticket["sla_paused_at"]:
+        out.append(" · resolution clock paused while pending", "dim")
+    elif due:
+        out.append(f" · resolve by {local(due, zone)}", "bold red" if due < now else "")
+    return out
+
+
 class TicketScreen(TicketActions, Screen):
     BINDINGS = keys.TICKET
 
@@ -250,6 +268,7 @@ class TicketScreen(TicketActions, Screen):
             meta.append(f" · {failed} mail{'s' if failed > 1 else ''} failed", "bold red")
         if ticket["first_response_at"]:
             meta.append(f" · first reply {local(ticket['first_response_at'], zone)}", "dim")
+        meta.append_text(sla_clocks(ticket, zone))
         self.query_one("#ticket-head", Static).update(Group(head, meta))
         thread = self.query_one("#thread", VerticalScroll)
         by_message: dict[int, list[dict[str, Any]]] = {}

@@ -32,7 +32,7 @@ KEEP_PAGES = 12  # rows in memory stay under PAGE * KEEP_PAGES whatever the tabl
 COLUMNS = (
     ("", 5),
     ("#", 7),
-    ("age", 4),
+    ("last", 4),  # since the last message: the order the list sorts by
     ("function", 10),
     ("requester", 22),
     ("subject", 0),
@@ -313,7 +313,7 @@ class TicketList(ScrollView, can_focus=True):
         cells = [
             marks(row, clock.iso(now)),
             Text(f"#{row['id']}"),
-            Text(age(row["created_at"], now)),
+            Text(age(row["last_message_at"], now)),
             Text(row["function"]),
             who(row),
             safe.text(row["subject"], status_style),
