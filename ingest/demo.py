@@ -471,53 +471,41 @@ def demo_work(database: Path) -> int:
     reply not yet due at the present stays unwritten. A ticket opened by a machine's mail is
     closed unanswered. Replies are recorded as sent: the demo has no mail server."""
     with closing(open_db(database)) as db:
-        done = db.execute(
-            f"SELECT 1 FROM ticket_event WHERE actor IN ({', '.join('?' for _ in _AGENTS)})",
-            _AGENTS,
-        ).fetchone()
-        if done:
+        if tickets.acted(db, _AGENTS):
             return 0
         policy, rng, now = sla.load(db), random.Random(2026), clock.now()
         mail = MailOut(
             senders={fn: formataddr((team, f"{fn}@valuit.com")) for fn, team in _TEAMS.items()},
             own_addresses=frozenset(f"{fn}@valuit.com" for fn in FUNCTIONS),
         )
-        rows = db.execute(
-            "SELECT t.id, t.function, t.kind, t.created_at, t.last_message_at, "
-            "(SELECT m.auto FROM message m WHERE m.ticket_id = t.id "
-            "ORDER BY m.received_at, m.id LIMIT 1) FROM ticket t ORDER BY t.id"
-        ).fetchall()
-        for ticket_id, function, kind, created, last, auto in rows:
-            _work(db, ticket_id, function, kind, clock.parse(created), last, auto, mail, policy,
-                  rng, now)  # fmt: skip
+        rows = tickets.openings(db)
+        for row in rows:
+            _work(db, row, mail, policy, rng, now)
         return len(rows)
 
 
 def _work(
     db: Any,
-    ticket_id: int,
-    function: str,
-    kind: str,
-    created: datetime,
-    last: str,
-    auto: str,
+    row: dict[str, Any],
     mail: MailOut,
     policy: sla.Policy,
     rng: random.Random,
     now: datetime,
 ) -> None:
-    """One ticket's agent work (`demo_work`), each action at its moment in the past."""
+    """One ticket's agent work (`demo_work`; `row` from `tickets.openings`), each action at its
+    moment in the past."""
+    ticket_id, function, created = row["id"], row["function"], clock.parse(row["created_at"])
     agent = rng.choice(_AGENTS)
 
     def change(moment: datetime, **changes: Any) -> None:
         with _clock_at(moment):
             tickets.update(db, ticket_id, tickets.get(db, ticket_id)["version"], agent, **changes)
 
-    if auto:
+    if row["auto"]:
         change(created + timedelta(minutes=10), status="closed")
         return
     priority = rng.choices(list(_PRIORITY_MIX), list(_PRIORITY_MIX.values()))[0]
-    if kind != "discrepancy" and priority != "normal":
+    if row["kind"] != "discrepancy" and priority != "normal":
         change(created + timedelta(minutes=5), priority=priority)
     priority = tickets.get(db, ticket_id)["priority"]
     calendar = policy.calendar_of(function)
@@ -534,7 +522,7 @@ def _work(
     settled = calendar.add(answered, target * rng.uniform(0.05, 0.7))
     roll = rng.random()
     # Settled only after the customer's last word, or their mail would have reopened it.
-    if roll < 0.7 and clock.iso(settled) > last and settled < now:
+    if roll < 0.7 and clock.iso(settled) > row["last_message_at"] and settled < now:
         change(settled, status="resolved")
     elif roll < 0.85:
         change(answered + timedelta(minutes=2), status="pending")

@@ -370,3 +370,30 @@ async def test_raising_the_priority_in_the_desk_makes_the_ticket_due_sooner_and_
         shown = " ".join("".join(line_text(head, y) for y in range(head.size.height)).split())
         assert "first reply due 2026-11-26 10:30 UTC" in shown
         assert "resolve by 2026-11-27 10:00 UTC" in shown  # 9 h: 8 on Thursday, 1 on Friday
+
+
+def test_the_demo_shows_a_few_overdue_tickets_not_nearly_all(tmp_path: Path, monkeypatch):
+    from datetime import timedelta
+
+    from db.mailin.model import Delivery
+    from db.mailin.store import store_batch
+    from ingest.demo import DEMO_BASE, demo_messages, demo_work
+    from ingest.parse import parse
+
+    now = DEMO_BASE + timedelta(days=3)
+    monkeypatch.setenv("DESK_NOW", clock.iso(now))
+    path = tmp_path / "desk.db"
+    example = config_module.load(Path(__file__).parents[1] / "config.example.toml")
+    synced(path, example.sla)
+    with closing(open_db(path)) as db:
+        for n, (function, raw) in enumerate(demo_messages(DEMO_BASE)):
+            store_batch(db, [(parse(raw), Delivery(f"{function}-maildir", f"k{n}", (function,)))])
+    assert 46 == demo_work(path)
+    assert 0 == demo_work(path)  # once
+    with closing(open_db(path)) as db:
+        rows = list(db.query("SELECT * FROM ticket"))
+    overdue = [r["id"] for r in rows if sla.overdue(r, clock.iso(now))]
+    answered = [r["id"] for r in rows if r["first_response_at"]]
+    assert 46 == len(rows)
+    assert 1 <= len(overdue) <= 8, overdue
+    assert len(answered) >= 30

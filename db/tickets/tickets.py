@@ -189,6 +189,25 @@ def hourly_volume(db: sqlite_utils.Database, end: datetime, hours: int) -> list[
     return [per_hour.get(clock.iso(start + timedelta(hours=h))[:13], 0) for h in range(hours)]
 
 
+def openings(db: sqlite_utils.Database) -> list[dict[str, Any]]:
+    """Every ticket by number: id, function, kind, created_at, last_message_at, and `auto` of
+    the mail that opened it ('' when a person wrote it)."""
+    return list(
+        db.query(
+            "SELECT t.id, t.function, t.kind, t.created_at, t.last_message_at, "
+            "(SELECT m.auto FROM message m WHERE m.ticket_id = t.id "
+            "ORDER BY m.received_at, m.id LIMIT 1) AS auto FROM ticket t ORDER BY t.id"
+        )
+    )
+
+
+def acted(db: sqlite_utils.Database, actors: list[str]) -> bool:
+    """Whether any of `actors` appears in any ticket's audit trail."""
+    marks = ", ".join("?" for _ in actors)
+    query = f"SELECT 1 FROM ticket_event WHERE actor IN ({marks}) LIMIT 1"
+    return db.execute(query, actors).fetchone() is not None
+
+
 def _check(field: str, value: Any) -> Any:
     allowed = {"status": STATUSES, "priority": PRIORITIES, "function": FUNCTIONS}.get(field)
     if allowed is not None and value not in allowed:
