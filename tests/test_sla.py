@@ -397,3 +397,19 @@ def test_the_demo_shows_a_few_overdue_tickets_not_nearly_all(tmp_path: Path, mon
     assert 46 == len(rows)
     assert 1 <= len(overdue) <= 8, overdue
     assert len(answered) >= 30
+
+
+def test_a_reopened_ticket_goes_on_where_its_resolution_clock_stood(tmp_path: Path):
+    path = tmp_path / "desk.db"
+    synced(path, sla.Policy(calendar=sla.Calendar(zone="UTC")))
+    deliver(path, mail(1, "Export fails"), at="2026-11-23T09:00:00Z")  # Monday; due Friday 18:00
+    change(path, "2026-11-23T12:00:00Z", status="resolved")
+    # The customer writes again on Thursday 09:00: resolved for 2 business days and 6 hours.
+    raw = mail(2, "Re: Export fails", reply_to=1, sender="Customer 1 <c1@example.com>")
+    deliver(path, raw, at="2026-11-26T09:00:00Z")
+    assert ("open", None, 24 * 60, "2026-12-02T15:00:00.000Z") == (
+        ticket(path)["status"],
+        ticket(path)["resolved_at"],
+        ticket(path)["sla_paused_minutes"],
+        ticket(path)["resolution_due"],
+    )

@@ -7,7 +7,8 @@ the function's zone, less public holidays from the `holidays` library and extra 
   or closed without one (`first_response_due`);
 - resolution: from creation until resolved or closed (`resolution_due`); while the ticket is
   pending (waiting on the customer) this clock pauses when `pause_when_pending` is on, and the
-  due time moves later by the business time spent waiting.
+  due time moves later by the business time spent waiting; a settled ticket that is reopened
+  goes on where its clock stood.
 
 Targets come from `[sla]` in config.toml (`db.core.config` checks them) per priority, with
 per-function overrides. Every process computes due times with the policy last saved in the
@@ -224,19 +225,21 @@ def due_times(
 
 def status_changed(db: sqlite_utils.Database, ticket_id: int, old: str, new: str, at: str) -> None:
     """Stop, pause or restart the clocks for a status change at `at` (inside the caller's
-    transaction): resolved/closed stops both; pending pauses resolution (with
-    `pause_when_pending`); leaving pending adds the business time it waited to the due time."""
+    transaction). Resolved or closed stops both clocks (`resolved_at`) and pauses resolution;
+    pending pauses it too (with `pause_when_pending`). Leaving the pause (reopened, or the
+    customer answered) adds the business time it lasted to the resolution due time, so a
+    reopened ticket goes on where its clock stood."""
     if old == new:
         return
     policy = load(db)
     function, paused_at = db.execute(
         "SELECT function, sla_paused_at FROM ticket WHERE id = ?", [ticket_id]
     ).fetchone()
+    pause = new in DONE or (new == "pending" and policy.pause_when_pending)
     waited = 0.0
-    if paused_at is not None and new != "pending":
+    if paused_at is not None and not pause:
         calendar = policy.calendar_of(function)
         waited = calendar.minutes_between(clock.parse(paused_at), clock.parse(at))
-    pause = new == "pending" and policy.pause_when_pending
     db.execute(
         "UPDATE ticket SET sla_paused_minutes = sla_paused_minutes + ?, "
         "sla_paused_at = CASE WHEN ? THEN coalesce(sla_paused_at, ?) END, "
@@ -298,6 +301,7 @@ def backfill(db: sqlite_utils.Database) -> None:
         "WHERE e.ticket_id = ticket.id AND e.action = 'status' "
         "AND json_extract(e.detail, '$.to') = 'pending'), updated_at) WHERE status = 'pending'"
     )
+    db.execute("UPDATE ticket SET sla_paused_at = resolved_at WHERE resolved_at IS NOT NULL")
     policy = Policy()
     for (ticket_id,) in db.execute("SELECT id FROM ticket").fetchall():
         refresh(db, ticket_id, policy)
