@@ -519,11 +519,13 @@ def _work(
         with write(db):
             outbox.sent(db, outbox_id)
     target = policy.target("resolution", function, priority)
-    settled = calendar.add(answered, target * rng.uniform(0.05, 0.7))
+    # Settled after the customer's last word, or their mail would have reopened it.
+    after = max(answered, clock.parse(row["last_message_at"]))
+    settled = calendar.add(after, target * rng.uniform(0.05, 0.5))
     roll = rng.random()
-    # Settled only after the customer's last word, or their mail would have reopened it.
-    if roll < 0.7 and clock.iso(settled) > row["last_message_at"] and settled < now:
-        change(settled, status="resolved")
+    if roll < 0.7:
+        if settled < now:
+            change(settled, status="resolved")
     elif roll < 0.85:
         change(answered + timedelta(minutes=2), status="pending")
 
