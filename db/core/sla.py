@@ -30,6 +30,7 @@ import sqlite_utils
 from db.core import clock
 
 DONE = ("resolved", "closed")  # the statuses that stop both clocks
+_DONE_SQL = "(" + ", ".join(f"'{s}'" for s in DONE) + ")"
 MAX_DAYS = 3660  # a due time further than ten years of calendar days is a calendar with no hours
 # Business minutes by priority (the priority names are `migrations.PRIORITIES`).
 FIRST_RESPONSE = {"urgent": 60, "high": 120, "normal": 480, "low": 1440}
@@ -81,14 +82,11 @@ class Calendar:
         return total.total_seconds() / 60
 
 
+@lru_cache(maxsize=64)
 def public_holidays(country: str, subdivision: str) -> holidays.HolidayBase:
     """The holiday calendar of `country` (ISO 3166-1 alpha-2) and `subdivision` (its ISO
-    3166-2 part); NotImplementedError, naming the code, when the library has no such place."""
-    return _holidays(country, subdivision)
-
-
-@lru_cache(maxsize=64)
-def _holidays(country: str, subdivision: str) -> holidays.HolidayBase:
+    3166-2 part, "" for the whole country), filled year by year as dates are asked of it;
+    NotImplementedError, naming the code, when the library has no such place."""
     return holidays.country_holidays(country, subdiv=subdivision or None)
 
 
@@ -98,7 +96,7 @@ def _span(calendar: Calendar, day: date) -> tuple[datetime, datetime] | None:
     instants one by one, so a day with a DST change is as long as the clocks say."""
     if day.weekday() not in calendar.weekdays or day.isoformat() in calendar.closed:
         return None
-    if calendar.country and day in _holidays(calendar.country, calendar.subdivision):
+    if calendar.country and day in public_holidays(calendar.country, calendar.subdivision):
         return None
     zone, midnight = ZoneInfo(calendar.zone), datetime.combine(day, time())
     begin, end = (
@@ -177,8 +175,9 @@ def load(db: sqlite_utils.Database) -> Policy:
 def sync(db: sqlite_utils.Database, policy: Policy) -> int:
     """Save `policy` (inside the caller's transaction) and, when it differs from the saved one,
     recompute the due times of the tickets whose clocks still run; the number recomputed. The
-    daemon does this when it starts, the desk when it opens. Settled tickets keep the targets
-    they were held to, except at the first sync, which replaces the migration's defaults."""
+    daemon does this when it starts and hourly (the desk only reads). Settled tickets keep the
+    targets they were held to, except at the first sync, which replaces the migration's
+    defaults."""
     text = policy.to_json()
     row = db.execute("SELECT data FROM sla_setting WHERE id = 1").fetchone()
     if row and row[0] == text:
@@ -193,9 +192,6 @@ def sync(db: sqlite_utils.Database, policy: Policy) -> int:
     for ticket_id in ids:
         refresh(db, ticket_id, policy)
     return len(ids)
-
-
-_DONE_SQL = "(" + ", ".join(f"'{s}'" for s in DONE) + ")"
 
 
 def refresh(db: sqlite_utils.Database, ticket_id: int, policy: Policy | None = None) -> None:
