@@ -413,3 +413,28 @@ def test_a_reopened_ticket_goes_on_where_its_resolution_clock_stood(tmp_path: Pa
         ticket(path)["sla_paused_minutes"],
         ticket(path)["resolution_due"],
     )
+
+
+def test_the_daemon_holds_new_tickets_to_the_configured_sla(tmp_path: Path, monkeypatch):
+    import subprocess
+    import sys
+
+    from tests.conftest import drop, write_config_file
+    from tests.conftest import mail as conftest_mail
+
+    monkeypatch.setenv("DESK_NOW", "2026-11-27T16:30:00Z")  # Friday 17:30 in Berlin
+    extra = (
+        '\n[sla]\ntimezone = "Europe/Berlin"\nfirst_response = { normal = "4h" }\n'
+        '[sla.technical]\nweekdays = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]\n'
+        'hours = "00:00-24:00"\n'
+    )
+    config_path = write_config_file(tmp_path, ("technical", "sales"), extra=extra)
+    drop(tmp_path, "sales", conftest_mail(to="sales@valuit.com", message_id="<a@example.com>"))
+    drop(tmp_path, "technical", conftest_mail(message_id="<b@example.com>"))
+    daemon = [sys.executable, "-m", "ingest.daemon", "--config", str(config_path), "--once"]
+    assert 0 == subprocess.run(daemon, timeout=60).returncode
+    with closing(open_db(tmp_path / "desk.db")) as db:
+        due = dict(db.execute("SELECT function, first_response_due FROM ticket"))
+    # Sales keeps office hours: Friday 17:30 + 4 h is Monday 12:30 in Berlin (11:30 UTC);
+    # technical works round the clock: Friday 20:30 UTC.
+    assert {"sales": "2026-11-30T11:30:00.000Z", "technical": "2026-11-27T20:30:00.000Z"} == due
