@@ -29,6 +29,8 @@ system-deps:  ## install Dovecot, isync, tmux and Chromium for the tests where w
 run: $(STAMP)  ## open the desk on demo mail (seeds var/spool once, runs desk-ingest meanwhile)
 	@mkdir -p var
 	@$(PY) -m ingest.demo var/spool var/desk.db
+	@$(VENV)/bin/desk-ingest --config $(CONFIG) --once 2>>var/desk-ingest.log || true
+	@$(PY) -m ingest.demo --work var/desk.db
 	@$(VENV)/bin/desk-ingest --config $(CONFIG) 2>>var/desk-ingest.log & pid=$$!; \
 	  trap 'kill $$pid 2>/dev/null; wait $$pid 2>/dev/null' EXIT INT TERM; \
 	  $(VENV)/bin/desk --config $(CONFIG)

@@ -34,9 +34,9 @@ from typing import IO, Any
 
 import sqlite_utils
 
-from db.core import clock, privacy
+from db.core import clock, privacy, sla
 from db.core.config import Config, Source, load
-from db.core.connect import INGEST_BUSY_TIMEOUT_MS, open_db
+from db.core.connect import INGEST_BUSY_TIMEOUT_MS, open_db, write
 from db.core.errors import DeskError
 from db.mailin import sources
 from db.mailin.reparse import Scope
@@ -187,10 +187,12 @@ def _reparse(config: Config, stop: threading.Event, once: bool) -> None:
 
 def _sync(db: sqlite_utils.Database, config: Config) -> None:
     """The rules ingest classifies with, and the recurring windows: only the daemon and
-    `desk window sync` materialise them."""
+    `desk window sync` materialise them. The SLA policy new tickets are held to."""
     recurrence.sync(
         db, config.maintenance, str(config.path.resolve()), notice_schedule.SCHEDULER_ACTOR
     )
+    with write(db):
+        sla.sync(db, config.sla)
 
 
 def _prepare(config: Config) -> int:

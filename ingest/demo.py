@@ -4,9 +4,11 @@
 maintenance window (`demo_window()`): new requests to every function, replies and quoting,
 HTML-only mail, an attachment, an out-of-office reply, a bounce, odd charsets and discrepancy
 reports after the window. `write_spool()` drops it into a Maildir spool once, for `make run`.
-`generate()` streams any number of seeded messages with a support inbox's mix of MIME shapes, for
-benchmarks and crash tests; `write_maildir()` writes either into Maildirs. Same base date or
-seed, same bytes. Senders use RFC 2606 example domains only.
+`demo_work()` then plays the agents' part on the stored story: triage, first replies mostly
+within the SLA targets and some late, tickets resolved or waiting on the customer, so the list
+shows a realistic few overdue. `generate()` streams any number of seeded messages with a support
+inbox's mix of MIME shapes, for benchmarks and crash tests; `write_maildir()` writes either into
+Maildirs. Same base date or seed, same bytes. Senders use RFC 2606 example domains only.
 
 What the mail says is data in `ingest/demo_mail/`: the story (`story.txt`), its people
 (`cast.toml`), the bounce's wording (`bounce.toml`) and what generated mail is made of
@@ -27,6 +29,7 @@ import tomllib
 import unicodedata
 from collections import deque
 from collections.abc import Iterable, Iterator
+from contextlib import closing, contextmanager
 from datetime import UTC, datetime, timedelta, timezone
 from email.headerregistry import Address
 from email.message import EmailMessage
@@ -35,10 +38,13 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from db.core import clock
+from db.core import clock, sla
+from db.core.config import MailOut
 from db.core.connect import open_db, write
 from db.core.migrations import FUNCTIONS
+from db.mailout import outbox
 from db.maintenance import windows
+from db.tickets import replies, tickets
 
 DEMO_BASE = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)  # a Tuesday; the window ran on Sunday
 _DATA = resources.files(__package__) / "demo_mail"
@@ -53,6 +59,8 @@ _TEAMS: dict[str, str] = _CAST["teams"]
 _GREETINGS: list[str] = _CAST["phrases"]["greetings"]
 _SIGNOFFS: list[str] = _CAST["phrases"]["signoffs"]
 _SENDERS: dict[str, dict[str, Any]] = _CAST["senders"]
+_AGENTS: list[str] = _CAST["agents"]["names"]
+_REPLIES: list[str] = _CAST["agents"]["replies"]
 # The story, one mail a block: its format is described at the top of the file.
 _SCRIPT = (_DATA / "story.txt").read_text(encoding="utf-8")
 _BOUNCE = _load("bounce.toml")  # the delivery report a `bounce` in the story makes
@@ -436,11 +444,101 @@ def record_demo_window(database: Path, base: datetime | None = None) -> None:
     db.close()
 
 
+@contextmanager
+def _clock_at(moment: datetime) -> Iterator[None]:
+    """The desk's clock (DESK_NOW) at `moment`, for an agent's action played in the past."""
+    before = os.environ.get("DESK_NOW")
+    os.environ["DESK_NOW"] = clock.iso(moment)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("DESK_NOW", None)
+        else:
+            os.environ["DESK_NOW"] = before
+
+
+# Triage: the share of tickets at each priority; discrepancy reports keep the rule's "high".
+_PRIORITY_MIX = {"low": 15, "normal": 60, "high": 18, "urgent": 7}
+LATE_SHARE = 0.15  # of first replies that come after their due time
+
+
+def demo_work(database: Path) -> int:
+    """Play the agents' part on the tickets the stored demo mail opened, once (a second call
+    finds their work and does nothing); the tickets worked. Each ticket is triaged minutes
+    after it came; its first reply comes after a share of its first-response target in
+    business time (`db.core.sla`, the policy the daemon saved), about one in seven late; a
+    reply not yet due at the present stays unwritten. A ticket opened by a machine's mail is
+    closed unanswered. Replies are recorded as sent: the demo has no mail server."""
+    with closing(open_db(database)) as db:
+        if tickets.acted(db, _AGENTS):
+            return 0
+        policy, rng, now = sla.load(db), random.Random(2026), clock.now()
+        mail = MailOut(
+            senders={fn: formataddr((team, f"{fn}@valuit.com")) for fn, team in _TEAMS.items()},
+            own_addresses=frozenset(f"{fn}@valuit.com" for fn in FUNCTIONS),
+        )
+        rows = tickets.openings(db)
+        for row in rows:
+            _work(db, row, mail, policy, rng, now)
+        return len(rows)
+
+
+def _work(
+    db: Any,
+    row: dict[str, Any],
+    mail: MailOut,
+    policy: sla.Policy,
+    rng: random.Random,
+    now: datetime,
+) -> None:
+    """One ticket's agent work (`demo_work`; `row` from `tickets.openings`), each action at its
+    moment in the past."""
+    ticket_id, function, created = row["id"], row["function"], clock.parse(row["created_at"])
+    agent = rng.choice(_AGENTS)
+
+    def change(moment: datetime, **changes: Any) -> None:
+        with _clock_at(moment):
+            tickets.update(db, ticket_id, tickets.get(db, ticket_id)["version"], agent, **changes)
+
+    if row["auto"]:
+        change(created + timedelta(minutes=10), status="closed")
+        return
+    priority = rng.choices(list(_PRIORITY_MIX), list(_PRIORITY_MIX.values()))[0]
+    if row["kind"] != "discrepancy" and priority != "normal":
+        change(created + timedelta(minutes=5), priority=priority)
+    priority = tickets.get(db, ticket_id)["priority"]
+    calendar = policy.calendar_of(function)
+    late = rng.random() < LATE_SHARE
+    share = rng.uniform(1.2, 2.5) if late else rng.uniform(0.1, 0.9)
+    answered = calendar.add(created, policy.target("first_response", function, priority) * share)
+    if answered >= now:
+        return
+    with _clock_at(answered):
+        outbox_id = replies.send(db, ticket_id, rng.choice(_REPLIES), agent, mail)
+        with write(db):
+            outbox.sent(db, outbox_id)
+    target = policy.target("resolution", function, priority)
+    # Settled after the customer's last word, or their mail would have reopened it.
+    after = max(answered, clock.parse(row["last_message_at"]))
+    settled = calendar.add(after, target * rng.uniform(0.05, 0.5))
+    roll = rng.random()
+    if roll < 0.7:
+        if settled < now:
+            change(settled, status="resolved")
+    elif roll < 0.85:
+        change(answered + timedelta(minutes=2), status="pending")
+
+
 def main(argv: list[str] | None = None) -> int:
     """`python -m ingest.demo DIR [DATABASE]`: seed DIR with the demo set once (and record its
     maintenance window in DATABASE); `python -m ingest.demo DIR COUNT [SEED]`: write COUNT
-    generated messages."""
+    generated messages; `python -m ingest.demo --work DATABASE`: the agents' part on the stored
+    demo mail, once (`demo_work`)."""
     args = sys.argv[1:] if argv is None else argv
+    if len(args) == 2 and args[0] == "--work":
+        print(f"{demo_work(Path(args[1]))} demo tickets worked")
+        return 0
     if not args or len(args) > 3:
         print(main.__doc__, file=sys.stderr)
         return 2

@@ -1,5 +1,5 @@
-"""The ticket actions (assign, status, priority, tags, note, discrepancy, window), shared by the
-main screen (on the highlighted ticket) and the ticket screen (on the open one).
+"""The ticket actions (assign, status, priority, function, tags, note, discrepancy, window),
+shared by the main screen (on the highlighted ticket) and the ticket screen (on the open one).
 
 Each asks in a dialog, then writes in a worker with the version the agent saw; a conflict shows
 one sentence and the fresh state.
@@ -14,7 +14,7 @@ from textual import work
 
 from db.core import clock
 from db.core.errors import DeskError
-from db.core.migrations import PRIORITIES, STATUSES
+from db.core.migrations import FUNCTIONS, PRIORITIES, STATUSES
 from db.maintenance import discrepancy, reports
 from db.tickets import tickets
 from tui import windows
@@ -91,6 +91,10 @@ class TicketActions:
 
     def action_priority(self) -> None:
         self._choose("priority", PRIORITIES)
+
+    def action_function(self) -> None:
+        """The ticket's main function: the one whose SLA calendar and targets it is held to."""
+        self._choose("function", FUNCTIONS)
 
     def action_tags(self) -> None:
         ticket = self._ticket_or_say()

@@ -23,6 +23,7 @@ TICKET_ACTIONS = [
     _b("a", "assign", "Assign", "assign"),
     _b("s", "status", "Status", "status"),
     _b("p", "priority", "Priority", "priority"),
+    _b("f", "function", "Function", "function", show=False),
     _b("t", "tags", "Tags", "tags"),
     _b("n", "note", "Note", "note"),
     _b("d", "discrepancy", "Discrepancy", "discrepancy", show=False),

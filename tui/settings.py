@@ -53,7 +53,11 @@ def load(config: Config) -> Settings:
     # DESK_USER first: `desk serve` sets it to the agent who logged in, whatever the shared
     # config says; the ops commands (tui/cli/ops.py) read it too.
     agent = (os.environ.get("DESK_USER") or desk.get("agent", str, "")).strip()
-    sections = [Section("All", ""), *(Section(f.capitalize(), f"fn:{f}") for f in FUNCTIONS)]
+    sections = [
+        Section("All", ""),
+        *(Section(f.capitalize(), f"fn:{f}") for f in FUNCTIONS),
+        Section("SLA breached", "is:breached status:open*"),
+    ]
     saved = desk.get("section", list, [])
     for index, table in enumerate(saved):
         r = Reader(config.path, f"desk.section[{index}]", table)

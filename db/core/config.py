@@ -18,9 +18,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dateutil import rrule
 
+from db.core import sla
 from db.core.errors import ConfigError, DeskError
 from db.core.mailbox import address, parse_mailbox, recipient
-from db.core.migrations import FUNCTIONS, UPDATE_TYPES
+from db.core.migrations import FUNCTIONS, PRIORITIES, UPDATE_TYPES
 from db.core.privacy import OWNER_ONLY, Access, group_id
 
 SOURCE_KINDS = ("maildir", "imap")
@@ -159,6 +160,7 @@ class Config:
     maintenance: Maintenance = field(default_factory=Maintenance)
     mail: MailOut = field(default_factory=MailOut)
     publish: Publish = field(default_factory=Publish)
+    sla: sla.Policy = field(default_factory=sla.Policy)
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
 
@@ -644,6 +646,100 @@ def _publish(path: Path, data: dict[str, Any]) -> Publish:
     return Publish(dir=r.path_value("dir"), url=url.rstrip("/") + "/" if url else "")
 
 
+_WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_HOURS = re.compile(r"([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]|24):([0-5]\d)")
+_DURATION = re.compile(r"(?:(\d{1,5})h)?(?:(\d{1,6})m)?")
+_CALENDAR_KEYS = {"timezone", "weekdays", "hours", "country", "subdivision", "closed"}
+_CLOCKS = ("first_response", "resolution")
+
+
+def _targets(r: Reader, key: str) -> dict[str, int]:
+    """`{priority = "4h"}`: business minutes by priority."""
+    table = Reader(r.path, f"{r.where}.{key}", r.get(key, dict, {}))
+    table.unknown(set(PRIORITIES))
+    found = {}
+    for priority in table.table:
+        text = table.get(priority, str)
+        match = _DURATION.fullmatch(text.strip())
+        minutes = int(match.group(1) or 0) * 60 + int(match.group(2) or 0) if match else 0
+        if not minutes:
+            table.fail(priority, f'{text!r} is not a duration such as "30m", "4h" or "1h30m"')
+        found[priority] = minutes
+    return found
+
+
+def _calendar(r: Reader, base: sla.Calendar) -> sla.Calendar | None:
+    """The business calendar keys of `r`, over `base`; None when `r` names none of them."""
+    if not _CALENDAR_KEYS & r.table.keys():
+        return None
+    zone = _zone(r, "timezone", base.zone) or "UTC"
+    days = r.get("weekdays", list, [_WEEKDAYS[d] for d in base.weekdays])
+    if not days or any(d not in _WEEKDAYS for d in days):
+        r.fail("weekdays", f'must list days among {", ".join(_WEEKDAYS)}, e.g. ["mon", "fri"]')
+    opens, closes = base.opens, base.closes
+    if "hours" in r.table:
+        hours = _HOURS.fullmatch(r.get("hours", str))
+        if hours is None:
+            r.fail("hours", 'must be local opening hours written "HH:MM-HH:MM", e.g. "09:00-18:00"')
+        opens = int(hours.group(1)) * 60 + int(hours.group(2))
+        closes = int(hours.group(3)) * 60 + int(hours.group(4))
+        if not opens < closes <= 24 * 60:
+            r.fail("hours", "must close after it opens, at 24:00 at the latest")
+    country = r.get("country", str, base.country).upper()
+    subdivision = r.get("subdivision", str, base.subdivision if "country" not in r.table else "")
+    if subdivision and not country:
+        r.fail("subdivision", "needs a country (an ISO 3166 code such as DE)")
+    if country:
+        try:
+            sla.public_holidays(country, subdivision.upper())
+        except NotImplementedError:
+            where = f"{country}-{subdivision}" if subdivision else country
+            r.fail(
+                "subdivision" if subdivision else "country",
+                f"{where!r} has no public holiday calendar (write an ISO 3166 code such as "
+                '"DE", and a subdivision such as "BE"; "" for none)',
+            )
+    closed = r.get("closed", list, list(base.closed))
+    for i, value in enumerate(closed):
+        try:
+            date.fromisoformat(value if isinstance(value, str) else "")
+        except ValueError:
+            r.fail(f"closed[{i}]", f"{value!r} is not a date written YYYY-MM-DD")
+    return sla.Calendar(
+        zone=zone,
+        weekdays=tuple(sorted(_WEEKDAYS.index(d) for d in set(days))),
+        opens=opens,
+        closes=closes,
+        country=country,
+        subdivision=subdivision.upper(),
+        closed=tuple(sorted(set(closed))),
+    )
+
+
+def _sla(path: Path, data: dict[str, Any], desk_zone: str) -> sla.Policy:
+    """`[sla]`: a base calendar and targets, and `[sla.FUNCTION]` tables overriding them."""
+    r = Reader(path, "sla", data.get("sla", {}))
+    r.unknown({*_CALENDAR_KEYS, *_CLOCKS, "pause_when_pending", *FUNCTIONS})
+    base = _calendar(r, sla.Calendar(zone=desk_zone or "UTC")) or sla.Calendar(
+        zone=desk_zone or "UTC"
+    )
+    functions = {}
+    for fn in FUNCTIONS:
+        if fn in r.table:
+            own = Reader(path, f"sla.{fn}", r.table[fn])
+            own.unknown({*_CALENDAR_KEYS, *_CLOCKS})
+            functions[fn] = sla.Override(
+                _calendar(own, base), _targets(own, "first_response"), _targets(own, "resolution")
+            )
+    return sla.Policy(
+        calendar=base,
+        first_response=sla.FIRST_RESPONSE | _targets(r, "first_response"),
+        resolution=sla.RESOLUTION | _targets(r, "resolution"),
+        functions=functions,
+        pause_when_pending=r.get("pause_when_pending", bool, True),
+    )
+
+
 def parse(data: dict[str, Any], path: Path) -> Config:
     """Check a parsed TOML document; `path` is named in errors and anchors relative paths."""
     top = Reader(path, "database", data.get("database", {}))
@@ -671,5 +767,6 @@ def parse(data: dict[str, Any], path: Path) -> Config:
         maintenance=_maintenance(path, data, timezone),
         mail=_mail_out(path, data, known),
         publish=_publish(path, data),
+        sla=_sla(path, data, timezone),
         raw=data,
     )

@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import sqlite_utils
 
-from db.core import clock
+from db.core import clock, sla
 
 FUNCTIONS = ("technical", "sales", "compliance", "general", "marketing")
 STATUSES = ("new", "open", "pending", "resolved", "closed")
@@ -491,9 +491,30 @@ def _v10_discrepancy_reason(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE ticket ADD COLUMN kind_reason TEXT")
 
 
+def _v11_sla(db: sqlite_utils.Database) -> None:
+    """Service-level targets (`db.core.sla`): the resolution due time beside the first
+    response's, when the ticket was resolved or closed, the resolution clock's pauses while
+    pending, and the policy the due times were computed with. Existing tickets get due times
+    under the default policy; the first `sla.sync()` with the configured one recomputes them."""
+    script = """
+        ALTER TABLE ticket ADD COLUMN resolution_due TEXT;
+        ALTER TABLE ticket ADD COLUMN resolved_at TEXT;
+        ALTER TABLE ticket ADD COLUMN sla_paused_at TEXT;
+        ALTER TABLE ticket ADD COLUMN sla_paused_minutes INTEGER NOT NULL DEFAULT 0;
+        CREATE TABLE sla_setting (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            data TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        )
+        """
+    for statement in script.split(";"):
+        db.execute(statement)
+    sla.backfill(db)
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _v1_core, _v2_windows, _v3_mail_out, _v4_mail_reading, _v5_recurring_sync, _v6_unsubscribe,
-    _v7_window_updates, _v8_search_trigram, _v9_merge, _v10_discrepancy_reason,
+    _v7_window_updates, _v8_search_trigram, _v9_merge, _v10_discrepancy_reason, _v11_sla,
 ]  # fmt: skip
 
 

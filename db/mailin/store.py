@@ -15,13 +15,12 @@ import hashlib
 import json
 import logging
 from collections.abc import Callable, Iterable
-from datetime import timedelta
 from email.utils import parseaddr
 from typing import TYPE_CHECKING, Any
 
 import sqlite_utils
 
-from db.core import clock
+from db.core import clock, sla
 from db.core.connect import write
 from db.core.events import record_event
 from db.mailin import acks, bounces, threads
@@ -34,12 +33,6 @@ if TYPE_CHECKING:
 
 INGEST_ACTOR = "desk-ingest"
 log = logging.getLogger("desk.store")
-FIRST_RESPONSE = {
-    "urgent": timedelta(hours=1),
-    "high": timedelta(hours=2),
-    "normal": timedelta(hours=8),
-    "low": timedelta(hours=24),
-}
 OUTGOING = "outgoing"  # the thread rule of a mail we sent
 UNSUBSCRIBE = "unsubscribe"  # the thread rule of a List-Unsubscribe request: no ticket
 
@@ -221,11 +214,13 @@ def _another_location(
 def _open_ticket(
     db: sqlite_utils.Database, msg: Incoming, delivery: Delivery, received: str
 ) -> int:
-    due = clock.iso(clock.parse(received) + FIRST_RESPONSE["normal"])
+    first_due, resolution_due = sla.due_times(
+        sla.load(db), delivery.functions[0], "normal", received
+    )
     cursor = db.execute(
         "INSERT INTO ticket (subject, requester_addr, requester_name, function, unparsed, "
-        "via_list, message_count, created_at, updated_at, last_message_at, first_response_due) "
-        "VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?)",
+        "via_list, message_count, created_at, updated_at, last_message_at, first_response_due, "
+        "resolution_due) VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?)",
         [
             threads.ticket_subject(msg.subject),
             msg.from_addr,
@@ -236,7 +231,8 @@ def _open_ticket(
             received,
             received,
             received,
-            due,
+            first_due,
+            resolution_due,
         ],
     )
     ticket_id = cursor.lastrowid
@@ -281,6 +277,8 @@ def _join_ticket(
     )
     if reopen:
         record_event(db, ticket_id, INGEST_ACTOR, "status", {"from": status, "to": "open"}, at=now)
+        # The customer wrote when the mail came: from then on the ticket waits on us again.
+        sla.status_changed(db, ticket_id, status, "open", received)
 
 
 def _note_receipt(db: sqlite_utils.Database, msg: Incoming, receipt_id: int) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 
 import sqlite_utils
 
-from db.core import clock
+from db.core import clock, sla
 from db.core.connect import write
 from db.core.errors import DeskError, NotFoundError
 from db.core.events import record_event
@@ -113,6 +113,8 @@ def _update(db: sqlite_utils.Database, ticket_id: int, changes: dict[str, Any]) 
         f"UPDATE ticket SET {sets}, updated_at = ?, version = version + 1 WHERE id = ?",
         [*changes.values(), clock.now_iso(), ticket_id],
     )
+    if "priority" in changes:  # a report raised to high is due sooner
+        sla.refresh(db, ticket_id)
 
 
 def _raised_from(db: sqlite_utils.Database, ticket_id: int) -> str | None:

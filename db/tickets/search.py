@@ -1,9 +1,9 @@
 """The desk's query language: filters and free text turned into a safe SQL condition on tickets.
 
 `fn:technical status:open assignee:me is:unassigned is:discrepancy is:during-window is:via-list
-window:7 age:>2h from:ann@example.com #42 printer jam` — filters narrow, the rest is searched in
-the FTS5 index: words of scripts written without spaces (Chinese, Japanese, Thai…) in the
-trigram index, so they are found inside a sentence. Nothing a user types can raise: every
+is:breached window:7 age:>2h from:ann@example.com #42 printer jam` — filters narrow, the rest is
+searched in the FTS5 index: words of scripts written without spaces (Chinese, Japanese, Thai…)
+in the trigram index, so they are found inside a sentence. Nothing a user types can raise: every
 free-text word is quoted for FTS5 (sqlite-utils' `quote_fts` idea), and a filter that makes no
 sense is reported in `Query.problems` and ignored, never sent to SQLite.
 """
@@ -15,13 +15,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from db.core import clock
+from db.core import clock, sla
 from db.core.errors import DeskError
 from db.core.migrations import FUNCTIONS, PRIORITIES, STATUSES
 from db.maintenance.window_model import ref
 
 OPEN_STATUSES = ("new", "open", "pending")
-_IS = ("unassigned", "discrepancy", "during-window", "via-list")  # is:NAME sets Query.NAME
+_IS = ("unassigned", "discrepancy", "during-window", "via-list", "breached")  # sets Query.NAME
 MAX_AGE = timedelta(days=36500)  # older than any mail; beyond it the date arithmetic overflows
 _AGE = re.compile(r"^([<>]=?)?(\d{1,6})([mhdw])$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -71,6 +71,7 @@ class Query:
     discrepancy: bool = False
     during_window: bool = False
     via_list: bool = False
+    breached: bool = False  # an SLA target missed (`db.core.sla.breached`)
     window_id: int | None = None
     numbers: list[int] = field(default_factory=list)
     age: tuple[str, timedelta] | None = None
@@ -248,6 +249,10 @@ def where(q: Query, now: datetime | None = None, db: Any = None) -> tuple[str, l
         parts.append("t.during_window_id IS NOT NULL")
     if q.via_list:
         parts.append("t.via_list = 1")
+    if q.breached:
+        condition, values = sla.breached(clock.iso(now or clock.now()))
+        parts.append(condition)
+        params += values
     if q.window_id is not None:
         # About the window (a linked report) or received while it was in force.
         parts.append("(t.window_id = ? OR t.during_window_id = ?)")

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import statistics
 from typing import Any
 
 import sqlite_utils
 
-from db.core.migrations import OUTBOX_STATUSES
+from db.core import clock, sla
+from db.core.migrations import FUNCTIONS, OUTBOX_STATUSES
 from db.mailin import sources
 from db.mailout import outbox
 
@@ -37,4 +39,45 @@ def summary(db: sqlite_utils.Database) -> dict[str, Any]:
         "failures": sources.failures(db),
         "sources": sources.all_states(db),
         "outbox": {status: 0 for status in OUTBOX_STATUSES} | outbox.counts(db),
+        "sla": sla_figures(db, clock.now_iso()),
     }
+
+
+def sla_figures(db: sqlite_utils.Database, now_iso: str) -> dict[str, dict[str, Any]]:
+    """Per function (the ticket's main one): {"first_response": {"met", "breached"},
+    "resolution": {"met", "breached"}, "median_first_response_minutes"}. Met: the clock
+    stopped by its due time; breached: it stopped late, or runs past its due time at `now_iso`
+    (`db.core.sla`); a clock still running in time is neither. The median counts business
+    minutes from creation to the first reply, over the tickets that had one (None if none)."""
+    first, first_params = sla.first_response_breached(now_iso)
+    late, late_params = sla.resolution_breached(now_iso)
+    figures = {
+        fn: {
+            "first_response": {"met": 0, "breached": 0},
+            "resolution": {"met": 0, "breached": 0},
+            "median_first_response_minutes": None,
+        }
+        for fn in FUNCTIONS
+    }
+    for fn, first_met, first_late, resolution_met, resolution_late in db.execute(
+        "SELECT t.function, "
+        "sum(coalesce(t.first_response_at, t.resolved_at) <= t.first_response_due), "
+        f"sum({first}), sum(t.resolved_at <= t.resolution_due), sum({late}) "
+        "FROM ticket t GROUP BY t.function",
+        [*first_params, *late_params],
+    ):
+        figures[fn]["first_response"] = {"met": first_met or 0, "breached": first_late or 0}
+        figures[fn]["resolution"] = {"met": resolution_met or 0, "breached": resolution_late or 0}
+    policy = sla.load(db)
+    waits: dict[str, list[float]] = {}
+    for fn, created, answered in db.execute(
+        "SELECT function, created_at, first_response_at FROM ticket "
+        "WHERE first_response_at IS NOT NULL"
+    ):
+        minutes = policy.calendar_of(fn).minutes_between(
+            clock.parse(created), clock.parse(answered)
+        )
+        waits.setdefault(fn, []).append(minutes)
+    for fn, values in waits.items():
+        figures[fn]["median_first_response_minutes"] = round(statistics.median(values), 1)
+    return figures

@@ -13,16 +13,16 @@ from typing import Any
 
 import sqlite_utils
 
-from db.core import clock
+from db.core import clock, sla
 from db.core.connect import write
 from db.core.errors import ConflictError, DeskError, NotFoundError
 from db.core.events import record_event
-from db.core.migrations import PRIORITIES, STATUSES
+from db.core.migrations import FUNCTIONS, PRIORITIES, STATUSES
 from db.mailin import inline, invitation, threads
 from db.maintenance import windows
 from db.tickets import search
 
-_EDITABLE = ("status", "priority", "assignee", "tags", "window_id")
+_EDITABLE = ("status", "priority", "function", "assignee", "tags", "window_id")
 
 
 def page(
@@ -295,8 +295,27 @@ def hourly_volume(db: sqlite_utils.Database, end: datetime, hours: int) -> list[
     return [per_hour.get(clock.iso(start + timedelta(hours=h))[:13], 0) for h in range(hours)]
 
 
+def openings(db: sqlite_utils.Database) -> list[dict[str, Any]]:
+    """Every ticket by number: id, function, kind, created_at, last_message_at, and `auto` of
+    the mail that opened it ('' when a person wrote it)."""
+    return list(
+        db.query(
+            "SELECT t.id, t.function, t.kind, t.created_at, t.last_message_at, "
+            "(SELECT m.auto FROM message m WHERE m.ticket_id = t.id "
+            "ORDER BY m.received_at, m.id LIMIT 1) AS auto FROM ticket t ORDER BY t.id"
+        )
+    )
+
+
+def acted(db: sqlite_utils.Database, actors: list[str]) -> bool:
+    """Whether any of `actors` appears in any ticket's audit trail."""
+    marks = ", ".join("?" for _ in actors)
+    query = f"SELECT 1 FROM ticket_event WHERE actor IN ({marks}) LIMIT 1"
+    return db.execute(query, actors).fetchone() is not None
+
+
 def _check(field: str, value: Any) -> Any:
-    allowed = {"status": STATUSES, "priority": PRIORITIES}.get(field)
+    allowed = {"status": STATUSES, "priority": PRIORITIES, "function": FUNCTIONS}.get(field)
     if allowed is not None and value not in allowed:
         raise DeskError(f"{value!r} is not a {field}; use one of {', '.join(allowed)}")
     if field == "tags":
@@ -325,7 +344,9 @@ def _not_merged(db: sqlite_utils.Database, ticket_id: int) -> None:
 def update(
     db: sqlite_utils.Database, ticket_id: int, version: int, actor: str, **changes: Any
 ) -> int:
-    """Change fields of a ticket the agent saw at `version`; return the new version.
+    """Change fields of a ticket the agent saw at `version`; return the new version. A new
+    priority or function recomputes the SLA due times, a new status stops, pauses or restarts
+    its clocks (`db.core.sla`); a new (main) function joins the ticket's functions.
 
     Raises ConflictError when the ticket has moved on since, writing nothing.
     """
@@ -354,10 +375,21 @@ def update(
                 f"Ticket #{ticket_id} was changed by someone else meanwhile; "
                 "its fresh state is shown, do it again if it is still needed."
             )
+        moved = {}
         for field, old in zip(changes, before, strict=False):
             new = values[field]
             if old != new:
                 record_event(db, ticket_id, actor, field, {"from": old, "to": new}, at=now)
+                moved[field] = old
+        if "function" in moved:
+            db.execute(
+                "INSERT OR IGNORE INTO ticket_function (ticket_id, function) VALUES (?, ?)",
+                [ticket_id, values["function"]],
+            )
+        if "status" in moved:
+            sla.status_changed(db, ticket_id, moved["status"], values["status"], now)
+        if {"priority", "function"} & moved.keys():
+            sla.refresh(db, ticket_id)
     return version + 1
 
 

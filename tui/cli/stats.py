@@ -1,5 +1,5 @@
-"""`desk stats`: counts of messages, tickets and outgoing mail and each source's health, for ops
-and tests."""
+"""`desk stats`: counts of messages, tickets and outgoing mail, SLA figures per function and each
+source's health, for ops and tests."""
 
 from __future__ import annotations
 
@@ -39,6 +39,14 @@ def run(args: argparse.Namespace) -> int:
     for status, count in sorted(data["tickets_by_status"].items()):
         print(f"  {status:10} {count}")
     print("outbox  " + "  ".join(f"{status} {count}" for status, count in data["outbox"].items()))
+    for function, sla in data["sla"].items():
+        first, resolution = sla["first_response"], sla["resolution"]
+        median = sla["median_first_response_minutes"]
+        print(
+            f"sla {function:10} first response met {first['met']} breached {first['breached']}"
+            f"  resolution met {resolution['met']} breached {resolution['breached']}"
+            f"  median first response {'-' if median is None else f'{median:g} min'}"
+        )
     for src in data["sources"]:
         # The error text comes from a remote server: shown, never interpreted by the terminal.
         error = f"  last error: {visible(src['last_error'])}" if src["last_error"] else ""

@@ -21,6 +21,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
+from db.core import clock, sla
 from db.core.errors import DeskError
 from db.mailin import invitation, reparse, threads
 from db.mailout import outbox
@@ -196,6 +197,23 @@ def note_view(note: dict[str, Any], zone: Any) -> Group:
     return Group(head, safe.text(note["text"], multiline=True))
 
 
+def sla_clocks(ticket: dict[str, Any], zone: Any) -> Text:
+    """The SLA clocks still running and when each is due, in red once past (`db.core.sla`)."""
+    out = Text()
+    if ticket["status"] in sla.DONE:
+        return out
+    now = clock.now_iso()
+    due = ticket["first_response_due"]
+    if not ticket["first_response_at"] and due:
+        out.append(f" · first reply due {local(due, zone)}", "bold red" if due < now else "")
+    due = ticket["resolution_due"]
+    if due and ticket["sla_paused_at"]:
+        out.append(" · resolution clock paused while pending", "dim")
+    elif due:
+        out.append(f" · resolve by {local(due, zone)}", "bold red" if due < now else "")
+    return out
+
+
 class TicketScreen(TicketActions, MergeActions, Screen):
     BINDINGS = keys.TICKET
 
@@ -289,6 +307,7 @@ class TicketScreen(TicketActions, MergeActions, Screen):
         if merged:
             numbers = ", ".join(f"#{m['source_id']}" for m in merged)
             meta.append(f" · merged in: {numbers} (U undoes)", "magenta")
+        meta.append_text(sla_clocks(ticket, zone))
         self.query_one("#ticket-head", Static).update(Group(head, meta))
         self.show_customer()
         thread = self.query_one("#thread", VerticalScroll)

@@ -25,7 +25,7 @@ from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from db.core import clock
+from db.core import clock, sla
 from db.tickets import search, tickets
 from tui import keys, safe
 from tui.format import age
@@ -37,7 +37,7 @@ KEEP_PAGES = 12  # rows in memory stay under PAGE * KEEP_PAGES whatever the tabl
 COLUMNS = (
     ("", 5),
     ("#", 7),
-    ("age", 4),
+    ("last", 4),  # since the last message: the order the list sorts by
     ("function", 10),
     ("requester", 0),
     ("subject", 0),
@@ -52,7 +52,7 @@ MARKS = (  # (mark, meaning, style)
     ("D", "discrepancy report", "bold yellow"),
     ("W", "received during a window", "bold magenta"),
     ("U", "unparsed", "bold red"),
-    ("!", "first response overdue", "bold red"),
+    ("!", "SLA overdue: first response or resolution past due", "bold red"),
     ("L", "came through a mailing list", "bold cyan"),
 )
 
@@ -82,10 +82,7 @@ def marks(row: dict[str, Any], now_iso: str) -> Text:
         row["kind"] == "discrepancy",
         bool(row.get("during_window_id")),
         bool(row["unparsed"]),
-        row["status"] == "new"
-        and not row["first_response_at"]
-        and bool(row["first_response_due"])
-        and row["first_response_due"] < now_iso,
+        sla.overdue(row, now_iso),
         bool(row.get("via_list")),
     )
     out = Text()
@@ -412,7 +409,7 @@ class TicketList(ScrollView, can_focus=True):
         cells = [
             marks(row, clock.iso(now)),
             Text(f"#{row['id']}"),
-            Text(age(row["created_at"], now)),
+            Text(age(row["last_message_at"], now)),
             Text(row["function"]),
             who(row),
             safe.text(row["subject"], status_style),
