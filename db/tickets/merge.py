@@ -21,12 +21,11 @@ from typing import Any
 
 import sqlite_utils
 
-from db.core import clock
+from db.core import clock, sla
 from db.core.connect import write
 from db.core.errors import ConflictError, DeskError, NotFoundError
 from db.core.events import record_event
 from db.mailin import threads
-from db.mailin.store import FIRST_RESPONSE
 from db.mailout import outbox
 from db.maintenance import discrepancy
 from db.tickets import customer, search
@@ -321,8 +320,8 @@ def split(
         created = first["received_at"]
         new_id = db.execute(
             "INSERT INTO ticket (subject, requester_addr, requester_name, function, status, "
-            "priority, assignee, created_at, updated_at, last_message_at, first_response_due) "
-            "VALUES (?, ?, ?, ?, 'open', ?, ?, ?, ?, ?, ?)",
+            "priority, assignee, created_at, updated_at, last_message_at) "
+            "VALUES (?, ?, ?, ?, 'open', ?, ?, ?, ?, ?)",
             [
                 threads.ticket_subject(first["subject"]),
                 addr,
@@ -333,10 +332,9 @@ def split(
                 created,
                 now,
                 created,
-                # As ingest opens a ticket (db.mailin.store).
-                clock.iso(clock.parse(created) + FIRST_RESPONSE["normal"]),
             ],
         ).lastrowid
+        sla.refresh(db, new_id)  # its targets, from its function and priority, as ingest's
         marks = _marks(ids)
         db.execute(f"UPDATE message SET ticket_id = ? WHERE id IN ({marks})", [new_id, *ids])
         db.execute(
