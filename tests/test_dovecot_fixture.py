@@ -268,3 +268,27 @@ def test_fixture_skips_or_fails_when_dovecot_is_missing(
     )
     assert outcome in result.stdout, result.stdout + result.stderr
     assert "Dovecot not available" in result.stdout
+
+
+def test_reset_folder_changes_uidvalidity_and_restarts_uids_at_1(dovecot_server: Dovecot) -> None:
+    for n in (1, 2, 3):
+        dovecot_server.append("sales", message(n), folder="Support")
+    before = dovecot_server.uidvalidity("sales", "Support")
+
+    after = dovecot_server.reset_folder("sales", "Support")
+
+    assert after != before
+    assert {} == dovecot_server.flags("sales", "Support")
+    assert 1 == dovecot_server.append("sales", message(4), folder="Support")
+    assert after == dovecot_server.uidvalidity("sales", "Support")
+
+
+def test_drop_capabilities_leaves_a_server_that_offers_neither_idle_nor_move(
+    dovecot_server: Dovecot,
+) -> None:
+    with dovecot_server.session("sales") as c:
+        assert {b"IDLE", b"MOVE"} <= set(c.capabilities())
+    dovecot_server.drop_capabilities("IDLE", "MOVE")
+    with dovecot_server.session("sales") as c:
+        offered = set(c.capabilities())
+    assert (set(), True) == ({b"IDLE", b"MOVE"} & offered, b"UIDPLUS" in offered)
