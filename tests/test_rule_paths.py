@@ -1,7 +1,8 @@
 """Safety rules tested on every path that enforces them, so that a one-line slip in any one of
 those places fails a test: exactly once by the whole content, no acknowledgement to automatic
 mail (threading and the acknowledgement's own guard), the notice rule on window edits at the
-database level, and saving an attachment never over a file, with its error paths."""
+database level, saving an attachment never over a file (with its error paths), and untrusted
+text shown as text."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from ingest import daemon
 from ingest.parse import parse
 from tests.conftest import drop, mail, write_config_file
 from tests.smtp import SmtpServer
-from tui import files
+from tui import files, safe
 
 ACKS = """
 [functions.technical]
@@ -214,3 +215,17 @@ def test_a_folder_full_of_copies_is_refused_rather_than_overwritten(tmp_path):
         files.save(tmp_path, "a.txt", b"new")
     assert f"{tmp_path} already holds too many copies of a.txt" == str(caught.value)
     assert {b"old"} == {(tmp_path / n).read_bytes() for n in names}
+
+
+# ------------------------------------------------------------------------- safe text
+
+
+def test_one_line_of_untrusted_text_shows_every_control_and_never_wraps():
+    shown = safe.text("a\nb\r\tc\x1b[1m\u202e", "bold")
+    assert ("a␊b␍␉c␛[1m\\u202e", "bold", True) == (shown.plain, shown.style, shown.no_wrap)
+    assert ("", "") == (safe.text(None).plain, safe.visible(None, multiline=True))
+
+
+def test_a_body_keeps_its_lines_and_tabs_and_still_shows_every_other_control():
+    shown = safe.text("line 1\r\n\tline 2\x07\x1b]0;x\n", multiline=True)
+    assert ("line 1\n    line 2␇␛]0;x\n", False) == (shown.plain, shown.no_wrap)
