@@ -223,7 +223,11 @@ def test_a_folder_full_of_copies_is_refused_rather_than_overwritten(tmp_path):
 def test_one_line_of_untrusted_text_shows_every_control_and_never_wraps():
     shown = safe.text("a\nb\r\tc\x1b[1m\u202e", "bold")
     assert ("a␊b␍␉c␛[1m\\u202e", "bold", True) == (shown.plain, shown.style, shown.no_wrap)
-    assert ("", "") == (safe.text(None).plain, safe.visible(None, multiline=True))
+    assert ("a␊b", "", "") == (
+        safe.visible("a\nb"),
+        safe.text(None).plain,
+        safe.visible(None, multiline=True),
+    )
 
 
 def test_a_body_keeps_its_lines_and_tabs_and_still_shows_every_other_control():
