@@ -183,7 +183,7 @@ def test_append_while_idle_is_a_committed_ticket_without_waiting_for_a_poll(
                 30,
                 "the ticket",
             )
-        assert "idle" == desk.state("technical-imap")["state"]
+            wait_for(lambda: desk.state("technical-imap").get("state") == "idle", 30, "idle")
 
 
 def test_server_stopped_mid_sync_then_restarted_completes_exactly_once(
