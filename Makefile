@@ -7,7 +7,7 @@ STAMP   := $(VENV)/.installed-stamp
 CONFIG  := config.example.toml
 PYTEST_ARGS ?=
 
-.PHONY: help run test bench lint snapshot-update system-deps
+.PHONY: help run test bench mutation lint snapshot-update system-deps
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -40,6 +40,12 @@ test: $(STAMP) system-deps  ## run the whole test suite
 
 bench: $(STAMP) system-deps  ## run the benchmarks (figures as ratios against a same-run baseline)
 	$(PY) -m bench
+
+# MUTANTS narrows it, as mutmut names mutants: make mutation MUTANTS='tui.safe*'
+MUTANTS ?=
+mutation: $(STAMP)  ## mutation testing of the modules holding the safety rules (long; not in make test)
+	env -u PYTHONPATH $(VENV)/bin/mutmut run $(MUTANTS)
+	$(VENV)/bin/mutmut results
 
 lint: $(STAMP)  ## ruff, and the import contracts between db/, ingest/ and tui/
 	$(VENV)/bin/ruff check .

@@ -71,6 +71,10 @@ def connect(smtp: Smtp) -> smtplib.SMTP:
 def explain(smtp: Smtp, exc: BaseException) -> str:
     """One sentence on why the server could not take mail."""
     where = f"{smtp.host}:{smtp.port}"
+    if isinstance(exc, smtplib.SMTPServerDisconnected) and isinstance(
+        exc.__context__, TimeoutError
+    ):
+        exc = exc.__context__  # smtplib reports a reply that never came as a closed connection
     if isinstance(exc, secrets.SecretError):
         return exc.message
     if isinstance(exc, smtplib.SMTPAuthenticationError) and smtp.oauth2_token_command:

@@ -273,6 +273,8 @@ class Dovecot:
         # logins are offered too, and the endpoint says which tokens are good.
         self.introspection_url = introspection_url
         self.port, self.tls_port = _free_ports(2)
+        # More settings, written last (see reconfigure).
+        self.settings: dict[str, str] = {}
         self._proc: subprocess.Popen[bytes] | None = None
         self._started_once = False
         self._temp_dirs: list[Path] = []
@@ -357,6 +359,7 @@ class Dovecot:
             if self.rootless
         )
         login_chroot = "" if self.rootless else "login"
+        more = "".join(f"{name} = {value}\n" for name, value in self.settings.items())
         mechanisms, oauth2_passdb = "plain login", ""
         if self.introspection_url:
             oauth2_conf = self.base / "oauth2.conf.ext"
@@ -415,6 +418,7 @@ default_internal_group = {self.internal_group}
 default_login_user = {self.login_user}
 mail_fsync = never
 stats_writer_socket_path =
+{more}
 
 service imap-login {{
   chroot = {login_chroot}
@@ -702,6 +706,48 @@ service anvil {{
             new = int(c.folder_status(folder, [b"UIDVALIDITY"])[b"UIDVALIDITY"])
         if new == old:
             raise RuntimeError(f"UIDVALIDITY of {user}/{folder} did not change ({old})")
+        return new
+
+    def reconfigure(self, **settings: str) -> None:
+        """Restart with more Dovecot settings, such as ``imap_fetch_failure="no-after"``."""
+        self.settings.update(settings)
+        self._write_conf()
+        self.stop(graceful=False)
+        self.start()
+
+    def drop_capabilities(self, *names: str) -> None:
+        """Restart as a server without the IMAP extensions *names* (``"IDLE"``, ``"MOVE"``).
+
+        Dovecot's ``imap_capability`` replaces the list a logged-in client is told, so it is set
+        to today's list without *names*; the commands still work, but a client that asks first,
+        as it must (RFC 3501 section 6.1.1), never uses them, as against an older server.
+        """
+        with self.session(self.users[0]) as c:
+            current = [cap.decode() for cap in c.capabilities()]
+        dropped = {name.upper() for name in names}
+        self.reconfigure(
+            imap_capability=" ".join(cap for cap in current if cap.upper() not in dropped)
+        )
+
+    def reset_folder(self, user: str, folder: str) -> int:
+        """Delete *folder* (not INBOX) with its messages and create it empty; return its new
+        UIDVALIDITY.
+
+        Unlike :meth:`recreate_folder`, the UIDs of what is appended next restart at 1, below
+        the ones handed out before, as on a server that lost its index: a client that kept its
+        old checkpoint would skip that mail. No session may have the folder selected (Dovecot's
+        other sessions would answer "NO Internal error"), so run the reader between syncs.
+        """
+        if folder.upper() == "INBOX":
+            raise ValueError("INBOX cannot be deleted; use recreate_folder")
+        with self.session(user) as c:
+            old = int(c.folder_status(folder, [b"UIDVALIDITY"])[b"UIDVALIDITY"])
+            c.delete_folder(folder)
+            c.create_folder(folder)
+            new = int(c.folder_status(folder, [b"UIDVALIDITY"])[b"UIDVALIDITY"])
+            if new == old:  # created within the second the old one was: force a change
+                new = old % 0xFFFFFFFF + 1
+                self.doveadm("mailbox", "update", "-u", user, "--uid-validity", str(new), folder)
         return new
 
     def untrusted_ca_file(self) -> Path:

@@ -54,8 +54,16 @@ class Handler:
     hold_after: int = 0  # … once this many mails were delivered
     on_delivery: Callable[[Received], None] | None = None
     refuse_rcpt: set[str] = field(default_factory=set)  # refused at RCPT TO with 550
+    refuse_sender: bool = False  # answer MAIL FROM with 553
     attempts: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    async def handle_MAIL(self, server, session, envelope, address, mail_options) -> str:
+        if self.refuse_sender:
+            return "553 5.7.1 Sender address rejected (test server)"
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options) -> str:
         if address in self.refuse_rcpt:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from db.core import config
@@ -136,7 +138,7 @@ def test_relative_paths_are_taken_from_the_files_folder(tmp_path, monkeypatch):
 
 
 def test_the_example_config_is_valid():
-    loaded = config.load("config.example.toml")
+    loaded = config.load(Path(__file__).parents[1] / "config.example.toml")  # from any folder
     assert 5 == len(loaded.sources)
 
 

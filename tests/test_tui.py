@@ -149,7 +149,7 @@ async def test_new_ticket_appears_without_a_key_and_the_cursor_stays(desk):
         await pilot.press("j", "j")
         watched = listing.current["id"]
         deliver(desk.database, mail(99, "Brand new problem"), at="2026-11-26T12:30:00Z")
-        await until(pilot, lambda: listing.total == 31, timeout=1.5)
+        await until(pilot, lambda: listing.total == 31, timeout=15)
         await until(pilot, lambda: listing.current is not None)
         assert watched == listing.current["id"]
         assert 3 == listing.cursor

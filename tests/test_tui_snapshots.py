@@ -10,6 +10,7 @@ from db.core.connect import open_db
 from db.mailin import sources
 from tests.tui_helpers import NOW, add_windows, build_config, clock_at, fill, until
 from tui.app import DeskApp
+from tui.screens.help import HelpScreen
 from tui.screens.ticket import TicketScreen
 from tui.widgets.ticket_list import TicketList
 
@@ -90,6 +91,8 @@ def test_help(app, snap_compare):
     async def helped(pilot) -> None:
         await settled(pilot)
         await pilot.press("question_mark")
-        await pilot.pause(0.1)
+        await until(pilot, lambda: isinstance(app.screen, HelpScreen) and app.screen.is_mounted)
+        await pilot.wait_for_scheduled_animations()
+        await pilot.pause()
 
     assert snap_compare(app, terminal_size=SIZE, run_before=helped)
