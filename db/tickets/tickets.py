@@ -43,6 +43,11 @@ def page(
     )
 
 
+# A list counts its tickets up to here and says "1,000+" beyond: counting 100,000 matches
+# exactly costs a walk of them all, and nobody reads the figure past a thousand.
+COUNT_CAP = 1001
+
+
 def first_page(
     db: sqlite_utils.Database,
     condition: str,

@@ -11,7 +11,7 @@ from textual.widgets import Input, Label
 
 SYNTAX = (
     "words search subjects, senders and bodies · #42 a ticket number\n"
-    "fn:technical  status:open  priority:high  assignee:me  is:unassigned\n"
+    "fn:technical  status:open  priority:high  assignee:me  is:unassigned  is:merged\n"
     "is:discrepancy  is:during-window  is:via-list  window:3  age:>2h  age:<30m  age:>3d\n"
     "from:ann@example.com  from:example.com  a sender, or part of one"
 )
