@@ -159,3 +159,35 @@ async def test_a_format_flowed_mail_is_reflowed_and_a_fixed_one_is_not(tmp_path,
         await pilot.press("j")
         flowed = await body_lines(1)
         assert ["Soft broken line one with its continuation.", "Hard line two."] == flowed[5:7]
+
+
+WIDE = (  # lines of 77 characters: within RFC 5322's 78, wider than an 80-column thread's text
+    "Our invoice run for November stopped halfway and the export shows two totals.\n"
+    "The second total is the one from October, so something kept the old figures.\n"
+    "\n"
+    "A paragraph sent as one single long line by a client that leaves breaking to the reader, "
+    "which the thread wraps at its width."
+)
+
+
+async def test_at_80_columns_the_thread_keeps_the_senders_lines_and_wraps_a_paragraph(desk):
+    from tui.screens.ticket import TicketScreen
+
+    deliver(desk.database, mail(300, "Invoice run", body=WIDE), at=NOW)
+    app = DeskApp(desk)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await started(pilot)
+        app.push_screen(TicketScreen(42))
+        await until(pilot, lambda: isinstance(app.screen, TicketScreen) and app.screen.data)
+        await pilot.pause(0.1)  # laid out
+        view = app.screen.query_one("#thread").children[0]
+        lines = [line.strip() for line in shown(view).split("\n")]
+        # Each of the sender's lines is one line, whole (the thread scrolls sideways for its
+        # last cells): none is cut into a ragged pair.
+        for line in WIDE.split("\n")[:2]:
+            assert line in lines
+        # The one-line paragraph wraps, all of it shown.
+        second = lines.index(next(line for line in lines if line.startswith("A paragraph")))
+        paragraph = WIDE.split("\n")[-1]
+        assert paragraph == " ".join(line for line in lines[second:] if line)
+        assert len([line for line in lines[second:] if line]) > 1

@@ -30,7 +30,7 @@ from tui.actions import TicketActions
 from tui.dialogs.audit import AuditDialog
 from tui.dialogs.choice import ChoiceDialog
 from tui.dialogs.save_attachment import SaveAttachmentDialog
-from tui.format import local
+from tui.format import local, mail_text
 from tui.merging import MergeActions
 from tui.messages import ActionDone, ActionFailed, DbChanged, TicketLoaded
 from tui.screens.reply import ReplyScreen
@@ -173,7 +173,8 @@ def message_view(
             body = body.replace(utc, zoned)
         elif zoned:
             parts.append(safe.text(zoned, "magenta", multiline=True))
-    parts.append(safe.text(_cut(body), multiline=True))
+    # The sender's own line breaks (format=flowed was reflowed at ingest, RFC 3676).
+    parts.append(mail_text(_cut(body)))
     for title, text in inline:
         parts.extend(_inline(title, text))
     for mail in json.loads(message.get("forwarded") or "[]"):
