@@ -13,7 +13,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.timer import Timer
-from textual.widgets import Footer, Static, Tab, Tabs
+from textual.widgets import Static, Tab, Tabs
 
 from db.core import clock
 from db.mailin import sources
@@ -28,6 +28,7 @@ from tui.format import count_text
 from tui.messages import DbChanged, Overview, PreviewLoaded
 from tui.widgets.banner import Banner
 from tui.widgets.discrepancy_panel import DiscrepancyPanel
+from tui.widgets.footer import DeskFooter
 from tui.widgets.preview import Preview
 from tui.widgets.status_line import StatusLine
 from tui.widgets.ticket_list import TicketList
@@ -73,7 +74,7 @@ class MainScreen(TicketActions, Screen):
                 yield Preview(id="preview")
         yield Volume(id="volume")
         yield StatusLine(id="status-line")
-        yield Footer()
+        yield DeskFooter()
 
     @property
     def list(self) -> TicketList:

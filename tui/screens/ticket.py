@@ -19,7 +19,7 @@ from textual import work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from db.core.errors import DeskError
 from db.mailin import invitation, reparse, threads
@@ -35,6 +35,7 @@ from tui.merging import MergeActions
 from tui.messages import ActionDone, ActionFailed, DbChanged, TicketLoaded
 from tui.screens.reply import ReplyScreen
 from tui.widgets.customer import CustomerTickets, summary, ticket_line
+from tui.widgets.footer import DeskFooter
 from tui.widgets.preview import body_of, facts, requester
 
 CUSTOMER_MIN_WIDTH = 100  # below this many columns the customer's tickets are a dialog (`c`)
@@ -212,7 +213,7 @@ class TicketScreen(TicketActions, MergeActions, Screen):
         with Horizontal(id="ticket-body"):
             yield VerticalScroll(id="thread")
             yield CustomerTickets(id="customer")
-        yield Footer()
+        yield DeskFooter()
 
     def on_mount(self) -> None:
         self.query_one(CustomerTickets).display = False
