@@ -297,11 +297,38 @@ def order_by(sort: str) -> str:
 
 
 def before(sort: str) -> str:
-    """A condition true for the rows that sort before the row whose keys are bound as `?`s."""
-    keys = SORTS[sort]
+    """A condition true for the rows that sort before the row whose sort values are bound
+    (`bound(sort, keys)` gives the parameters)."""
+    return _compare(sort, "<" if SORTS[sort][0][1] == "ASC" else ">")
+
+
+def from_row(sort: str) -> str:
+    """A condition true for the row whose sort values are bound and the rows after it."""
+    return _compare(sort, ">=" if SORTS[sort][0][1] == "ASC" else "<=")
+
+
+def _expression(sort: str) -> bool:
+    """Whether the sort's first key is an expression (priority's CASE), not a column."""
+    return not re.fullmatch(r"t\.\w+", SORTS[sort][0][0])
+
+
+def _compare(sort: str, op: str) -> str:
     # Row values compare lexicographically; all keys of one sort share a direction.
-    op = "<" if keys[0][1] == "ASC" else ">"
-    return f"({', '.join(e for e, _ in keys)}) {op} ({', '.join('?' for _ in keys)})"
+    columns = [e for e, _ in SORTS[sort]]
+    if len(columns) == 1 or not _expression(sort):
+        return f"({', '.join(columns)}) {op} ({', '.join('?' for _ in columns)})"
+    # SQLite seeks an expression index for `expr > ?` and `expr = ? AND ...`, but not for a
+    # row value that starts with the expression (a scan of every ticket: 120 ms at 100,000).
+    first, rest = columns[0], columns[1:]
+    return (
+        f"({first} {op[0]} ? OR ({first} = ? AND "
+        f"({', '.join(rest)}) {op} ({', '.join('?' for _ in rest)})))"
+    )
+
+
+def bound(sort: str, keys: tuple[object, ...]) -> list[object]:
+    """The parameters of `before(sort)` or `from_row(sort)` for a row with sort values `keys`."""
+    return [keys[0], *keys] if len(keys) > 1 and _expression(sort) else list(keys)
 
 
 def key_values(sort: str) -> str:
