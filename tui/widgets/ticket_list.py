@@ -1,6 +1,7 @@
 """The ticket list: renders only the rows on screen, reading them from SQL a page at a time.
 
-Like toolong's log view it never holds the table: it knows the list's length and keeps a few
+Like toolong's log view it never holds the table: it knows the list's length (counted up to
+"1,000+", further as the cursor nears the end, to the end for `G`) and keeps a few
 pages of rows in an LRU cache; a row not in the cache is drawn as a placeholder while a worker
 fetches its page. Reloading (a new section, search, sort, or a change in the database) finds
 the highlighted ticket's new row with one keyset query, so the cursor stays on the same ticket.
@@ -299,7 +300,7 @@ class TicketList(ScrollView, can_focus=True):
         if message.generation != self.generation:
             return
         self._counting = False
-        self.total, self.more = max(self.total, message.total), message.more
+        self.total, self.more = message.total, message.more
         self.virtual_size = Size(self.size.width, self.total + 1)
         self.post_message(self.Counted(self.total, self.more))
         if message.to_end:
