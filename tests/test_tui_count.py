@@ -42,6 +42,11 @@ async def test_a_broad_search_says_1000_plus_and_g_still_reaches_the_last_ticket
         await pilot.press("slash", *"export", "enter")
         await until(pilot, lambda: "1,000+ tickets" in search_line(pilot), timeout=10)
         assert listing.more
+        for _ in range(200):  # paging on counts further: past row 1,000
+            if listing.cursor > 1_000:
+                break
+            await pilot.press("pagedown")
+        assert listing.cursor > 1_000
         await pilot.press("G")
         await until(pilot, lambda: "1,200 tickets" in search_line(pilot), timeout=10)
         await until(pilot, lambda: listing.current is not None)
