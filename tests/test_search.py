@@ -82,3 +82,28 @@ def test_no_user_text_raises(db, text):
 def test_age_units():
     q = search.parse("age:>=3d")
     assert (">=", timedelta(days=3)) == q.age
+
+
+def test_sorted_by_priority_a_tickets_row_and_its_neighbours_come_from_the_index(tmp_path):
+    config = build_config(tmp_path)
+    fill(config.database, 24)
+    db = open_db(config.database)
+    for number in range(1, 25):
+        priority = ("low", "normal", "high", "urgent")[number % 4]
+        tickets.update(db, number, tickets.get(db, number)["version"], "maria", priority=priority)
+    where = search.where(search.parse(""), None, db)
+    listed = [row["id"] for row in tickets.page(db, *where, "priority", 0, 100)]
+    assert [23, 19, 15] == listed[:3]  # urgent first, newest activity first within it
+    for row, number in enumerate(listed):
+        assert row == tickets.position(db, *where, "priority", number)
+        keys = tickets.sort_keys(db, *where, "priority", number)
+        head, tail = tickets.around(db, *where, "priority", keys, 2, 3)
+        assert listed[max(0, row - 2) : row + 3] == [r["id"] for r in head + tail]
+    plan = " ".join(
+        str(step)
+        for step in db.execute(
+            f"EXPLAIN QUERY PLAN SELECT t.id FROM ticket t ORDER BY {search.order_by('priority')}"
+        )
+    )
+    assert "ticket_priority_sort" in plan  # read in order from the index, not sorted
+    db.close()

@@ -1,5 +1,5 @@
 """The main screen's layout at the sizes agents use: the subject gets the room, the sources'
-health in a few words with details on a key, 80x24 usable, Help in the footer at 100 columns,
+health in a few words with details on a key, 80x24 usable, Help in the footer at 80 and 100 columns,
 and mail shown with its sender's line breaks."""
 
 from __future__ import annotations
@@ -83,17 +83,32 @@ async def test_80x24_shows_the_list_and_the_preview_on_a_key(desk):
         assert side.region.y > listing.region.y  # below the list
 
 
-async def test_help_stays_in_the_footer_at_100_columns(desk):
+@pytest.mark.parametrize("size", [(80, 24), (100, 30)], ids=["80x24", "100x30"])
+async def test_help_is_whole_and_uncovered_in_the_footer_of_the_list_and_a_ticket(desk, size):
+    from tui.screens.ticket import TicketScreen
+
     app = DeskApp(desk)
-    async with app.run_test(size=(100, 30)) as pilot:
+    async with app.run_test(size=size) as pilot:
         await started(pilot)
 
-        def help_key() -> FooterKey:
-            (key,) = [k for k in app.screen.query(FooterKey) if k.action == "help"]
-            return key
+        def keys() -> dict[str, FooterKey]:
+            return {k.action: k for k in app.screen.query(FooterKey) if k.region.width}
 
-        await until(pilot, lambda: help_key().region.width > 0)
-        assert help_key().region.right <= 100
+        async def help_is_shown() -> None:
+            await until(pilot, lambda: "help" in keys())
+            palette = keys()["command_palette"].region
+            assert keys()["help"].region.right <= palette.x  # whole, and not under ^p
+            await pilot.press("question_mark")  # and it is the key that opens help
+            await until(pilot, lambda: type(app.screen).__name__ == "HelpScreen")
+            await pilot.press("escape")
+
+        await help_is_shown()
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, TicketScreen) and app.screen.data)
+        await help_is_shown()
+        assert "note" not in keys() if size[0] == 80 else "note" in keys()
+        await pilot.press("n")  # left out of the footer, the key still works
+        await until(pilot, lambda: type(app.screen).__name__ == "TextDialog")
 
 
 async def test_the_status_line_counts_sources_and_names_the_failing_one(desk):
@@ -159,3 +174,35 @@ async def test_a_format_flowed_mail_is_reflowed_and_a_fixed_one_is_not(tmp_path,
         await pilot.press("j")
         flowed = await body_lines(1)
         assert ["Soft broken line one with its continuation.", "Hard line two."] == flowed[5:7]
+
+
+WIDE = (  # lines of 77 characters: within RFC 5322's 78, wider than an 80-column thread's text
+    "Our invoice run for November stopped halfway and the export shows two totals.\n"
+    "The second total is the one from October, so something kept the old figures.\n"
+    "\n"
+    "A paragraph sent as one single long line by a client that leaves breaking to the reader, "
+    "which the thread wraps at its width."
+)
+
+
+async def test_at_80_columns_the_thread_keeps_the_senders_lines_and_wraps_a_paragraph(desk):
+    from tui.screens.ticket import TicketScreen
+
+    deliver(desk.database, mail(300, "Invoice run", body=WIDE), at=NOW)
+    app = DeskApp(desk)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await started(pilot)
+        app.push_screen(TicketScreen(42))
+        await until(pilot, lambda: isinstance(app.screen, TicketScreen) and app.screen.data)
+        await pilot.pause(0.1)  # laid out
+        view = app.screen.query_one("#thread").children[0]
+        lines = [line.strip() for line in shown(view).split("\n")]
+        # Each of the sender's lines is one line, whole (the thread scrolls sideways for its
+        # last cells): none is cut into a ragged pair.
+        for line in WIDE.split("\n")[:2]:
+            assert line in lines
+        # The one-line paragraph wraps, all of it shown.
+        second = lines.index(next(line for line in lines if line.startswith("A paragraph")))
+        paragraph = WIDE.split("\n")[-1]
+        assert paragraph == " ".join(line for line in lines[second:] if line)
+        assert len([line for line in lines[second:] if line]) > 1

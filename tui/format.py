@@ -28,6 +28,14 @@ def age(stamp: str | None, now: datetime) -> str:
     return "now"
 
 
+def count_text(count: int, more: bool) -> str:
+    """'1 ticket', '12 tickets'; '1,000+ tickets' when counting stopped at `count` (more than
+    `count - 1` then, db/tickets/tickets.py COUNT_CAP)."""
+    if more:
+        return f"{count - 1:,}+ tickets"
+    return f"{count:,} ticket{'' if count == 1 else 's'}"
+
+
 def local(stamp: str | None, zone: tzinfo | None) -> str:
     """A stored UTC time in the agent's zone, to the minute."""
     if not stamp:

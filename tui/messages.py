@@ -25,15 +25,16 @@ class DbChanged(Message, bubble=False):
 
 
 class ListLoaded(Message, bubble=False):
-    """A fresh view of the ticket list: its length, where the cursor goes, the rows around it
-    (`pages` by page number, or `window`: the first row's index and the rows read by keyset),
-    the sort values of its first row (`top`) and how many rows sort before the first row the
-    agent last saw at the top (`new_above`)."""
+    """A fresh view of the ticket list: its length (`more` when counting stopped there), where
+    the cursor goes, the rows around it (`pages` by page number, or `window`: the first row's
+    index and the rows read by keyset), the sort values of its first row (`top`) and how many
+    rows sort before the first row the agent last saw at the top (`new_above`)."""
 
     def __init__(
         self,
         generation: int,
         total: int,
+        more: bool,
         cursor: int,
         pages: dict[int, list[dict[str, Any]]],
         where: tuple[str, list[object]],
@@ -47,6 +48,7 @@ class ListLoaded(Message, bubble=False):
         super().__init__()
         self.generation = generation
         self.total = total
+        self.more = more
         self.cursor = cursor
         self.pages = pages
         self.where = where
@@ -55,6 +57,17 @@ class ListLoaded(Message, bubble=False):
         self.top = top
         self.new_above = new_above
         self.live = live
+
+
+class ListCounted(Message, bubble=False):
+    """The list counted further, as its cursor neared the end of what was counted."""
+
+    def __init__(self, generation: int, total: int, more: bool, to_end: bool) -> None:
+        super().__init__()
+        self.generation = generation
+        self.total = total
+        self.more = more
+        self.to_end = to_end
 
 
 class PageLoaded(Message, bubble=False):

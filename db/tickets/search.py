@@ -1,11 +1,11 @@
 """The desk's query language: filters and free text turned into a safe SQL condition on tickets.
 
 `fn:technical status:open assignee:me is:unassigned is:discrepancy is:during-window is:via-list
-is:breached window:7 age:>2h from:ann@example.com #42 printer jam` — filters narrow, the rest is
-searched in the FTS5 index: words of scripts written without spaces (Chinese, Japanese, Thai…)
-in the trigram index, so they are found inside a sentence. Nothing a user types can raise: every
-free-text word is quoted for FTS5 (sqlite-utils' `quote_fts` idea), and a filter that makes no
-sense is reported in `Query.problems` and ignored, never sent to SQLite.
+is:breached is:merged window:7 age:>2h from:ann@example.com #42 printer jam` — filters narrow,
+the rest is searched in the FTS5 index: words of scripts written without spaces (Chinese,
+Japanese, Thai…) in the trigram index, so they are found inside a sentence. Nothing a user types
+can raise: every free-text word is quoted for FTS5 (sqlite-utils' `quote_fts` idea), and a
+filter that makes no sense is reported in `Query.problems` and ignored, never sent to SQLite.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ from db.core.migrations import FUNCTIONS, PRIORITIES, STATUSES
 from db.maintenance.window_model import ref
 
 OPEN_STATUSES = ("new", "open", "pending")
-_IS = ("unassigned", "discrepancy", "during-window", "via-list", "breached")  # sets Query.NAME
+# is:NAME sets Query.NAME
+_IS = ("unassigned", "discrepancy", "during-window", "via-list", "breached", "merged")
 MAX_AGE = timedelta(days=36500)  # older than any mail; beyond it the date arithmetic overflows
 _AGE = re.compile(r"^([<>]=?)?(\d{1,6})([mhdw])$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -46,6 +47,7 @@ SORTS: dict[str, tuple[tuple[str, str], ...]] = {
     "newest": (("t.last_message_at", "DESC"), ("t.id", "DESC")),
     "oldest": (("t.last_message_at", "ASC"), ("t.id", "ASC")),
     "number": (("t.id", "DESC"),),
+    # The CASE is the one `ticket_priority_sort` indexes (db/core/migrations.py), to the word.
     "priority": (
         (
             "CASE t.priority WHEN 'urgent' THEN 3 WHEN 'high' THEN 2 "
@@ -72,6 +74,7 @@ class Query:
     during_window: bool = False
     via_list: bool = False
     breached: bool = False  # an SLA target missed (`db.core.sla.breached`)
+    merged: bool = False  # merged into another ticket (db/tickets/merge.py): a closed pointer
     window_id: int | None = None
     numbers: list[int] = field(default_factory=list)
     age: tuple[str, timedelta] | None = None
@@ -215,14 +218,22 @@ def _in(column: str, values: list[str], params: list) -> str:
     return f"{column} IN ({', '.join('?' for _ in values)})"
 
 
-def where(q: Query, now: datetime | None = None, db: Any = None) -> tuple[str, list[object]]:
+def where(
+    q: Query, now: datetime | None = None, db: Any = None, hide_merged: bool = False
+) -> tuple[str, list[object]]:
     """A condition on `ticket t` and its parameters; `1` when nothing narrows.
 
-    With the database `db` (anything with `execute`), free text that matches many messages is
-    written so that SQLite walks the list's index and stops at the page (see DENSE); without it,
-    or for rarer text, the matching tickets are collected first, which is then the fast way."""
+    With the database `db` (anything with `execute`), free text or a `from:` that matches many
+    messages is written so that SQLite walks the list's index and stops at the page (see DENSE);
+    without it, or for rarer text, the matching tickets are collected first, which is then the
+    fast way. With `hide_merged`, tickets merged into another are left out unless the query asks
+    for them (`is:merged`, or by number): the desk's list shows the case once, where it goes on."""
     parts: list[str] = []
     params: list[object] = []
+    if q.merged:
+        parts.append("t.merged_into IS NOT NULL")
+    elif hide_merged and not q.numbers:
+        parts.append("t.merged_into IS NULL")
     if q.functions:
         # `+` keeps SQLite from listing the function's tickets and sorting them all: it walks
         # the list's order and looks each ticket up in the set, stopping at the page.
@@ -265,22 +276,25 @@ def where(q: Query, now: datetime | None = None, db: Any = None) -> tuple[str, l
         parts.append(f"t.created_at {flipped} ?")
         params.append(cutoff)
     for address in q.senders:
-        parts.append(
-            "t.id IN (SELECT m.ticket_id FROM message m WHERE m.id IN "
-            "(SELECT rowid FROM message_fts WHERE message_fts MATCH ?))"
-        )
-        params.append(sender_expression(address))
+        # Each sender on a message of its own: from:ann from:bob finds a ticket both wrote to.
+        expression = sender_expression(address)
+        on_message = "m.id IN (SELECT rowid FROM message_fts WHERE message_fts MATCH ?)"
+        parts.append(_having_message(db, on_message, [("message_fts", expression)]))
+        params.append(expression)
     if q.words:
         text, values, indexed = _text(q.words)
-        on_message = " AND ".join(text)
-        if db is not None and _dense(db, indexed):
-            parts.append(
-                f"EXISTS (SELECT 1 FROM message m WHERE m.ticket_id = t.id AND {on_message})"
-            )
-        else:
-            parts.append(f"t.id IN (SELECT m.ticket_id FROM message m WHERE {on_message})")
+        parts.append(_having_message(db, " AND ".join(text), indexed))
         params += values
     return (" AND ".join(parts) or "1"), params
+
+
+def _having_message(db: Any, on_message: str, indexed: list[tuple[str, str]]) -> str:
+    """A condition on `ticket t`: one of its messages `m` meets `on_message`. When the index
+    lookups match many messages (DENSE, judged with `db`), written so that SQLite walks the list's
+    order and stops at the page; otherwise the matching tickets are gathered first."""
+    if db is not None and _dense(db, indexed):
+        return f"EXISTS (SELECT 1 FROM message m WHERE m.ticket_id = t.id AND {on_message})"
+    return f"t.id IN (SELECT m.ticket_id FROM message m WHERE {on_message})"
 
 
 def order_by(sort: str) -> str:
@@ -288,11 +302,38 @@ def order_by(sort: str) -> str:
 
 
 def before(sort: str) -> str:
-    """A condition true for the rows that sort before the row whose keys are bound as `?`s."""
-    keys = SORTS[sort]
+    """A condition true for the rows that sort before the row whose sort values are bound
+    (`bound(sort, keys)` gives the parameters)."""
+    return _compare(sort, "<" if SORTS[sort][0][1] == "ASC" else ">")
+
+
+def from_row(sort: str) -> str:
+    """A condition true for the row whose sort values are bound and the rows after it."""
+    return _compare(sort, ">=" if SORTS[sort][0][1] == "ASC" else "<=")
+
+
+def _expression(sort: str) -> bool:
+    """Whether the sort's first key is an expression (priority's CASE), not a column."""
+    return not re.fullmatch(r"t\.\w+", SORTS[sort][0][0])
+
+
+def _compare(sort: str, op: str) -> str:
     # Row values compare lexicographically; all keys of one sort share a direction.
-    op = "<" if keys[0][1] == "ASC" else ">"
-    return f"({', '.join(e for e, _ in keys)}) {op} ({', '.join('?' for _ in keys)})"
+    columns = [e for e, _ in SORTS[sort]]
+    if len(columns) == 1 or not _expression(sort):
+        return f"({', '.join(columns)}) {op} ({', '.join('?' for _ in columns)})"
+    # SQLite seeks an expression index for `expr > ?` and `expr = ? AND ...`, but not for a
+    # row value that starts with the expression (a scan of every ticket: 120 ms at 100,000).
+    first, rest = columns[0], columns[1:]
+    return (
+        f"({first} {op[0]} ? OR ({first} = ? AND "
+        f"({', '.join(rest)}) {op} ({', '.join('?' for _ in rest)})))"
+    )
+
+
+def bound(sort: str, keys: tuple[object, ...]) -> list[object]:
+    """The parameters of `before(sort)` or `from_row(sort)` for a row with sort values `keys`."""
+    return [keys[0], *keys] if len(keys) > 1 and _expression(sort) else list(keys)
 
 
 def key_values(sort: str) -> str:

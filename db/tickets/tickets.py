@@ -43,6 +43,11 @@ def page(
     )
 
 
+# A list counts its tickets up to here and says "1,000+" beyond: counting 100,000 matches
+# exactly costs a walk of them all, and nobody reads the figure past a thousand.
+COUNT_CAP = 1001
+
+
 def first_page(
     db: sqlite_utils.Database,
     condition: str,
@@ -110,7 +115,7 @@ def count_before(
     index: the cost grows with the answer, not with the table)."""
     return db.execute(
         f"SELECT count(*) FROM ticket t WHERE ({condition}) AND {search.before(sort)}",
-        [*params, *keys],
+        [*params, *search.bound(sort, keys)],
     ).fetchone()[0]
 
 
@@ -136,21 +141,20 @@ def around(
     keyset (the sort's index) instead of OFFSET, whose cost grows with the depth."""
     columns = [expr for expr, _ in search.SORTS[sort]]
     ascending = search.SORTS[sort][0][1] == "ASC"
-    row_value, marks = f"({', '.join(columns)})", f"({', '.join('?' for _ in columns)})"
     reverse = ", ".join(f"{c} {'DESC' if ascending else 'ASC'}" for c in columns)
+    values = search.bound(sort, keys)
     head = list(
         db.query(
             f"SELECT t.* FROM ticket t WHERE ({condition}) AND {search.before(sort)} "
             f"ORDER BY {reverse} LIMIT ?",
-            [*params, *keys, before],
+            [*params, *values, before],
         )
     )
     tail = list(
         db.query(
-            f"SELECT t.* FROM ticket t WHERE ({condition}) "
-            f"AND {row_value} {'>=' if ascending else '<='} {marks} "
+            f"SELECT t.* FROM ticket t WHERE ({condition}) AND {search.from_row(sort)} "
             f"ORDER BY {search.order_by(sort)} LIMIT ?",
-            [*params, *keys, after],
+            [*params, *values, after],
         )
     )
     return head[::-1], tail

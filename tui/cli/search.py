@@ -13,9 +13,9 @@ from db.core import clock
 from db.tickets import search, tickets
 from tui import safe, settings
 from tui.cli import ops
-from tui.format import local
+from tui.format import count_text, local
 
-CAP = 1001  # counted up to here: "1,000+" says there are more without walking them all
+CAP = tickets.COUNT_CAP
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -37,20 +37,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run)
 
 
-def count_text(count: int) -> str:
-    """'1 ticket', '12 tickets', '1,000+ tickets' when counting stopped at CAP."""
-    if count >= CAP:
-        return f"{CAP - 1:,}+ tickets"
-    return f"{count:,} ticket{'' if count == 1 else 's'}"
-
-
 def run(args: argparse.Namespace) -> int:
     config, db = ops.read_only(args)
     desk = settings.load(config)
     parsed = search.parse(" ".join(args.query), desk.agent)
     for problem in parsed.problems:
         print(f"desk: {safe.visible(problem)}", file=sys.stderr)
-    where = search.where(parsed, clock.now(), db)
+    # The list's tickets, as `/` in the desk finds them: merged ones only when asked for.
+    where = search.where(parsed, clock.now(), db, hide_merged=True)
     rows, found = tickets.first_page(db, *where, "newest", max(0, args.limit), CAP)
     if args.json:
         ops.print_json(
@@ -86,5 +80,5 @@ def run(args: argparse.Namespace) -> int:
             f"[{local(row['last_message_at'], desk.zone)}]"
         )
     shown = f", {len(rows)} shown" if len(rows) < min(found, CAP - 1) else ""
-    print(f"{count_text(found)}{shown}")
+    print(f"{count_text(found, found >= CAP)}{shown}")
     return 0

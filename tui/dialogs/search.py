@@ -9,10 +9,12 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label
 
+# Lines within the dialog's width (64 cells), so that no filter is cut off.
 SYNTAX = (
     "words search subjects, senders and bodies · #42 a ticket number\n"
-    "fn:technical  status:open  priority:high  assignee:me  is:unassigned\n"
-    "is:discrepancy  is:during-window  is:via-list  window:3  age:>2h  age:<30m  age:>3d\n"
+    "fn:technical  status:open  priority:high  assignee:me\n"
+    "is:unassigned  is:discrepancy  is:during-window  is:via-list\n"
+    "is:merged  window:3  age:>2h  age:<30m  age:>3d\n"
     "from:ann@example.com  from:example.com  a sender, or part of one"
 )
 

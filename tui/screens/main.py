@@ -13,7 +13,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.timer import Timer
-from textual.widgets import Footer, Static, Tab, Tabs
+from textual.widgets import Static, Tab, Tabs
 
 from db.core import clock
 from db.mailin import sources
@@ -24,9 +24,11 @@ from tui import keys, safe, windows
 from tui.actions import TicketActions
 from tui.dialogs.health import HealthDialog
 from tui.dialogs.search import SearchDialog
+from tui.format import count_text
 from tui.messages import DbChanged, Overview, PreviewLoaded
 from tui.widgets.banner import Banner
 from tui.widgets.discrepancy_panel import DiscrepancyPanel
+from tui.widgets.footer import DeskFooter
 from tui.widgets.preview import Preview
 from tui.widgets.status_line import StatusLine
 from tui.widgets.ticket_list import TicketList
@@ -49,6 +51,7 @@ class MainScreen(TicketActions, Screen):
         super().__init__()
         self.section = 0
         self.query_text = ""
+        self.found: tuple[int, bool] | None = None  # the list's count: (total, more)
         self.sort = SORT_ORDER[0]
         # Per section: (ticket id, row) under the cursor when the agent left it.
         self.cursors: dict[int, tuple[int | None, int]] = {}
@@ -71,7 +74,7 @@ class MainScreen(TicketActions, Screen):
                 yield Preview(id="preview")
         yield Volume(id="volume")
         yield StatusLine(id="status-line")
-        yield Footer()
+        yield DeskFooter()
 
     @property
     def list(self) -> TicketList:
@@ -163,10 +166,23 @@ class MainScreen(TicketActions, Screen):
         if query is None:
             return
         self.query_text = query
-        line = self.query_one("#search-line", Static)
-        line.display = bool(query)
-        line.update(Text("/ ") + safe.text(query) + Text("   (esc clears)", "dim"))
+        self.found = None
+        self.show_search_line()
         self.list.show(self.full_query(), self.sort, None, 0)
+
+    def show_search_line(self) -> None:
+        """The query and, once counted, how many tickets it finds ("1,000+" when many)."""
+        line = self.query_one("#search-line", Static)
+        line.display = bool(self.query_text)
+        text = Text("/ ") + safe.text(self.query_text)
+        if self.found is not None:
+            text.append(f"  · {count_text(*self.found)}", "bold")
+        line.update(text + Text("   (esc clears)", "dim"))
+
+    def on_ticket_list_counted(self, message: TicketList.Counted) -> None:
+        self.found = (message.total, message.more)
+        if self.query_text:
+            self.show_search_line()
 
     def action_clear_search(self) -> None:
         if self.query_text:

@@ -18,7 +18,7 @@ from textual import events, work
 from textual.app import ComposeResult, SuspendNotSupported
 from textual.containers import Horizontal
 from textual.screen import Screen
-from textual.widgets import Footer, Input, Label, Static, TextArea
+from textual.widgets import Input, Label, Static, TextArea
 from textual.worker import Worker, WorkerState
 
 from db.core.config import Canned
@@ -29,6 +29,7 @@ from tui import editor, keys, safe
 from tui.dialogs.choice import ChoiceDialog
 from tui.dialogs.confirm import ConfirmDialog
 from tui.messages import ActionFailed, DraftLoaded, ReplyQueued
+from tui.widgets.footer import DeskFooter
 
 
 def _field(name: str, value: Text) -> Text:
@@ -56,7 +57,7 @@ class ReplyScreen(Screen[None]):
             yield Label("Cc:", id="reply-cc-label")
             yield Input(id="reply-cc", placeholder="colleagues to copy: Name <address>, …")
         yield TextArea(id="reply-body", read_only=True, soft_wrap=True)
-        yield Footer()
+        yield DeskFooter()
 
     def head(self) -> Group:
         ticket, function = self.ticket, self.ticket["function"]

@@ -19,7 +19,7 @@ from textual import work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from db.core import clock, sla
 from db.core.errors import DeskError
@@ -31,11 +31,12 @@ from tui.actions import TicketActions
 from tui.dialogs.audit import AuditDialog
 from tui.dialogs.choice import ChoiceDialog
 from tui.dialogs.save_attachment import SaveAttachmentDialog
-from tui.format import local
+from tui.format import local, mail_text
 from tui.merging import MergeActions
 from tui.messages import ActionDone, ActionFailed, DbChanged, TicketLoaded
 from tui.screens.reply import ReplyScreen
 from tui.widgets.customer import CustomerTickets, summary, ticket_line
+from tui.widgets.footer import DeskFooter
 from tui.widgets.preview import body_of, facts, requester
 
 CUSTOMER_MIN_WIDTH = 100  # below this many columns the customer's tickets are a dialog (`c`)
@@ -174,7 +175,8 @@ def message_view(
             body = body.replace(utc, zoned)
         elif zoned:
             parts.append(safe.text(zoned, "magenta", multiline=True))
-    parts.append(safe.text(_cut(body), multiline=True))
+    # The sender's own line breaks (format=flowed was reflowed at ingest, RFC 3676).
+    parts.append(mail_text(_cut(body)))
     for title, text in inline:
         parts.extend(_inline(title, text))
     for mail in json.loads(message.get("forwarded") or "[]"):
@@ -229,7 +231,7 @@ class TicketScreen(TicketActions, MergeActions, Screen):
         with Horizontal(id="ticket-body"):
             yield VerticalScroll(id="thread")
             yield CustomerTickets(id="customer")
-        yield Footer()
+        yield DeskFooter()
 
     def on_mount(self) -> None:
         self.query_one(CustomerTickets).display = False

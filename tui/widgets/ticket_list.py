@@ -1,6 +1,7 @@
 """The ticket list: renders only the rows on screen, reading them from SQL a page at a time.
 
-Like toolong's log view it never holds the table: it knows the list's length and keeps a few
+Like toolong's log view it never holds the table: it knows the list's length (counted up to
+"1,000+", further as the cursor nears the end, to the end for `G`) and keeps a few
 pages of rows in an LRU cache; a row not in the cache is drawn as a placeholder while a worker
 fetches its page. Reloading (a new section, search, sort, or a change in the database) finds
 the highlighted ticket's new row with one keyset query, so the cursor stays on the same ticket.
@@ -29,7 +30,7 @@ from db.core import clock, sla
 from db.tickets import search, tickets
 from tui import keys, safe
 from tui.format import age
-from tui.messages import ListLoaded, PageLoaded
+from tui.messages import ListCounted, ListLoaded, PageLoaded
 
 PAGE = 100
 KEEP_PAGES = 12  # rows in memory stay under PAGE * KEEP_PAGES whatever the table holds
@@ -112,6 +113,14 @@ class TicketList(ScrollView, can_focus=True):
             super().__init__()
             self.ticket = ticket
 
+    class Counted(Message):
+        """How many tickets the list holds; `more` when counting stopped there ("1,000+")."""
+
+        def __init__(self, total: int, more: bool) -> None:
+            super().__init__()
+            self.total = total
+            self.more = more
+
     class Opened(Message):
         def __init__(self, ticket_id: int) -> None:
             super().__init__()
@@ -121,6 +130,10 @@ class TicketList(ScrollView, can_focus=True):
         super().__init__(**kwargs)
         self.agent = agent
         self.total = 0
+        # Counting stopped at `total` (tickets.COUNT_CAP at the top): the list holds more, and
+        # the count reaches further as the cursor nears its end.
+        self.more = False
+        self._counting = False  # a count further is on its way
         self.cursor = 0
         self.generation = 0
         self.loaded = False
@@ -184,10 +197,17 @@ class TicketList(ScrollView, can_focus=True):
         parsed = search.parse(query, self.agent)
 
         def job(db: Any) -> ListLoaded:
-            where = search.where(parsed, clock.now(), db)
-            total = tickets.count(db, *where)
+            where = search.where(parsed, clock.now(), db, hide_merged=True)
             keys = tickets.sort_keys(db, *where, sort, keep_id) if keep_id is not None else None
             spot = tickets.count_before(db, *where, sort, keys) if keys is not None else None
+            # Counted no further than the rows around the cursor need: a broad search is not
+            # walked to its end to say how long it is ("1,000+").
+            cap = max(tickets.COUNT_CAP, (hint if spot is None else spot) + rows + PAGE + 1)
+            head: list[dict[str, Any]] | None = None
+            if cap == tickets.COUNT_CAP:
+                head, total = tickets.first_page(db, *where, sort, PAGE, cap)
+            else:
+                total = tickets.count(db, *where, cap)
             cursor = spot if spot is not None else max(0, min(hint, total - 1))
             top = tickets.sort_keys(db, *where, sort)
             new_above = tickets.count_before(db, *where, sort, seen_top) if seen_top else 0
@@ -198,15 +218,18 @@ class TicketList(ScrollView, can_focus=True):
                 window = (cursor - len(head), head + tail)
             else:
                 # The rows that can be on screen around the cursor, wherever the view scrolls.
-                first = max(0, cursor - rows) // PAGE
+                start = max(0, cursor - rows) // PAGE
                 last = min(max(total - 1, 0), cursor + rows) // PAGE
                 pages = {
-                    n: tickets.page(db, *where, sort, n * PAGE, PAGE)
-                    for n in range(first, last + 1)
+                    n: head
+                    if n == 0 and head is not None
+                    else tickets.page(db, *where, sort, n * PAGE, PAGE)
+                    for n in range(start, last + 1)
                 }
             return ListLoaded(
                 generation,
                 total,
+                total >= cap,
                 cursor,
                 pages,
                 where,
@@ -229,6 +252,9 @@ class TicketList(ScrollView, can_focus=True):
         self.last_load_ms = (time.perf_counter() - self._asked) * 1000
         self.loaded = True
         self.total = message.total
+        self.more = message.more
+        self._counting = False
+        self.post_message(self.Counted(self.total, self.more))
         self._where = message.where
         self.pages = OrderedDict(message.pages)
         self.window = message.window
@@ -250,6 +276,32 @@ class TicketList(ScrollView, can_focus=True):
         self._announce()
         if message.problems:
             self.notify("; ".join(message.problems), severity="warning", markup=False)
+
+    def _count_further(self, to_end: bool) -> None:
+        """Count past the cursor (twice as far as it is), or to the end for `G`."""
+        if not self._counting or to_end:
+            self._counting = True
+            cap = None if to_end else 2 * (self.cursor + self._rows() + PAGE)
+            self._count(self.generation, self._where, cap, to_end)
+
+    @work(thread=True, group="count", exit_on_error=False)
+    def _count(
+        self, generation: int, where: tuple[str, list[object]], cap: int | None, to_end: bool
+    ) -> None:
+        total = self.app.data.call(tickets.count, *where, cap)
+        more = cap is not None and total >= cap
+        self.post_message(ListCounted(generation, total, more, to_end))
+
+    def on_list_counted(self, message: ListCounted) -> None:
+        message.stop()
+        if message.generation != self.generation:
+            return
+        self._counting = False
+        self.total, self.more = message.total, message.more
+        self.virtual_size = Size(self.size.width, self.total + 1)
+        self.post_message(self.Counted(self.total, self.more))
+        if message.to_end:
+            self.move_to(self.total - 1)
 
     @work(thread=True, group="page", exit_on_error=False)
     def _fetch(self, generation: int, number: int, where: tuple[str, list[object]]) -> None:
@@ -306,6 +358,8 @@ class TicketList(ScrollView, can_focus=True):
         if not self.total:
             return
         self.cursor = max(0, min(index, self.total - 1))
+        if self.more and self.cursor + self._rows() + PAGE >= self.total:
+            self._count_further(to_end=False)
         self._follow()
         self.refresh()
         self._announce()
@@ -327,7 +381,10 @@ class TicketList(ScrollView, can_focus=True):
         self.move_to(0)
 
     def action_last(self) -> None:
-        self.move_to(self.total - 1)
+        if self.more:
+            self._count_further(to_end=True)
+        else:
+            self.move_to(self.total - 1)
 
     def action_page_down(self) -> None:
         self.move_to(self.cursor + max(1, self.size.height - 2))
