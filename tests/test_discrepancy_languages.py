@@ -198,7 +198,7 @@ def test_the_ticket_facts_line_shows_why() -> None:
 
 
 def test_the_corpus_files_are_json_lines_with_the_fields_the_bench_reads() -> None:
-    for path in sorted(CORPUS.glob("*.jsonl")):
+    for path in sorted(CORPUS.rglob("*.jsonl")):
         for line in path.read_text(encoding="utf-8").splitlines():
             mail = json.loads(line)
             assert {"id", "language", "report", "why", "subject", "split"} <= mail.keys()
