@@ -155,7 +155,14 @@ class Rules:
             if (fixed := repaired(title, lang.typo_targets, lang.known))
             else None
         )
-        if hit is None or not self.support.search(mine.text) or self._voided(mine.text, 0):
+        # A body asking how to report, or telling the writer's own slip ("I deleted the mail by
+        # accident"), backs no subject up.
+        if (
+            hit is None
+            or not self.support.search(mine.text)
+            or self._voided(mine.text, 0)
+            or self.procedure.search(mine.text)
+        ):
             return None
         return Finding(hit.phrase, hit.language, "subject")
 
