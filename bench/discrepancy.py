@@ -6,7 +6,9 @@ HTML-only mails go through the ingest parser first, as the daemon reads them. Sp
 `dev` was tuned on; `holdout`, `holdout2` and `holdout3` were written before tuning and first
 measured unseen (see tests/fixtures/discrepancy/README.md for what each measured then).
 
-Run: `python -m bench discrepancy` (prints every mail judged wrongly, then the figures).
+Run: `python -m bench discrepancy` (prints every mail judged wrongly, then the figures);
+`--corpus=DIR` measures the `*.jsonl` files of another folder instead, such as the independent
+held-out batch in tests/fixtures/discrepancy/heldout/ (written without seeing the rules).
 """
 
 from __future__ import annotations
@@ -26,10 +28,10 @@ from ingest.parse import parse
 CORPUS = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "discrepancy"
 
 
-def corpus() -> list[dict[str, Any]]:
-    """Every labelled mail, language by language."""
+def corpus(folder: Path = CORPUS) -> list[dict[str, Any]]:
+    """Every labelled mail of `folder` (its `*.jsonl` files), language by language."""
     mails = []
-    for path in sorted(CORPUS.glob("*.jsonl")):
+    for path in sorted(folder.glob("*.jsonl")):
         with path.open(encoding="utf-8") as lines:
             mails.extend(json.loads(line) for line in lines if line.strip())
     return mails
@@ -88,7 +90,11 @@ def score(mails: list[dict[str, Any]], rules: Rules) -> dict[str, Score]:
 
 def main(options: list[str]) -> None:
     rules = discrepancy.vocabulary(Settings())
-    mails = corpus()
+    # `=` form because bench/__main__.py takes every bare argument for a module name.
+    folders = [Path(o.split("=", 1)[1]) for o in options if o.startswith("--corpus=")]
+    mails = corpus(folders[-1] if folders else CORPUS)
+    if not mails:
+        raise SystemExit(f"No labelled mails (*.jsonl) in {folders[-1]}; name a corpus folder.")
     splits = sorted({m["split"] for m in mails})
     for split in [None, *splits]:
         chosen = [m for m in mails if split is None or m["split"] == split]

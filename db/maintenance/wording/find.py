@@ -155,7 +155,14 @@ class Rules:
             if (fixed := repaired(title, lang.typo_targets, lang.known))
             else None
         )
-        if hit is None or not self.support.search(mine.text) or self._voided(mine.text, 0):
+        # A body asking how to report, or telling the writer's own slip ("I deleted the mail by
+        # accident"), backs no subject up.
+        if (
+            hit is None
+            or not self.support.search(mine.text)
+            or self._voided(mine.text, 0)
+            or self.procedure.search(mine.text)
+        ):
             return None
         return Finding(hit.phrase, hit.language, "subject")
 
@@ -185,7 +192,7 @@ class Rules:
         for lang, pattern in plan:
             for match in pattern.finditer(text):
                 start, end = match.span()
-                if start == end or self._denied(lang, text, start, end):
+                if start == end or self._denied(lang, text, start, end, guessed):
                     continue
                 phrase = folded.written(start, end)[:PHRASE_CHARS]
                 return Finding(phrase, lang.code), start, end
@@ -202,7 +209,7 @@ class Rules:
                 topic = _near(lang, text, start, end, back)
                 if start == end or topic is None or self._taken_back(text, start):
                     continue
-                if self._denied(lang, text, start, end):
+                if self._denied(lang, text, start, end, guessed):
                     continue
                 first, last = min(start, topic[0]), max(end, topic[1])
                 return Finding(folded.written(first, last)[:PHRASE_CHARS], lang.code), first, last
@@ -216,7 +223,12 @@ class Rules:
         sentence = text[sentence_start : sentence_end.end() if sentence_end else len(text)]
         return bool(self.procedure.search(sentence)) or self._voided(text, end)
 
-    def _denied(self, lang: Language, text: str, start: int, end: int) -> bool:
+    def _denied(
+        self, lang: Language, text: str, start: int, end: int, guessed: Language | None = None
+    ) -> bool:
+        """Whether the match text[start:end] of `lang`'s rules is settled, hypothetical or
+        negated. Negating words count in `lang` and in `guessed`, the language the mail seems
+        to be in: Italian "anomalie" in a French mail is denied by the French "aucune"."""
         if self._settled(text, start, end):
             return True
         sentence_start = _last(_SENTENCE_END, text, start)
@@ -243,7 +255,9 @@ class Rules:
                 if not any(x <= m.start() < y for x, y in ignored)
             ]
 
-        if any(_negating(lang, w) for w in kept(clause_start, start)[-NEGATION_WINDOW:]):
+        judges = (lang,) if guessed is None or guessed is lang else (lang, guessed)
+        before = kept(clause_start, start)[-NEGATION_WINDOW:]
+        if any(_negating(judge, w) for judge in judges for w in before):
             return True
         return any(w in lang.post_negators for w in kept(end, stop)[:2])
 

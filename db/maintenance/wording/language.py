@@ -22,7 +22,8 @@ The other keys of `[rules]`:
   `conjunctions`: words ("and") that also part a problem word from its topic;
 - `hypothetical`: a clause with one is no report ("if", "falls", "s'il");
 - `procedure` and `own_doing`: a sentence asking how to report, or telling the writer's own
-  slip ("by mistake");
+  slip or plan ("by mistake", "I typed"), what someone else said, or good news ("returns
+  higher than expected"); a body with one backs no subject either;
 - `void_after`: words later in the mail that take a report back or say it is resolved;
 - `reply_headers`: where quoted text begins (multi-line regular expressions);
 - `support`: what a body must name for its subject to count;
