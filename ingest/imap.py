@@ -177,9 +177,6 @@ class Reader:
         self.exists = 0
         self.forget_old = False  # the first batch after a UIDVALIDITY change drops old UIDs
         self.suspect: set[int] = set()  # fetched one by one: a fault hit the batch they were in
-        if source.after_ingest != "none":
-            # The server is changed only after the commit is on disk, not just in the OS cache.
-            sources.durable_commits(self.db)
 
     # ------------------------------------------------------------------ the loop
 

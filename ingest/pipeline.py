@@ -58,6 +58,10 @@ class Pipeline:
         # What the source reports goes here: to the database, or kept while it refuses.
         self.health = health or Health(config.database).for_source(db, source.name)
         self._failed: set[str] = set()  # keys with a failure record, cleared once stored
+        if source.kind != "imap" or source.after_ingest != "none":
+            # What `done` does to the source (a file to cur/, \Seen, a move on the server) then
+            # follows a commit that is on disk, not one a power loss could still take back.
+            sources.durable_commits(db)
 
     def _parse_later(self, items: list[Item]) -> Future[list[Incoming]] | list[Incoming]:
         raws = [item.raw for item in items]
