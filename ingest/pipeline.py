@@ -39,6 +39,15 @@ def _parse_all(raws: list[bytes]) -> list[Incoming]:
     return [parse(raw) for raw in raws]
 
 
+def _parse_in_worker(raws: list[bytes]) -> list[Incoming]:
+    """`_parse_all` in a worker, each message sent back without its bytes: the daemon holds
+    them already, and pickling them back through the pipe doubled what crossed it."""
+    messages = _parse_all(raws)
+    for msg in messages:
+        msg.raw = b""
+    return messages
+
+
 class Pipeline:
     """Parses, routes and stores batches for one source, on that source's own connection."""
 
@@ -67,7 +76,7 @@ class Pipeline:
         raws = [item.raw for item in items]
         if self.pool is not None and len(items) >= 8:
             try:
-                return self.pool.submit(_parse_all, raws)
+                return self.pool.submit(_parse_in_worker, raws)
             except BrokenProcessPool:
                 self._lost_workers()
         return _parse_all(raws)
@@ -76,10 +85,13 @@ class Pipeline:
         if not isinstance(parsed, Future):
             return parsed
         try:
-            return parsed.result()
+            messages = parsed.result()
         except BrokenProcessPool:
             self._lost_workers()
             return _parse_all([item.raw for item in items])
+        for item, msg in zip(items, messages, strict=True):
+            msg.raw = item.raw
+        return messages
 
     def _lost_workers(self) -> None:
         """A worker was killed (a SIGTERM to the daemon's process group from a service manager,
