@@ -50,6 +50,15 @@ def _parse_all(raws: list[bytes]) -> list[Incoming]:
     return [parse(raw) for raw in raws]
 
 
+def _parse_in_worker(raws: list[bytes]) -> list[Incoming]:
+    """`_parse_all` in a worker, each message sent back without its bytes: the daemon holds
+    them already, and pickling them back through the pipe doubled what crossed it."""
+    messages = _parse_all(raws)
+    for msg in messages:
+        msg.raw = b""
+    return messages
+
+
 class Pipeline:
     """Parses, routes and stores batches for one source, on that source's own connection."""
 
@@ -72,12 +81,16 @@ class Pipeline:
         # What the source reports goes here: to the database, or kept while it refuses.
         self.health = health or Health(config.database).for_source(db, source.name)
         self._failed: set[str] = set()  # keys with a failure record, cleared once stored
+        if source.kind != "imap" or source.after_ingest != "none":
+            # What `done` does to the source (a file to cur/, \Seen, a move on the server) then
+            # follows a commit that is on disk, not one a power loss could still take back.
+            sources.durable_commits(db)
 
     def _parse_later(self, items: list[Item]) -> Future[list[Incoming]] | list[Incoming]:
         raws = [item.raw for item in items]
         if self.pool is not None and len(items) >= 8:
             try:
-                return self.pool.submit(_parse_all, raws)
+                return self.pool.submit(_parse_in_worker, raws)
             except BrokenProcessPool:
                 self._lost_workers()
         return _parse_all(raws)
@@ -86,10 +99,13 @@ class Pipeline:
         if not isinstance(parsed, Future):
             return parsed
         try:
-            return parsed.result()
+            messages = parsed.result()
         except BrokenProcessPool:
             self._lost_workers()
             return _parse_all([item.raw for item in items])
+        for item, msg in zip(items, messages, strict=True):
+            msg.raw = item.raw
+        return messages
 
     def _lost_workers(self) -> None:
         """A worker was killed (a SIGTERM to the daemon's process group from a service manager,

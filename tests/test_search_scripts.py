@@ -174,3 +174,35 @@ def test_desk_search_json_reads_the_query_as_the_desk_does(desk_config):
     assert ["Printer jam"] == [t["subject"] for t in data["tickets"]]
     assert "status:bogus ignored" in data["problems"][0]
     assert "status:bogus ignored" in result.stderr
+
+
+def _characters_around_each_range() -> list[str]:
+    """Each range's ends of `search._UNSEGMENTED` and the characters just outside them."""
+    pattern = search._UNSEGMENTED.pattern.strip("[]")
+    ends = [ord(c) for c in pattern if c != "-"]
+    return [chr(c + step) for c in ends for step in (-1, 0, 1)]
+
+
+def test_the_trigram_index_takes_exactly_the_scripts_search_asks_it_for(tmp_path):
+    db = open_db(tmp_path / "desk.db")
+    for character in _characters_around_each_range():
+        text = f"abc {character} xyz"
+        (indexed,) = db.execute("SELECT ? GLOB ?", [text, migrations._UNSEGMENTED_GLOB]).fetchone()
+        assert bool(search._UNSEGMENTED.search(text)) == bool(indexed), hex(ord(character))
+    db.close()
+
+
+def test_an_edited_message_is_found_by_what_it_says_now(tmp_path):
+    config = write_config_file(tmp_path)
+    drop(tmp_path, "sales", mail("Rechnung", "The invoice total is wrong.", to="sales@valuit.com"))
+    ingest(config)
+    db = open_db(tmp_path / "desk.db")
+    assert [] == subjects(db, "請求書")
+    # What a newer parser reading the mail again does: rewrite the text columns.
+    db.execute("UPDATE message SET body_text = ?", [MAILS[1][2]])
+    assert ["Rechnung"] == subjects(db, "請求書")
+    db.execute("UPDATE message SET body_text = 'The invoice total is wrong.'")
+    assert [] == subjects(db, "請求書")
+    # An index told to forget what it was never given would be corrupt; this raises then.
+    db.execute("INSERT INTO message_trigram (message_trigram) VALUES ('integrity-check')")
+    db.close()

@@ -18,6 +18,19 @@ import sqlite_utils
 from db.core import clock
 from db.core.connect import write
 
+
+def durable_commits(db: sqlite_utils.Database) -> None:
+    """Make each commit on `db` reach the disk before it returns (`PRAGMA synchronous = FULL`:
+    in WAL mode, an fsync of the log per commit; https://sqlite.org/pragma.html#pragma_synchronous).
+
+    For a source that marks what it read after the commit (a drop folder's file moved to `cur/`
+    or `done/`, IMAP's `after_ingest = "seen"` or `"move:…"`): under the default NORMAL a power
+    loss can take back the latest commits, and a message marked read or moved out of the folder
+    after them would never be read again. One fsync a batch.
+    """
+    db.execute("PRAGMA synchronous = FULL")
+
+
 STATES = (
     "starting",
     "connecting",
