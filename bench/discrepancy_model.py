@@ -102,9 +102,7 @@ def train(mails: list[dict[str, Any]], folders: list[Path]) -> shipped.Model:
     texts = [own_words(m) for m in mails]
     labels = [bool(m["report"]) for m in mails]
     vectorizer, classifier = fit(texts, labels)
-    return as_model(
-        vectorizer, classifier, _threshold(texts, labels), corpus_sha256(folders)
-    )
+    return as_model(vectorizer, classifier, _threshold(texts, labels), corpus_sha256(folders))
 
 
 def save(model: shipped.Model, path: Path = shipped.MODEL) -> None:
@@ -164,7 +162,7 @@ def main(options: list[str]) -> None:
     if tests:
         model = shipped.load()
         if model.corpus_sha256 != corpus_sha256(list(BATCHES.values())):
-            raise SystemExit("model.json is stale; run `python -m bench discrepancy_model --train`.")
+            raise SystemExit("The model is stale; run `python -m bench discrepancy_model --train`.")
         for folder in tests:
             report(f"unseen {folder}", corpus(folder), model)
         return

@@ -252,7 +252,9 @@ def _apply(db: sqlite_utils.Database, t: dict[str, Any], settings: rule_settings
     verdict = _verdict(db, t, settings)
     if verdict is not None:
         window, message, found = verdict
-        said: dict[str, Any] = {"phrase": found.phrase, "language": found.language, "where": found.where}
+        said: dict[str, Any] = {
+            "phrase": found.phrase, "language": found.language, "where": found.where
+        }  # fmt: skip
         if found.probability is not None:
             said["probability"] = found.probability
         reason = json.dumps({**said, "message": message}, ensure_ascii=False)
