@@ -16,9 +16,10 @@ from db.maintenance.wording.model import Model, load
 def judge(rules: Rules, subject: str, body: str, model: Model | None = None) -> Finding | None:
     """The Finding of the rules or, failing them, of the classifier (`model`, the shipped one
     by default): the sentence it scored highest as written, the language `rules` guess for the
-    mail, and the probability rounded to two places. None when the mail reports nothing."""
+    mail, and the probability rounded to two places. None when the mail reports nothing. Rules
+    whose configured `vocabulary` replaces the built-in patterns replace the classifier too."""
     found = rules.find(subject, body)
-    if found is not None:
+    if found is not None or rules.replace:  # configured patterns alone: they say what counts
         return found
     model = model or load()
     mine = rules.own_words(body)

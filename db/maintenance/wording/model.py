@@ -23,7 +23,7 @@ from pathlib import Path
 MODEL = Path(__file__).resolve().parent / "model.json"
 _WORD = re.compile(r"(?u)\b\w\w+\b")  # scikit-learn's default token pattern
 _SPACE = re.compile(r"\s+")
-_SENTENCE = re.compile(r"[^.!?\n]+[.!?]*")
+_SENTENCE = re.compile(r"(?:[^.!?\n]|\.(?=\d))+[.!?]*")  # "4.120,55" ends no sentence
 CHAR_N = (2, 5)
 
 
