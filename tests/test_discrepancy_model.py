@@ -31,7 +31,8 @@ def test_plain_python_scoring_is_scikit_learn_s() -> None:
     vectorizer, classifier = fit(texts[:200], [m["report"] for m in mails[:200]])
     ours = as_model(vectorizer, classifier, 0.5, "")
     theirs = classifier.predict_proba(vectorizer.transform(texts[200:]))[:, 1]
-    assert all(abs(ours.probability(t) - p) < 1e-9 for t, p in zip(texts[200:], theirs, strict=True))
+    pairs = zip(texts[200:], theirs, strict=True)
+    assert all(abs(ours.probability(t) - p) < 1e-9 for t, p in pairs)
 
 
 def test_on_a_batch_left_out_of_training_the_hybrid_beats_the_rules() -> None:
