@@ -25,6 +25,7 @@ from db.core.events import record_event
 from db.maintenance import notices, rule_settings, window_model
 from db.maintenance.wording import find as wording
 from db.maintenance.wording import language
+from db.maintenance.wording.judge import judge
 
 RULE_ACTOR = "discrepancy-rule"
 _RANK = {"low": 0, "normal": 1, "high": 2, "urgent": 3}
@@ -47,21 +48,24 @@ def vocabulary(settings: rule_settings.Settings) -> wording.Rules:
 
 
 def reports_discrepancy(text: str, rules: wording.Rules, subject: str = "") -> bool:
-    """Whether the writer's own words in `text` say data or transactions differ."""
-    return rules.find(subject, text) is not None
+    """Whether the writer's own words in `text` say data or transactions differ (the rules,
+    then the classifier: `wording.judge`)."""
+    return judge(rules, subject, text) is not None
 
 
 def reason(kind_reason: str | None) -> str:
     """A ticket's stored reason as one line for the agent: 'German: "Kontostand stimmt nicht"'
-    (with ", in the subject" when only the subject said it); "" when there is none (an
-    agent decided, or the ticket is no report)."""
+    (with ", in the subject" when only the subject said it, ' (model, p=0.93)' when the
+    classifier found it: the sentence it scored highest, in the language the mail seems to be
+    in); "" when there is none (an agent decided, or the ticket is no report)."""
     if not kind_reason:
         return ""
     data = json.loads(kind_reason)
     code = data.get("language", "")
     name = language.load(code).name if code in language.CODES else "configured pattern"
     where = ", in the subject" if data.get("where") == "subject" else ""
-    return f'{name}: "{data.get("phrase", "")}"{where}'
+    model = f" (model, p={data['probability']:.2f})" if data.get("probability") else ""
+    return f'{name}: "{data.get("phrase", "")}"{where}{model}'
 
 
 def _during(db: sqlite_utils.Database, at: str) -> int | None:
@@ -97,7 +101,7 @@ def _verdict(
     ):
         # The latest window whose period holds the message: the one the writer just lived.
         window = next((wid for wid, end, until in ends if end <= received < until), None)
-        found = rules.find(subject, body) if window is not None else None
+        found = judge(rules, subject, body) if window is not None else None
         if found is not None:
             return window, message_id, found
     return None
@@ -248,10 +252,12 @@ def _apply(db: sqlite_utils.Database, t: dict[str, Any], settings: rule_settings
     verdict = _verdict(db, t, settings)
     if verdict is not None:
         window, message, found = verdict
-        reason = json.dumps(
-            {"phrase": found.phrase, "language": found.language, "where": found.where,
-             "message": message}, ensure_ascii=False
-        )  # fmt: skip
+        said: dict[str, Any] = {
+            "phrase": found.phrase, "language": found.language, "where": found.where
+        }  # fmt: skip
+        if found.probability is not None:
+            said["probability"] = found.probability
+        reason = json.dumps({**said, "message": message}, ensure_ascii=False)
         if (t["kind"], t["window_id"], t["kind_set_by"], t["kind_reason"]) == (
             "discrepancy", window, "rule", reason
         ):  # fmt: skip

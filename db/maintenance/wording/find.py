@@ -38,11 +38,14 @@ _PUNCTUATION = re.compile(r"[,.;:!?\n]")
 class Finding:
     """Why a mail counts as a discrepancy report: the matched words as written (at most
     PHRASE_CHARS), the language of the rules that matched (ISO 639-1 code), and whether they
-    stand in the body or in the subject (which counts only with the body's support)."""
+    stand in the body or in the subject (which counts only with the body's support). When the
+    classifier found it (`wording.judge`): the sentence it scored highest, the language the
+    mail seems to be in, and its probability."""
 
     phrase: str
     language: str
     where: str = "body"
+    probability: float | None = None  # set when the model, not a rule, found it
 
 
 PHRASE_CHARS = 120
@@ -178,7 +181,7 @@ class Rules:
             return finding
         first = bisect.bisect_left(written.origin, folded.origin[start])
         last = bisect.bisect_right(written.origin, folded.origin[end - 1])
-        return None if self._settled(written.text, first, last) else finding
+        return None if self.settled(written.text, first, last) else finding
 
     def _first(self, folded: Folded) -> tuple[Finding, int, int] | None:
         text = folded.text
@@ -215,7 +218,7 @@ class Rules:
                 return Finding(folded.written(first, last)[:PHRASE_CHARS], lang.code), first, last
         return None
 
-    def _settled(self, text: str, start: int, end: int) -> bool:
+    def settled(self, text: str, start: int, end: int) -> bool:
         """Whether the match's sentence asks how to report or tells of the writer's own slip,
         or something after it takes it back."""
         sentence_start = _last(_SENTENCE_END, text, start)
@@ -229,7 +232,7 @@ class Rules:
         """Whether the match text[start:end] of `lang`'s rules is settled, hypothetical or
         negated. Negating words count in `lang` and in `guessed`, the language the mail seems
         to be in: Italian "anomalie" in a French mail is denied by the French "aucune"."""
-        if self._settled(text, start, end):
+        if self.settled(text, start, end):
             return True
         sentence_start = _last(_SENTENCE_END, text, start)
         clause_start = _last(lang.clause_break, text, start)

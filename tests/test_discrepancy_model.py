@@ -1,0 +1,89 @@
+"""The classifier behind the discrepancy rules: the shipped model is the one the corpus makes,
+scores as scikit-learn does, lifts recall on a batch nobody trained or tuned on, lets the traps
+decide, shows its sentence and probability on the ticket, and stays out of the daemon's start."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from bench.discrepancy import CORPUS, body_of, corpus
+from bench.discrepancy_model import BATCHES, RULES, corpus_sha256, figures, own_words
+from db.maintenance import discrepancy
+from db.maintenance.wording import model
+from db.maintenance.wording.judge import judge
+
+MODEL = model.load()
+
+
+def test_the_shipped_model_was_trained_on_the_corpus_as_it_is_now() -> None:
+    # Stale after any edit of the training batches: `python -m bench discrepancy_model --train`.
+    assert corpus_sha256(list(BATCHES.values())) == MODEL.corpus_sha256
+    assert "heldout2" not in BATCHES  # kept out of training: the test below measures on it
+
+
+def test_plain_python_scoring_is_scikit_learn_s() -> None:
+    from bench.discrepancy_model import as_model, fit
+
+    mails = corpus(CORPUS / "heldout")
+    texts = [own_words(m) for m in mails]
+    vectorizer, classifier = fit(texts[:200], [m["report"] for m in mails[:200]])
+    ours = as_model(vectorizer, classifier, 0.5, "")
+    theirs = classifier.predict_proba(vectorizer.transform(texts[200:]))[:, 1]
+    pairs = zip(texts[200:], theirs, strict=True)
+    assert all(abs(ours.probability(t) - p) < 1e-9 for t, p in pairs)
+
+
+def test_on_a_batch_left_out_of_training_the_hybrid_beats_the_rules() -> None:
+    # tests/fixtures/discrepancy/heldout2: 214 mails by another engineer, written while the
+    # model was built, measured once before anything was tuned (README "Measured").
+    found = figures(corpus(CORPUS / "heldout2"), MODEL)
+    rules_tp, rules_fn, rules_fp = found["rules"]
+    tp, fn, fp = found["hybrid"]
+    assert (92, 12, 8) == (tp, fn, fp)
+    assert tp / (tp + fn) > rules_tp / (rules_tp + rules_fn)
+    assert tp / (tp + fp) >= rules_tp / (rules_tp + rules_fp)
+
+
+def test_the_traps_decide_even_when_the_model_is_sure() -> None:
+    always = model.Model(MODEL.weights, MODEL.intercept, 0.0, MODEL.corpus_sha256)
+    said = "My balance is 200 euros short since the update"
+    assert judge(RULES, "", f"{said}, please check.", always) is not None
+    for body in (
+        f"How do I report it when {said.lower()}?",  # a procedure question
+        f"{said}. Sorry, my mistake, all good now.",  # taken back
+    ):
+        assert judge(RULES, "", body, always) is None, body
+    for body in (f"Thanks!\n\n> {said}.", f"Thanks!\n\nOn Mon, 1 Jun 2026, Ann wrote:\n{said}."):
+        # Quoted text is gone before the model reads: even at threshold 0 it sees only thanks.
+        assert "Thanks!" == judge(RULES, "", body, always).phrase
+        assert judge(RULES, "", body) is None
+
+
+def test_a_model_finding_shows_its_sentence_probability_and_language() -> None:
+    missed = [
+        m
+        for m in corpus(CORPUS / "heldout2")
+        if m["report"] and RULES.find(m["subject"], body_of(m)) is None
+    ]
+    found = [(m, judge(RULES, m["subject"], body_of(m))) for m in missed]
+    mail, finding = next((m, f) for m, f in found if f is not None)
+    assert finding.probability is not None and finding.probability >= MODEL.threshold
+    assert finding.phrase in " ".join(body_of(mail).split())
+    assert mail["language"] == finding.language
+    reason = json.dumps(
+        {"phrase": "Saldo klopt niet", "language": "nl", "where": "body", "probability": 0.93}
+    )
+    assert 'Dutch: "Saldo klopt niet" (model, p=0.93)' == discrepancy.reason(reason)
+
+
+def test_the_daemon_starts_without_scikit_learn_or_the_model() -> None:
+    # scikit-learn is for building the model; the 0.8 MB model loads at the first judgement.
+    code = (
+        "import sys, ingest.daemon; from db.maintenance.wording import model; "
+        "print(any(m.split('.')[0] == 'sklearn' for m in sys.modules), "
+        "model.load.cache_info().currsize)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "False 0" == out.stdout.strip()
