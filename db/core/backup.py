@@ -13,8 +13,8 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import secrets
 import sqlite3
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,10 +62,10 @@ def backup(source: Path, target: Path, *, force: bool = False) -> Copy:
         raise DeskError(f"{target} already exists: choose another path, or pass --force.")
     temporary: Path | None = None
     try:
-        # mkstemp creates the file 0600 and exclusively, before a byte of mail is in it.
-        fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-        temporary = Path(name)
-        os.close(fd)
+        # Named before it is made, so that a signal at any moment finds what to remove; made
+        # 0600 and exclusively, before a byte of mail is in it.
+        temporary = target.parent / f".{target.name}.{secrets.token_hex(6)}.tmp"
+        os.close(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         messages, tickets = _copy(source, temporary)
         _fsync(temporary)
         temporary.replace(target)
@@ -144,7 +144,9 @@ def _remove(temporary: Path | None) -> None:
     if temporary is None:
         return
     for path in [temporary, *(Path(f"{temporary}{end}") for end in ("-journal", "-wal", "-shm"))]:
-        with contextlib.suppress(FileNotFoundError):
+        # Best effort: a name never made (a signal came first, or the folder refused it)
+        # raises here, for want of the file or of the folder.
+        with contextlib.suppress(OSError):
             path.unlink()
 
 
