@@ -15,6 +15,7 @@ from typing import Any
 import sqlite_utils
 
 from db.core import clock
+from db.core.config import Config
 from db.core.errors import DeskError
 from db.core.migrations import UPDATE_STATUSES, UPDATE_TYPES
 from db.mailout import outbox, subscribers
@@ -358,6 +359,27 @@ def run_complete(args: argparse.Namespace) -> int:
     return _done(args, w, w.zone, f"Completed {w.label}{due}.")
 
 
+def _issued(
+    args: argparse.Namespace,
+    config: Config,
+    db: sqlite_utils.Database,
+    w: windows.Window,
+    zone: str,
+    issued: list[dict[str, Any]],
+    said: str,
+) -> int:
+    """Report a change that issued notices: `said`, then how many mails went out, and the
+    notices (or all of it as JSON)."""
+    queued = outbox.queued_for_notices(db, [n["id"] for n in issued])
+    warn_unsent(config, queued)
+    if args.json:
+        ops.print_json({**w.as_dict(clock.now(), zone), "notices": issued, "mails": queued})
+        return 0
+    print(f"{said}; {mailed(queued)}.\n")
+    ops.print_notices(issued)
+    return 0
+
+
 def run_emergency(args: argparse.Namespace) -> int:
     config, db = ops.opened(args)
     zone = ops.zone_of(args, config)
@@ -372,14 +394,15 @@ def run_emergency(args: argparse.Namespace) -> int:
         update_type=args.update_type,
         mail=config.mail,
     )
-    queued = outbox.queued_for_notices(db, [n["id"] for n in issued])
-    warn_unsent(config, queued)
-    if args.json:
-        ops.print_json({**w.as_dict(clock.now(), zone), "notices": issued, "mails": queued})
-        return 0
-    print(f"Emergency {w.label} started; its start notice is in the ledger, {mailed(queued)}.\n")
-    ops.print_notices(issued)
-    return 0
+    return _issued(
+        args,
+        config,
+        db,
+        w,
+        zone,
+        issued,
+        f"Emergency {w.label} started; its start notice is in the ledger",
+    )
 
 
 def run_sync(args: argparse.Namespace) -> int:
@@ -438,14 +461,9 @@ def run_extend(args: argparse.Namespace) -> int:
         minutes=args.by,
         mail=config.mail,
     )
-    queued = outbox.queued_for_notices(db, [n["id"] for n in issued])
-    warn_unsent(config, queued)
-    if args.json:
-        ops.print_json({**w.as_dict(clock.now(), zone), "notices": issued, "mails": queued})
-        return 0
-    print(f"{w.label} now expected to end {ops.local(w.end, zone)}; {mailed(queued)}.\n")
-    ops.print_notices(issued)
-    return 0
+    return _issued(
+        args, config, db, w, zone, issued, f"{w.label} now expected to end {ops.local(w.end, zone)}"
+    )
 
 
 def run_update(args: argparse.Namespace) -> int:
