@@ -41,7 +41,7 @@ def test_on_a_batch_left_out_of_training_the_hybrid_beats_the_rules() -> None:
     found = figures(corpus(CORPUS / "heldout2"), MODEL)
     rules_tp, rules_fn, rules_fp = found["rules"]
     tp, fn, fp = found["hybrid"]
-    assert (92, 12, 8) == (tp, fn, fp)
+    assert (91, 13, 8) == (tp, fn, fp)
     assert tp / (tp + fn) > rules_tp / (rules_tp + rules_fn)
     assert tp / (tp + fp) >= rules_tp / (rules_tp + rules_fp)
 
@@ -55,9 +55,10 @@ def test_the_traps_decide_even_when_the_model_is_sure() -> None:
         f"{said}. Sorry, my mistake, all good now.",  # taken back
     ):
         assert judge(RULES, "", body, always) is None, body
-    for body in (f"Thanks!\n\n> {said}.", f"Thanks!\n\nOn Mon, 1 Jun 2026, Ann wrote:\n{said}."):
+    thanks = "Thanks for the statement!"
+    for body in (f"{thanks}\n\n> {said}.", f"{thanks}\n\nOn Mon, 1 Jun 2026, Ann wrote:\n{said}."):
         # Quoted text is gone before the model reads: even at threshold 0 it sees only thanks.
-        assert "Thanks!" == judge(RULES, "", body, always).phrase
+        assert thanks == judge(RULES, "", body, always).phrase
         assert judge(RULES, "", body) is None
 
 
@@ -87,3 +88,13 @@ def test_the_daemon_starts_without_scikit_learn_or_the_model() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert "False 0" == out.stdout.strip()
+
+
+def test_the_model_flags_only_a_sentence_that_names_what_a_report_is_about() -> None:
+    # The demo's press enquiry: the model is sure of "My deadline is Friday." (p > 0.9).
+    body = (
+        "I am writing a feature on tokenisation platforms for a trade magazine and would love a "
+        "short\nquote from Valuit on how you handle investor onboarding. My deadline is Friday."
+    )
+    assert MODEL.probability(RULES.own_words(body).text) >= MODEL.threshold
+    assert judge(RULES, "Press enquiry: tokenisation platforms feature", body) is None

@@ -218,6 +218,15 @@ class Rules:
                 return Finding(folded.written(first, last)[:PHRASE_CHARS], lang.code), first, last
         return None
 
+    def has_topic(self, text: str, start: int = 0, end: int | None = None) -> bool:
+        """Whether text[start:end] (folded) names a figure, sum, thing or holding in one of the
+        languages the whole `text` may be in (`candidates`)."""
+        end = len(text) if end is None else end
+        return any(
+            lang.topic is not None and lang.topic.search(text, start, end)
+            for lang in self.candidates(text)
+        )
+
     def settled(self, text: str, start: int, end: int) -> bool:
         """Whether the match's sentence asks how to report or tells of the writer's own slip,
         or something after it takes it back."""

@@ -2,9 +2,13 @@
 
 A mail is a discrepancy report when the rules find one (`find.Rules.find`); else when the
 classifier (`model.py`) gives the writer's own words a probability at or above the threshold
-chosen by cross-validation at build time, and the rules' traps do not veto the sentence it
-scores highest: quoted and forwarded text is gone before it looks, and a procedure question in
-that sentence, or a retraction or resolution after it, settles the mail as no report.
+chosen by cross-validation at build time, the writer's words name something a report could be
+about in the sentence it scores highest (a figure, a sum, a transaction, a holding: the rules'
+`topic` of a language the mail may be in; "My deadline is Friday." in a press enquiry names
+none), and the rules' traps do not veto
+the sentence it scores highest: quoted and forwarded text is gone before it looks, and a
+procedure question in that sentence, or a retraction or resolution after it, settles the mail
+as no report.
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ def judge(rules: Rules, subject: str, body: str, model: Model | None = None) -> 
         return None
     start, end, _ = model.strongest(mine.text)
     if end == start or rules.settled(mine.text, start, end):
+        return None
+    if not rules.has_topic(mine.text, start, end):  # "My deadline is Friday.": no report's
         return None
     phrase = mine.written(start, end)[:PHRASE_CHARS]
     return Finding(phrase, rules.guess(mine.text).code, "body", round(p, 2))
