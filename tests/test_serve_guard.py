@@ -127,6 +127,12 @@ def test_failed_logins_lock_the_address_then_the_agent_without_running_scrypt(
             assert 25 < int(locked.headers["Retry-After"]) <= 31
             assert 302 == (await attempt("203.0.113.8", password=PASSWORD)).status
 
+            # Twelve guesses sent at once from one address: they cannot all slip past the lock
+            # by arriving before the first failure; at most one more than five is tried.
+            burst = await asyncio.gather(*[attempt("203.0.113.9", f"b{i}") for i in range(12)])
+            statuses = sorted(r.status for r in burst)
+            assert statuses.count(401) <= 6 and set(statuses) == {401, 429}, statuses
+
             # Ten failures against maria from ten addresses: maria is locked from anywhere.
             spread = [attempt(f"198.51.100.{i}") for i in range(10)]
             assert [401] * 10 == [r.status for r in await asyncio.gather(*spread)]

@@ -343,6 +343,16 @@ class DeskServer(Server):
                 return forwarded.rsplit(",", 1)[-1].strip()
         return peer
 
+    def _refuse_if_locked(self, agent: str, client: str, keys: tuple[str, str]) -> None:
+        """Raise 429 with Retry-After while the agent or the client address is locked."""
+        wait = self.throttle.wait(*keys)
+        if wait > 0:
+            log.warning("login for %r from %s refused: locked %.0f s more", agent, client, wait)
+            raise web.HTTPTooManyRequests(
+                text=f"Too many failed logins: try again in {wait:.0f} seconds.",
+                headers={"Retry-After": str(int(wait) + 1)},
+            )
+
     async def handle_login(self, request: web.Request) -> web.Response:
         if not self._from_login_page(request):
             raise web.HTTPForbidden(text="This desk does not accept logins from that page.")
@@ -350,18 +360,14 @@ class DeskServer(Server):
         agent, password = str(form.get("agent", "")).strip(), str(form.get("password", ""))
         client = self._client(request)
         keys = (f"agent:{agent}", f"addr:{client}")
-        wait = self.throttle.wait(*keys)
-        if wait > 0:  # refused before scrypt: a locked login costs no CPU
-            log.warning("login for %r from %s refused: locked %.0f s more", agent, client, wait)
-            raise web.HTTPTooManyRequests(
-                text=f"Too many failed logins: try again in {wait:.0f} seconds.",
-                headers={"Retry-After": str(int(wait) + 1)},
-            )
+        self._refuse_if_locked(agent, client, keys)  # before scrypt: a locked login costs no CPU
         stored = self._users_or_none().get(agent)
         loop = asyncio.get_running_loop()
         # An unknown agent costs the same scrypt as a known one: the answer's time does not tell
         # which agent names exist.
         async with self._checks:
+            # Again in turn: guesses sent at once all passed the first look before any failed.
+            self._refuse_if_locked(agent, client, keys)
             ok = await loop.run_in_executor(
                 None, check_password, password, stored or self._unknown_agent_hash
             )

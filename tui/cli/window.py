@@ -368,14 +368,14 @@ def _issued(
     issued: list[dict[str, Any]],
     said: str,
 ) -> int:
-    """Report a change that issued notices: `said`, then how many mails went out, and the
-    notices (or all of it as JSON)."""
+    """Report a change that issued notices: `said` (ending in its separator), how many mails
+    went out, and the notices (or all of it as JSON)."""
     queued = outbox.queued_for_notices(db, [n["id"] for n in issued])
     warn_unsent(config, queued)
     if args.json:
         ops.print_json({**w.as_dict(clock.now(), zone), "notices": issued, "mails": queued})
         return 0
-    print(f"{said}; {mailed(queued)}.\n")
+    print(f"{said} {mailed(queued)}.\n")
     ops.print_notices(issued)
     return 0
 
@@ -401,7 +401,7 @@ def run_emergency(args: argparse.Namespace) -> int:
         w,
         zone,
         issued,
-        f"Emergency {w.label} started; its start notice is in the ledger",
+        f"Emergency {w.label} started; its start notice is in the ledger,",
     )
 
 
@@ -461,9 +461,8 @@ def run_extend(args: argparse.Namespace) -> int:
         minutes=args.by,
         mail=config.mail,
     )
-    return _issued(
-        args, config, db, w, zone, issued, f"{w.label} now expected to end {ops.local(w.end, zone)}"
-    )
+    said = f"{w.label} now expected to end {ops.local(w.end, zone)};"
+    return _issued(args, config, db, w, zone, issued, said)
 
 
 def run_update(args: argparse.Namespace) -> int:
