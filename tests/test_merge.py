@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from db.core import clock
 from db.core import config as config_module
 from db.core.connect import open_db
 from db.core.errors import ConflictError, DeskError
-from db.tickets import merge, tickets
+from db.tickets import merge, stats, tickets
 from ingest import daemon
 from tests.conftest import drop, mail, write_config_file
 from tests.windows_helpers import desk
@@ -280,3 +281,23 @@ def test_desk_ticket_show_merge_unmerge_and_split_on_the_command_line(
     new = ticket_of(db, "<a2@example.com>")
     assert (0, f"The new ticket is #{new}.\n") == (code, out)
     assert ("olga", "split") == actions(db, new)[-1][:2]
+
+
+def test_the_sla_clocks_follow_a_merge_and_its_undoing(db, two):
+    """A settled A reopened by a merge runs its resolution clock again; B, closed by it, stops
+    its own and counts in no SLA figure; unmerged, each is as before."""
+    a, b = two
+    tickets.update(db, a, tickets.get(db, a)["version"], "maria", status="resolved")
+
+    def clocks(number: int) -> tuple:
+        t = tickets.get(db, number)
+        return t["status"], t["sla_paused_at"] is not None, t["resolved_at"] is not None
+
+    assert ("resolved", True, True) == clocks(a)
+    merge.merge(db, b, a, "maria")
+    assert (("open", False, False), ("closed", True, True)) == (clocks(a), clocks(b))
+    sales = stats.sla_figures(db, clock.now_iso())["sales"]
+    assert {"met": 0, "breached": 0} == sales["resolution"]  # B is counted in A, not as closed
+    merge.unmerge(db, b, "maria")
+    assert ("resolved", True, True) == clocks(a)
+    assert ("new", False) == clocks(b)[:2]

@@ -160,6 +160,9 @@ def merge(
             "UPDATE ticket SET status = 'closed', merged_into = ? WHERE id = ?",
             [target_id, source_id],
         )
+        # The SLA clocks follow both changes: B's stop, a reopened A's run again.
+        sla.status_changed(db, target_id, target["status"], status, now)
+        sla.status_changed(db, source_id, source["status"], "closed", now)
         _refresh(db, target_id, now)
         _refresh(db, source_id, now)
         discrepancy.reevaluate(db, [target_id])
@@ -249,6 +252,8 @@ def unmerge(db: sqlite_utils.Database, source_id: int, actor: str) -> int:
             "UPDATE ticket SET status = ?, merged_into = NULL WHERE id = ?",
             [moved["status"], source_id],
         )
+        sla.status_changed(db, target_id, target["status"], status, now)
+        sla.status_changed(db, source_id, "closed", moved["status"], now)
         _refresh(db, target_id, now)
         _refresh(db, source_id, now)
         discrepancy.reevaluate(db, [target_id, source_id])

@@ -63,7 +63,8 @@ def sla_figures(db: sqlite_utils.Database, now_iso: str) -> dict[str, dict[str, 
         "SELECT t.function, "
         "sum(coalesce(t.first_response_at, t.resolved_at) <= t.first_response_due), "
         f"sum({first}), sum(t.resolved_at <= t.resolution_due), sum({late}) "
-        "FROM ticket t GROUP BY t.function",
+        # A merged ticket's case goes on in the one it points to: counted there, not twice.
+        "FROM ticket t WHERE t.merged_into IS NULL GROUP BY t.function",
         [*first_params, *late_params],
     ):
         figures[fn]["first_response"] = {"met": first_met or 0, "breached": first_late or 0}
@@ -72,7 +73,7 @@ def sla_figures(db: sqlite_utils.Database, now_iso: str) -> dict[str, dict[str, 
     waits: dict[str, list[float]] = {}
     for fn, created, answered in db.execute(
         "SELECT function, created_at, first_response_at FROM ticket "
-        "WHERE first_response_at IS NOT NULL"
+        "WHERE first_response_at IS NOT NULL AND merged_into IS NULL"
     ):
         minutes = policy.calendar_of(fn).minutes_between(
             clock.parse(created), clock.parse(answered)
