@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from db.core import clock
 from db.core.config import load
 from db.core.connect import open_db
 from db.maintenance import impact
@@ -262,3 +263,23 @@ def test_the_status_site_counts_the_reports_to_support_as_they_arrive(
     assert {**ZERO, "compliance": 1, "total": 1} == w1["support"]["discrepancies"]
     page = (site / "index.html").read_text()
     assert "discrepancy reports 1 (compliance 1)" in page
+
+
+def test_an_overrunning_emergency_goes_on_counting_follow_ups(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at(monkeypatch, "2026-06-02T09:00:00Z")
+    path = write_config(tmp_path, "verification_hours = 72\n")
+    first = drop_mail(tmp_path, "Question", "How do exports work?")
+    ingest(path)
+    at(monkeypatch, "2026-06-03T10:00:00Z")
+    desk(path, "window", "emergency", "--title", "Ledger down", "--expect", "30")
+    at(monkeypatch, "2026-06-03T11:00:00Z")  # 30 minutes past its expected end, not completed
+    drop_mail(tmp_path, "Re: Question", "And now the ledger is down.", reply_to=first)
+    ingest(path)
+    db = open_db(load(path).database)
+    try:
+        [(w, counted)] = impact.recent(db, clock.now())
+        assert ("overrunning", 1) == (w.status(clock.now()), counted["linked_followups"])
+    finally:
+        db.close()

@@ -37,7 +37,9 @@ _LINKS = {
 # A person's message during a window in a ticket opened before it.
 _FOLLOWUP = (
     "SELECT DISTINCT w.id, t.id FROM window w "
-    "JOIN message m ON m.received_at >= w.start_at AND m.received_at < w.ends_at "
+    # An emergency runs until it is completed, past its expected end (it overruns).
+    "JOIN message m ON m.received_at >= w.start_at AND (m.received_at < w.ends_at OR "
+    "(w.kind = 'emergency' AND w.completed_at IS NULL)) "
     "JOIN ticket t ON t.id = m.ticket_id "
     "WHERE w.cancelled_at IS NULL AND m.direction = 'in' AND m.auto = '' "
     "AND t.created_at < w.start_at"
@@ -163,13 +165,13 @@ def followed_up(db: sqlite_utils.Database, ticket_id: int) -> list[int]:
 def recent(
     db: sqlite_utils.Database, now: datetime
 ) -> list[tuple[window_model.Window, dict[str, Any]]]:
-    """Windows whose impact is still moving, oldest first, with their `counts`: active ones
-    and those in their verification period (not cancelled)."""
+    """Windows whose impact is still moving, oldest first, with their `counts`: those in force
+    (overrunning emergencies too) and those in their verification period (not cancelled)."""
     hours = rule_settings.load(db).verification_hours
     found = [
         w
         for w in window_model.listing(db, ending_after=now - timedelta(hours=hours))
-        if w.status(now) in ("active", "completed")
+        if w.status(now) in (*window_model.IN_FORCE, "completed")
     ]
     impacts = counts_many(db, found, now)
     return [(w, impacts[w.id]) for w in found]
