@@ -42,6 +42,9 @@ READS = [
     ("discrepancies", "--open", "--json"),
     ("search", "maintenance", "--json"),
     ("export", "--format", "json"),
+    ("stats",),
+    ("stats", "--json"),
+    ("subscribers", "list", "--json"),
 ]
 
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import argparse
 
-from db.core.config import load
-from db.core.connect import open_db
 from db.tickets.stats import summary
 from tui.cli import ops
 from tui.safe import visible
@@ -24,8 +22,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    config = load(args.config)
-    db = open_db(config.database, access=config.database_access)
+    config, db = ops.read_only(args)
     data = summary(db)
     if args.json:
         ops.print_json(data)
