@@ -6,6 +6,7 @@ the ones after it. How many batches are read ahead is bounded for the whole daem
 source (`read_ahead`): one writer stores them one at a time however many sources there are, and
 per-source read-ahead made the daemon hold sources × workers batches of mail at once, more as
 mailboxes grew large enough to fill every source's queue (issue 12: memory flat in mailbox size).
+What a stored batch freed is handed back to the system at once (`ingest.memory.trim`).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from db.core.config import Config, Source
 from db.mailin import sources
 from db.mailin.model import Delivery, Incoming, Stored
 from db.mailin.store import store_batch
-from ingest import route
+from ingest import memory, route
 from ingest.parse import parse
 from ingest.supervisor import Health, SourceHealth, db_fault
 from ingest.workers import parse_workers
@@ -151,8 +152,10 @@ class Pipeline:
                     return stored
                 head = in_flight.popleft()
                 stored += self._store(*head, checkpoint=checkpoint, done=done)
+                del head  # the batch's mail, freed before the trim below can hand it back
                 self.read_ahead.release()
                 held -= 1
+                memory.trim()
         finally:
             for _ in range(held):
                 self.read_ahead.release()
