@@ -48,7 +48,7 @@ class DropFolder:
         """The paths of the `limit` oldest files not yet marked done whose names sort after
         `after`, oldest first (Maildir names start with the time). A slice, not the whole
         folder, and plain strings, not `Path`s (under a third of the memory; every source holds
-        a slice of): what the daemon holds stays the same however many files wait (issue 12)."""
+        one): what the daemon holds stays the same however many files wait (issue 12)."""
         if not self.is_maildir:
             names = (e for e in os.scandir(self.root) if e.name.endswith(".eml"))
         else:
