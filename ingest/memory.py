@@ -1,12 +1,11 @@
 """Keeping the daemon's resident memory flat in mailbox size (issue 12): glibc's malloc tuning.
 
-Measured on a `desk-ingest --once` over 2,000 and 10,000 messages, what the daemon holds in
-Python objects (tracemalloc) and in SQLite (sqlite3_memory_highwater) hardly grows with the
-mailbox; what grows is memory malloc has been given back and keeps (mallinfo2's fordblks: 20
-MiB after 2,000 messages, 32 MiB after 10,000), spread over one arena per thread that allocates.
-Two documented glibc calls bound it: fewer arenas (mallopt(3) M_ARENA_MAX), and handing free
-pages back to the system after each stored batch (malloc_trim(3)). Elsewhere than glibc both
-do nothing.
+Measured on a `desk-ingest --once` over 2,000 and 10,000 messages (mallinfo2), malloc kept
+20 MiB freed but not given back after 2,000 messages and 32 MiB after 10,000, spread over one
+arena per thread that allocates. Two documented glibc calls bound it: fewer arenas (mallopt(3)
+M_ARENA_MAX), and handing free pages back to the system after each stored batch
+(malloc_trim(3)). Elsewhere than glibc both do nothing. (The page caches of the sources'
+connections, the other part that grew, are dropped by `db.core.connect.shrink_memory`.)
 """
 
 from __future__ import annotations
