@@ -42,7 +42,7 @@ from db.mailin import sources
 from db.mailin.reparse import Scope
 from db.mailout import outbox
 from db.maintenance import notice_schedule, recurrence, reports
-from ingest import imap, maildir, reparse, secrets, sender
+from ingest import imap, maildir, memory, reparse, secrets, sender
 from ingest.backoff import Backoff
 from ingest.notify import Notifier
 from ingest.pipeline import Pipeline, read_ahead_slots
@@ -247,6 +247,7 @@ def run(config: Config, *, once: bool, stop: threading.Event | None = None) -> b
         )
     if not config.sources:
         log.warning("%s: no [[source]] configured; nothing to read", config.path)
+    memory.limit_arenas()  # before the threads start: see ingest/memory.py
     pool = make_pool()
     failed: list[str] = []
     health = Health(config.database, tuple(s.name for s in config.sources))

@@ -44,10 +44,11 @@ class DropFolder:
     def watched(self) -> list[Path]:
         return [self.root / "new", self.root / "cur"] if self.is_maildir else [self.root]
 
-    def pending(self, after: str = "", limit: int = SLICE) -> list[Path]:
-        """The `limit` oldest files not yet marked done whose names sort after `after`, oldest
-        first (Maildir names start with the time). A slice, not the whole folder: what the
-        daemon holds stays the same however many files wait (issue 12)."""
+    def pending(self, after: str = "", limit: int = SLICE) -> list[str]:
+        """The paths of the `limit` oldest files not yet marked done whose names sort after
+        `after`, oldest first (Maildir names start with the time). A slice, not the whole
+        folder, and plain strings, not `Path`s (under a third of the memory; every source holds
+        one): what the daemon holds stays the same however many files wait (issue 12)."""
         if not self.is_maildir:
             names = (e for e in os.scandir(self.root) if e.name.endswith(".eml"))
         else:
@@ -58,32 +59,33 @@ class DropFolder:
                 if not e.name.startswith(".")
                 and (sub == "new" or "S" not in e.name.partition(":2,")[2])
             )
-        oldest = heapq.nsmallest(
+        return heapq.nsmallest(
             limit, (e.path for e in names if e.name > after and e.is_file()), key=os.path.basename
         )
-        return [Path(p) for p in oldest]
 
-    def key(self, path: Path) -> str:
-        return path.name.partition(":")[0]
+    def key(self, path: str) -> str:
+        return os.path.basename(path).partition(":")[0]
 
-    def mark_done(self, path: Path) -> None:
+    def mark_done(self, path: str) -> None:
+        name = os.path.basename(path)
         if self.is_maildir:
-            base, _, flags = path.name.partition(":2,")
+            base, _, flags = name.partition(":2,")
             target = self.root / "cur" / f"{base}:2,{''.join(sorted(set(flags) | {'S'}))}"
         else:
-            target = self.root / "done" / path.name
+            target = self.root / "done" / name
         # Another reader of the same folder may have marked it first.
         with contextlib.suppress(FileNotFoundError):
             os.replace(path, target)
 
-    def items(self, paths: list[Path], pipeline: Pipeline) -> Iterator[Item]:
+    def items(self, paths: list[str], pipeline: Pipeline) -> Iterator[Item]:
         skipped = sources.skipped_keys(pipeline.db, self.source.name)
         for path in paths:
             key = self.key(path)
             if key in skipped:
                 continue
             try:
-                raw = path.read_bytes()
+                with open(path, "rb") as file:
+                    raw = file.read()
             except FileNotFoundError:
                 continue
             except OSError as exc:
@@ -101,10 +103,11 @@ def sync(folder: DropFolder, pipeline: Pipeline, stop: threading.Event) -> int:
         paths = folder.pending(after)
         if not paths:
             break
-        after = paths[-1].name  # files that stay (failed, skipped) are not listed again
+        # Files that stay (failed, skipped) are not listed again.
+        after = os.path.basename(paths[-1])
         by_key = {folder.key(p): p for p in paths}
 
-        def done(items: list[Item], results: list, by_key: dict[str, Path] = by_key) -> None:
+        def done(items: list[Item], results: list, by_key: dict[str, str] = by_key) -> None:
             for item, result in zip(items, results, strict=True):
                 if result is not None:
                     folder.mark_done(by_key[item.key])

@@ -6,6 +6,8 @@ the ones after it. How many batches are read ahead is bounded for the whole daem
 source (`read_ahead`): one writer stores them one at a time however many sources there are, and
 per-source read-ahead made the daemon hold sources × workers batches of mail at once, more as
 mailboxes grew large enough to fill every source's queue (issue 12: memory flat in mailbox size).
+After each stored batch the source's connection drops its page cache and what the batch
+freed is handed back to the system (`shrink_memory`, `ingest.memory.trim`).
 """
 
 from __future__ import annotations
@@ -21,10 +23,11 @@ from dataclasses import dataclass
 import sqlite_utils
 
 from db.core.config import Config, Source
+from db.core.connect import shrink_memory
 from db.mailin import sources
 from db.mailin.model import Delivery, Incoming, Stored
 from db.mailin.store import store_batch
-from ingest import route
+from ingest import memory, route
 from ingest.parse import parse
 from ingest.supervisor import Health, SourceHealth, db_fault
 from ingest.workers import parse_workers
@@ -167,8 +170,11 @@ class Pipeline:
                     return stored
                 head = in_flight.popleft()
                 stored += self._store(*head, checkpoint=checkpoint, done=done)
+                del head  # the batch's mail, freed before the trim below can hand it back
                 self.read_ahead.release()
                 held -= 1
+                shrink_memory(self.db)
+                memory.trim()
         finally:
             for _ in range(held):
                 self.read_ahead.release()

@@ -93,6 +93,17 @@ def _read_only(path: Path) -> sqlite_utils.Database:
     return sqlite_utils.Database(conn)
 
 
+def shrink_memory(db: sqlite_utils.Database) -> None:
+    """Free what the connection holds in its page cache (https://sqlite.org/pragma.html#pragma_shrink_memory).
+
+    For a writer that takes turns with others, such as desk-ingest's one connection a source:
+    its cache is thrown away at its next transaction anyway once another connection has written
+    (WAL), but until then it holds up to `cache_size` (2 MiB), and fuller as the database grows
+    (issue 12: 5 sources held 7 MiB after 2,000 messages, 11 MiB after 10,000).
+    """
+    db.conn.execute("PRAGMA shrink_memory")
+
+
 @contextlib.contextmanager
 def write(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
     """One write transaction, holding the write lock from its first statement.
