@@ -421,37 +421,66 @@ def _v7_window_updates(db: sqlite_utils.Database) -> None:
     )
 
 
+# The scripts written without spaces between words, which only the trigram index finds words
+# of (`db.tickets.search._UNSEGMENTED`, the same ranges: a test holds the two together): Thai
+# and Lao, Myanmar, Khmer, kana, the CJK ideographs and their extensions, half-width katakana.
+_UNSEGMENTED_GLOB = (
+    "*[\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff"
+    "\uf900-\ufaff\uff66-\uff9f\U00020000-\U0003134f]*"
+)
+
+
+def _unsegmented(row: str) -> str:
+    """SQL: whether `row` (new, old, message) has text of those scripts in a trigram column."""
+    return " OR ".join(
+        f"{row}.{column} GLOB '{_UNSEGMENTED_GLOB}'"
+        for column in ("subject", "from_name", "body_text")
+    )
+
+
 def _v8_search_trigram(db: sqlite_utils.Database) -> None:
     """A second search index, of trigrams (SQLite's FTS5 `trigram` tokenizer), over the subject,
     the sender's name and the body: Chinese, Japanese and Thai write words without spaces, so
     `unicode61` keeps a whole run of text as one token and a word inside a sentence is never
-    found. The backfill
-    reads every message once: 19 s for 300,000 short messages (`make bench`'s), longer on real
-    mail, and the file grows (by 40% on the bench's database)."""
+    found.
+
+    It holds only messages with text in such a script. Search asks it only for words that
+    contain such characters (`db.tickets.search`), and a trigram phrase of those characters
+    matches only a column that contains them: a message without any can never be its answer,
+    yet tokenising it cost half of storing it (issue 16: 52 % of `store_batch`'s CPU on the
+    bench's Latin mail). The triggers test the same condition for the old row as for the new,
+    so the index is told to forget exactly what it was given (an external-content FTS5 table
+    trusts its deletes). The backfill reads every message once."""
     db.execute(
         "CREATE VIRTUAL TABLE message_trigram USING fts5("
         "subject, from_name, body_text, tokenize='trigram', content='message', content_rowid='id')"
     )
-    # Only these columns feed it: marking a mail read must not rewrite its trigrams.
+    columns = "subject, from_name, body_text"
     db.execute(
-        "CREATE TRIGGER message_trigram_ai AFTER INSERT ON message BEGIN "
-        "INSERT INTO message_trigram (rowid, subject, from_name, body_text) "
+        f"CREATE TRIGGER message_trigram_ai AFTER INSERT ON message WHEN {_unsegmented('new')} "
+        f"BEGIN INSERT INTO message_trigram (rowid, {columns}) "
         "VALUES (new.id, new.subject, new.from_name, new.body_text); END"
     )
     db.execute(
-        "CREATE TRIGGER message_trigram_ad AFTER DELETE ON message BEGIN "
-        "INSERT INTO message_trigram (message_trigram, rowid, subject, from_name, body_text) "
+        f"CREATE TRIGGER message_trigram_ad AFTER DELETE ON message WHEN {_unsegmented('old')} "
+        f"BEGIN INSERT INTO message_trigram (message_trigram, rowid, {columns}) "
         "VALUES ('delete', old.id, old.subject, old.from_name, old.body_text); END"
     )
+    # One trigger, two statements in this order: the old row's trigrams go before the new
+    # row's come (two triggers would fire in an order SQLite does not promise).
     db.execute(
-        "CREATE TRIGGER message_trigram_au AFTER UPDATE OF subject, from_name, body_text "
-        "ON message BEGIN "
-        "INSERT INTO message_trigram (message_trigram, rowid, subject, from_name, body_text) "
-        "VALUES ('delete', old.id, old.subject, old.from_name, old.body_text); "
-        "INSERT INTO message_trigram (rowid, subject, from_name, body_text) "
-        "VALUES (new.id, new.subject, new.from_name, new.body_text); END"
+        f"CREATE TRIGGER message_trigram_au AFTER UPDATE OF {columns} ON message BEGIN "
+        f"INSERT INTO message_trigram (message_trigram, rowid, {columns}) "
+        "SELECT 'delete', old.id, old.subject, old.from_name, old.body_text "
+        f"WHERE {_unsegmented('old')}; "
+        f"INSERT INTO message_trigram (rowid, {columns}) "
+        f"SELECT new.id, new.subject, new.from_name, new.body_text WHERE {_unsegmented('new')}; "
+        "END"
     )
-    db.execute("INSERT INTO message_trigram (message_trigram) VALUES ('rebuild')")
+    db.execute(
+        f"INSERT INTO message_trigram (rowid, {columns}) SELECT id, {columns} FROM message "
+        f"WHERE {_unsegmented('message')}"
+    )
 
 
 def _v9_merge(db: sqlite_utils.Database) -> None:
@@ -524,68 +553,10 @@ def _v12_priority_sort(db: sqlite_utils.Database) -> None:
     )
 
 
-# The scripts written without spaces between words, which only the trigram index finds words
-# of (`db.tickets.search._UNSEGMENTED`, the same ranges: a test holds the two together): Thai
-# and Lao, Myanmar, Khmer, kana, the CJK ideographs and their extensions, half-width katakana.
-_UNSEGMENTED_GLOB = (
-    "*[\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff"
-    "\uf900-\ufaff\uff66-\uff9f\U00020000-\U0003134f]*"
-)
-
-
-def _unsegmented(row: str) -> str:
-    """SQL: whether `row` (new, old, message) has text of those scripts in a trigram column."""
-    return " OR ".join(
-        f"{row}.{column} GLOB '{_UNSEGMENTED_GLOB}'"
-        for column in ("subject", "from_name", "body_text")
-    )
-
-
-def _v13_trigram_unsegmented(db: sqlite_utils.Database) -> None:
-    """The trigram index holds only messages with text in a script written without spaces.
-
-    Search asks it only for words that contain such characters (`db.tickets.search`), and a
-    trigram phrase of those characters matches only a column that contains them: a message
-    without any can never be its answer, yet tokenising it cost half of storing it (issue 16:
-    52 % of `store_batch`'s CPU on the bench's Latin mail). The triggers test the same
-    condition for the old row as for the new, so the index is told to forget exactly what it
-    was given (an external-content FTS5 table trusts its deletes). The index is emptied and
-    filled again with the messages that belong in it."""
-    for name in ("message_trigram_ai", "message_trigram_ad", "message_trigram_au"):
-        db.execute(f"DROP TRIGGER {name}")
-    columns = "subject, from_name, body_text"
-    db.execute(
-        f"CREATE TRIGGER message_trigram_ai AFTER INSERT ON message WHEN {_unsegmented('new')} "
-        f"BEGIN INSERT INTO message_trigram (rowid, {columns}) "
-        "VALUES (new.id, new.subject, new.from_name, new.body_text); END"
-    )
-    db.execute(
-        f"CREATE TRIGGER message_trigram_ad AFTER DELETE ON message WHEN {_unsegmented('old')} "
-        f"BEGIN INSERT INTO message_trigram (message_trigram, rowid, {columns}) "
-        "VALUES ('delete', old.id, old.subject, old.from_name, old.body_text); END"
-    )
-    # One trigger, two statements in this order: the old row's trigrams go before the new
-    # row's come (two triggers would fire in an order SQLite does not promise).
-    db.execute(
-        f"CREATE TRIGGER message_trigram_au AFTER UPDATE OF {columns} ON message BEGIN "
-        f"INSERT INTO message_trigram (message_trigram, rowid, {columns}) "
-        "SELECT 'delete', old.id, old.subject, old.from_name, old.body_text "
-        f"WHERE {_unsegmented('old')}; "
-        f"INSERT INTO message_trigram (rowid, {columns}) "
-        f"SELECT new.id, new.subject, new.from_name, new.body_text WHERE {_unsegmented('new')}; "
-        "END"
-    )
-    db.execute("INSERT INTO message_trigram (message_trigram) VALUES ('delete-all')")
-    db.execute(
-        f"INSERT INTO message_trigram (rowid, {columns}) SELECT id, {columns} FROM message "
-        f"WHERE {_unsegmented('message')}"
-    )
-
-
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _v1_core, _v2_windows, _v3_mail_out, _v4_mail_reading, _v5_recurring_sync, _v6_unsubscribe,
     _v7_window_updates, _v8_search_trigram, _v9_merge, _v10_discrepancy_reason, _v11_sla,
-    _v12_priority_sort, _v13_trigram_unsegmented,
+    _v12_priority_sort,
 ]  # fmt: skip
 
 
