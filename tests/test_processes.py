@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,12 +28,29 @@ COUNT = 3000
 GRACE = 5.0  # seconds the issue allows
 
 
+STARTED: list[subprocess.Popen[bytes]] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_daemon_left() -> Iterator[None]:
+    """A test that fails before its signal leaves no daemon running after it (they used to
+    outlive the suite, holding their databases)."""
+    yield
+    while STARTED:
+        proc = STARTED.pop()
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
 def start(config_path: Path, *more: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
+    proc = subprocess.Popen(
         [sys.executable, "-m", "ingest.daemon", "--config", str(config_path), *more],
         start_new_session=True,
         stderr=subprocess.PIPE,
     )
+    STARTED.append(proc)
+    return proc
 
 
 def children(pid: int) -> list[int]:
