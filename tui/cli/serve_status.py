@@ -11,6 +11,8 @@ import asyncio
 import shutil
 import tempfile
 import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import sqlite_utils
@@ -19,6 +21,7 @@ from aiohttp import web
 from publish.site import Publisher
 
 PREFIX = "/status"
+REFRESH_SECONDS = 1.0  # how stale a page may be: the digest is read at most this often
 TYPES = {
     ".html": "text/html; charset=utf-8",
     ".css": "text/css; charset=utf-8",
@@ -49,12 +52,21 @@ class StatusSite:
         self.directory = Path(tempfile.mkdtemp(prefix="desk-status-"))
         self._publisher = Publisher(self.directory, url)
         self._lock = threading.Lock()
+        self._looked = -REFRESH_SECONDS  # when the digest was last read (monotonic)
+        # One thread of its own: a flood of anonymous requests waits here, never in the pool
+        # that logins' password checks and unsubscribes run in.
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="status-site")
 
     def refresh(self) -> None:
+        """Render again if the database changed, reading its digest at most once a second."""
         with self._lock:
+            if time.monotonic() - self._looked < REFRESH_SECONDS:
+                return
             self._publisher.refresh(self.db)
+            self._looked = time.monotonic()
 
     def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
         shutil.rmtree(self.directory, ignore_errors=True)
 
     def add_routes(self, app: web.Application) -> None:
@@ -65,7 +77,7 @@ class StatusSite:
         raise web.HTTPMovedPermanently(f"{PREFIX}/")
 
     async def _file(self, request: web.Request) -> web.StreamResponse:
-        await asyncio.get_running_loop().run_in_executor(None, self.refresh)
+        await asyncio.get_running_loop().run_in_executor(self._executor, self.refresh)
         tail = request.match_info["tail"]
         parts = [p for p in tail.split("/") if p]
         if any(p.startswith(".") for p in parts):  # temporary files, and no climbing out
