@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from db.core import migrations
 from db.core.connect import open_db, open_reader
 from tests.conftest import write_config_file
 
@@ -131,6 +132,24 @@ def test_a_read_only_connection_refuses_writes(tmp_path: Path) -> None:
     ):
         conn.execute("DELETE FROM window")
     assert "readonly" in str(err.value)
+
+
+def test_a_read_command_refuses_an_older_schema_and_leaves_it_as_it_was(
+    configs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An upgrade is a write: `desk now` from a newer desk on a monitoring host must not change
+    the schema under the older daemon still running on it."""
+    full, _ = configs
+    db = database(full)
+    with monkeypatch.context() as older:
+        older.setattr(migrations, "MIGRATIONS", migrations.MIGRATIONS[:4])  # the last release's
+        open_db(db).close()
+    before = fingerprint(db)
+    done = run("desk", full, "now")
+    assert (2, True) == (done.returncode, "does not upgrade it" in done.stderr), done.stderr
+    assert before == fingerprint(db)
+    ingest(full)  # the newer daemon upgrades it; then reading works
+    assert run("desk", full, "now").returncode in (0, 10, 11)
 
 
 def test_desk_now_with_a_config_without_rules_changes_nothing_and_the_daemon_sends_no_cancel(

@@ -17,6 +17,7 @@ from pathlib import Path
 import sqlite_utils
 
 from db.core import migrations, privacy
+from db.core.errors import DeskError
 
 BUSY_TIMEOUT_MS = 30_000
 # desk-ingest's sources wait less: a lock held longer is then named in `desk stats` while it
@@ -66,19 +67,25 @@ def open_reader(
     """Open the database at `path` read-only (SQLite's `mode=ro`): any write raises
     sqlite3.OperationalError ("attempt to write a readonly database").
 
-    A database that does not exist yet, or whose schema is older than this program, is first
-    created or migrated by `open_db`: the schema is this program's to keep, the data is not
-    touched. A WAL database opened read-only needs its -shm and -wal files, which SQLite makes
-    when the folder is writable (https://sqlite.org/wal.html#readonly).
+    A database that does not exist yet is first created empty by `open_db`. One whose schema
+    is older than this program is refused (DeskError): upgrading it is a write, and an older
+    `desk-ingest` still running on it would then refuse the newer schema; the newer daemon, or
+    any command that changes something, upgrades it. A WAL database opened read-only needs its
+    -shm and -wal files, which SQLite makes when the folder is writable
+    (https://sqlite.org/wal.html#readonly).
     """
     path = Path(path)
     if not path.exists():
         open_db(path, access=access).close()
     db = _read_only(path)
-    if migrations.version(db) != len(migrations.MIGRATIONS):
+    found, newest = migrations.version(db), len(migrations.MIGRATIONS)
+    if found < newest:
         db.close()
-        open_db(path, access=access).close()
-        db = _read_only(path)
+        raise DeskError(
+            f"{path} has schema version {found}, older than this desk's {newest}; a command "
+            "that only reads does not upgrade it: start this version's desk-ingest (or run "
+            "`desk window sync`) first."
+        )
     return db
 
 
