@@ -61,6 +61,7 @@ def test_automatic_mail_through_ingest_opens_no_ticket_and_queues_no_acknowledge
     tmp_path, smtp_server: SmtpServer, headers
 ):
     config = config_module.load(write_config_file(tmp_path, extra=smtp_server.toml() + ACKS))
+    headers = dict(headers)  # the parameter is shared by every run of the test (mutmut's too)
     subject = headers.pop("Subject", "Help please")
     drop(tmp_path, "technical", mail(subject=subject, headers=headers))
     daemon.run(config, once=True)
