@@ -29,7 +29,7 @@ import tomllib
 import unicodedata
 from collections import deque
 from collections.abc import Iterable, Iterator
-from contextlib import closing, contextmanager
+from contextlib import closing
 from datetime import UTC, datetime, timedelta, timezone
 from email.headerregistry import Address
 from email.message import EmailMessage
@@ -444,20 +444,6 @@ def record_demo_window(database: Path, base: datetime | None = None) -> None:
     db.close()
 
 
-@contextmanager
-def _clock_at(moment: datetime) -> Iterator[None]:
-    """The desk's clock (DESK_NOW) at `moment`, for an agent's action played in the past."""
-    before = os.environ.get("DESK_NOW")
-    os.environ["DESK_NOW"] = clock.iso(moment)
-    try:
-        yield
-    finally:
-        if before is None:
-            os.environ.pop("DESK_NOW", None)
-        else:
-            os.environ["DESK_NOW"] = before
-
-
 # Triage: the share of tickets at each priority; discrepancy reports keep the rule's "high".
 _PRIORITY_MIX = {"low": 15, "normal": 60, "high": 18, "urgent": 7}
 LATE_SHARE = 0.15  # of first replies that come after their due time
@@ -498,7 +484,7 @@ def _work(
     agent = rng.choice(_AGENTS)
 
     def change(moment: datetime, **changes: Any) -> None:
-        with _clock_at(moment):
+        with clock.fixed_at(moment):
             tickets.update(db, ticket_id, tickets.get(db, ticket_id)["version"], agent, **changes)
 
     if row["auto"]:
@@ -514,7 +500,7 @@ def _work(
     answered = calendar.add(created, policy.target("first_response", function, priority) * share)
     if answered >= now:
         return
-    with _clock_at(answered):
+    with clock.fixed_at(answered):
         outbox_id = replies.send(db, ticket_id, rng.choice(_REPLIES), agent, mail)
         with write(db):
             outbox.sent(db, outbox_id)

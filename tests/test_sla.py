@@ -20,7 +20,7 @@ from db.core.config import MailOut
 from db.core.connect import open_db, write
 from db.core.errors import ConfigError
 from db.tickets import replies, search, tickets
-from tests.tui_helpers import NOW, build_config, clock_at, deliver, line_text, mail, until
+from tests.tui_helpers import NOW, build_config, deliver, line_text, mail, until
 from tui.app import DeskApp
 from tui.cli import main
 from tui.screens.ticket import TicketScreen
@@ -152,7 +152,7 @@ def ticket(path: Path, ticket_id: int = 1) -> dict:
 
 
 def change(path: Path, at: str, ticket_id: int = 1, **changes: object) -> None:
-    with closing(open_db(path)) as db, clock_at(at):
+    with closing(open_db(path)) as db, clock.fixed_at(at):
         tickets.update(db, ticket_id, tickets.get(db, ticket_id)["version"], "maria", **changes)
 
 
@@ -201,10 +201,10 @@ def test_pending_pauses_the_resolution_clock_and_resolving_stops_it(tmp_path: Pa
     synced(path, sla.Policy(calendar=sla.Calendar(zone="UTC")))
     deliver(path, mail(1, "Statement wrong"), at="2026-11-23T09:00:00Z")  # a Monday
     assert "2026-11-27T18:00:00.000Z" == ticket(path)["resolution_due"]  # 45 h: 5 days
-    with closing(open_db(path)) as db, clock_at("2026-11-23T10:00:00Z"):
+    with closing(open_db(path)) as db, clock.fixed_at("2026-11-23T10:00:00Z"):
         replies.send(db, 1, "Which statement is it?", "maria", SENDERS)
     change(path, "2026-11-24T09:00:00Z", status="pending")
-    with clock_at("2026-11-28T12:00:00Z"):  # past the due time, but waiting on the customer
+    with clock.fixed_at("2026-11-28T12:00:00Z"):  # past the due time, but waiting on the customer
         assert not sla.overdue(ticket(path), clock.now_iso())
     # The customer answers on Wednesday 09:00: one business day of waiting moves the due time.
     raw = mail(2, "Re: Statement wrong", reply_to=1, sender="Customer 1 <c1@example.com>")
@@ -215,7 +215,7 @@ def test_pending_pauses_the_resolution_clock_and_resolving_stops_it(tmp_path: Pa
         ticket(path)["sla_paused_minutes"],
     )
     change(path, "2026-11-26T10:00:00Z", status="resolved")
-    with clock_at("2026-12-10T12:00:00Z"):
+    with clock.fixed_at("2026-12-10T12:00:00Z"):
         assert not sla.overdue(ticket(path), clock.now_iso())
     assert "2026-11-26T10:00:00Z" == ticket(path)["resolved_at"].replace(".000", "")
 
@@ -224,11 +224,11 @@ def test_the_first_reply_stops_the_first_response_clock(tmp_path: Path):
     path = tmp_path / "desk.db"
     synced(path, sla.Policy(calendar=sla.Calendar(zone="UTC")))
     deliver(path, mail(1, "Help"), at="2026-11-26T09:00:00Z")
-    with clock_at("2026-11-26T20:00:00Z"):
+    with clock.fixed_at("2026-11-26T20:00:00Z"):
         assert sla.overdue(ticket(path), clock.now_iso())
-    with closing(open_db(path)) as db, clock_at("2026-11-26T10:00:00Z"):
+    with closing(open_db(path)) as db, clock.fixed_at("2026-11-26T10:00:00Z"):
         replies.send(db, 1, "We are on it.", "maria", SENDERS)
-    with clock_at("2026-11-26T20:00:00Z"):
+    with clock.fixed_at("2026-11-26T20:00:00Z"):
         assert not sla.overdue(ticket(path), clock.now_iso())
 
 
@@ -279,7 +279,7 @@ def mixed_desk(tmp_path: Path):
     with closing(open_db(path)) as db:
         for ticket_id, at in ((3, "2026-11-25T10:00:00Z"), (4, "2026-11-24T09:30:00Z"),
                               (6, "2026-11-25T12:00:00Z")):  # fmt: skip
-            with clock_at(at):
+            with clock.fixed_at(at):
                 replies.send(db, ticket_id, "We are on it.", "maria", SENDERS)
     change(path, "2026-11-25T12:00:00Z", ticket_id=5, status="resolved")
     return config

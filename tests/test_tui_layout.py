@@ -9,10 +9,11 @@ from email.message import EmailMessage
 import pytest
 from textual.widgets._footer import FooterKey
 
+from db.core import clock
 from db.core.connect import open_db
 from db.mailin import sources
 from tests.test_tui_reply import shown
-from tests.tui_helpers import NOW, build_config, clock_at, deliver, fill, line_text, mail, until
+from tests.tui_helpers import NOW, build_config, deliver, fill, line_text, mail, until
 from tui.app import DeskApp
 from tui.dialogs.health import HealthDialog
 from tui.widgets import ticket_list
@@ -37,7 +38,7 @@ def desk(tmp_path, monkeypatch):
     fill(config.database, 40)
     deliver(config.database, mail(200, SUBJECT, body=BODY), at=NOW)
     db = open_db(config.database)
-    with clock_at(NOW):
+    with clock.fixed_at(NOW):
         for name in ("technical-imap", "general-imap", "compliance-imap", "marketing-imap"):
             sources.register(db, name, "imap", name.split("-")[0])
             sources.succeeded(db, name, "idle")

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import pytest
 
+from db.core import clock
 from db.core.connect import open_db
 from db.mailin import sources
-from tests.tui_helpers import NOW, add_windows, build_config, clock_at, fill, until
+from tests.tui_helpers import NOW, add_windows, build_config, fill, until
 from tui.app import DeskApp
 from tui.screens.help import HelpScreen
 from tui.screens.ticket import TicketScreen
@@ -25,7 +26,7 @@ def app(tmp_path, monkeypatch):
     fill(config.database, 30)
     add_windows(config.database)
     db = open_db(config.database)
-    with clock_at(NOW):
+    with clock.fixed_at(NOW):
         sources.register(db, "technical-imap", "imap", "technical")
         sources.succeeded(db, "technical-imap", "idle")
         sources.register(db, "sales-imap", "imap", "sales")

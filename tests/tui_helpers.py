@@ -4,9 +4,7 @@ an app on it, and a way to wait for the workers."""
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Callable
-from contextlib import contextmanager
 from datetime import timedelta
 from email.message import EmailMessage
 from pathlib import Path
@@ -41,20 +39,6 @@ def build_config(tmp_path: Path, desk: dict[str, Any] | None = None, **extra: An
     return config_module.parse(data, tmp_path / "config.toml")
 
 
-@contextmanager
-def clock_at(stamp: str):
-    """Fix the desk's clock (DESK_NOW) while messages are stored."""
-    before = os.environ.get("DESK_NOW")
-    os.environ["DESK_NOW"] = stamp
-    try:
-        yield
-    finally:
-        if before is None:
-            os.environ.pop("DESK_NOW", None)
-        else:
-            os.environ["DESK_NOW"] = before
-
-
 def mail(
     n: int,
     subject: str,
@@ -84,7 +68,7 @@ def mail(
 def deliver(path: Path, raw: bytes, function: str = "technical", at: str = NOW) -> None:
     """Store one message the way the daemon does, from its own connection."""
     db = open_db(path)
-    with clock_at(at):
+    with clock.fixed_at(at):
         store_batch(
             db, [(parse(raw), Delivery(f"{function}-maildir", raw.hex()[:40], (function,)))]
         )
@@ -105,7 +89,7 @@ def fill(path: Path, count: int = 30) -> None:
             function=function,
             attachment=("../../etc/passwd", b"secret") if i == 3 else None,
         )
-        with clock_at(at):
+        with clock.fixed_at(at):
             store_batch(db, [(parse(raw), Delivery(f"{function}-maildir", f"k{i}", (function,)))])
     db.close()
 
@@ -130,7 +114,7 @@ def add_windows(path: Path) -> None:
     from db.maintenance import windows
 
     db = open_db(path)
-    with clock_at(clock.iso(clock.parse(NOW) - timedelta(minutes=30))):
+    with clock.fixed_at(clock.iso(clock.parse(NOW) - timedelta(minutes=30))):
         windows.emergency(
             db,
             title="Database failover",
@@ -140,7 +124,7 @@ def add_windows(path: Path) -> None:
             zone="UTC",
             features=("payments", "exports"),
         )
-    with clock_at(NOW):
+    with clock.fixed_at(NOW):
         start = clock.parse(NOW) + timedelta(hours=24)
         windows.add(
             db,

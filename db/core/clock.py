@@ -6,6 +6,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 
@@ -35,3 +37,18 @@ def parse(text: str) -> datetime:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return moment.astimezone(UTC)
+
+
+@contextmanager
+def fixed_at(moment: datetime | str) -> Iterator[None]:
+    """The clock fixed at `moment` (a datetime, or ISO 8601 text) through `DESK_NOW` for the
+    block, for this process and the processes it starts; what was there before comes back."""
+    before = os.environ.get("DESK_NOW")
+    os.environ["DESK_NOW"] = moment if isinstance(moment, str) else iso(moment)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("DESK_NOW", None)
+        else:
+            os.environ["DESK_NOW"] = before
