@@ -39,7 +39,7 @@ _FOLLOWUP = (
     "SELECT DISTINCT w.id, t.id FROM window w "
     # An emergency runs until it is completed, past its expected end (it overruns).
     "JOIN message m ON m.received_at >= w.start_at AND (m.received_at < w.ends_at OR "
-    "(w.kind = 'emergency' AND w.completed_at IS NULL)) "
+    f"{window_model.open_emergency('w')}) "
     "JOIN ticket t ON t.id = m.ticket_id "
     "WHERE w.cancelled_at IS NULL AND m.direction = 'in' AND m.auto = '' "
     "AND t.created_at < w.start_at"

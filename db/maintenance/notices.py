@@ -20,10 +20,11 @@ import sqlite_utils
 
 from db.core import clock
 from db.mailout import outbox, subscribers
+from db.maintenance import window_model
+from db.maintenance.window_model import Window
 
 if TYPE_CHECKING:
     from db.core.config import MailOut
-    from db.maintenance.window_model import Window
 
 BACKUP = "Please back up any critical data you will need; the help section explains how."
 LOG_OUT = "Please log out of your account before the window begins, to prevent data loss."
@@ -373,7 +374,7 @@ def current_email(db: sqlite_utils.Database, now: datetime) -> dict[str, Any] | 
         db.query(
             "SELECT n.* FROM notice n JOIN window w ON w.id = n.window_id "
             "WHERE n.channel = 'email' AND n.superseded = 0 AND w.cancelled_at IS NULL "
-            "AND (w.ends_at > ? OR (w.kind = 'emergency' AND w.completed_at IS NULL)) "
+            f"AND (w.ends_at > ? OR {window_model.open_emergency('w')}) "
             "ORDER BY w.start_at <= ? DESC, w.start_at, n.id DESC LIMIT 1",
             [clock.iso(now), clock.iso(now)],
         ),

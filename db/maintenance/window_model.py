@@ -24,9 +24,17 @@ from db.core.errors import DeskError, NotFoundError
 _REF = re.compile(r"[Ww]?(\d{1,9})")
 # The statuses of a window in force: users are affected now.
 IN_FORCE = ("active", "overrunning")
-# An emergency not yet completed (nor cancelled): in force whatever its planned end says. SQL,
-# for the queries that would otherwise take `ends_at` (its expected end) as its real end.
-OPEN_EMERGENCY = "(kind = 'emergency' AND completed_at IS NULL AND cancelled_at IS NULL)"
+
+
+def open_emergency(table: str = "") -> str:
+    """SQL: the window row (of `table`, an alias, when the query joins others) is an emergency
+    not yet completed nor cancelled: in force whatever its planned end says, for the queries
+    that would otherwise take `ends_at` (its expected end) as its real end."""
+    at = f"{table}." if table else ""
+    return f"({at}kind = 'emergency' AND {at}completed_at IS NULL AND {at}cancelled_at IS NULL)"
+
+
+OPEN_EMERGENCY = open_emergency()
 
 
 def _time(text: str | None) -> datetime | None:
