@@ -15,7 +15,7 @@ from textual import work
 from db.core import clock
 from db.core.errors import DeskError
 from db.core.migrations import FUNCTIONS, PRIORITIES, STATUSES
-from db.maintenance import discrepancy, reports
+from db.maintenance import marking
 from db.tickets import tickets
 from tui import windows
 from tui.dialogs.choice import ChoiceDialog
@@ -135,11 +135,10 @@ class TicketActions:
         app = self.app  # type: ignore[attr-defined]
         marked = ticket["kind"] == "discrepancy"
         try:
-            app.data.call(reports.freeze_ended)  # final report counts, before the mark moves them
             if marked:
-                app.data.call(discrepancy.unmark, ticket["id"], app.settings.agent)
+                app.data.call(marking.unmark, ticket["id"], app.settings.agent)
             else:
-                app.data.call(discrepancy.mark, ticket["id"], app.settings.agent)
+                app.data.call(marking.mark, ticket["id"], app.settings.agent)
         except DeskError as exc:
             self.post_message(ActionFailed(exc.message))  # type: ignore[attr-defined]
             return

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from db.core import clock
-from db.maintenance import discrepancy, reports
+from db.maintenance import discrepancy, marking
 from tui import safe
 from tui.cli import ops
 
@@ -36,18 +36,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     changing = (args.mark, args.unmark, args.by_rule) != (None, None, None)
     _, db = ops.opened(args) if changing else ops.read_only(args)
-    if changing:
-        reports.freeze_ended(db)  # final report counts, before the mark moves them
     if args.mark is not None:
-        discrepancy.mark(db, args.mark, ops.actor(), window_id=args.window)
+        marking.mark(db, args.mark, ops.actor(), window_id=args.window)
         print(f"#{args.mark} is marked as a discrepancy report.")
         return 0
     if args.unmark is not None:
-        discrepancy.unmark(db, args.unmark, ops.actor())
+        marking.unmark(db, args.unmark, ops.actor())
         print(f"#{args.unmark} is marked as not a discrepancy report.")
         return 0
     if args.by_rule is not None:
-        discrepancy.release(db, args.by_rule, ops.actor())
+        marking.release(db, args.by_rule, ops.actor())
         print(f"#{args.by_rule} is decided by the rule again.")
         return 0
     found = discrepancy.listing(db, window_id=args.window, open_only=args.open)
