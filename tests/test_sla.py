@@ -303,6 +303,8 @@ async def test_the_list_marks_only_overdue_tickets_and_the_breached_section_list
                 marked.add(number)
         assert {1, 4} == marked
         names = [s.name for s in app.settings.sections]
+        tab = app.screen.query_one(f"#section-{names.index('SLA breached')}")
+        await until(pilot, lambda: "SLA breached 3" == str(tab.label))
         for _ in range(names.index("SLA breached")):
             await pilot.press("right_square_bracket")
         await until(pilot, lambda: listing.loaded and listing.total == 3)

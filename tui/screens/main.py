@@ -4,7 +4,7 @@ reports, the volume chart and the sources' health."""
 from __future__ import annotations
 
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from rich.text import Text
@@ -259,7 +259,7 @@ class MainScreen(TicketActions, Screen):
             now = clock.now()
             return Overview(
                 {
-                    "counts": tickets.open_counts(db) if counts else None,
+                    "counts": self._section_counts(db, now) if counts else None,
                     "sources": sources.all_states(db),
                     "outbox": outbox.counts(db),
                     "volume": tickets.hourly_volume(db, now, HOURS),
@@ -270,15 +270,27 @@ class MainScreen(TicketActions, Screen):
 
         self.post_message(self.app.data.call(job))
 
+    def _section_counts(self, db: Any, now: datetime) -> list[str]:
+        """Each tab's figure: open tickets for "All" and a function's tab (one scan for them
+        all), the tickets its query selects for any other ("SLA breached", saved sections),
+        counted up to `tickets.COUNT_CAP` ("1,000+")."""
+        open_now = tickets.open_counts(db)
+        figures = []
+        for section in self.app.settings.sections:
+            if not section.query or section.query.startswith("fn:"):
+                figures.append(f"{open_now.get(section.query[3:], 0):,}")
+                continue
+            parsed = search.parse(section.query, self.app.settings.agent)
+            where = search.where(parsed, now, db, hide_merged=True)
+            found = tickets.count(db, *where, tickets.COUNT_CAP)
+            figures.append(count_text(found, found == tickets.COUNT_CAP).split()[0])
+        return figures
+
     def on_overview(self, message: Overview) -> None:
         data, zone = message.data, self.app.settings.zone
-        counted = self.app.settings.sections if data["counts"] is not None else ()
-        for i, section in enumerate(counted):
+        for i, section in enumerate(self.app.settings.sections if data["counts"] else ()):
             label = Text(section.name)
-            fn = section.query[3:] if section.query.startswith("fn:") else None
-            count = data["counts"].get("" if not section.query else fn or "", None)
-            if count is not None and (fn or not section.query):
-                label.append(f" {count}", "bold")
+            label.append(f" {data['counts'][i]}", "bold")
             self.query_one(f"#section-{i}", Tab).label = label
         win = data["windows"]
         self.query_one(Banner).show(win, zone)
