@@ -401,10 +401,14 @@ def test_the_demo_shows_a_few_overdue_tickets_not_nearly_all(tmp_path: Path, mon
     assert len(answered) >= 30
 
 
-def test_a_reopened_ticket_goes_on_where_its_resolution_clock_stood(tmp_path: Path):
+@pytest.mark.parametrize("replied", [False, True])
+def test_a_reopened_ticket_goes_on_where_its_clocks_stood(tmp_path: Path, replied: bool):
     path = tmp_path / "desk.db"
     synced(path, sla.Policy(calendar=sla.Calendar(zone="UTC")))
     deliver(path, mail(1, "Export fails"), at="2026-11-23T09:00:00Z")  # Monday; due Friday 18:00
+    if replied:
+        with closing(open_db(path)) as db, clock.fixed_at("2026-11-23T10:00:00Z"):
+            replies.send(db, 1, "Fixed, please try again.", "maria", SENDERS)
     change(path, "2026-11-23T12:00:00Z", status="resolved")
     # The customer writes again on Thursday 09:00: resolved for 2 business days and 6 hours.
     raw = mail(2, "Re: Export fails", reply_to=1, sender="Customer 1 <c1@example.com>")
@@ -415,6 +419,14 @@ def test_a_reopened_ticket_goes_on_where_its_resolution_clock_stood(tmp_path: Pa
         ticket(path)["sla_paused_minutes"],
         ticket(path)["resolution_due"],
     )
+    # The first response (8 business hours) had 5 left when it was settled without a reply:
+    # due Thursday 14:00, not overdue since Monday 17:00. Answered, it stays answered.
+    first_due = "2026-11-23T17:00:00.000Z" if replied else "2026-11-26T14:00:00.000Z"
+    assert first_due == ticket(path)["first_response_due"]
+    with clock.fixed_at("2026-11-26T13:00:00Z"):
+        assert not sla.overdue(ticket(path), clock.now_iso())
+    with clock.fixed_at("2026-11-26T14:30:00Z"):
+        assert sla.overdue(ticket(path), clock.now_iso()) is not replied
 
 
 def test_the_daemon_holds_new_tickets_to_the_configured_sla(tmp_path: Path, monkeypatch):

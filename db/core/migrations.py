@@ -553,10 +553,16 @@ def _v12_priority_sort(db: sqlite_utils.Database) -> None:
     )
 
 
+def _v13_first_response_pause(db: sqlite_utils.Database) -> None:
+    """Business minutes a ticket spent settled before any reply, added to its first response's
+    due time when it is reopened (`db.core.sla.status_changed`). Existing tickets start at 0."""
+    db.execute("ALTER TABLE ticket ADD COLUMN sla_first_paused_minutes INTEGER NOT NULL DEFAULT 0")
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _v1_core, _v2_windows, _v3_mail_out, _v4_mail_reading, _v5_recurring_sync, _v6_unsubscribe,
     _v7_window_updates, _v8_search_trigram, _v9_merge, _v10_discrepancy_reason, _v11_sla,
-    _v12_priority_sort,
+    _v12_priority_sort, _v13_first_response_pause,
 ]  # fmt: skip
 
 

@@ -4,7 +4,8 @@ A ticket has two clocks, both counted in its function's business time (weekdays 
 the function's zone, less public holidays from the `holidays` library and extra closed dates):
 
 - first response: from creation until the first agent reply, or until the ticket is resolved
-  or closed without one (`first_response_due`);
+  or closed without one (`first_response_due`); reopened still without a reply, it goes on
+  where it stood, its due time later by the business time it spent settled;
 - resolution: from creation until resolved or closed (`resolution_due`); while the ticket is
   pending (waiting on the customer) this clock pauses when `pause_when_pending` is on, and the
   due time moves later by the business time spent waiting; a settled ticket that is reopened
@@ -197,24 +198,35 @@ def sync(db: sqlite_utils.Database, policy: Policy) -> int:
 def refresh(db: sqlite_utils.Database, ticket_id: int, policy: Policy | None = None) -> None:
     """Compute the ticket's due times from its creation, function, priority and the business
     time it spent paused (inside the caller's transaction)."""
-    created, function, priority, paused = db.execute(
-        "SELECT created_at, function, priority, sla_paused_minutes FROM ticket WHERE id = ?",
+    created, function, priority, paused, first_paused = db.execute(
+        "SELECT created_at, function, priority, sla_paused_minutes, sla_first_paused_minutes "
+        "FROM ticket WHERE id = ?",
         [ticket_id],
     ).fetchone()
-    first, resolution = due_times(policy or load(db), function, priority, created, paused)
+    due = due_times(policy or load(db), function, priority, created, paused, first_paused)
+    _store_due(db, ticket_id, due)
+
+
+def _store_due(db: sqlite_utils.Database, ticket_id: int, due: tuple[str, str]) -> None:
     db.execute(
         "UPDATE ticket SET first_response_due = ?, resolution_due = ? WHERE id = ?",
-        [first, resolution, ticket_id],
+        [*due, ticket_id],
     )
 
 
 def due_times(
-    policy: Policy, function: str, priority: str, created: str, paused: float = 0
+    policy: Policy,
+    function: str,
+    priority: str,
+    created: str,
+    paused: float = 0,
+    first_paused: float = 0,
 ) -> tuple[str, str]:
     """(first response due, resolution due) as stored times, for a ticket created at `created`
-    (a stored time) that spent `paused` business minutes pending."""
+    (a stored time) whose resolution clock stood `paused` business minutes (pending or settled)
+    and its first response clock `first_paused` (settled before any reply)."""
     calendar, start = policy.calendar_of(function), clock.parse(created)
-    first = calendar.add(start, policy.target("first_response", function, priority))
+    first = calendar.add(start, policy.target("first_response", function, priority) + first_paused)
     resolution = calendar.add(start, policy.target("resolution", function, priority) + paused)
     return clock.iso(first), clock.iso(resolution)
 
@@ -224,25 +236,30 @@ def status_changed(db: sqlite_utils.Database, ticket_id: int, old: str, new: str
     transaction). Resolved or closed stops both clocks (`resolved_at`) and pauses resolution;
     pending pauses it too (with `pause_when_pending`). Leaving the pause (reopened, or the
     customer answered) adds the business time it lasted to the resolution due time, so a
-    reopened ticket goes on where its clock stood."""
+    reopened ticket goes on where its clock stood; reopened before any reply, the time it was
+    settled is added to the first response's due time too."""
     if old == new:
         return
     policy = load(db)
-    function, paused_at = db.execute(
-        "SELECT function, sla_paused_at FROM ticket WHERE id = ?", [ticket_id]
+    function, paused_at, resolved_at, replied_at = db.execute(
+        "SELECT function, sla_paused_at, resolved_at, first_response_at FROM ticket WHERE id = ?",
+        [ticket_id],
     ).fetchone()
+    calendar = policy.calendar_of(function)
     pause = new in DONE or (new == "pending" and policy.pause_when_pending)
-    waited = 0.0
+    waited = first_waited = 0.0
     if paused_at is not None and not pause:
-        calendar = policy.calendar_of(function)
         waited = calendar.minutes_between(clock.parse(paused_at), clock.parse(at))
+    if resolved_at is not None and new not in DONE and replied_at is None:
+        first_waited = calendar.minutes_between(clock.parse(resolved_at), clock.parse(at))
     db.execute(
         "UPDATE ticket SET sla_paused_minutes = sla_paused_minutes + ?, "
+        "sla_first_paused_minutes = sla_first_paused_minutes + ?, "
         "sla_paused_at = CASE WHEN ? THEN coalesce(sla_paused_at, ?) END, "
         "resolved_at = CASE WHEN ? THEN coalesce(resolved_at, ?) END WHERE id = ?",
-        [round(waited), pause, at, new in DONE, at, ticket_id],
+        [round(waited), round(first_waited), pause, at, new in DONE, at, ticket_id],
     )
-    if waited:
+    if waited or first_waited:
         refresh(db, ticket_id, policy)
 
 
@@ -298,6 +315,9 @@ def backfill(db: sqlite_utils.Database) -> None:
         "AND json_extract(e.detail, '$.to') = 'pending'), updated_at) WHERE status = 'pending'"
     )
     db.execute("UPDATE ticket SET sla_paused_at = resolved_at WHERE resolved_at IS NOT NULL")
+    # Nothing has paused yet; read only the columns this step's schema has (`refresh` reads
+    # later ones).
     policy = Policy()
-    for (ticket_id,) in db.execute("SELECT id FROM ticket").fetchall():
-        refresh(db, ticket_id, policy)
+    rows = db.execute("SELECT id, function, priority, created_at FROM ticket").fetchall()
+    for ticket_id, function, priority, created in rows:
+        _store_due(db, ticket_id, due_times(policy, function, priority, created))
