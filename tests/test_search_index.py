@@ -26,9 +26,13 @@ def store(db, *raws: bytes) -> list[int]:
 
 
 def check_indexes(db) -> None:
-    """FTS5's own check of an external-content index against `message`; raises if they differ."""
-    for table in ("message_fts", "message_trigram"):
-        db.execute(f"INSERT INTO {table} ({table}) VALUES ('integrity-check')")
+    """FTS5's own checks, raising if an index does not match `message`: the word index holds
+    every message, the trigram index exactly those its delete trigger's GLOB would take out."""
+    db.execute("INSERT INTO message_fts (message_fts, rank) VALUES ('integrity-check', 1)")
+    db.execute("INSERT INTO message_trigram (message_trigram) VALUES ('integrity-check')")
+    indexed = [row[0] for row in db.execute("SELECT id FROM message_trigram_docsize ORDER BY id")]
+    glob = f"{migrations._unsegmented('message')} ORDER BY id"
+    assert [row[0] for row in db.execute(f"SELECT id FROM message WHERE {glob}")] == indexed
 
 
 def test_a_batch_is_found_by_another_connection_once_committed(tmp_path):
@@ -79,7 +83,9 @@ def test_a_database_of_the_previous_schema_moves_over_and_stays_right(tmp_path, 
 
     db = open_db(path)
     assert len(migrations.MIGRATIONS) == migrations.version(db)
-    triggers = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'")}
+    triggers = {
+        row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'")
+    }
     assert {"message_ad", "message_au", "message_trigram_ad", "message_trigram_au"} == triggers
     old_ids = [row[0] for row in db.execute("SELECT id FROM message ORDER BY id")]
     new_ids = store(db, mail("New printer", "The new printer jams too."), mail("新", CHINESE))
@@ -95,9 +101,13 @@ def test_a_database_of_the_previous_schema_moves_over_and_stays_right(tmp_path, 
     assert [*old_ids[:1], *new_ids[:1]] == found("jams")
     assert [old_ids[1], new_ids[1]] == found('"打印机"', "message_trigram")
     with db.conn:  # what `desk-ingest --reparse` and a merge do to a stored message
-        db.execute("UPDATE message SET body_text = 'The old copier smokes.' WHERE id = ?", [old_ids[0]])
+        db.execute(
+            "UPDATE message SET body_text = 'The old copier smokes.' WHERE id = ?", [old_ids[0]]
+        )
         db.execute("UPDATE message SET body_text = 'Fixed.' WHERE id = ?", [old_ids[1]])
-        db.execute("UPDATE message SET ticket_id = NULL, read_at = '2026-02-01' WHERE id = ?", [new_ids[0]])
+        db.execute(
+            "UPDATE message SET ticket_id = NULL, read_at = '2026-02-01' WHERE id = ?", [new_ids[0]]
+        )
     assert [new_ids[0]] == found("jams")
     assert [old_ids[0]] == found("smokes")
     assert [new_ids[1]] == found('"打印机"', "message_trigram")
