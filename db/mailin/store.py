@@ -49,11 +49,11 @@ def store_batch(
     with write(db):
         pairs = list(items)
         results = [_store_one(db, msg, delivery, mail) for msg, delivery in pairs]
-        search_index.add(db, [(r.message_id, m) for (m, _), r in zip(pairs, results) if r.new])
-        for msg, stored in zip((m for m, _ in pairs), results, strict=True):
-            if stored.new:
-                bounces.record(db, msg)
-                _note_receipt(db, msg, stored.message_id)
+        new = [(msg, r) for (msg, _), r in zip(pairs, results, strict=True) if r.new]
+        search_index.add(db, [(stored.message_id, msg) for msg, stored in new])
+        for msg, stored in new:
+            bounces.record(db, msg)
+            _note_receipt(db, msg, stored.message_id)
         # Link and classify each ticket that got mail once, however many of its messages came.
         touched = dict.fromkeys(r.ticket_id for r in results if r.new and r.ticket_id is not None)
         discrepancy.reevaluate(db, list(touched))
