@@ -4,13 +4,14 @@ made by the previous schema (indexed by triggers) moves over without losing what
 
 from __future__ import annotations
 
+from db.core import config as config_module
 from db.core import migrations
 from db.core.connect import open_db
 from db.mailin.model import Delivery
 from db.mailin.store import store_batch
 from db.tickets import search, tickets
 from ingest.parse import parse
-from tests.conftest import mail
+from tests.conftest import mail, write_config_file
 
 CHINESE = "您好，我们的打印机今天早上突然坏了，请尽快派人来修理。"
 
@@ -20,9 +21,9 @@ def subjects(db, text: str) -> list[str]:
     return sorted(row["subject"] for row in tickets.page(db, *where, "newest", 0, 100))
 
 
-def store(db, *raws: bytes) -> list[int]:
+def store(db, *raws: bytes, mail_out=None) -> list[int]:
     pairs = [(msg, Delivery("src", msg.sha256, ("technical",))) for msg in map(parse, raws)]
-    return [stored.message_id for stored in store_batch(db, pairs)]
+    return [stored.message_id for stored in store_batch(db, pairs, mail=mail_out)]
 
 
 def check_indexes(db) -> None:
@@ -118,4 +119,15 @@ def test_a_database_of_the_previous_schema_moves_over_and_stays_right(tmp_path, 
             db.execute("DELETE FROM attachment WHERE message_id = ?", [message_id])
             db.execute("DELETE FROM message WHERE id = ?", [message_id])
     assert ([], []) == (found("smokes"), found('"打印机"', "message_trigram"))
+    check_indexes(db)
+
+
+def test_the_acknowledgement_a_batch_queues_is_indexed_too(tmp_path):
+    extra = '[functions.technical]\nacknowledge = true\nresponse_time = "within 4 hours"\n'
+    config = config_module.load(write_config_file(tmp_path, extra=extra))
+    db = open_db(config.database)
+    store(db, mail("Export fails", "The export stops half-way."), mail_out=config.mail)
+    (ack,) = db.execute("SELECT id FROM message WHERE direction = 'out'").fetchone()
+    found = db.execute("SELECT rowid FROM message_fts WHERE message_fts MATCH 'hours'")
+    assert [ack] == [row[0] for row in found]
     check_indexes(db)
