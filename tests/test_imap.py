@@ -23,7 +23,7 @@ from db.core import config as config_module
 from db.core.connect import open_db
 from db.core.migrations import FUNCTIONS
 from db.mailin import sources
-from ingest import backoff, daemon, demo, secrets
+from ingest import backoff, daemon, demo, imap, secrets
 from ingest.pipeline import BATCH
 from tests.dovecot import Dovecot, TokenServer, live_processes_in_group
 
@@ -461,3 +461,16 @@ def fill_one(n: int) -> bytes:
         f"From: Bob <bob@example.com>\r\nTo: technical@valuit.com\r\nSubject: Question {n}\r\n"
         f"Message-ID: <q{n}.{time.monotonic_ns()}@example.com>\r\n\r\nHow do I export data?\r\n"
     ).encode()
+
+
+def test_fetch_responses_give_each_uid_its_bytes_whatever_the_order_of_the_items() -> None:
+    # As imaplib hands them over: RFC 9051 lets a server put UID before or after BODY[], and
+    # report a flag change unasked in the middle of the answer.
+    data = [
+        (b"1 (UID 7 BODY[] {3}", b"abc"),
+        b")",
+        b"5 FETCH (FLAGS (\\Seen))",
+        (b"2 (BODY[] {3}", b"def"),
+        b" UID 9)",
+    ]
+    assert {7: b"abc", 9: b"def"} == imap.fetched_bodies(data)
