@@ -23,7 +23,8 @@ from db.core import config as config_module
 from db.core.connect import open_db
 from db.core.migrations import FUNCTIONS
 from db.mailin import sources
-from ingest import backoff, daemon, demo, secrets
+from ingest import backoff, daemon, demo, imap, secrets
+from ingest.pipeline import BATCH
 from tests.dovecot import Dovecot, TokenServer, live_processes_in_group
 
 USER = "technical"
@@ -336,14 +337,16 @@ def test_after_ingest_none_leaves_every_flag_as_it_was(env: Dovecot, tmp_path: P
 def test_after_ingest_marks_or_moves_only_committed_messages(
     env: Dovecot, tmp_path: Path, action: str
 ) -> None:
-    fill(env, 30)
+    # Batches enough that one is marked or moved while the next one's FETCH is in flight.
+    count = 2 * BATCH + 30
+    fill(env, count)
     cfg = configure(tmp_path, imap_source(env, after_ingest=action))
     assert daemon.run(cfg, once=True)
-    assert 30 == Desk(cfg).messages()
+    assert count == Desk(cfg).messages()
     if action == "seen":
         assert all(b"\\Seen" in flags for flags in env.flags(USER).values())
     else:
-        assert ({}, 30) == (env.flags(USER), len(env.flags(USER, "Done")))
+        assert ({}, count) == (env.flags(USER), len(env.flags(USER, "Done")))
 
 
 @pytest.mark.parametrize("security", ["starttls", "tls"])
@@ -458,3 +461,16 @@ def fill_one(n: int) -> bytes:
         f"From: Bob <bob@example.com>\r\nTo: technical@valuit.com\r\nSubject: Question {n}\r\n"
         f"Message-ID: <q{n}.{time.monotonic_ns()}@example.com>\r\n\r\nHow do I export data?\r\n"
     ).encode()
+
+
+def test_fetch_responses_give_each_uid_its_bytes_whatever_the_order_of_the_items() -> None:
+    # As imaplib hands them over: RFC 9051 lets a server put UID before or after BODY[], and
+    # report a flag change unasked in the middle of the answer.
+    data = [
+        (b"1 (UID 7 BODY[] {3}", b"abc"),
+        b")",
+        b"5 FETCH (FLAGS (\\Seen))",
+        (b"2 (BODY[] {3}", b"def"),
+        b" UID 9)",
+    ]
+    assert {7: b"abc", 9: b"def"} == imap.fetched_bodies(data)

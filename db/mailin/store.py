@@ -23,7 +23,7 @@ import sqlite_utils
 from db.core import clock, sla
 from db.core.connect import write
 from db.core.events import record_event
-from db.mailin import acks, bounces, threads
+from db.mailin import acks, bounces, search_index, threads
 from db.mailin.model import Attachment, Delivery, Incoming, Stored
 from db.mailout import compose, outbox, subscribers
 from db.maintenance import discrepancy
@@ -49,10 +49,11 @@ def store_batch(
     with write(db):
         pairs = list(items)
         results = [_store_one(db, msg, delivery, mail) for msg, delivery in pairs]
-        for msg, stored in zip((m for m, _ in pairs), results, strict=True):
-            if stored.new:
-                bounces.record(db, msg)
-                _note_receipt(db, msg, stored.message_id)
+        new = [(msg, r) for (msg, _), r in zip(pairs, results, strict=True) if r.new]
+        search_index.add(db, [(stored.message_id, msg) for msg, stored in new])
+        for msg, stored in new:
+            bounces.record(db, msg)
+            _note_receipt(db, msg, stored.message_id)
         # Link and classify each ticket that got mail once, however many of its messages came.
         touched = dict.fromkeys(r.ticket_id for r in results if r.new and r.ticket_id is not None)
         discrepancy.reevaluate(db, list(touched))
@@ -460,6 +461,7 @@ def _store_outgoing(
     )
     delivery = Delivery("outbox", str(outbox_id), (function,))
     message_id = _insert_message(db, outgoing, delivery, ticket_id, OUTGOING, now, now, outbox_id)
+    search_index.add(db, [(message_id, outgoing)])
     db.execute(
         "UPDATE ticket SET message_count = message_count + 1, updated_at = ?, "
         "version = version + 1 WHERE id = ?",

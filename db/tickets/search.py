@@ -17,7 +17,7 @@ from typing import Any
 
 from db.core import clock, sla
 from db.core.errors import DeskError
-from db.core.migrations import FUNCTIONS, PRIORITIES, STATUSES
+from db.core.migrations import FUNCTIONS, PRIORITIES, STATUSES, UNSEGMENTED
 from db.maintenance.window_model import ref
 
 OPEN_STATUSES = ("new", "open", "pending")
@@ -27,13 +27,9 @@ MAX_AGE = timedelta(days=36500)  # older than any mail; beyond it the date arith
 _AGE = re.compile(r"^([<>]=?)?(\d{1,6})([mhdw])$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 _NUMBER = re.compile(r"^#(\d{1,12})$")
-# Scripts written without spaces between words (Unicode blocks): Thai, Lao, Myanmar, Khmer,
-# hiragana, katakana, the CJK ideographs (with extension A, compatibility, and the planes above
-# U+20000), half-width katakana. Korean is written with spaces and stays with `unicode61`.
-_UNSEGMENTED = re.compile(
-    "[\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff"
-    "\uf900-\ufaff\uff66-\uff9f\U00020000-\U0003134f]"
-)
+# Words of scripts written without spaces (`migrations.UNSEGMENTED`: Thai, Lao, Myanmar, Khmer,
+# kana, the CJK ideographs) are looked for in the trigram index; Korean is written with spaces
+# and stays with `unicode61`.
 TRIGRAM = 3  # FTS5's trigram tokenizer finds no string shorter than this
 SHORT_SCAN = 50_000  # the newest messages a 1-2 character word of those scripts is looked for in
 # From this many matching messages (of any number of tickets) on, the list's first page is found
@@ -140,7 +136,7 @@ def parse(text: str, agent: str = "") -> Query:
         else:
             q.words.append(term)
     for word in q.words:
-        if _UNSEGMENTED.search(word) and len(word) < TRIGRAM:
+        if UNSEGMENTED.search(word) and len(word) < TRIGRAM:
             q.problems.append(
                 f"{word} is looked for in the newest {SHORT_SCAN:,} messages only: "
                 f"words under {TRIGRAM} characters are not in the index"
@@ -161,8 +157,8 @@ def fts_expression(words: list[str]) -> str:
 def _text(words: list[str]) -> tuple[list[str], list[object], list[tuple[str, str]]]:
     """Conditions on `message m` that the words make, their parameters, and the (index, FTS5
     expression) pairs used, for judging how many messages match."""
-    plain = [w for w in words if not _UNSEGMENTED.search(w)]
-    grams = [w.replace("\x00", "") for w in words if _UNSEGMENTED.search(w)]
+    plain = [w for w in words if not UNSEGMENTED.search(w)]
+    grams = [w.replace("\x00", "") for w in words if UNSEGMENTED.search(w)]
     longer = [w for w in grams if len(w) >= TRIGRAM]
     short = [w for w in grams if len(w) < TRIGRAM]
     indexed: list[tuple[str, str]] = []
