@@ -29,7 +29,7 @@ from typing import NamedTuple
 
 from db.core.mailbox import real_address, recipient
 from ingest.charsets import clean, decode_words
-from ingest.headers import header, raw_header
+from ingest.headers import Fields, header, raw_header
 
 # One token of an address header; specials are the separators of RFC 5322 3.2.3.
 _TOKEN = re.compile(
@@ -81,7 +81,7 @@ class Author(NamedTuple):
     addr: str
 
 
-def mailboxes(headers: Message, field: str, defects: list[str]) -> list[Mailbox]:
+def mailboxes(headers: Message | Fields, field: str, defects: list[str]) -> list[Mailbox]:
     """The mailboxes of the first `field` header; the repairs made are added to `defects`."""
     return read(raw_header(headers, field), defects)
 
@@ -128,7 +128,7 @@ def _unaddressed(names: list[str], defects: list[str]) -> list[Mailbox]:
     return [Mailbox(name, "") for name in names]
 
 
-def author(headers: Message, defects: list[str]) -> Author:
+def author(headers: Message | Fields, defects: list[str]) -> Author:
     """The author the desk answers (RFC 5322 3.6.2): the From's one mailbox; when From names
     several, the Sender, who is then required and responsible, else the first with a real
     address (`MultipleFrom`); when From has no real address, the Sender's. Without any the

@@ -75,6 +75,7 @@ class _Node:
     part: Message
     parent: int
     inside: int  # how many forwarded mails enclose it
+    ctype: str = ""  # the part's content type, read once
     kind: str = "leaf"  # or "multipart", "alternative", "related", "forward"
     children: list[int] = field(default_factory=list)
     candidate: tuple[str, str] | None = None
@@ -136,7 +137,7 @@ def _tree(body: Message, msg: Incoming) -> list[_Node]:
         nodes.append(node)
         if parent >= 0:
             nodes[parent].children.append(index)
-        ctype = part.get_content_type()
+        ctype = node.ctype = part.get_content_type()
         if ctype in _FORWARD and bounce:  # the returned mail: read by `_returned`
             continue
         if ctype in _FORWARD:
@@ -185,8 +186,7 @@ def _unfolded_boundary(part: Message) -> list[Message] | None:
 def _read_leaf(
     msg: Incoming, node: _Node, index: int, declared: list[str], used: list[str]
 ) -> None:
-    part = node.part
-    ctype = part.get_content_type()
+    part, ctype = node.part, node.ctype
     if ctype == "text/rfc822-headers" or ctype in _FORWARD:  # what a bounce returns
         _returned(msg, payload_text(part)[0])
         return
@@ -196,9 +196,10 @@ def _read_leaf(
     disposition = (part.get_content_disposition() or "").lower()
     filename = _filename(part)
     if ctype in ("text/plain", "text/html") and disposition != "attachment":
-        text, charset = payload_text(part, msg.defects)
+        label = content_charset(part)
+        text, charset = payload_text(part, msg.defects, label)
         if not node.inside:
-            declared.append(content_charset(part))
+            declared.append(label)
             used.append(charset)
         if ctype == "text/plain":
             # Most text is not flowed: look at the raw header before parsing its parameters.

@@ -288,7 +288,9 @@ def attachment_name(part: Message) -> str:
 
 def _param(part: Message, header: str, param: str) -> str | tuple[str, str, str] | None:
     raw = next((str(v) for k, v in part.raw_items() if k.lower() == header), None)
-    if raw is None:
+    # A parameter's name is in its field as written (RFC 2231 continuations `name*0*` too):
+    # a field without it has none, and the stdlib need not parse the others.
+    if raw is None or (raw.isascii() and param not in raw.lower()):
         return None
     if not raw.isascii():
         # Raw 8-bit bytes, which the bytes parser keeps as surrogate escapes and `get_param`
@@ -322,18 +324,23 @@ def content_charset(part: Message) -> str:
         return ""
 
 
-def payload_text(part: Message, defects: list[str] | None = None) -> tuple[str, str]:
+def payload_text(
+    part: Message, defects: list[str] | None = None, label: str | None = None
+) -> tuple[str, str]:
     """A text part's content and the charset that read it. Bytes that charset could not read
-    add "CharsetErrors" to `defects`, a label no table knows "UnknownCharset"."""
-    if part.get_content_type() in WHOLE:
+    add "CharsetErrors" to `defects`, a label no table knows "UnknownCharset". `label` is the
+    part's `content_charset`, when the caller has read it already."""
+    ctype = part.get_content_type()
+    if ctype in WHOLE:
         # Parsed into header blocks: the returned mail, or the report's per-message and
         # per-recipient fields (Action, Status, Diagnostic-Code).
         blocks = part.get_payload() if part.is_multipart() else []
         data = b"\n".join(block.as_bytes() for block in blocks)
     else:
         data = part.get_payload(decode=True) or b""
-    label = content_charset(part)
-    if not label and part.get_content_type() == "text/html" and not data.isascii():
+    if label is None:
+        label = content_charset(part)
+    if not label and ctype == "text/html" and not data.isascii():
         # What a browser's prescan finds (WHATWG HTML, "prescan a byte stream"), roughly.
         meta = _META_CHARSET.search(data, 0, 4096)
         label = meta.group(1).decode("ascii", "replace") if meta else ""

@@ -10,7 +10,24 @@ from ingest.charsets import clean, decode_words
 _FOLD = re.compile(r"\r?\n[ \t]")
 
 
-def raw_header(headers: Message, name: str) -> str:
+class Fields:
+    """The first value of each header field of `message`, by name in any case: what
+    `Message.get` answers, from one pass over the fields instead of one per question."""
+
+    __slots__ = ("_first", "_policy")
+
+    def __init__(self, message: Message) -> None:
+        self._policy = message.policy
+        self._first: dict[str, tuple[str, str]] = {}
+        for name, value in message.raw_items():
+            self._first.setdefault(name.lower(), (name, value))
+
+    def get(self, name: str, failobj: object = None) -> object:
+        found = self._first.get(name.lower())
+        return failobj if found is None else self._policy.header_fetch_parse(*found)
+
+
+def raw_header(headers: Message | Fields, name: str) -> str:
     """The first value of a header, unfolded, encoded words left as they are."""
     value = headers.get(name)
     return unfold(value) if value is not None else ""
@@ -22,7 +39,9 @@ def unfold(value: object) -> str:
     return _FOLD.sub(" ", str(value))
 
 
-def header(headers: Message, name: str) -> str:
+def header(headers: Message | Fields, name: str) -> str:
     """The first value of a header as text: a repeated header is not a list, encoded words are
     decoded, a broken one is its raw text."""
-    return clean(decode_words(raw_header(headers, name)))
+    value = headers.get(name)
+    # Most of the headers asked for are absent: "" without decoding nothing.
+    return clean(decode_words(unfold(value))) if value is not None else ""

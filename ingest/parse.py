@@ -24,14 +24,12 @@ from email import policy
 from email.message import Message
 from email.utils import parsedate_to_datetime
 
-from mailparser.utils import receiveds_parsing
-
 from db.core import clock, mailbox
 from db.mailin.model import Incoming
-from ingest import addresses, copies, reports, route
+from ingest import addresses, copies, received, reports, route
 from ingest.body import MSGID, raw_text, read_body, safe_name
 from ingest.charsets import clean, decode_header_block, decode_words
-from ingest.headers import header, raw_header, unfold
+from ingest.headers import Fields, header, raw_header, unfold
 
 __all__ = ["PARSER_VERSION", "parse", "safe_name"]
 
@@ -55,14 +53,21 @@ def parse(raw: bytes) -> Incoming:
 
 def _parse_into(msg: Incoming, raw: bytes) -> None:
     head, _ = _split(raw)
-    headers = email.parser.HeaderParser(policy=policy.compat32).parsestr(decode_header_block(head))
+    whole = _whole(raw)
+    # An ASCII header block with only CRLF or LF line ends parses into the same fields inside
+    # the message as on its own; any other is read as text first (`decode_header_block`).
+    plain = head.isascii() and b"\x1b" not in head and head.count(b"\r") == head.count(b"\r\n")
+    if isinstance(whole, Message) and plain:
+        headers = whole
+    else:
+        text = decode_header_block(head)
+        headers = email.parser.HeaderParser(policy=policy.compat32).parsestr(text)
     if not headers.keys():
         raise ValueError("no mail headers found; stored as raw text")
-    _read_headers(msg, headers)
-    # Most of the headers `route.kind` asks for are absent: answer those without a lookup.
-    present = {name.lower() for name in headers}
+    fields = Fields(headers)
+    _read_headers(msg, headers, fields)
     msg.kind = route.kind(
-        lambda name: header(headers, name) if name in present else "",
+        lambda name: header(fields, name),
         headers.get_content_type(),
         reports.report_type(headers),
         msg.from_addr,
@@ -71,15 +76,24 @@ def _parse_into(msg: Incoming, raw: bytes) -> None:
     # or a read receipt quoting the subject is no request.
     if msg.kind in ("", "list", "auto-reply"):
         msg.unsubscribe_token = route.unsubscribe_token(msg.subject)
-    try:
-        body = email.message_from_bytes(raw, policy=policy.compat32)
-    except RecursionError:
+    if isinstance(whole, RecursionError):
         msg.parse_error = "MIME structure nested too deeply to parse; shown as raw text"
         msg.body_text = raw_text(raw)
         return
-    read_body(msg, body)
-    reports.read(msg, body)
-    msg.defects.extend(sorted({type(d).__name__ for d in body.defects}))
+    if isinstance(whole, Exception):
+        raise whole
+    read_body(msg, whole)
+    reports.read(msg, whole)
+    msg.defects.extend(sorted({type(d).__name__ for d in whole.defects}))
+
+
+def _whole(raw: bytes) -> Message | Exception:
+    """The message parsed, or what parsing it raised: raised once its headers are read, so a
+    message whose body cannot be parsed keeps its sender and subject."""
+    try:
+        return email.message_from_bytes(raw, policy=policy.compat32)
+    except Exception as exc:  # noqa: BLE001 - see above
+        return exc
 
 
 def _split(raw: bytes) -> tuple[bytes, bytes]:
@@ -94,31 +108,31 @@ def _msgid(text: str) -> str | None:
     return match.group(0) if match else None
 
 
-def _read_headers(msg: Incoming, headers: Message) -> None:
-    msg.subject = header(headers, "subject").replace("\r", "").replace("\n", "")
+def _read_headers(msg: Incoming, headers: Message, fields: Fields) -> None:
+    msg.subject = header(fields, "subject").replace("\r", "").replace("\n", "")
     defects: list[str] = []
-    msg.from_name, msg.from_addr = addresses.author(headers, defects)
-    to = addresses.mailboxes(headers, "to", defects)
-    cc = addresses.mailboxes(headers, "cc", defects)
+    msg.from_name, msg.from_addr = addresses.author(fields, defects)
+    to = addresses.mailboxes(fields, "to", defects)
+    cc = addresses.mailboxes(fields, "cc", defects)
     msg.to_addrs = [addresses.display(m) for m in to]
     msg.cc_addrs = [addresses.display(m) for m in cc]
     msg.reply_to = [
         mailbox.recipient(m.name, real)
-        for m in addresses.mailboxes(headers, "reply-to", defects)
+        for m in addresses.mailboxes(fields, "reply-to", defects)
         if (real := mailbox.real_address(m.addr))
     ]
     delivered = [
         m for field in ("delivered-to", "x-original-to")
-        for m in addresses.mailboxes(headers, field, defects)
+        for m in addresses.mailboxes(fields, field, defects)
     ]  # fmt: skip
     msg.recipients = list(dict.fromkeys(m.addr for m in [*delivered, *to, *cc] if m.addr))
     msg.defects.extend(dict.fromkeys(defects))
-    msg.message_id = _msgid(header(headers, "message-id"))
-    msg.in_reply_to = _msgid(header(headers, "in-reply-to"))
-    msg.references = MSGID.findall(header(headers, "references"))[-50:]
-    msg.date_header = header(headers, "date")
+    msg.message_id = _msgid(header(fields, "message-id"))
+    msg.in_reply_to = _msgid(header(fields, "in-reply-to"))
+    msg.references = MSGID.findall(header(fields, "references"))[-50:]
+    msg.date_header = header(fields, "date")
     msg.sent_at = _date(msg.date_header, msg.defects)
-    msg.delivered_at = _delivered_at(headers)
+    msg.delivered_at = _delivered_at(fields)
     msg.headers = "\n".join(
         f"{k}: {clean(decode_words(unfold(v)))}" for k, v in headers.raw_items()
     )
@@ -142,14 +156,13 @@ def _date(text: str, defects: list[str]) -> str | None:
     return clock.iso(moment)
 
 
-def _delivered_at(headers: Message) -> str | None:
+def _delivered_at(fields: Fields) -> str | None:
     """When the last hop, our own mail server, received the message: the newest Received."""
-    top = raw_header(headers, "received")
+    top = raw_header(fields, "received")
     if not top:
         return None
     try:
-        (hop,) = receiveds_parsing([top])
-        moment = clock.parse(hop["date_utc"])
+        moment = received.moment(top)
     except (KeyError, ValueError, TypeError, AttributeError):  # no date mail-parser can read
         return None
     return clock.iso(moment) if 1990 <= moment.year <= clock.now().year + 1 else None
