@@ -89,6 +89,12 @@ _BOMS = (
     (codecs.BOM_UTF16_LE, "utf-16le"),
     (codecs.BOM_UTF16_BE, "utf-16be"),
 )
+# The Content-Type nearly all text parts have, `type/subtype; charset=label` with the label
+# quoted or not: no other parameter, comment, fold or RFC 2231 form.
+_SIMPLE_CHARSET = re.compile(
+    r'[ \t]*[A-Za-z0-9.+_-]+/[A-Za-z0-9.+_-]+[ \t]*;[ \t]*charset=("?)([A-Za-z0-9.:+_-]+)\1[ \t]*',
+    re.IGNORECASE,
+)
 _META_CHARSET = re.compile(rb"<meta[^>]*?charset\s*=\s*[\"']?\s*([\w.:-]+)", re.I)
 # RFC 2047 section 2 encoded word, read as leniently as the stdlib's `decode_header`.
 # The encoded text holds no "?" (RFC 2047 section 2), which keeps the pattern linear in time.
@@ -312,12 +318,18 @@ def _param_bytes(text: str) -> bytes:
 def clean(text: str) -> str:
     """`text` stripped, with lone surrogates (undecodable bytes the parser kept as escapes,
     which SQLite cannot store nor the terminal show) as U+FFFD."""
-    return text.encode("utf-8", "replace").decode("utf-8").strip()
+    if not text.isascii():  # ASCII holds no surrogates: most text needs no round trip
+        text = text.encode("utf-8", "replace").decode("utf-8")
+    return text.strip()
 
 
 def content_charset(part: Message) -> str:
     """The part's charset label as written, lower case; "" when there is none or it is not
     readable (the stdlib raises on an RFC 2231 `charset*=` whose own charset holds a NUL)."""
+    value = part.get("content-type")
+    simple = _SIMPLE_CHARSET.fullmatch(value) if isinstance(value, str) else None
+    if simple:  # what `get_content_charset` gives for it, without parsing the parameters
+        return simple.group(2).lower()
     try:
         return part.get_content_charset() or ""
     except (LookupError, ValueError, UnicodeError):

@@ -14,17 +14,24 @@ class Fields:
     """The first value of each header field of `message`, by name in any case: what
     `Message.get` answers, from one pass over the fields instead of one per question."""
 
-    __slots__ = ("_first", "_policy")
+    __slots__ = ("_first", "_policy", "_values")
 
     def __init__(self, message: Message) -> None:
         self._policy = message.policy
         self._first: dict[str, tuple[str, str]] = {}
         for name, value in message.raw_items():
             self._first.setdefault(name.lower(), (name, value))
+        self._values: dict[str, object] = {}  # as the policy gives them, once asked for
 
     def get(self, name: str, failobj: object = None) -> object:
-        found = self._first.get(name.lower())
-        return failobj if found is None else self._policy.header_fetch_parse(*found)
+        key = name.lower()
+        if key in self._values:
+            return self._values[key]
+        found = self._first.get(key)
+        if found is None:
+            return failobj
+        value = self._values[key] = self._policy.header_fetch_parse(*found)
+        return value
 
 
 def raw_header(headers: Message | Fields, name: str) -> str:
@@ -36,7 +43,8 @@ def raw_header(headers: Message | Fields, name: str) -> str:
 def unfold(value: object) -> str:
     """A header value on one line: each fold (a line break before white space, RFC 5322
     section 2.2.3) becomes one space."""
-    return _FOLD.sub(" ", str(value))
+    text = str(value)
+    return _FOLD.sub(" ", text) if "\n" in text else text
 
 
 def header(headers: Message | Fields, name: str) -> str:

@@ -20,6 +20,7 @@ import email
 import email.parser
 import hashlib
 import re
+from datetime import datetime
 from email import policy
 from email.message import Message
 from email.utils import parsedate_to_datetime
@@ -131,14 +132,15 @@ def _read_headers(msg: Incoming, headers: Message, fields: Fields) -> None:
     msg.in_reply_to = _msgid(header(fields, "in-reply-to"))
     msg.references = MSGID.findall(header(fields, "references"))[-50:]
     msg.date_header = header(fields, "date")
-    msg.sent_at = _date(msg.date_header, msg.defects)
-    msg.delivered_at = _delivered_at(fields)
+    today = clock.now()
+    msg.sent_at = _date(msg.date_header, msg.defects, today)
+    msg.delivered_at = _delivered_at(fields, today)
     msg.headers = "\n".join(
         f"{k}: {clean(decode_words(unfold(v)))}" for k, v in headers.raw_items()
     )
 
 
-def _date(text: str, defects: list[str]) -> str | None:
+def _date(text: str, defects: list[str], today: datetime) -> str | None:
     if not text:
         defects.append("MissingDate")
         return None
@@ -148,15 +150,15 @@ def _date(text: str, defects: list[str]) -> str | None:
         defects.append("UnparseableDate")
         return None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=clock.now().tzinfo)
+        moment = moment.replace(tzinfo=today.tzinfo)
     # A date far from now is a broken clock or a forgery; keep the header, not the claim.
-    if not 1990 <= moment.year <= clock.now().year + 1:
+    if not 1990 <= moment.year <= today.year + 1:
         defects.append("ImplausibleDate")
         return None
     return clock.iso(moment)
 
 
-def _delivered_at(fields: Fields) -> str | None:
+def _delivered_at(fields: Fields, today: datetime) -> str | None:
     """When the last hop, our own mail server, received the message: the newest Received."""
     top = raw_header(fields, "received")
     if not top:
@@ -165,4 +167,4 @@ def _delivered_at(fields: Fields) -> str | None:
         moment = received.moment(top)
     except (KeyError, ValueError, TypeError, AttributeError):  # no date mail-parser can read
         return None
-    return clock.iso(moment) if 1990 <= moment.year <= clock.now().year + 1 else None
+    return clock.iso(moment) if 1990 <= moment.year <= today.year + 1 else None

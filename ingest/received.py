@@ -13,7 +13,7 @@ mail-parser's.
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from mailparser.dates import parse_mail_date
 from mailparser.utils import receiveds_parsing
@@ -24,6 +24,13 @@ from db.core import clock
 # the folding white space it strips around the date.
 _SPECIAL = re.compile(r'[\\()"\[\]<>;]')
 _FWS = " \t\r\n"
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+# RFC 5322 3.3 date-time as servers write it, `Tue, 24 Nov 2026 09:00:04 +0000`: single spaces,
+# a four-digit year and a numeric zone, no comment.
+_PLAIN_DATE = re.compile(
+    r"(?:(Mon|Tue|Wed|Thu|Fri|Sat|Sun), )?([0-9]{1,2}) (" + "|".join(_MONTHS) + r") ([0-9]{4}) "
+    r"([0-9]{2}):([0-9]{2}):([0-9]{2}) ([+-])([0-9]{2})([0-9]{2})"
+)
 
 
 def moment(value: str) -> datetime:
@@ -34,8 +41,35 @@ def moment(value: str) -> datetime:
     if date is None:
         (hop,) = receiveds_parsing([value])
         return clock.parse(hop["date_utc"])
-    found = parse_mail_date(date).value
-    return clock.parse(found.isoformat() if found else None)  # type: ignore[arg-type]
+    plain = _PLAIN_DATE.fullmatch(date)
+    # In UTC either way, as `clock.parse` would give it back.
+    found = _plain_date(plain) if plain else parse_mail_date(date).value
+    if found is None:
+        raise ValueError(f"no date mail-parser can read in {date!r}")
+    return found
+
+
+def _plain_date(plain: re.Match[str]) -> datetime | None:
+    """The moment of a date in the form nearly every server writes (`_PLAIN_DATE`), as
+    `mailparser.dates.parse_mail_date` reads it: in UTC, a leap second as the next second,
+    None for a day, time or zone that does not exist or a year before 1900."""
+    day, month, year, hour, minute, second, sign, zone_hours, zone_minutes = map(
+        plain.group, range(2, 11)
+    )
+    seconds = int(second)
+    if int(year) < 1900 or int(hour) > 23 or int(minute) > 59 or seconds > 60:
+        return None
+    if int(zone_minutes) > 59:
+        return None
+    offset = (int(zone_hours) * 60 + int(zone_minutes)) * (-1 if sign == "-" else 1)
+    try:
+        local = datetime(
+            int(year), _MONTHS.index(month) + 1, int(day), int(hour), int(minute),
+            min(seconds, 59), tzinfo=UTC,
+        )  # fmt: skip
+        return local - timedelta(minutes=offset, seconds=-(seconds == 60))
+    except (OverflowError, ValueError):
+        return None
 
 
 def _date(value: str) -> str | None:
