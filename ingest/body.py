@@ -197,7 +197,7 @@ def _read_leaf(
     filename = _filename(part)
     if ctype in ("text/plain", "text/html") and disposition != "attachment":
         label = content_charset(part)
-        text, charset = payload_text(part, msg.defects, label)
+        text, charset = payload_text(part, msg.defects, label, ctype)
         if not node.inside:
             declared.append(label)
             used.append(charset)

@@ -337,12 +337,17 @@ def content_charset(part: Message) -> str:
 
 
 def payload_text(
-    part: Message, defects: list[str] | None = None, label: str | None = None
+    part: Message,
+    defects: list[str] | None = None,
+    label: str | None = None,
+    ctype: str | None = None,
 ) -> tuple[str, str]:
     """A text part's content and the charset that read it. Bytes that charset could not read
-    add "CharsetErrors" to `defects`, a label no table knows "UnknownCharset". `label` is the
-    part's `content_charset`, when the caller has read it already."""
-    ctype = part.get_content_type()
+    add "CharsetErrors" to `defects`, a label no table knows "UnknownCharset". `label` (the
+    part's `content_charset`) and `ctype` (its content type) are read here unless the caller
+    has read them already."""
+    if ctype is None:
+        ctype = part.get_content_type()
     if ctype in WHOLE:
         # Parsed into header blocks: the returned mail, or the report's per-message and
         # per-recipient fields (Action, Status, Diagnostic-Code).

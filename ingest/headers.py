@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from email.message import Message
+from email.policy import compat32
 
 from ingest.charsets import clean, decode_words
 
@@ -14,7 +15,7 @@ class Fields:
     """The first value of each header field of `message`, by name in any case: what
     `Message.get` answers, from one pass over the fields instead of one per question."""
 
-    __slots__ = ("_first", "_policy", "_values")
+    __slots__ = ("_first", "_policy", "_texts", "_values")
 
     def __init__(self, message: Message) -> None:
         self._policy = message.policy
@@ -22,6 +23,15 @@ class Fields:
         for name, value in message.raw_items():
             self._first.setdefault(name.lower(), (name, value))
         self._values: dict[str, object] = {}  # as the policy gives them, once asked for
+        self._texts: dict[str, str] = {}
+
+    def text(self, name: str) -> str:
+        """`header(self, name)`, read once: the first value as text, "" when there is none."""
+        text = self._texts.get(name)
+        if text is None:
+            text = header(self, name) if name.lower() in self._first else ""
+            self._texts[name] = text
+        return text
 
     def get(self, name: str, failobj: object = None) -> object:
         key = name.lower()
@@ -30,7 +40,11 @@ class Fields:
         found = self._first.get(key)
         if found is None:
             return failobj
-        value = self._values[key] = self._policy.header_fetch_parse(*found)
+        name, value = found
+        # compat32 gives a field back as it is unless it holds surrogates, which ASCII cannot.
+        if not (self._policy is compat32 and isinstance(value, str) and value.isascii()):
+            value = self._policy.header_fetch_parse(name, value)
+        self._values[key] = value
         return value
 
 
