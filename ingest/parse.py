@@ -63,16 +63,14 @@ def _parse_into(msg: Incoming, raw: bytes) -> None:
     else:
         text = decode_header_block(head)
         headers = email.parser.HeaderParser(policy=policy.compat32).parsestr(text)
-    if not headers.keys():
+    if len(headers) == 0:
         raise ValueError("no mail headers found; stored as raw text")
     fields = Fields(headers)
     _read_headers(msg, headers, fields)
-    msg.kind = route.kind(
-        fields.text,
-        headers.get_content_type(),
-        reports.report_type(headers),
-        msg.from_addr,
-    )
+    ctype = headers.get_content_type()
+    # Only a multipart/report has a report type: no need to read the parameters of others.
+    report = reports.report_type(headers) if ctype == "multipart/report" else ""
+    msg.kind = route.kind(fields.text, ctype, report, msg.from_addr)
     # A client may mark the mail its unsubscribe button sends as automatic; a delivery report
     # or a read receipt quoting the subject is no request.
     if msg.kind in ("", "list", "auto-reply"):
