@@ -25,6 +25,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from email.message import Message
+from functools import lru_cache
 from typing import NamedTuple
 
 from db.core.mailbox import real_address, recipient
@@ -55,6 +56,9 @@ _SPACES = re.compile(r"\s+")
 _ADDR_SPEC = re.compile(r"[^@\s]+@[^@\s]+")
 # Decoded text that holds an address: read again, as the mailbox it is.
 _HOLDS_ADDRESS = re.compile(r"@|<")
+# The same senders and the desk's own addresses come again and again, so a header's mailboxes
+# are kept once read; a longer header is rare and is not kept, so the cache stays small.
+_CACHED_LENGTH = 300
 
 
 @dataclass(frozen=True)
@@ -91,6 +95,20 @@ def read(value: str, defects: list[str], *, decode: bool = True) -> list[Mailbox
     that no address follows is a mailbox with the address ''. Never raises."""
     if not value:
         return []
+    if len(value) > _CACHED_LENGTH:
+        return _read(value, defects, decode)
+    found, repairs = _read_once(value, decode)
+    defects.extend(repairs)
+    return list(found)
+
+
+@lru_cache(maxsize=4096)
+def _read_once(value: str, decode: bool) -> tuple[tuple[Mailbox, ...], tuple[str, ...]]:
+    defects: list[str] = []
+    return tuple(_read(value, defects, decode)), tuple(defects)
+
+
+def _read(value: str, defects: list[str], decode: bool) -> list[Mailbox]:
     simple = _SIMPLE.fullmatch(value)
     if simple and "=?" not in simple["addr"]:  # the usual one mailbox, read the same, faster
         name = _name([simple["quoted"] or simple["phrase"] or ""], decode)

@@ -53,23 +53,20 @@ def _plain_date(plain: re.Match[str]) -> datetime | None:
     """The moment of a date in the form nearly every server writes (`_PLAIN_DATE`), as
     `mailparser.dates.parse_mail_date` reads it: in UTC, a leap second as the next second,
     None for a day, time or zone that does not exist or a year before 1900."""
-    day, month, year, hour, minute, second, sign, zone_hours, zone_minutes = map(
-        plain.group, range(2, 11)
-    )
-    seconds = int(second)
-    if int(year) < 1900 or int(hour) > 23 or int(minute) > 59 or seconds > 60:
-        return None
-    if int(zone_minutes) > 59:
+    _, day, month, year, hour, minute, second, sign, zone_hours, zone_minutes = plain.groups()
+    years, hours, minutes, seconds = int(year), int(hour), int(minute), int(second)
+    if years < 1900 or hours > 23 or minutes > 59 or seconds > 60 or int(zone_minutes) > 59:
         return None
     offset = (int(zone_hours) * 60 + int(zone_minutes)) * (-1 if sign == "-" else 1)
     try:
-        local = datetime(
-            int(year), _MONTHS.index(month) + 1, int(day), int(hour), int(minute),
-            min(seconds, 59), tzinfo=UTC,
-        )  # fmt: skip
-        return local - timedelta(minutes=offset, seconds=-(seconds == 60))
+        moment = datetime(
+            years, _MONTHS.index(month) + 1, int(day), hours, minutes, min(seconds, 59), tzinfo=UTC
+        )
+        if offset or seconds == 60:
+            moment -= timedelta(minutes=offset, seconds=-(seconds == 60))
     except (OverflowError, ValueError):
         return None
+    return moment
 
 
 def _date(value: str) -> str | None:
