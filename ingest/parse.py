@@ -16,7 +16,6 @@ so it is stored and shown, never dropped.
 
 from __future__ import annotations
 
-import email
 import email.parser
 import hashlib
 import re
@@ -38,6 +37,8 @@ __all__ = ["PARSER_VERSION", "parse", "safe_name"]
 # stored before versions were kept.
 PARSER_VERSION = 1
 _HEADER_END = re.compile(rb"\n\r?\n")
+# `email.message_from_bytes` without a parser made for each message; it keeps no state.
+_PARSER = email.parser.BytesParser(policy=policy.compat32)
 
 
 def parse(raw: bytes) -> Incoming:
@@ -90,7 +91,7 @@ def _whole(raw: bytes) -> Message | Exception:
     """The message parsed, or what parsing it raised: raised once its headers are read, so a
     message whose body cannot be parsed keeps its sender and subject."""
     try:
-        return email.message_from_bytes(raw, policy=policy.compat32)
+        return _PARSER.parsebytes(raw)
     except Exception as exc:  # noqa: BLE001 - see above
         return exc
 
