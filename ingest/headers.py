@@ -27,10 +27,11 @@ class Fields:
 
     def text(self, name: str) -> str:
         """`header(self, name)`, read once: the first value as text, "" when there is none."""
+        if name.lower() not in self._first:  # most fields asked for are absent
+            return ""
         text = self._texts.get(name)
         if text is None:
-            text = header(self, name) if name.lower() in self._first else ""
-            self._texts[name] = text
+            text = self._texts[name] = header(self, name)
         return text
 
     def get(self, name: str, failobj: object = None) -> object:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import email.parser
 import hashlib
 import re
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from email import policy
 from email.message import Message
 from email.utils import parsedate_to_datetime
@@ -152,8 +152,9 @@ def _date(text: str, defects: list[str], today: datetime) -> str | None:
     if not text:
         defects.append("MissingDate")
         return None
+    plain = received.PLAIN_DATE.fullmatch(text)
     try:
-        moment = parsedate_to_datetime(text)
+        moment = _plain_date(plain) if plain else parsedate_to_datetime(text)
     except (TypeError, ValueError, IndexError, OverflowError):
         defects.append("UnparseableDate")
         return None
@@ -164,6 +165,18 @@ def _date(text: str, defects: list[str], today: datetime) -> str | None:
         defects.append("ImplausibleDate")
         return None
     return clock.iso(moment)
+
+
+def _plain_date(plain: re.Match[str]) -> datetime:
+    """`parsedate_to_datetime` of a date in the form nearly every mailer writes
+    (`received.PLAIN_DATE`), without its general parser: naive for the zone -0000 (RFC 5322
+    3.3, "no information about the local time zone"); ValueError for a day, time or zone that
+    does not exist, as it raises."""
+    _, day, month, year, hour, minute, second, sign, zone_hours, zone_minutes = plain.groups()
+    offset = (int(zone_hours) * 3600 + int(zone_minutes) * 60) * (-1 if sign == "-" else 1)
+    zone = None if sign == "-" and not offset else timezone(timedelta(seconds=offset))
+    moment = (int(year), received.MONTHS.index(month) + 1, int(day))
+    return datetime(*moment, int(hour), int(minute), int(second), tzinfo=zone)
 
 
 def _delivered_at(fields: Fields, today: datetime) -> str | None:

@@ -24,11 +24,11 @@ from db.core import clock
 # the folding white space it strips around the date.
 _SPECIAL = re.compile(r'[\\()"\[\]<>;]')
 _FWS = " \t\r\n"
-_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 # RFC 5322 3.3 date-time as servers write it, `Tue, 24 Nov 2026 09:00:04 +0000`: single spaces,
-# a four-digit year and a numeric zone, no comment.
-_PLAIN_DATE = re.compile(
-    r"(?:(Mon|Tue|Wed|Thu|Fri|Sat|Sun), )?([0-9]{1,2}) (" + "|".join(_MONTHS) + r") ([0-9]{4}) "
+# a year of four digits (no leading zero) and a numeric zone, no comment.
+PLAIN_DATE = re.compile(
+    r"(?:(Mon|Tue|Wed|Thu|Fri|Sat|Sun), )?([0-9]{1,2}) (" + "|".join(MONTHS) + r") ([1-9][0-9]{3}) "
     r"([0-9]{2}):([0-9]{2}):([0-9]{2}) ([+-])([0-9]{2})([0-9]{2})"
 )
 
@@ -41,7 +41,7 @@ def moment(value: str) -> datetime:
     if date is None:
         (hop,) = receiveds_parsing([value])
         return clock.parse(hop["date_utc"])
-    plain = _PLAIN_DATE.fullmatch(date)
+    plain = PLAIN_DATE.fullmatch(date)
     # In UTC either way, as `clock.parse` would give it back.
     found = _plain_date(plain) if plain else parse_mail_date(date).value
     if found is None:
@@ -50,7 +50,7 @@ def moment(value: str) -> datetime:
 
 
 def _plain_date(plain: re.Match[str]) -> datetime | None:
-    """The moment of a date in the form nearly every server writes (`_PLAIN_DATE`), as
+    """The moment of a date in the form nearly every server writes (`PLAIN_DATE`), as
     `mailparser.dates.parse_mail_date` reads it: in UTC, a leap second as the next second,
     None for a day, time or zone that does not exist or a year before 1900."""
     _, day, month, year, hour, minute, second, sign, zone_hours, zone_minutes = plain.groups()
@@ -60,7 +60,7 @@ def _plain_date(plain: re.Match[str]) -> datetime | None:
     offset = (int(zone_hours) * 60 + int(zone_minutes)) * (-1 if sign == "-" else 1)
     try:
         moment = datetime(
-            years, _MONTHS.index(month) + 1, int(day), hours, minutes, min(seconds, 59), tzinfo=UTC
+            years, MONTHS.index(month) + 1, int(day), hours, minutes, min(seconds, 59), tzinfo=UTC
         )
         if offset or seconds == 60:
             moment -= timedelta(minutes=offset, seconds=-(seconds == 60))
