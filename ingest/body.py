@@ -593,9 +593,10 @@ def _param(part: Message, name: str) -> str:
 
 def _filename(part: Message) -> str:
     try:
-        return clean(_LINE_BREAK.sub("", attachment_name(part)))
+        name = attachment_name(part)
     except Exception:  # noqa: BLE001 - malformed RFC 2231 parameters
         return ""
+    return clean(_LINE_BREAK.sub("", name)) if name else ""
 
 
 def _attachment(part: Message, filename: str, index: int) -> Attachment:

@@ -83,7 +83,8 @@ def _parse_into(msg: Incoming, raw: bytes) -> None:
     if isinstance(whole, Exception):
         raise whole
     read_body(msg, whole)
-    reports.read(msg, whole)
+    if headers is not whole or ctype == "multipart/report":  # the others have no report parts
+        reports.read(msg, whole)
     msg.defects.extend(sorted({type(d).__name__ for d in whole.defects}))
 
 
@@ -138,7 +139,7 @@ def _read_headers(msg: Incoming, headers: Message, fields: Fields) -> None:
     today = clock.now()
     msg.sent_at = _date(msg.date_header, msg.defects, today)
     msg.delivered_at = _delivered_at(fields, today)
-    msg.headers = "\n".join(f"{k}: {_text(v)}" for k, v in headers.raw_items())
+    msg.headers = "\n".join([f"{k}: {_text(v)}" for k, v in headers.raw_items()])
 
 
 def _text(value: str) -> str:

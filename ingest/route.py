@@ -156,7 +156,8 @@ def kind(header: Callable[[str], str], content_type: str, report_type: str, from
 
 def _is_automatic(header: Callable[[str], str]) -> bool:
     # RFC 3834 section 5: the value may carry a comment, "no (manual)".
-    if _COMMENT.sub("", header("auto-submitted")).strip().lower() not in _NOT_SET:
+    submitted = header("auto-submitted")
+    if submitted and _COMMENT.sub("", submitted).strip().lower() not in _NOT_SET:
         return True
     if any(header(name).strip().lower() not in _NOT_SET for name in _STRONG_AUTO):
         return True
