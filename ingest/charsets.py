@@ -281,9 +281,14 @@ def attachment_name(part: Message) -> str:
     """An attachment's name: Content-Disposition's `filename`, else Content-Type's `name`;
     RFC 2231 `filename*=charset''%..` with the charset resolved, RFC 2047 encoded words (as
     Outlook writes them), or raw 8-bit bytes (UTF-8, else detected). "" when there is none."""
-    value = _param(part, "content-disposition", "filename")
+    fields: dict[str, str] = {}  # the first Content-Disposition and Content-Type as written
+    for name, raw in part.raw_items():
+        key = name.lower()
+        if key in ("content-disposition", "content-type") and key not in fields:
+            fields[key] = str(raw)
+    value = _param(part, "content-disposition", fields.get("content-disposition"), "filename")
     if value is None:
-        value = _param(part, "content-type", "name")
+        value = _param(part, "content-type", fields.get("content-type"), "name")
     if value is None:
         return ""
     if isinstance(value, tuple):
@@ -292,8 +297,10 @@ def attachment_name(part: Message) -> str:
     return decode_words(value).strip()
 
 
-def _param(part: Message, header: str, param: str) -> str | tuple[str, str, str] | None:
-    raw = next((str(v) for k, v in part.raw_items() if k.lower() == header), None)
+def _param(
+    part: Message, header: str, raw: str | None, param: str
+) -> str | tuple[str, str, str] | None:
+    """`param` of the `header` field of `part`, whose first value is `raw`."""
     # A parameter's name is in its field as written (RFC 2231 continuations `name*0*` too):
     # a field without it has none, and the stdlib need not parse the others.
     if raw is None or (raw.isascii() and param not in raw.lower()):
