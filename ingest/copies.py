@@ -84,8 +84,7 @@ _TRANSPORT_PREFIXES = (
 _TRANSPORT_NAMES = frozenset(name.encode() for name in _TRANSPORT)
 _TRANSPORT_STARTS = tuple(prefix.encode() for prefix in _TRANSPORT_PREFIXES)
 _HEADER_END = re.compile(rb"\n\r?\n")
-_FOLD = re.compile(rb"\n(?=[ \t])")  # a line break before white space folds (RFC 5322 2.2.3)
-_WSP = re.compile(rb"(?: [ \t]|\t)[ \t]*")  # runs of white space but a lone space
+_SPACES = re.compile(rb"  +")
 _ENVELOPE = re.compile(rb"From (?![ \t]*:)")  # mbox's separator line; "From :" is a field
 
 
@@ -102,11 +101,12 @@ def copy_key(raw: bytes) -> str | None:
     """
     end = _HEADER_END.search(raw)
     head, body = (raw[: end.start()], raw[end.end() :]) if end else (raw, b"")
-    head = head.replace(b"\r\n", b"\n")
-    if b"\n " in head or b"\n\t" in head:  # most fields are on one line
-        head = _FOLD.sub(b"", head)
-    if b"\t" in head or b"  " in head:
-        head = _WSP.sub(b" ", head)
+    # Unfolded (a line break before white space goes), then each run of white space as one
+    # space: string replacements, which find what they replace far faster than a pattern.
+    head = head.replace(b"\r\n", b"\n").replace(b"\n ", b" ").replace(b"\n\t", b"\t")
+    head = head.replace(b"\t", b" ")
+    if b"  " in head:
+        head = _SPACES.sub(b" ", head)
     lines = head.split(b"\n")
     if _ENVELOPE.match(lines[0]):
         del lines[0]
