@@ -374,4 +374,7 @@ def payload_text(
             defects.append("CharsetErrors")
         if label and resolve(label) is None:
             defects.append("UnknownCharset")
-    return decoded.text.replace("\r\n", "\n"), decoded.charset
+    text = decoded.text
+    if "\r" in text:  # finding one character is much cheaper than replacing two
+        text = text.replace("\r\n", "\n")
+    return text, decoded.charset
