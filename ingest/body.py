@@ -121,8 +121,8 @@ def read_body(msg: Incoming, body: Message) -> None:
     msg.body_html = reading.html[:MAX_TEXT]
     msg.forwarded.extend(_forwarded(nodes))
     msg.attachments.extend(a for node in nodes for a in node.attachments)
-    msg.charset_declared = ",".join(dict.fromkeys(c for c in declared if c))
-    msg.charset_used = ",".join(dict.fromkeys(c for c in used if c))
+    msg.charset_declared = ",".join(dict.fromkeys(filter(None, declared)))
+    msg.charset_used = ",".join(dict.fromkeys(filter(None, used)))
 
 
 def _tree(body: Message, msg: Incoming) -> list[_Node]:
