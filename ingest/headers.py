@@ -1,4 +1,5 @@
-"""One header's value: the first of a repeated header, unfolded, encoded words decoded."""
+"""One header's value: the first of a repeated header, unfolded, encoded words decoded; and
+`Fields`, which answers those questions for one message from a single pass over its fields."""
 
 from __future__ import annotations
 
@@ -35,6 +36,8 @@ class Fields:
         return text
 
     def get(self, name: str, failobj: object = None) -> object:
+        """`Message.get`: the first value of the field `name` as the message's policy gives
+        it, or `failobj` when there is none."""
         key = name.lower()
         if key in self._values:
             return self._values[key]
@@ -66,5 +69,5 @@ def header(headers: Message | Fields, name: str) -> str:
     """The first value of a header as text: a repeated header is not a list, encoded words are
     decoded, a broken one is its raw text."""
     value = headers.get(name)
-    # Most of the headers asked for are absent: "" without decoding nothing.
+    # Most of the headers asked for are absent: "" at once, nothing to decode.
     return clean(decode_words(unfold(value))) if value is not None else ""

@@ -1,14 +1,15 @@
 """Parsing: raw bytes to an `Incoming` message, for any bytes at all.
 
-The standard library's `email` does the work: `compat32` for structure (it is several times
-faster, because `policy.default` parses every header through its registry on each access);
+The standard library's `email` does the work, once a message: `compat32` for structure (it is
+several times faster, because `policy.default` parses every header through its registry on each
+access), its header fields read from the parsed message unless they hold raw 8-bit bytes;
 `ingest.charsets` reads the text out of the bytes (charset labels as mail clients read them,
 encoded words, attachment names, raw 8-bit headers, undeclared 8-bit text). The traps the stdlib
 and mail-parser fall into are handled here: repeated headers (first wins), raw 8-bit header
 bytes, unknown or missing charsets, ISO-2022-JP and UTF-7 bodies, absurd dates, garbage
-Message-IDs, and MIME nested so deep that the parser's recursion gives out. mail-parser reads
-the Received trace, so mail read late (a first sync, a daemon that was down) keeps the time it
-reached our server.
+Message-IDs, and MIME nested so deep that the parser's recursion gives out. The Received trace
+is read as mail-parser reads it (`ingest.received`), so mail read late (a first sync, a daemon
+that was down) keeps the time it reached our server.
 
 What cannot be parsed at all is still returned, with `parse_error` set and the raw bytes kept,
 so it is stored and shown, never dropped.
@@ -155,7 +156,7 @@ def _date(text: str, defects: list[str], today: datetime) -> str | None:
         return None
     plain = received.PLAIN_DATE.fullmatch(text)
     try:
-        moment = _plain_date(plain) if plain else parsedate_to_datetime(text)
+        moment = _header_date(plain) if plain else parsedate_to_datetime(text)
     except (TypeError, ValueError, IndexError, OverflowError):
         defects.append("UnparseableDate")
         return None
@@ -168,7 +169,7 @@ def _date(text: str, defects: list[str], today: datetime) -> str | None:
     return clock.iso(moment)
 
 
-def _plain_date(plain: re.Match[str]) -> datetime:
+def _header_date(plain: re.Match[str]) -> datetime:
     """`parsedate_to_datetime` of a date in the form nearly every mailer writes
     (`received.PLAIN_DATE`), without its general parser: naive for the zone -0000 (RFC 5322
     3.3, "no information about the local time zone"); ValueError for a day, time or zone that
@@ -176,8 +177,8 @@ def _plain_date(plain: re.Match[str]) -> datetime:
     _, day, month, year, hour, minute, second, sign, zone_hours, zone_minutes = plain.groups()
     offset = (int(zone_hours) * 3600 + int(zone_minutes) * 60) * (-1 if sign == "-" else 1)
     zone = None if sign == "-" and not offset else timezone(timedelta(seconds=offset))
-    moment = (int(year), received.MONTHS.index(month) + 1, int(day))
-    return datetime(*moment, int(hour), int(minute), int(second), tzinfo=zone)
+    number = received.MONTHS.index(month) + 1
+    return datetime(int(year), number, int(day), int(hour), int(minute), int(second), tzinfo=zone)
 
 
 def _delivered_at(fields: Fields, today: datetime) -> str | None:

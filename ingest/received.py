@@ -5,7 +5,8 @@ mail-parser splits the whole field into its clauses (from, by, with, id, for) to
 after the semicolon, which costs more than the rest of a header block. Only the date is wanted:
 when the field is ASCII and has exactly one semicolon outside comments, quoted strings, domain
 literals and angle addresses, that semicolon is the one mail-parser's scanner stops at, and its
-date parser reads what follows. Any other field (none or several such semicolons, a SendGrid
+date parser reads what follows; a date in the form nearly every server writes is read by the
+same rules here (`_plain_date`). Any other field (none or several such semicolons, a SendGrid
 stamp, unbalanced delimiters, 8-bit bytes) goes to mail-parser whole, so the answer is always
 mail-parser's.
 """
