@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Set as AbstractSet
 from email.message import Message
 from email.policy import compat32
 
@@ -25,6 +26,11 @@ class Fields:
             self._first.setdefault(name.lower(), (name, value))
         self._values: dict[str, object] = {}  # as the policy gives them, once asked for
         self._texts: dict[str, str] = {}
+
+    @property
+    def names(self) -> AbstractSet[str]:
+        """The names of the fields the message has, in lower case."""
+        return self._first.keys()
 
     def text(self, name: str) -> str:
         """`header(self, name)`, read once: the first value as text, "" when there is none."""

@@ -72,7 +72,7 @@ def _parse_into(msg: Incoming, raw: bytes) -> None:
     ctype = headers.get_content_type()
     # Only a multipart/report has a report type: no need to read the parameters of others.
     report = reports.report_type(headers) if ctype == "multipart/report" else ""
-    msg.kind = route.kind(fields.text, ctype, report, msg.from_addr)
+    msg.kind = route.kind(fields.text, ctype, report, msg.from_addr, fields.names)
     # A client may mark the mail its unsubscribe button sends as automatic; a delivery report
     # or a read receipt quoting the subject is no request.
     if msg.kind in ("", "list", "auto-reply"):
