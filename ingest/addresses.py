@@ -25,11 +25,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from email.message import Message
+from functools import lru_cache
 from typing import NamedTuple
 
 from db.core.mailbox import real_address, recipient
 from ingest.charsets import clean, decode_words
-from ingest.headers import header, raw_header
+from ingest.headers import Fields, header, raw_header
 
 # One token of an address header; specials are the separators of RFC 5322 3.2.3.
 _TOKEN = re.compile(
@@ -55,6 +56,9 @@ _SPACES = re.compile(r"\s+")
 _ADDR_SPEC = re.compile(r"[^@\s]+@[^@\s]+")
 # Decoded text that holds an address: read again, as the mailbox it is.
 _HOLDS_ADDRESS = re.compile(r"@|<")
+# The same senders and the desk's own addresses come again and again, so a header's mailboxes
+# are kept once read; a longer header is rare and is not kept, so the cache stays small.
+_CACHED_LENGTH = 300
 
 
 @dataclass(frozen=True)
@@ -81,7 +85,7 @@ class Author(NamedTuple):
     addr: str
 
 
-def mailboxes(headers: Message, field: str, defects: list[str]) -> list[Mailbox]:
+def mailboxes(headers: Message | Fields, field: str, defects: list[str]) -> list[Mailbox]:
     """The mailboxes of the first `field` header; the repairs made are added to `defects`."""
     return read(raw_header(headers, field), defects)
 
@@ -91,6 +95,20 @@ def read(value: str, defects: list[str], *, decode: bool = True) -> list[Mailbox
     that no address follows is a mailbox with the address ''. Never raises."""
     if not value:
         return []
+    if len(value) > _CACHED_LENGTH:
+        return _read(value, defects, decode)
+    found, repairs = _read_once(value, decode)
+    defects.extend(repairs)
+    return list(found)
+
+
+@lru_cache(maxsize=4096)
+def _read_once(value: str, decode: bool) -> tuple[tuple[Mailbox, ...], tuple[str, ...]]:
+    defects: list[str] = []
+    return tuple(_read(value, defects, decode)), tuple(defects)
+
+
+def _read(value: str, defects: list[str], decode: bool) -> list[Mailbox]:
     simple = _SIMPLE.fullmatch(value)
     if simple and "=?" not in simple["addr"]:  # the usual one mailbox, read the same, faster
         name = _name([simple["quoted"] or simple["phrase"] or ""], decode)
@@ -128,7 +146,7 @@ def _unaddressed(names: list[str], defects: list[str]) -> list[Mailbox]:
     return [Mailbox(name, "") for name in names]
 
 
-def author(headers: Message, defects: list[str]) -> Author:
+def author(headers: Message | Fields, defects: list[str]) -> Author:
     """The author the desk answers (RFC 5322 3.6.2): the From's one mailbox; when From names
     several, the Sender, who is then required and responsible, else the first with a real
     address (`MultipleFrom`); when From has no real address, the Sender's. Without any the

@@ -75,6 +75,7 @@ class _Node:
     part: Message
     parent: int
     inside: int  # how many forwarded mails enclose it
+    ctype: str = ""  # the part's content type, read once
     kind: str = "leaf"  # or "multipart", "alternative", "related", "forward"
     children: list[int] = field(default_factory=list)
     candidate: tuple[str, str] | None = None
@@ -120,8 +121,8 @@ def read_body(msg: Incoming, body: Message) -> None:
     msg.body_html = reading.html[:MAX_TEXT]
     msg.forwarded.extend(_forwarded(nodes))
     msg.attachments.extend(a for node in nodes for a in node.attachments)
-    msg.charset_declared = ",".join(dict.fromkeys(c for c in declared if c))
-    msg.charset_used = ",".join(dict.fromkeys(c for c in used if c))
+    msg.charset_declared = ",".join(dict.fromkeys(filter(None, declared)))
+    msg.charset_used = ",".join(dict.fromkeys(filter(None, used)))
 
 
 def _tree(body: Message, msg: Incoming) -> list[_Node]:
@@ -136,7 +137,7 @@ def _tree(body: Message, msg: Incoming) -> list[_Node]:
         nodes.append(node)
         if parent >= 0:
             nodes[parent].children.append(index)
-        ctype = part.get_content_type()
+        ctype = node.ctype = part.get_content_type()
         if ctype in _FORWARD and bounce:  # the returned mail: read by `_returned`
             continue
         if ctype in _FORWARD:
@@ -185,8 +186,7 @@ def _unfolded_boundary(part: Message) -> list[Message] | None:
 def _read_leaf(
     msg: Incoming, node: _Node, index: int, declared: list[str], used: list[str]
 ) -> None:
-    part = node.part
-    ctype = part.get_content_type()
+    part, ctype = node.part, node.ctype
     if ctype == "text/rfc822-headers" or ctype in _FORWARD:  # what a bounce returns
         _returned(msg, payload_text(part)[0])
         return
@@ -196,9 +196,10 @@ def _read_leaf(
     disposition = (part.get_content_disposition() or "").lower()
     filename = _filename(part)
     if ctype in ("text/plain", "text/html") and disposition != "attachment":
-        text, charset = payload_text(part, msg.defects)
+        label = content_charset(part)
+        text, charset = payload_text(part, msg.defects, label, ctype)
         if not node.inside:
-            declared.append(content_charset(part))
+            declared.append(label)
             used.append(charset)
         if ctype == "text/plain":
             # Most text is not flowed: look at the raw header before parsing its parameters.
@@ -592,9 +593,10 @@ def _param(part: Message, name: str) -> str:
 
 def _filename(part: Message) -> str:
     try:
-        return clean(_LINE_BREAK.sub("", attachment_name(part)))
+        name = attachment_name(part)
     except Exception:  # noqa: BLE001 - malformed RFC 2231 parameters
         return ""
+    return clean(_LINE_BREAK.sub("", name)) if name else ""
 
 
 def _attachment(part: Message, filename: str, index: int) -> Attachment:

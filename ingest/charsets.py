@@ -89,6 +89,12 @@ _BOMS = (
     (codecs.BOM_UTF16_LE, "utf-16le"),
     (codecs.BOM_UTF16_BE, "utf-16be"),
 )
+# The Content-Type nearly all text parts have, `type/subtype; charset=label` with the label
+# quoted or not: no other parameter, comment, fold or RFC 2231 form.
+_SIMPLE_CHARSET = re.compile(
+    r'[ \t]*[A-Za-z0-9.+_-]+/[A-Za-z0-9.+_-]+[ \t]*;[ \t]*charset=("?)([A-Za-z0-9.:+_-]+)\1[ \t]*',
+    re.IGNORECASE,
+)
 _META_CHARSET = re.compile(rb"<meta[^>]*?charset\s*=\s*[\"']?\s*([\w.:-]+)", re.I)
 # RFC 2047 section 2 encoded word, read as leniently as the stdlib's `decode_header`.
 # The encoded text holds no "?" (RFC 2047 section 2), which keeps the pattern linear in time.
@@ -275,9 +281,14 @@ def attachment_name(part: Message) -> str:
     """An attachment's name: Content-Disposition's `filename`, else Content-Type's `name`;
     RFC 2231 `filename*=charset''%..` with the charset resolved, RFC 2047 encoded words (as
     Outlook writes them), or raw 8-bit bytes (UTF-8, else detected). "" when there is none."""
-    value = _param(part, "content-disposition", "filename")
+    fields: dict[str, str] = {}  # the first Content-Disposition and Content-Type as written
+    for name, raw in part.raw_items():
+        key = name.lower()
+        if key in ("content-disposition", "content-type") and key not in fields:
+            fields[key] = str(raw)
+    value = _param(part, "content-disposition", fields.get("content-disposition"), "filename")
     if value is None:
-        value = _param(part, "content-type", "name")
+        value = _param(part, "content-type", fields.get("content-type"), "name")
     if value is None:
         return ""
     if isinstance(value, tuple):
@@ -286,9 +297,13 @@ def attachment_name(part: Message) -> str:
     return decode_words(value).strip()
 
 
-def _param(part: Message, header: str, param: str) -> str | tuple[str, str, str] | None:
-    raw = next((str(v) for k, v in part.raw_items() if k.lower() == header), None)
-    if raw is None:
+def _param(
+    part: Message, header: str, raw: str | None, param: str
+) -> str | tuple[str, str, str] | None:
+    """`param` of the `header` field of `part`, whose first value is `raw`."""
+    # A parameter's name is in its field as written (RFC 2231 continuations `name*0*` too):
+    # a field without it has none, and the stdlib need not parse the others.
+    if raw is None or (raw.isascii() and param not in raw.lower()):
         return None
     if not raw.isascii():
         # Raw 8-bit bytes, which the bytes parser keeps as surrogate escapes and `get_param`
@@ -310,30 +325,46 @@ def _param_bytes(text: str) -> bytes:
 def clean(text: str) -> str:
     """`text` stripped, with lone surrogates (undecodable bytes the parser kept as escapes,
     which SQLite cannot store nor the terminal show) as U+FFFD."""
-    return text.encode("utf-8", "replace").decode("utf-8").strip()
+    if not text.isascii():  # ASCII holds no surrogates: most text needs no round trip
+        text = text.encode("utf-8", "replace").decode("utf-8")
+    return text.strip()
 
 
 def content_charset(part: Message) -> str:
     """The part's charset label as written, lower case; "" when there is none or it is not
     readable (the stdlib raises on an RFC 2231 `charset*=` whose own charset holds a NUL)."""
+    value = part.get("content-type")
+    simple = _SIMPLE_CHARSET.fullmatch(value) if isinstance(value, str) else None
+    if simple:  # what `get_content_charset` gives for it, without parsing the parameters
+        return simple.group(2).lower()
     try:
         return part.get_content_charset() or ""
     except (LookupError, ValueError, UnicodeError):
         return ""
 
 
-def payload_text(part: Message, defects: list[str] | None = None) -> tuple[str, str]:
+def payload_text(
+    part: Message,
+    defects: list[str] | None = None,
+    label: str | None = None,
+    ctype: str | None = None,
+) -> tuple[str, str]:
     """A text part's content and the charset that read it. Bytes that charset could not read
-    add "CharsetErrors" to `defects`, a label no table knows "UnknownCharset"."""
-    if part.get_content_type() in WHOLE:
+    add "CharsetErrors" to `defects`, a label no table knows "UnknownCharset". `label` (the
+    part's `content_charset`) and `ctype` (its content type) are read here unless the caller
+    has read them already."""
+    if ctype is None:
+        ctype = part.get_content_type()
+    if ctype in WHOLE:
         # Parsed into header blocks: the returned mail, or the report's per-message and
         # per-recipient fields (Action, Status, Diagnostic-Code).
         blocks = part.get_payload() if part.is_multipart() else []
         data = b"\n".join(block.as_bytes() for block in blocks)
     else:
         data = part.get_payload(decode=True) or b""
-    label = content_charset(part)
-    if not label and part.get_content_type() == "text/html" and not data.isascii():
+    if label is None:
+        label = content_charset(part)
+    if not label and ctype == "text/html" and not data.isascii():
         # What a browser's prescan finds (WHATWG HTML, "prescan a byte stream"), roughly.
         meta = _META_CHARSET.search(data, 0, 4096)
         label = meta.group(1).decode("ascii", "replace") if meta else ""
@@ -343,4 +374,7 @@ def payload_text(part: Message, defects: list[str] | None = None) -> tuple[str, 
             defects.append("CharsetErrors")
         if label and resolve(label) is None:
             defects.append("UnknownCharset")
-    return decoded.text.replace("\r\n", "\n"), decoded.charset
+    text = decoded.text
+    if "\r" in text:  # finding one character is much cheaper than replacing two
+        text = text.replace("\r\n", "\n")
+    return text, decoded.charset

@@ -81,15 +81,10 @@ _TRANSPORT_PREFIXES = (
     "x-ses-",
     "x-mozilla-",
 )
-_IS_TRANSPORT = re.compile(
-    b"|".join(
-        [re.escape(name.encode()) + rb"\Z" for name in sorted(_TRANSPORT)]
-        + [re.escape(prefix.encode()) for prefix in _TRANSPORT_PREFIXES]
-    )
-)
+_TRANSPORT_NAMES = frozenset(name.encode() for name in _TRANSPORT)
+_TRANSPORT_STARTS = tuple(prefix.encode() for prefix in _TRANSPORT_PREFIXES)
 _HEADER_END = re.compile(rb"\n\r?\n")
-_FOLD = re.compile(rb"\n(?=[ \t])")  # a line break before white space folds (RFC 5322 2.2.3)
-_WSP = re.compile(rb"(?: [ \t]|\t)[ \t]*")  # runs of white space but a lone space
+_SPACES = re.compile(rb"  +")
 _ENVELOPE = re.compile(rb"From (?![ \t]*:)")  # mbox's separator line; "From :" is a field
 
 
@@ -106,7 +101,13 @@ def copy_key(raw: bytes) -> str | None:
     """
     end = _HEADER_END.search(raw)
     head, body = (raw[: end.start()], raw[end.end() :]) if end else (raw, b"")
-    lines = _WSP.sub(b" ", _FOLD.sub(b"", head.replace(b"\r\n", b"\n"))).split(b"\n")
+    # Unfolded (a line break before white space goes), then each run of white space as one
+    # space: string replacements, which find what they replace far faster than a pattern.
+    head = head.replace(b"\r\n", b"\n").replace(b"\n ", b" ").replace(b"\n\t", b"\t")
+    head = head.replace(b"\t", b" ")
+    if b"  " in head:
+        head = _SPACES.sub(b" ", head)
+    lines = head.split(b"\n")
     if _ENVELOPE.match(lines[0]):
         del lines[0]
     kept = []
@@ -114,7 +115,7 @@ def copy_key(raw: bytes) -> str | None:
     for line in lines:
         name, _, value = line.partition(b":")
         name = name.strip().lower()
-        if not _IS_TRANSPORT.match(name):
+        if name not in _TRANSPORT_NAMES and not name.startswith(_TRANSPORT_STARTS):
             value = value.strip()
             origin = origin or (value != b"" and name in (b"message-id", b"date"))
             kept.append(name + b":" + value)

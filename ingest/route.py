@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
+from collections.abc import Set as AbstractSet
 
 from db.core.config import Source
 
@@ -67,6 +68,18 @@ _LIST_HEADERS = (
     "list-owner",
     "list-archive",
     "mailing-list",
+)
+# Every field a signal below reads, but From and Subject.
+_SIGNAL_FIELDS = frozenset(
+    {
+        "auto-submitted",
+        *_STRONG_AUTO,
+        "precedence",
+        "x-post-messageclass",
+        "return-path",
+        *_WEAK_AUTO,
+        *_LIST_HEADERS,
+    }
 )
 # How out-of-office responders start their subject, in the languages of Outlook, Exchange,
 # Gmail, Thunderbird and the hosters' vacation programs. Matched whole at the start of the
@@ -126,10 +139,18 @@ def _out_of_office(subject: str) -> bool:
     return _OOO_SUBJECT.match(subject) is not None
 
 
-def kind(header: Callable[[str], str], content_type: str, report_type: str, from_addr: str) -> str:
+def kind(
+    header: Callable[[str], str],
+    content_type: str,
+    report_type: str,
+    from_addr: str,
+    fields: AbstractSet[str] | None = None,
+) -> str:
     """The kind of a message from its headers: '', 'list', 'auto-reply', 'bounce', 'delay' or
     'read-receipt' (see the module docstring). `header(name)` gives a header's value or '';
-    `report_type` is the `report-type` parameter of a multipart/report (RFC 6522)."""
+    `report_type` is the `report-type` parameter of a multipart/report (RFC 6522); `fields`,
+    when given, the names (lower case) of the fields the message has, so a message without
+    any that marks a machine's or a list's mail is answered without asking for each."""
     if content_type.lower() == "multipart/report":
         report = report_type.strip().lower()
         if report == "disposition-notification":  # RFC 8098 section 3
@@ -145,6 +166,8 @@ def kind(header: Callable[[str], str], content_type: str, report_type: str, from
         subject = header("subject")
         delayed = _DELAY_SUBJECT.search(subject) and not _FAILED_SUBJECT.search(subject)
         return "delay" if delayed else "bounce"
+    if fields is not None and fields.isdisjoint(_SIGNAL_FIELDS):
+        return ""  # each signal below needs one of these fields, the subject alone none
     if _is_automatic(header):
         return "auto-reply"
     if header("precedence").strip().lower() in _LIST_PRECEDENCE:
@@ -156,7 +179,8 @@ def kind(header: Callable[[str], str], content_type: str, report_type: str, from
 
 def _is_automatic(header: Callable[[str], str]) -> bool:
     # RFC 3834 section 5: the value may carry a comment, "no (manual)".
-    if _COMMENT.sub("", header("auto-submitted")).strip().lower() not in _NOT_SET:
+    submitted = header("auto-submitted")
+    if submitted and _COMMENT.sub("", submitted).strip().lower() not in _NOT_SET:
         return True
     if any(header(name).strip().lower() not in _NOT_SET for name in _STRONG_AUTO):
         return True
