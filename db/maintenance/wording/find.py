@@ -91,14 +91,18 @@ class Rules:
 
     @cached_property
     def _plan(self) -> tuple[tuple[Language, re.Pattern[str]], ...]:
+        """The patterns in the order they are tried: the configured ones of a language first
+        (the settings' words say what counts, and the model never overrules them: judge.py),
+        then the built-in ones."""
         built_in = (
             ()
             if self.replace
             else tuple((lang, p) for lang in self.languages for p in lang.patterns)
         )
-        return built_in + tuple(
+        configured = tuple(
             (self.by_code[e.code], e.pattern) for e in self.extras if e.code in self.by_code
         )
+        return configured + built_in
 
     def own_words(self, text: str) -> Folded:
         """`text` folded, without what the writer quoted (blanked, so offsets hold)."""
@@ -193,8 +197,8 @@ class Rules:
             return None
         guessed = self.guess(text)
         chosen = self.candidates(text)
-        plan = [(lang, p) for lang, p in self._plan if lang in chosen] + [
-            (guessed, e.pattern) for e in self.extras if e.code not in self.by_code
+        plan = [(guessed, e.pattern) for e in self.extras if e.code not in self.by_code] + [
+            (lang, p) for lang, p in self._plan if lang in chosen
         ]
         for lang, pattern in plan:
             for match in pattern.finditer(text):
