@@ -66,6 +66,27 @@ class Score:
     def precision(self) -> float:
         return self.tp / (self.tp + self.fp) if self.tp + self.fp else 1.0
 
+    def add(self, mail: dict[str, Any], flagged: bool) -> None:
+        """Counts `mail` as judged (`flagged`: said to be a report); keeps it when wrong."""
+        if flagged and mail["report"]:
+            self.tp += 1
+        elif flagged:
+            self.fp += 1
+            self.wrong.append(mail)
+        elif mail["report"]:
+            self.fn += 1
+            self.wrong.append(mail)
+        else:
+            self.tn += 1
+
+    def merge(self, other: Score) -> None:
+        """Adds `other`'s counts and wrong mails to these."""
+        self.tp += other.tp
+        self.fp += other.fp
+        self.fn += other.fn
+        self.tn += other.tn
+        self.wrong.extend(other.wrong)
+
     def __str__(self) -> str:
         return f"{self.tp} found, {self.fn} missed, {self.fp} wrongly flagged, {self.tn} left"
 
@@ -76,17 +97,7 @@ def score(mails: list[dict[str, Any]], rules: Rules) -> dict[str, Score]:
     for mail in mails:
         said = judge(rules, mail["subject"], body_of(mail)) is not None
         for key in (mail["language"], "all"):
-            row = scores.setdefault(key, Score())
-            if said and mail["report"]:
-                row.tp += 1
-            elif said:
-                row.fp += 1
-                row.wrong.append(mail)
-            elif mail["report"]:
-                row.fn += 1
-                row.wrong.append(mail)
-            else:
-                row.tn += 1
+            scores.setdefault(key, Score()).add(mail, said)
     return {k: scores[k] for k in sorted(scores, key=lambda k: (k == "all", k))}
 
 

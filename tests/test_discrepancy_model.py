@@ -1,16 +1,27 @@
-"""The classifier behind the discrepancy rules: the shipped model is the one the corpus makes,
-scores as scikit-learn does, lifts recall on a batch nobody trained or tuned on, lets the traps
+"""The classifier behind the discrepancy rules: the shipped model is the one the whole corpus
+makes, scores as scikit-learn does, lifts recall and precision on a batch left out of its
+training that no rule was tuned on, overrules a rule's hit it finds unlikely, lets the traps
 decide, shows its sentence and probability on the ticket, and stays out of the daemon's start."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
 
 from bench.discrepancy import CORPUS, body_of, corpus
-from bench.discrepancy_model import BATCHES, RULES, corpus_sha256, figures, own_words
+from bench.discrepancy_model import (
+    BATCHES,
+    RULES,
+    RULES_UNSEEN,
+    corpus_sha256,
+    figures,
+    own_words,
+    train,
+)
 from db.maintenance import discrepancy
+from db.maintenance.rule_settings import Settings
 from db.maintenance.wording import model
 from db.maintenance.wording.judge import judge
 
@@ -20,7 +31,9 @@ MODEL = model.load()
 def test_the_shipped_model_was_trained_on_the_corpus_as_it_is_now() -> None:
     # Stale after any edit of the training batches: `python -m bench discrepancy_model --train`.
     assert corpus_sha256(list(BATCHES.values())) == MODEL.corpus_sha256
-    assert "heldout2" not in BATCHES  # kept out of training: the test below measures on it
+    # Every batch of the corpus is training data, the held-out ones too (their README says so).
+    folders = {p.parent for p in CORPUS.glob("**/*.jsonl")}
+    assert folders == set(BATCHES.values())
 
 
 def test_plain_python_scoring_is_scikit_learn_s() -> None:
@@ -36,14 +49,35 @@ def test_plain_python_scoring_is_scikit_learn_s() -> None:
 
 
 def test_on_a_batch_left_out_of_training_the_hybrid_beats_the_rules() -> None:
-    # tests/fixtures/discrepancy/heldout2: 214 mails by another engineer, written while the
-    # model was built, measured once before anything was tuned (README "Measured").
-    found = figures(corpus(CORPUS / "heldout2"), MODEL)
-    rules_tp, rules_fn, rules_fp = found["rules"]
-    tp, fn, fp = found["hybrid"]
-    assert (91, 13, 8) == (tp, fn, fp)
-    assert tp / (tp + fn) > rules_tp / (rules_tp + rules_fn)
-    assert tp / (tp + fp) >= rules_tp / (rules_tp + rules_fp)
+    # tests/fixtures/discrepancy/heldout3: 216 mails by another engineer that no rule was tuned
+    # on, left out of this model's training (`python -m bench discrepancy_model --cross-batch`).
+    # Short of the issue's 90 % / 95 %: the rules alone find 63.7 % at 79.3 % precision.
+    assert "heldout3" in RULES_UNSEEN
+    left_out = corpus(BATCHES["heldout3"])
+    rest = [m for name, f in BATCHES.items() if name != "heldout3" for m in corpus(f)]
+    found = figures(left_out, train(rest, []))
+    rules = found["rules"]["all"]
+    hybrid = found["hybrid"]["all"]
+    assert (87, 15, 10) == (hybrid.tp, hybrid.fn, hybrid.fp)
+    assert hybrid.recall > rules.recall and hybrid.precision > rules.precision
+
+
+def test_the_model_overrules_a_rule_that_matches_a_settled_story_but_not_configured_words() -> None:
+    # "went missing" matches a rule; the rest reads like the corpus's past-and-resolved mails.
+    story = (
+        "Last time you did maintenance a deposit {} for a day; this time it all went fine, thanks."
+    )
+    body = story.format("went missing")
+    found = RULES.find("", body)
+    assert found is not None and "phrase" == found.cue
+    assert MODEL.probability(RULES.own_words(body).text) < MODEL.veto["phrase"]
+    assert judge(RULES, "", body) is None
+    # The settings' own words say what counts: even a model that overrules every built-in rule
+    # leaves them standing.
+    never = dataclasses.replace(MODEL, veto={"phrase": 1.0, "near": 1.0})
+    configured = discrepancy.vocabulary(Settings(vocabulary_extra=(r"\bzapped\b",)))
+    assert judge(configured, "", "My balance is 200 euros short since the update.", never) is None
+    assert "configured" == judge(configured, "", story.format("got zapped"), never).cue
 
 
 def test_the_traps_decide_even_when_the_model_is_sure() -> None:

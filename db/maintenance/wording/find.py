@@ -40,12 +40,15 @@ class Finding:
     PHRASE_CHARS), the language of the rules that matched (ISO 639-1 code), and whether they
     stand in the body or in the subject (which counts only with the body's support). When the
     classifier found it (`wording.judge`): the sentence it scored highest, the language the
-    mail seems to be in, and its probability."""
+    mail seems to be in, and its probability. `cue` is what kind of rule matched: "phrase" (a
+    built-in pattern), "near" (a problem word near its topic, the looser kind) or "configured"
+    (the settings' own `vocabulary_extra`), or "model"."""
 
     phrase: str
     language: str
     where: str = "body"
     probability: float | None = None  # set when the model, not a rule, found it
+    cue: str = "phrase"
 
 
 PHRASE_CHARS = 120
@@ -84,17 +87,22 @@ class Rules:
         )
         self.support = re.compile("|".join(f"(?:{lang.support})" for lang in languages))
         self.negators = frozenset().union(*(lang.negators for lang in languages))
+        self.configured = frozenset(e.pattern for e in extras)
 
     @cached_property
     def _plan(self) -> tuple[tuple[Language, re.Pattern[str]], ...]:
+        """The patterns in the order they are tried: the configured ones of a language first
+        (the settings' words say what counts, and the model never overrules them: judge.py),
+        then the built-in ones."""
         built_in = (
             ()
             if self.replace
             else tuple((lang, p) for lang in self.languages for p in lang.patterns)
         )
-        return built_in + tuple(
+        configured = tuple(
             (self.by_code[e.code], e.pattern) for e in self.extras if e.code in self.by_code
         )
+        return configured + built_in
 
     def own_words(self, text: str) -> Folded:
         """`text` folded, without what the writer quoted (blanked, so offsets hold)."""
@@ -167,7 +175,7 @@ class Rules:
             or self.procedure.search(mine.text)
         ):
             return None
-        return Finding(hit.phrase, hit.language, "subject")
+        return Finding(hit.phrase, hit.language, "subject", cue=hit.cue)
 
     def _search(self, folded: Folded, written: Folded | None = None) -> Finding | None:
         """The first match in `folded` that counts. For a repaired text, `written` is the text
@@ -189,8 +197,8 @@ class Rules:
             return None
         guessed = self.guess(text)
         chosen = self.candidates(text)
-        plan = [(lang, p) for lang, p in self._plan if lang in chosen] + [
-            (guessed, e.pattern) for e in self.extras if e.code not in self.by_code
+        plan = [(guessed, e.pattern) for e in self.extras if e.code not in self.by_code] + [
+            (lang, p) for lang, p in self._plan if lang in chosen
         ]
         for lang, pattern in plan:
             for match in pattern.finditer(text):
@@ -198,7 +206,8 @@ class Rules:
                 if start == end or self._denied(lang, text, start, end, guessed):
                     continue
                 phrase = folded.written(start, end)[:PHRASE_CHARS]
-                return Finding(phrase, lang.code), start, end
+                cue = "configured" if pattern in self.configured else "phrase"
+                return Finding(phrase, lang.code, cue=cue), start, end
         if self.replace:
             return None
         for lang in chosen:
@@ -215,7 +224,8 @@ class Rules:
                 if self._denied(lang, text, start, end, guessed):
                     continue
                 first, last = min(start, topic[0]), max(end, topic[1])
-                return Finding(folded.written(first, last)[:PHRASE_CHARS], lang.code), first, last
+                phrase = folded.written(first, last)[:PHRASE_CHARS]
+                return Finding(phrase, lang.code, cue="near"), first, last
         return None
 
     def has_topic(self, text: str, start: int = 0, end: int | None = None) -> bool:

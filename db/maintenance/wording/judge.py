@@ -1,6 +1,9 @@
 """The verdict on one mail: the rules first, then the classifier for what they miss.
 
-A mail is a discrepancy report when the rules find one (`find.Rules.find`); else when the
+A mail is a discrepancy report when the rules find one (`find.Rules.find`) and the classifier
+does not overrule it (a probability under the model's `veto` for that kind of rule: a built-in
+phrase or a problem word near its topic; the settings' own words are never overruled; the
+values were measured leave-one-batch-out, see bench/discrepancy_model.py); else when the
 classifier (`model.py`) gives the writer's own words a probability at or above the threshold
 chosen by cross-validation at build time, the writer's words name something a report could be
 about in the sentence it scores highest (a figure, a sum, a transaction, a holding: the rules'
@@ -18,16 +21,21 @@ from db.maintenance.wording.model import Model, load
 
 
 def judge(rules: Rules, subject: str, body: str, model: Model | None = None) -> Finding | None:
-    """The Finding of the rules or, failing them, of the classifier (`model`, the shipped one
-    by default): the sentence it scored highest as written, the language `rules` guess for the
-    mail, and the probability rounded to two places. None when the mail reports nothing. Rules
-    whose configured `vocabulary` replaces the built-in patterns replace the classifier too."""
+    """The Finding of the rules, unless the classifier (`model`, the shipped one by default)
+    overrules it; failing them, the classifier's: the sentence it scored highest as written,
+    the language `rules` guess for the mail, and the probability rounded to two places. None
+    when the mail reports nothing. Rules whose configured `vocabulary` replaces the built-in
+    patterns replace the classifier too."""
     found = rules.find(subject, body)
-    if found is not None or rules.replace:  # configured patterns alone: they say what counts
+    if rules.replace:  # configured patterns alone: they say what counts
         return found
     model = model or load()
     mine = rules.own_words(body)
     p = model.probability(mine.text)
+    if found is not None:
+        # A second opinion: "Last time my balance was wrong, this time all fine" matches a
+        # rule, yet reads like the corpus's resolved mails, not like its reports.
+        return None if p < model.veto.get(found.cue, 0.0) else found
     if p < model.threshold:
         return None
     start, end, _ = model.strongest(mine.text)
@@ -36,4 +44,4 @@ def judge(rules: Rules, subject: str, body: str, model: Model | None = None) -> 
     if not rules.has_topic(mine.text, start, end):  # "My deadline is Friday.": no report's
         return None
     phrase = mine.written(start, end)[:PHRASE_CHARS]
-    return Finding(phrase, rules.guess(mine.text).code, "body", round(p, 2))
+    return Finding(phrase, rules.guess(mine.text).code, "body", round(p, 2), "model")

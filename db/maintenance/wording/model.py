@@ -5,7 +5,8 @@ The model is a logistic regression over TF-IDF weights of character n-grams (2 t
 inside word boundaries) and of words and word pairs, trained at build time on the labelled
 corpus by `python -m bench discrepancy_model --train` (scikit-learn) and shipped as
 `model.json`: per n-gram its IDF and coefficient, the intercept, the threshold chosen by
-cross-validation and the SHA-256 of the corpus it was trained on. Scoring here is plain Python
+cross-validation, the probabilities under which it overrules a rule's hit (`veto`, per kind of
+rule) and the SHA-256 of the corpus it was trained on. Scoring here is plain Python
 (no scikit-learn, no NumPy at run time); `features` is the one definition of the n-grams, used
 by the training too, so both see the same text the same way.
 """
@@ -16,7 +17,7 @@ import json
 import math
 import re
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
@@ -47,12 +48,15 @@ def features(text: str) -> list[str]:
 @dataclass(frozen=True)
 class Model:
     """The shipped model: `weights[gram] = (idf, coefficient)`, the `intercept`, the
-    `threshold` probability from which a mail counts, and the corpus hash it was built from."""
+    `threshold` probability from which a mail counts, the corpus hash it was built from, and
+    `veto[cue]`: the probability under which a rule's hit of that kind (`Finding.cue`) is
+    overruled (none for a kind not named)."""
 
     weights: dict[str, tuple[float, float]]
     intercept: float
     threshold: float
     corpus_sha256: str
+    veto: dict[str, float] = field(default_factory=dict)
 
     def probability(self, text: str) -> float:
         """The probability (0 to 1) that folded `text` reports a discrepancy: sublinear TF
@@ -93,4 +97,5 @@ def load(path: Path = MODEL) -> Model:
         intercept=float(data["intercept"]),
         threshold=float(data["threshold"]),
         corpus_sha256=data["corpus_sha256"],
+        veto={cue: float(p) for cue, p in data["veto"].items()},
     )
