@@ -58,7 +58,7 @@ def counts(config: Path) -> dict[str, object]:
 
 def test_backups_taken_while_desk_ingest_writes_are_sound_owner_only_and_open(tmp_path):
     config = write_config_file(tmp_path)
-    total = 1500
+    total = 5000  # a first sync outruns a backup process starting up at fewer
     write_maildir(tmp_path / "spool", generate(total, seed=12))
     db = open_db(tmp_path / "desk.db")
 
