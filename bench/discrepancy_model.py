@@ -37,23 +37,27 @@ BATCHES = {
     "heldout2": CORPUS / "heldout2",
     "dev3": CORPUS / "dev3",
     "heldout3": CORPUS / "heldout3",
+    "heldout4": CORPUS / "heldout4",
+    "dev4": CORPUS / "dev4",
 }
 # The batches no rule was tuned on (tests/fixtures/discrepancy/README.md): the hybrid's
 # leave-one-batch-out figure estimates unseen mail only on these.
-RULES_UNSEEN = ("heldout2", "dev3", "heldout3")
+RULES_UNSEEN = ("heldout2", "dev3", "heldout3", "heldout4")
 C = 10.0  # inverse regularisation: scikit-learn's default 1.0 underfits sparse TF-IDF
 MIN_DF = 2  # n-grams of a single mail say more about that mail than about reports
 # The threshold is the lowest whose cross-validated precision holds this. Leave-one-batch-out,
 # 0.97 rather than 0.99 found 7 more reports in the batches the rules never saw (136 of 164,
-# not 129) for no more false alarms (19): its sentence must still name a topic, escape the traps.
+# not 129) for no more false alarms (19); with heldout4 and dev4 in, 0.96 rather than 0.97
+# found 5 more of 368 reports (318, not 313) for one more false alarm (11, not 10).
 # Per-language thresholds (each language's own 97 %) and unweighted classes found no more.
-PRECISION_FLOOR = 0.97
+PRECISION_FLOOR = 0.96
 # Under these probabilities the model overrules a rule's hit (judge.py), per kind of rule.
-# Chosen leave-one-batch-out on the batches the rules never saw (heldout2, dev3, heldout3
-# pooled): from 0.10/0.20 to 0.30/0.55 dropped 13 of 29 false alarms for 5 of 221 reports;
-# 0.25 to 0.35 for phrases and 0.50 to 0.60 for problem words score within two mails of it.
-# It costs reports the rules were tuned on (dev2 left out: 249 of 289, not 287).
-VETO = {"phrase": 0.30, "near": 0.55}
+# Chosen leave-one-batch-out on the batches the rules never saw (heldout2, dev3, heldout3,
+# heldout4 pooled, with dev4 in training): 0.45/0.60 rather than 0.30/0.55 dropped 9 of 20
+# false alarms for 3 of 321 reports; 0.35 to 0.45 for phrases score within one mail of it at
+# 0.60, while 0.55 for problem words lets market falls through. It costs reports the rules
+# were tuned on (dev2 left out), where the rules' hits are right by construction.
+VETO = {"phrase": 0.45, "near": 0.60}
 RULES = discrepancy.vocabulary(Settings())
 VERDICTS = ("rules", "classifier", "hybrid")
 

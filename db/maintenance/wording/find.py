@@ -228,13 +228,18 @@ class Rules:
                 return Finding(phrase, lang.code, cue="near"), first, last
         return None
 
-    def has_topic(self, text: str, start: int = 0, end: int | None = None) -> bool:
-        """Whether text[start:end] (folded) names a figure, sum, thing or holding in one of the
-        languages the whole `text` may be in (`candidates`)."""
+    def has_topic(
+        self, text: str, start: int = 0, end: int | None = None, records: bool = False
+    ) -> bool:
+        """Whether text[start:end] (folded) names a figure, sum, thing or holding, or with
+        `records` also personal data or a list, in one of the languages the whole `text` may
+        be in (`candidates`)."""
         end = len(text) if end is None else end
+        kinds = ("topic", "records") if records else ("topic",)
         return any(
-            lang.topic is not None and lang.topic.search(text, start, end)
+            (pattern := getattr(lang, kind)) is not None and pattern.search(text, start, end)
             for lang in self.candidates(text)
+            for kind in kinds
         )
 
     def settled(self, text: str, start: int, end: int) -> bool:

@@ -7,8 +7,9 @@ values were measured leave-one-batch-out, see bench/discrepancy_model.py); else 
 classifier (`model.py`) gives the writer's own words a probability at or above the threshold
 chosen by cross-validation at build time, the writer's words name something a report could be
 about in the sentence it scores highest (a figure, a sum, a transaction, a holding: the rules'
-`topic` of a language the mail may be in; "My deadline is Friday." in a press enquiry names
-none), and the rules' traps do not veto
+`topic` of a language the mail may be in, or personal data or a list: its `records`, "my
+surname", "the history"; "My deadline is Friday." in a press enquiry names none), and the
+rules' traps do not veto
 the sentence it scores highest: quoted and forwarded text is gone before it looks, and a
 procedure question in that sentence, or a retraction or resolution after it, settles the mail
 as no report.
@@ -41,7 +42,9 @@ def judge(rules: Rules, subject: str, body: str, model: Model | None = None) -> 
     start, end, _ = model.strongest(mine.text)
     if end == start or rules.settled(mine.text, start, end):
         return None
-    if not rules.has_topic(mine.text, start, end):  # "My deadline is Friday.": no report's
+    # "My deadline is Friday." names nothing a report could be about; "my surname now reads
+    # Schmid" names personal data, which the rules' topics leave out.
+    if not rules.has_topic(mine.text, start, end, records=True):
         return None
     phrase = mine.written(start, end)[:PHRASE_CHARS]
     return Finding(phrase, rules.guess(mine.text).code, "body", round(p, 2), "model")

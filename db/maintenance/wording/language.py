@@ -27,6 +27,8 @@ The other keys of `[rules]`:
 - `void_after`: words later in the mail that take a report back or say it is resolved;
 - `reply_headers`: where quoted text begins (multi-line regular expressions);
 - `support`: what a body must name for its subject to count;
+- `records`: personal data and lists ("address", "IBAN", "history") that, besides a `topic`,
+  a sentence the classifier flags may name (judge.py); the rules never use them;
 - `common`: frequent words, to tell the language of a mail; `typo_targets`: words typos are
   repaired towards; `not_typos`: real words never "repaired".
 
@@ -82,6 +84,7 @@ class Language:
     reply_headers: tuple[str, ...]
     support: str
     topic: re.Pattern[str] | None  # what a problem word must be near: a figure, a sum …
+    records: re.Pattern[str] | None  # personal data and lists ("address", "history")
     problems: re.Pattern[str] | None  # problem words that count near a topic
     vague: re.Pattern[str] | None  # problem words whose topic may be in the sentence before
     common: frozenset[str]
@@ -162,6 +165,7 @@ def load(code: str) -> Language:
             reply_headers=tuple(fill(p, terms) for p in rules.get("reply_headers", [])),
             support=fill(rules["support"], terms),
             topic=_any([fill(rules["topic"], terms)]) if "topic" in rules else None,
+            records=_any([fill(rules["records"], terms)]) if "records" in rules else None,
             problems=_any([fill(p, terms) for p in rules.get("problems", [])]),
             vague=_any([fill(p, terms) for p in rules.get("vague", [])]),
             common=frozenset(rules.get("common", [])),
