@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from db.mailin.model import Delivery
 from db.mailin.store import store_batch
+from db.tickets import merge
 from ingest.parse import parse
 from tests.conftest import mail
 
@@ -53,6 +54,7 @@ def test_subject_token_joins_only_for_participants(db):
     stranger = put(db, mail(subject=f"[#{number}] let me in", sender="eve@example.org"))
     assert (number, "subject-token") == (own.ticket_id, own.rule)
     assert stranger.ticket_id != number and "new" == stranger.rule
+    assert "let me in" == ticket(db, stranger.ticket_id)["subject"]  # without the token
 
 
 def test_a_mail_to_two_support_addresses_is_one_ticket_with_both_functions(db):
@@ -142,3 +144,11 @@ def test_mail_read_late_keeps_the_time_it_arrived(db):
         row["created_at"],
         row["last_message_at"],
     )
+
+
+def test_a_token_of_a_ticket_merged_twice_threads_into_the_end_of_the_chain(db):
+    b, a, c = (put(db, mail(sender=f"{who}@example.com")).ticket_id for who in ("ann", "bo", "cy"))
+    merge.merge(db, b, a, "maria")
+    merge.merge(db, a, c, "maria")
+    again = put(db, mail(subject=f"Re: [#{b}] still broken", sender="ann@example.com"))
+    assert (c, "subject-token") == (again.ticket_id, again.rule)
