@@ -7,6 +7,7 @@ from db.mailin.store import store_batch
 from db.tickets import merge
 from ingest.parse import parse
 from tests.conftest import mail
+from tests.test_automatic_mail import mdn
 
 
 def put(db, raw: bytes, key: str | None = None, functions=("technical",)):
@@ -152,3 +153,17 @@ def test_a_token_of_a_ticket_merged_twice_threads_into_the_end_of_the_chain(db):
     merge.merge(db, a, c, "maria")
     again = put(db, mail(subject=f"Re: [#{b}] still broken", sender="ann@example.com"))
     assert (c, "subject-token") == (again.ticket_id, again.rule)
+
+
+def test_a_read_receipt_joins_the_ticket_of_the_mail_it_reports_on_by_that_alone(db):
+    first = put(db, mail(sender="cy@example.com", message_id="<q1@example.com>"))
+    receipt = mdn("<q1@example.com>").replace(b"In-Reply-To: <reply-1@valuit.com>\r\n", b"")
+    stored = put(db, receipt)
+    assert (first.ticket_id, "references") == (stored.ticket_id, stored.rule)
+
+
+def test_a_ticket_is_known_by_its_subject_without_reply_prefixes(db):
+    reply = put(db, mail(subject="Re: AW: Fwd: Login fails"))
+    empty = put(db, mail(subject="Re: "))
+    subjects = [ticket(db, s.ticket_id)["subject"] for s in (reply, empty)]
+    assert ["Login fails", "(no subject)"] == subjects
