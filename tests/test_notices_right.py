@@ -62,6 +62,10 @@ def test_a_window_added_exactly_48_hours_ahead_is_announced_on_time(
     monkeypatch.setenv("DESK_NOW", "2026-06-01T10:10:00Z")
     code, _, err = desk(capsys, config, "window", "notice", "W3", "--issue")
     assert 2 == code and "less than the 48 hours' notice" in err
+    # Five minutes after adding is still prompt (`windows.PROMPT`).
+    add(capsys, config, "2026-06-03T10:10:00Z", "--allow-overlap")
+    monkeypatch.setenv("DESK_NOW", "2026-06-01T10:15:00Z")
+    assert 0 == desk(capsys, config, "window", "notice", "W4", "--issue")[0]
 
 
 def test_a_window_across_a_dst_change_labels_each_end_with_its_zone(config: Path, capsys) -> None:
@@ -126,6 +130,10 @@ def test_overlapping_windows_are_refused_unless_meant(config: Path, capsys) -> N
     code, _, err = desk(capsys, config, "window", "edit", "W3", "--start", "2026-06-07 02:30")
     assert 2 == code and "overlap W1 “Upgrade”" in err and "W2 “Deep”" in err
     assert 0 == desk(capsys, config, "window", "edit", "W3", "--title", "Renamed")[0]
+    # W2 overlaps as meant: renaming it asks nothing again; moving W3 onto W1 when meant works.
+    assert 0 == desk(capsys, config, "window", "edit", "W2", "--title", "Deeper")[0]
+    meant = ("--start", "2026-06-07 02:30", "--allow-overlap")
+    assert 0 == desk(capsys, config, "window", "edit", "W3", *meant)[0]
 
 
 def test_unmarking_a_discrepancy_restores_the_priority_from_before(

@@ -6,6 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from db.core.config import load
+from db.core.connect import open_db
+from db.core.errors import DeskError
+from db.maintenance import windows
 from tests.windows_helpers import desk, desk_json, write_config
 
 NOW = "2026-06-01T10:00:00Z"  # 11:00 BST
@@ -183,3 +187,34 @@ def test_errors_are_one_sentence_and_non_zero(config: Path, capsys, args, messag
     assert 0 != code
     assert message in err
     assert err.startswith("desk: ") and 1 == len(err.strip().splitlines())
+
+
+def test_a_window_edit_is_stored_and_recorded_as_the_rule_reads_it(config: Path, capsys) -> None:
+    assert 0 == add(capsys, config, "2026-06-07T01:00:00Z")[0]
+    args = ("--start", "2026-06-09T01:00:00Z", "--features", "Statements")
+    assert 0 == desk(capsys, config, "window", "edit", "W1", *args)[0]
+    db = open_db(load(config).database)
+    # Times are stored as the ISO text every query compares them as.
+    assert ("2026-06-09T01:00:00.000Z", '["Statements"]') == db.execute(
+        "SELECT start_at, features FROM window WHERE id = 1"
+    ).fetchone()
+    code, _, err = desk(
+        capsys, config, "window", "edit", "W1", "--title", "B", "--if-revision", "1"
+    )
+    message = (
+        "desk: W1 is at revision 2, not 1: someone changed it; "
+        "look at `desk window show` and try again.\n"
+    )
+    assert (2, message) == (code, err)
+    assert 0 == desk(capsys, config, "window", "cancel", "W1")[0]
+    shown = desk_json(capsys, config, "window", "show", "W1")
+    assert ["created", "edited", "cancelled"] == [e["action"] for e in shown["events"]]
+
+
+def test_the_database_layer_names_what_is_missing(config: Path, capsys) -> None:
+    assert 0 == add(capsys, config, "2026-06-07T01:00:00Z")[0]
+    db = open_db(load(config).database)
+    with pytest.raises(DeskError, match="^Say how long: give --by MINUTES or --until TIME.$"):
+        windows.extend(db, 1, "olga")
+    with pytest.raises(DeskError, match="^'memo' is not a notice kind; use announcement, "):
+        windows.issue_notice(db, 1, "memo", "olga")
