@@ -5,13 +5,16 @@ back at its old priority."""
 
 from __future__ import annotations
 
+import dataclasses
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from db.core.config import load
 from db.core.connect import open_db
-from db.maintenance import notice_schedule
+from db.maintenance import notice_schedule, notices
+from db.maintenance.window_model import Window
 from tests.windows_helpers import desk, desk_json, drop_mail, ingest, ticket, write_config
 
 NOW = "2026-06-01T10:00:00Z"  # 11:00 BST
@@ -163,3 +166,65 @@ def test_unmarking_a_discrepancy_restores_the_priority_from_before(
     assert 0 == desk(capsys, config, "discrepancies", "--mark", number)[0]
     assert 0 == desk(capsys, config, "discrepancies", "--unmark", number)[0]
     assert "normal" == ticket(config, "Balance wrong")["priority"]
+
+
+_PLANNED = Window(
+    id=7, title="Ledger upgrade", kind="adhoc", update_type="feature",
+    description="We move the ledger to new servers.", start=datetime(2026, 6, 7, 1, tzinfo=UTC),
+    end=datetime(2026, 6, 7, 3, tzinfo=UTC), zone="Europe/London",
+    features=("Trading", "Statements"), release_notes="- Faster statements\n",
+    nature="", expected_minutes=None, announced_at=None, forced_reason=None,
+    cancelled_at=None, completed_at=None, rule=None, flags=(), rule_gone=None,
+    detached_at=None, report=None, report_written_at=None, revision=3,
+    created_at=datetime(2026, 6, 1, 10, tzinfo=UTC), created_by="olga",
+)  # fmt: skip
+_EMERGENCY = dataclasses.replace(
+    _PLANNED, id=8, title="Database failover", kind="emergency", update_type="security",
+    zone="UTC", features=(), release_notes="", nature="The primary database disk failed",
+    description="",
+    expected_minutes=90, start=datetime(2026, 6, 7, 23, 30, tzinfo=UTC),
+    end=datetime(2026, 6, 8, 1, tzinfo=UTC),
+    report="## Summary\nThe disk failed.\n<!-- draft -->\n## Impact\nInternal.\n"
+    "## Root cause\nWear.\n## Steps taken\nSwapped it.\n",
+)  # fmt: skip
+_MOVED = (datetime(2026, 6, 6, 1, tzinfo=UTC), datetime(2026, 6, 6, 3, tzinfo=UTC))
+_BEFORE, _DURING, _AFTER = "2026-06-01T10:00:00Z", "2026-06-08T00:00:00Z", "2026-06-09T00:00:00Z"
+_COMPLETED = {"completed_at": datetime(2026, 6, 8, 0, 40, tzinfo=UTC)}
+_HALF_PAST = datetime(2026, 6, 8, 0, 30, tzinfo=UTC)
+_DONE_EARLY = {"completed_at": datetime(2026, 6, 7, 2, 50, tzinfo=UTC)}
+_CASES = [
+    ("announcement", _PLANNED, {}, None, _BEFORE),
+    ("announcement", dataclasses.replace(_PLANNED, zone="UTC", features=()), {}, None, _BEFORE),
+    ("reminder", _PLANNED, {}, None, _BEFORE),
+    ("change", _PLANNED, {}, None, _BEFORE),
+    ("change", _PLANNED, {}, _MOVED, _BEFORE),
+    ("cancellation", _PLANNED, {}, None, _BEFORE),
+    ("start", _PLANNED, {}, None, "2026-06-07T02:00:00Z"),
+    ("change", _PLANNED, {}, _MOVED, "2026-06-07T02:00:00Z"),
+    ("completion", _PLANNED, _DONE_EARLY, None, _AFTER),
+    ("report", _PLANNED, {"report": "## Summary\nDone.\n"}, None, _AFTER),
+    ("announcement", _EMERGENCY, {}, None, _BEFORE),
+    ("start", _EMERGENCY, {}, None, _DURING),
+    ("change", _EMERGENCY, {}, (_EMERGENCY.start, _HALF_PAST), _DURING),
+    ("change", _EMERGENCY, {"end": _HALF_PAST}, (_EMERGENCY.start, _EMERGENCY.end), _DURING),
+    ("completion", _EMERGENCY, _COMPLETED, None, _AFTER),
+    ("report", _EMERGENCY, _COMPLETED, None, _AFTER),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("kind", "window", "changes", "previous", "now"),
+    _CASES,
+    ids=[f"{case[1].kind}-{case[0]}-{i}" for i, case in enumerate(_CASES)],
+)
+def test_each_notice_reads_as_the_policy_words_it(
+    kind, window, changes, previous, now, monkeypatch: pytest.MonkeyPatch, snapshot
+) -> None:
+    """Every notice's subject, email and banner, word for word (`pytest --snapshot-update`
+    accepts a reviewed change): UTC and local times, features, the reminders, and for an
+    emergency its nature and expected downtime."""
+    monkeypatch.setenv("DESK_NOW", now)
+    w = dataclasses.replace(window, **changes)
+    update = "The failover finished early." if kind == "completion" else ""
+    rendered = notices.render(w, kind, previous=previous, update=update)
+    assert snapshot == [(n.channel, n.subject, n.body) for n in rendered]
