@@ -5,6 +5,7 @@ against an auto-responder that answers everything."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -12,7 +13,9 @@ import pytest
 
 from db.core import config as config_module
 from db.core.connect import open_db
+from db.mailin import acks
 from ingest import daemon
+from ingest.parse import parse
 from tests.conftest import drop, mail, write_config_file
 from tests.smtp import Received, SmtpServer
 
@@ -185,3 +188,25 @@ def test_a_failing_acknowledgement_never_costs_the_mail(tmp_path, smtp_server, m
     assert [("Still here",)] == db.execute("SELECT subject FROM ticket").fetchall()
     assert ["failed: boom"] == skipped(db)
     assert 0 == db.execute("SELECT count(*) FROM message_failure").fetchone()[0]
+
+
+@pytest.mark.parametrize(
+    ("return_path", "expected"),
+    [
+        ("<ann.work@example.org>", "ann.work@example.org"),  # the envelope sender, not From
+        ("<bounce-42-ann=example.com@mail.bulk.example>", "ann@example.com"),  # VERP: From
+        ("<>", None),  # the null path: nowhere
+        (None, "ann@example.com"),  # read without one: From
+    ],
+)
+def test_the_acknowledgement_goes_where_rfc_3834_sends_it(return_path, expected):
+    headers = {"Return-Path": return_path} if return_path else {}
+    msg = parse(mail(sender="Ann <ann@example.com>", headers=headers))
+    assert expected == acks.destination(msg)
+
+
+def test_mail_that_could_not_be_parsed_is_not_acknowledged_and_the_reason_is_recorded(tmp_path):
+    config = config_module.load(write_config_file(tmp_path, extra=ACKS))
+    msg = dataclasses.replace(parse(mail()), parse_error="truncated headers")
+    reason = acks.skip_reason(open_db(config.database), msg, config.mail)
+    assert "it could not be parsed, so its sender is unsure" == reason

@@ -1,1 +1,50 @@
 """The storing rules of db/mailin/store.py, each asserted so that a one-line slip fails it."""
+
+import json
+
+from db.core import config as config_module
+from db.core.connect import open_db
+from db.mailin.model import Delivery
+from db.mailin.store import store_batch
+from db.tickets import replies
+from ingest.parse import parse
+from tests.conftest import mail, write_config_file
+from tests.test_acks import ACKS
+
+
+def put(db, raw: bytes, config) -> int:
+    msg = parse(raw)
+    (stored,) = store_batch(
+        db, [(msg, Delivery("src", msg.sha256, ("technical",)))], mail=config.mail
+    )
+    return stored.ticket_id
+
+
+def test_the_acknowledgement_and_a_reply_are_stored_in_the_thread_as_they_go_out(tmp_path):
+    config = config_module.load(write_config_file(tmp_path, extra=ACKS))
+    db = open_db(config.database)
+    ticket = put(db, mail(sender="ann@example.com", message_id="<q1@example.com>"), config)
+    replies.send(db, ticket, "It works again.", "maria", config.mail)
+    # The acknowledgement goes with the null sender (RFC 3834 section 3.3), a person's reply
+    # from our address, so its bounces come back to us.
+    assert [("ack", ""), ("reply", "technical@valuit.com")] == db.execute(
+        "SELECT kind, mail_from FROM outbox ORDER BY id"
+    ).fetchall()
+    # The thread shows each as sent, headers and all.
+    (headers,) = db.execute(
+        "SELECT headers FROM message WHERE direction = 'out' ORDER BY id LIMIT 1"
+    ).fetchone()
+    assert "Auto-Submitted: auto-replied" in headers
+
+
+def test_a_message_that_joins_a_ticket_is_on_its_audit_trail_with_the_rule(tmp_path):
+    config = config_module.load(write_config_file(tmp_path, extra=ACKS))
+    db = open_db(config.database)
+    ticket = put(db, mail(sender="ann@example.com", message_id="<q1@example.com>"), config)
+    headers = {"In-Reply-To": "<q1@example.com>"}
+    assert ticket == put(db, mail(subject="Re: Help", headers=headers), config)
+    joined = [
+        json.loads(d)["rule"]
+        for (d,) in db.execute("SELECT detail FROM ticket_event WHERE action = 'message'")
+    ]
+    assert ["in-reply-to"] == joined
