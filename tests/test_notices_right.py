@@ -15,6 +15,7 @@ from db.core.config import load
 from db.core.connect import open_db
 from db.maintenance import notice_schedule, notices
 from db.maintenance.window_model import Window
+from db.tickets import replies
 from tests.windows_helpers import desk, desk_json, drop_mail, ingest, ticket, write_config
 
 NOW = "2026-06-01T10:00:00Z"  # 11:00 BST
@@ -228,3 +229,19 @@ def test_each_notice_reads_as_the_policy_words_it(
     update = "The failover finished early." if kind == "completion" else ""
     rendered = notices.render(w, kind, previous=previous, update=update)
     assert snapshot == [(n.channel, n.subject, n.body) for n in rendered]
+
+
+def test_a_reply_quotes_the_notice_of_the_window_in_force_else_of_the_next_one(
+    config: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = open_db(load(config).database)
+    assert "(No maintenance window is in force or announced.)" == replies.window_notice(db)
+    for start in ("2026-06-07 02:00", "2026-06-05 02:00", "2026-06-09 02:00"):
+        add(capsys, config, start)
+    for label in ("W1", "W2", "W3"):
+        assert 0 == desk(capsys, config, "window", "notice", label, "--issue")[0]
+    assert "Friday 5 June" in replies.window_notice(db)  # the next one
+    assert 0 == desk(capsys, config, "window", "cancel", "W2")[0]
+    assert "Sunday 7 June" in replies.window_notice(db)  # a cancelled one is no news
+    monkeypatch.setenv("DESK_NOW", "2026-06-09T01:30:00Z")  # W3 in force, W1 is over
+    assert "Tuesday 9 June" in replies.window_notice(db)
