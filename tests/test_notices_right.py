@@ -126,8 +126,10 @@ def test_overlapping_windows_are_refused_unless_meant(config: Path, capsys) -> N
         0 == desk(capsys, config, "window", "add", "--title", "Deep", *args, "--allow-overlap")[0]
     )
     shown = desk_json(capsys, config, "window", "show", "W2")
-    assert [["W1"]] == [
-        e["detail"]["overlaps"] for e in shown["events"] if "overlaps" in e["detail"]
+    assert [(1, ["W1"])] == [
+        (e["revision"], e["detail"]["overlaps"])
+        for e in shown["events"]
+        if "overlaps" in e["detail"]
     ]
 
     add(capsys, config, "2026-06-08 02:00")

@@ -11,7 +11,7 @@ from db.core.config import load
 from db.core.connect import open_db
 from db.core.errors import DeskError
 from db.maintenance import windows
-from tests.windows_helpers import desk, desk_json, write_config
+from tests.windows_helpers import desk, desk_json, drop_mail, ingest, ticket, write_config
 
 NOW = "2026-06-01T10:00:00Z"  # 11:00 BST
 
@@ -233,3 +233,18 @@ def test_the_database_layer_names_what_is_missing(config: Path, capsys) -> None:
             db, title="On time", start=start, end=start + timedelta(hours=1), **args
         ).start
     )
+
+
+def test_moving_a_window_earlier_re_judges_the_tickets_opened_in_its_new_span(
+    tmp_path: Path, config: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    args = ("--type", "feature", "--start", "2026-06-10T10:00:00Z", "--duration", "60")
+    assert 0 == desk(capsys, config, "window", "add", "--title", "Later", *args)[0]
+    monkeypatch.setenv("DESK_NOW", "2026-06-05T12:00:00Z")
+    drop_mail(tmp_path, "Balance wrong", "My balance is wrong since this morning.")
+    ingest(config)
+    assert None is ticket(config, "Balance wrong")["during_window_id"]
+    monkeypatch.setenv("DESK_NOW", NOW)  # planned in advance, as the clock says
+    code, _, err = desk(capsys, config, "window", "edit", "W1", "--start", "2026-06-05T11:30:00Z")
+    assert 0 == code, err
+    assert 1 == ticket(config, "Balance wrong")["during_window_id"]
