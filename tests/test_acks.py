@@ -6,6 +6,8 @@ against an auto-responder that answers everything."""
 from __future__ import annotations
 
 import dataclasses
+import email
+import email.policy
 import json
 from pathlib import Path
 
@@ -235,6 +237,9 @@ def test_the_acknowledgement_says_only_the_number_and_the_time_word_for_word(
         "\n-- \nValuit Technical Support\n"
     ) == planned.body
     assert "Re: Export fails [#7]" == planned.subject
+    # RFC 3834 and Exchange's own marks: no responder answers it.
+    sent = email.message_from_bytes(planned.raw, policy=email.policy.default)
+    assert ("auto-replied", "All") == (sent["Auto-Submitted"], sent["X-Auto-Response-Suppress"])
 
 
 @pytest.mark.parametrize(

@@ -3,9 +3,10 @@
 import json
 
 from db.core import config as config_module
-from db.core.connect import open_db
+from db.core.connect import open_db, write
 from db.mailin.model import Delivery
 from db.mailin.store import store_batch
+from db.mailout import subscribers
 from db.tickets import replies
 from ingest.parse import parse
 from tests.conftest import mail, write_config_file
@@ -48,3 +49,17 @@ def test_a_message_that_joins_a_ticket_is_on_its_audit_trail_with_the_rule(tmp_p
         for (d,) in db.execute("SELECT detail FROM ticket_event WHERE action = 'message'")
     ]
     assert ["in-reply-to"] == joined
+
+
+def test_an_unsubscribe_request_by_mail_unsubscribes_its_owner_and_opens_no_ticket(tmp_path):
+    config = config_module.load(write_config_file(tmp_path, extra=ACKS))
+    db = open_db(config.database)
+    subscribers.add(db, ["Dana Lee <dana@example.com>"], "olga")
+    with write(db):  # as a notice to dana makes it
+        (token,) = subscribers._tokens(db, ["dana@example.com"]).values()
+    msg = parse(mail(sender="dana@example.com", subject=f"Re: unsubscribe {token}"))
+    (stored,) = store_batch(db, [(msg, Delivery("src", "k1", ("general",)))], mail=config.mail)
+    assert (None, "unsubscribe") == (stored.ticket_id, stored.rule)
+    assert ("mail", "desk-ingest") == db.execute(
+        "SELECT left_via, left_by FROM unsubscribe WHERE addr = 'dana@example.com'"
+    ).fetchone()

@@ -223,6 +223,14 @@ def test_the_database_layer_names_what_is_missing(config: Path, capsys) -> None:
         windows.issue_notice(db, 1, "memo", "olga")
     start = datetime(2026, 6, 3, 10, tzinfo=UTC)  # exactly the policy's 48 hours ahead
     args = {"kind": "adhoc", "update_type": "feature", "zone": "UTC", "actor": "olga"}
+    with pytest.raises(DeskError, match="^'cosmetic' is not an update type; use feature, "):
+        windows.add(
+            db,
+            title="T",
+            start=start,
+            end=start + timedelta(hours=1),
+            **{**args, "update_type": "cosmetic"},
+        )
     with pytest.raises(DeskError, match="^Forcing the notice rule needs a reason; pass --reason"):
         windows.add(
             db, title="T", start=start, end=start + timedelta(hours=1), **args, force_reason=" "
