@@ -26,6 +26,7 @@ ADDRESSES = {
         ({"Precedence": "list"}, "list"),
         ({"X-Autoreply": "yes"}, "auto-reply"),
         ({"Return-Path": "<>"}, "auto-reply"),
+        ({"X-POST-MessageClass": "9; Autoresponder"}, "auto-reply"),  # Lotus Notes
         ({}, ""),
     ],
 )
@@ -84,3 +85,16 @@ def test_a_shared_account_routes_by_recipient():
     )
     assert ("sales",) == route.functions(shared, via_delivered_to.recipients, ADDRESSES)
     assert ("general",) == route.functions(shared, ["nobody@example.org"], ADDRESSES)
+
+
+def test_a_report_that_names_no_report_type_is_a_bounce():
+    """Before RFC 3464 every report failed something; one without the parameter still does."""
+    assert "bounce" == route.kind(lambda name: "", "multipart/report", "", "ann@example.com")
+
+
+def test_an_unsubscribe_request_gives_its_token_and_other_subjects_none():
+    token = "A" * 16 + "_-9"
+    assert (token, None) == (
+        route.unsubscribe_token(f"Re: unsubscribe {token}"),
+        route.unsubscribe_token("How do I unsubscribe?"),
+    )

@@ -4,6 +4,7 @@ import json
 
 from db.core import config as config_module
 from db.core.connect import open_db, write
+from db.mailin import reparse
 from db.mailin.model import Delivery
 from db.mailin.store import store_batch
 from db.mailout import subscribers
@@ -11,6 +12,7 @@ from db.tickets import replies
 from ingest.parse import parse
 from tests.conftest import mail, write_config_file
 from tests.test_acks import ACKS
+from tests.test_automatic_mail import mdn
 
 
 def put(db, raw: bytes, config) -> int:
@@ -62,4 +64,29 @@ def test_an_unsubscribe_request_by_mail_unsubscribes_its_owner_and_opens_no_tick
     assert (None, "unsubscribe") == (stored.ticket_id, stored.rule)
     assert ("mail", "desk-ingest") == db.execute(
         "SELECT left_via, left_by FROM unsubscribe WHERE addr = 'dana@example.com'"
+    ).fetchone()
+
+
+def test_reading_a_stored_message_again_writes_the_columns_a_newer_parser_reads(tmp_path):
+    config = config_module.load(write_config_file(tmp_path, extra=ACKS))
+    db = open_db(config.database)
+    put(db, mail(sender="ann@example.com", body="Balance wrong"), config)
+    db.execute("UPDATE message SET from_addr = 'smith', body_html = 'old' WHERE id = 1")
+    db.conn.commit()
+    (raw,) = db.execute("SELECT raw FROM raw_message WHERE message_id = 1").fetchone()
+    (change,) = reparse.heal(db, [(1, parse(raw))])
+    assert {"from_addr": ("smith", "ann@example.com"), "body_html": ("old", "")} == change.message
+
+
+def test_a_read_receipt_without_a_date_marks_our_mail_read_when_it_came(tmp_path, monkeypatch):
+    monkeypatch.setenv("DESK_NOW", "2026-06-01T10:00:00Z")
+    config = config_module.load(write_config_file(tmp_path, extra=ACKS))
+    db = open_db(config.database)
+    ticket = put(db, mail(sender="ann@example.com"), config)
+    replies.send(db, ticket, "It works again.", "maria", config.mail)
+    (ours,) = db.execute("SELECT message_id FROM message WHERE outbox_id = 2").fetchone()
+    receipt = mdn(ours).replace(b"Date: Fri, 20 Nov 2026 10:00:00 +0000\r\n", b"")
+    put(db, receipt, config)
+    assert ("2026-06-01T10:00:00.000Z",) == db.execute(
+        "SELECT read_at FROM message WHERE outbox_id = 2"
     ).fetchone()
