@@ -120,6 +120,8 @@ def test_a_customer_reply_reopens_a_resolved_ticket_but_an_auto_reply_does_not(d
     assert "resolved" == ticket(db, first.ticket_id)["status"]
     put(db, mail(subject="Re: still", headers={"In-Reply-To": "<r@example.com>"}))
     assert "open" == ticket(db, first.ticket_id)["status"]
+    changes = db.execute("SELECT actor, detail FROM ticket_event WHERE action = 'status'")
+    assert [("desk-ingest", '{"from": "resolved", "to": "open"}')] == changes.fetchall()
 
 
 def test_unparsed_mail_opens_a_flagged_ticket(db):

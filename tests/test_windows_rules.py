@@ -210,6 +210,11 @@ def test_a_window_edit_is_stored_and_recorded_as_the_rule_reads_it(config: Path,
     )
     assert (2, message) == (code, err)
     assert 0 == desk(capsys, config, "window", "cancel", "W1")[0]
+    code, _, err = desk(capsys, config, "window", "edit", "W1", "--features", "Trading")
+    assert (2, "desk: W1 is cancelled; its times and features can no longer change.\n") == (
+        code,
+        err,
+    )
     shown = desk_json(capsys, config, "window", "show", "W1")
     assert ["created", "edited", "cancelled"] == [e["action"] for e in shown["events"]]
 
