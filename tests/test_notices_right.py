@@ -247,3 +247,15 @@ def test_a_reply_quotes_the_notice_of_the_window_in_force_else_of_the_next_one(
     assert "Sunday 7 June" in replies.window_notice(db)  # a cancelled one is no news
     monkeypatch.setenv("DESK_NOW", "2026-06-09T01:30:00Z")  # W3 in force, W1 is over
     assert "Tuesday 9 June" in replies.window_notice(db)
+
+
+def test_cancelling_a_window_cancels_its_unsent_notice_mails_and_says_why(
+    config: Path, capsys
+) -> None:
+    add(capsys, config, "2026-06-07 02:00")
+    assert 0 == desk(capsys, config, "window", "notice", "W1", "--issue")[0]
+    assert 0 == desk(capsys, config, "window", "cancel", "W1")[0]
+    db = open_db(load(config).database)
+    assert [("cancelled", "the window was cancelled")] == db.execute(
+        "SELECT status, last_error FROM outbox WHERE kind = 'notice' AND notice_id IS NOT NULL"
+    ).fetchall()

@@ -38,6 +38,9 @@ def test_the_acknowledgement_and_a_reply_are_stored_in_the_thread_as_they_go_out
         "SELECT headers FROM message WHERE direction = 'out' ORDER BY id LIMIT 1"
     ).fetchone()
     assert "Auto-Submitted: auto-replied" in headers
+    assert [("technical@valuit.com", "Valuit Technical Support")] == db.execute(
+        "SELECT DISTINCT from_addr, from_name FROM message WHERE direction = 'out'"
+    ).fetchall()
 
 
 def test_a_message_that_joins_a_ticket_is_on_its_audit_trail_with_the_rule(tmp_path):
@@ -47,10 +50,10 @@ def test_a_message_that_joins_a_ticket_is_on_its_audit_trail_with_the_rule(tmp_p
     headers = {"In-Reply-To": "<q1@example.com>"}
     assert ticket == put(db, mail(subject="Re: Help", headers=headers), config)
     joined = [
-        json.loads(d)["rule"]
+        json.loads(d)
         for (d,) in db.execute("SELECT detail FROM ticket_event WHERE action = 'message'")
     ]
-    assert ["in-reply-to"] == joined
+    assert [{"message": 3, "rule": "in-reply-to", "auto": "", "kind": ""}] == joined
 
 
 def test_an_unsubscribe_request_by_mail_unsubscribes_its_owner_and_opens_no_ticket(tmp_path):

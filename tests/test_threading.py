@@ -122,6 +122,9 @@ def test_a_customer_reply_reopens_a_resolved_ticket_but_an_auto_reply_does_not(d
     assert "open" == ticket(db, first.ticket_id)["status"]
     changes = db.execute("SELECT actor, detail FROM ticket_event WHERE action = 'status'")
     assert [("desk-ingest", '{"from": "resolved", "to": "open"}')] == changes.fetchall()
+    db.execute("UPDATE ticket SET status = 'closed' WHERE id = ?", [first.ticket_id])
+    put(db, mail(subject="Re: again", headers={"In-Reply-To": "<r@example.com>"}))
+    assert "open" == ticket(db, first.ticket_id)["status"]  # closed is settled too
 
 
 def test_unparsed_mail_opens_a_flagged_ticket(db):

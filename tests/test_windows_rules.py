@@ -216,7 +216,9 @@ def test_a_window_edit_is_stored_and_recorded_as_the_rule_reads_it(config: Path,
         err,
     )
     shown = desk_json(capsys, config, "window", "show", "W1")
-    assert ["created", "edited", "cancelled"] == [e["action"] for e in shown["events"]]
+    assert [("created", 1), ("edited", 2), ("cancelled", 3)] == [
+        (e["action"], e["revision"]) for e in shown["events"]
+    ]
 
 
 def test_the_database_layer_names_what_is_missing(config: Path, capsys) -> None:
@@ -261,3 +263,36 @@ def test_moving_a_window_earlier_re_judges_the_tickets_opened_in_its_new_span(
     code, _, err = desk(capsys, config, "window", "edit", "W1", "--start", "2026-06-05T11:30:00Z")
     assert 0 == code, err
     assert 1 == ticket(config, "Balance wrong")["during_window_id"]
+
+
+def test_the_database_layer_refuses_what_the_rules_forbid_and_says_why(config: Path) -> None:
+    db = open_db(load(config).database)
+    start = datetime(2026, 6, 2, 10, tzinfo=UTC)  # 24 hours ahead
+    args = {"title": "T", "update_type": "feature", "zone": "UTC", "actor": "olga"}
+    span = {"start": start, "end": start + timedelta(hours=1)}
+    with pytest.raises(windows.NoticeRuleError) as refused:
+        windows.add(db, kind="adhoc", **args, **span)
+    assert "Too little notice" == refused.value.title
+    with pytest.raises(DeskError) as refused:
+        windows.add(db, kind="emergency", **args, **span)
+    assert str(refused.value).endswith("an emergency starts with `desk window emergency`.")
+    w = windows.add(db, kind="adhoc", **args, **span, force_reason="vendor patch")
+    with pytest.raises(DeskError, match="^These cannot be edited: kind.$"):
+        windows.edit(db, w.id, "olga", {"kind": "monthly"})
+    with pytest.raises(
+        DeskError, match="^W1 is planned; only a window in force can be completed.$"
+    ):
+        windows.complete(db, w.id, "olga")
+    noted = windows.set_notes(db, w.id, "- Faster statements", "olga")
+    assert "release-notes" == windows.events(db, noted.id)[-1]["action"]
+    with pytest.raises(DeskError, match="^The expected downtime must be a positive number"):
+        windows.emergency(
+            db, title="Failover", expected_minutes=0, nature="Disk", actor="olga", zone="UTC"
+        )
+    e, _ = windows.emergency(
+        db, title="Failover", expected_minutes=60, nature="Disk", actor="olga", zone="UTC"
+    )
+    with pytest.raises(DeskError, match="^--by must be a positive number of minutes.$"):
+        windows.extend(db, e.id, "olga", minutes=0)
+    with pytest.raises(DeskError, match="^W2 has started; only its end can move now.$"):
+        windows.edit(db, e.id, "olga", {"start_at": e.start + timedelta(minutes=5)})
