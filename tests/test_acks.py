@@ -240,6 +240,18 @@ def test_the_acknowledgement_says_only_the_number_and_the_time_word_for_word(
     # RFC 3834 and Exchange's own marks: no responder answers it.
     sent = email.message_from_bytes(planned.raw, policy=email.policy.default)
     assert ("auto-replied", "All") == (sent["Auto-Submitted"], sent["X-Auto-Response-Suppress"])
+    # It answers the mail, so the customer's client shows it in the thread (RFC 5322 3.6.4).
+    assert (msg.message_id, msg.message_id) == (sent["In-Reply-To"], sent["References"])
+
+
+def test_an_acknowledgement_of_mail_without_a_message_id_answers_nothing_by_id(tmp_path):
+    config = config_module.load(write_config_file(tmp_path, extra=ACKS))
+    msg = parse(
+        mail(message_id="<gone@example.com>").replace(b"Message-ID: <gone@example.com>\n", b"")
+    )
+    planned = acks.plan(open_db(config.database), msg, 7, "technical", config.mail)
+    sent = email.message_from_bytes(planned.raw, policy=email.policy.default)
+    assert (None, None) == (sent["In-Reply-To"], sent["References"])
 
 
 @pytest.mark.parametrize(

@@ -93,3 +93,11 @@ def test_a_read_receipt_without_a_date_marks_our_mail_read_when_it_came(tmp_path
     assert ("2026-06-01T10:00:00.000Z",) == db.execute(
         "SELECT read_at FROM message WHERE outbox_id = 2"
     ).fetchone()
+
+
+def test_mail_to_a_function_that_does_not_acknowledge_is_stored_without_one(tmp_path):
+    config = config_module.load(write_config_file(tmp_path, extra=ACKS))
+    db = open_db(config.database)
+    msg = parse(mail(sender="ann@example.com", to="sales@valuit.com"))
+    (stored,) = store_batch(db, [(msg, Delivery("src", "k", ("sales",)))], mail=config.mail)
+    assert (True, 0) == (stored.new, db.execute("SELECT count(*) FROM outbox").fetchone()[0])
