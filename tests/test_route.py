@@ -90,6 +90,16 @@ def test_a_shared_account_routes_by_recipient():
 def test_a_report_that_names_no_report_type_is_a_bounce():
     """Before RFC 3464 every report failed something; one without the parameter still does."""
     assert "bounce" == route.kind(lambda name: "", "multipart/report", "", "ann@example.com")
+    # RFC 6533's report for internationalised mail is a delivery report too.
+    report = "global-delivery-status"
+    assert "bounce" == route.kind(lambda name: "", "multipart/report", report, "ann@example.com")
+
+
+def test_only_the_bounce_senders_own_names_make_a_bounce():
+    def header(name: str) -> str:
+        return "Mail System <POSTMASTERX>" if name == "from" else ""
+
+    assert "" == route.kind(header, "text/plain", "", "")
 
 
 def test_an_unsubscribe_request_gives_its_token_and_other_subjects_none():

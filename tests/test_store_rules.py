@@ -93,6 +93,9 @@ def test_a_read_receipt_without_a_date_marks_our_mail_read_when_it_came(tmp_path
     assert ("2026-06-01T10:00:00.000Z",) == db.execute(
         "SELECT read_at FROM message WHERE outbox_id = 2"
     ).fetchone()
+    (detail,) = db.execute("SELECT detail FROM ticket_event WHERE action = 'read'").fetchone()
+    (message,) = db.execute("SELECT id FROM message WHERE outbox_id = 2").fetchone()
+    assert (message, "ann@example.com") == (json.loads(detail)["message"], json.loads(detail)["by"])
 
 
 def test_mail_to_a_function_that_does_not_acknowledge_is_stored_without_one(tmp_path):
