@@ -209,7 +209,9 @@ def test_a_window_edit_is_stored_and_recorded_as_the_rule_reads_it(config: Path,
         "look at `desk window show` and try again.\n"
     )
     assert (2, message) == (code, err)
-    assert 0 == desk(capsys, config, "window", "cancel", "W1")[0]
+    assert 0 == desk(capsys, config, "window", "cancel", "W1", "--reason", "vendor delay")[0]
+    code, _, err = desk(capsys, config, "window", "cancel", "W1")
+    assert (2, "desk: W1 is cancelled and cannot be cancelled.\n") == (code, err)
     code, _, err = desk(capsys, config, "window", "edit", "W1", "--features", "Trading")
     assert (2, "desk: W1 is cancelled; its times and features can no longer change.\n") == (
         code,
@@ -219,6 +221,11 @@ def test_a_window_edit_is_stored_and_recorded_as_the_rule_reads_it(config: Path,
     assert [("created", 1), ("edited", 2), ("cancelled", 3)] == [
         (e["action"], e["revision"]) for e in shown["events"]
     ]
+    edited, cancelled = shown["events"][1]["detail"], shown["events"][2]["detail"]
+    assert ({"start_at", "end_at", "features"}, "vendor delay") == (
+        set(edited),  # what changed, and no overlaps when there were none
+        cancelled["reason"],
+    )
 
 
 def test_the_database_layer_names_what_is_missing(config: Path, capsys) -> None:
@@ -296,3 +303,40 @@ def test_the_database_layer_refuses_what_the_rules_forbid_and_says_why(config: P
         windows.extend(db, e.id, "olga", minutes=0)
     with pytest.raises(DeskError, match="^W2 has started; only its end can move now.$"):
         windows.edit(db, e.id, "olga", {"start_at": e.start + timedelta(minutes=5)})
+
+
+def test_the_database_layer_keeps_what_the_rules_keep(config: Path, monkeypatch) -> None:
+    db = open_db(load(config).database)
+    start = datetime(2026, 6, 3, 11, tzinfo=UTC)  # 49 hours ahead
+    with pytest.raises(DeskError, match="^A window must end after it starts; check --end or"):
+        windows.add(
+            db,
+            title="T",
+            kind="adhoc",
+            update_type="feature",
+            start=start,
+            end=start,
+            zone="UTC",
+            actor="olga",
+        )
+    w = windows.add(
+        db,
+        title="T",
+        kind="adhoc",
+        update_type="feature",
+        start=start,
+        end=start + timedelta(hours=1),
+        zone="UTC",
+        actor="olga",
+    )
+    monkeypatch.setenv("DESK_NOW", "2026-06-01T12:00:00Z")  # too late to announce unforced now
+    with pytest.raises(windows.NoticeRuleError):
+        windows.issue_notice(db, w.id, "announcement", "olga")
+    issued, now = windows.issue_notice(db, w.id, "announcement", "olga", force_reason="late")
+    assert ("late", True) == (windows.get(db, w.id).forced_reason, now)
+    e, _ = windows.emergency(
+        db, title="Failover", expected_minutes=60, nature="Disk", actor="olga", zone="UTC"
+    )
+    extended, _ = windows.extend(db, e.id, "olga", minutes=30)
+    # An emergency stays announced when it runs longer, and has no description it was not given.
+    assert (e.announced_at, "") == (extended.announced_at, extended.description)
