@@ -200,6 +200,7 @@ def test_a_failing_acknowledgement_never_costs_the_mail(tmp_path, smtp_server, m
     ("return_path", "expected"),
     [
         ("<ann.work@example.org>", "ann.work@example.org"),  # the envelope sender, not From
+        ("<ann.work@bounce.example.org>", "ann.work@bounce.example.org"),  # only its local part
         ("<bounce-42-ann=example.com@mail.bulk.example>", "ann@example.com"),  # VERP: From
         ("<>", None),  # the null path: nowhere
         (None, "ann@example.com"),  # read without one: From
@@ -237,6 +238,7 @@ def test_the_acknowledgement_says_only_the_number_and_the_time_word_for_word(
         "\n-- \nValuit Technical Support\n"
     ) == planned.body
     assert "Re: Export fails [#7]" == planned.subject
+    assert planned.message_id.endswith("@valuit.com>")  # in our domain, as RFC 5322 3.6.4 asks
     # RFC 3834 and Exchange's own marks: no responder answers it.
     sent = email.message_from_bytes(planned.raw, policy=email.policy.default)
     assert ("auto-replied", "All") == (sent["Auto-Submitted"], sent["X-Auto-Response-Suppress"])

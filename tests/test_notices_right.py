@@ -13,7 +13,7 @@ import pytest
 
 from db.core.config import load
 from db.core.connect import open_db
-from db.maintenance import notice_schedule, notices
+from db.maintenance import notice_schedule, notices, windows
 from db.maintenance.window_model import Window
 from db.tickets import replies
 from tests.windows_helpers import desk, desk_json, drop_mail, ingest, ticket, write_config
@@ -140,6 +140,8 @@ def test_overlapping_windows_are_refused_unless_meant(config: Path, capsys) -> N
     assert 0 == desk(capsys, config, "window", "edit", "W2", "--title", "Deeper")[0]
     meant = ("--start", "2026-06-07 02:30", "--allow-overlap")
     assert 0 == desk(capsys, config, "window", "edit", "W3", *meant)[0]
+    edited = desk_json(capsys, config, "window", "show", "W3")["events"][-1]
+    assert ("edited", ["W1", "W2"]) == (edited["action"], edited["detail"]["overlaps"])
 
 
 def test_unmarking_a_discrepancy_restores_the_priority_from_before(
@@ -259,3 +261,27 @@ def test_cancelling_a_window_cancels_its_unsent_notice_mails_and_says_why(
     assert [("cancelled", "the window was cancelled")] == db.execute(
         "SELECT status, last_error FROM outbox WHERE kind = 'notice' AND notice_id IS NOT NULL"
     ).fetchall()
+
+
+def test_a_window_moved_just_now_is_announced_as_told_when_it_moved(
+    config: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    add(capsys, config, "2026-06-11T10:00:00Z")
+    monkeypatch.setenv("DESK_NOW", "2026-06-01T11:00:00Z")
+    code, _, err = desk(capsys, config, "window", "edit", "W1", "--start", "2026-06-03T11:00:00Z")
+    assert 0 == code, err
+    monkeypatch.setenv("DESK_NOW", "2026-06-01T11:01:00Z")
+    assert 0 == desk(capsys, config, "window", "notice", "W1", "--issue")[0]
+    # A change to what the notice says supersedes its mails not yet sent, and says by what.
+    assert 0 == desk(capsys, config, "window", "edit", "W1", "--title", "Upgrade 2")[0]
+    db = open_db(load(config).database)
+    assert {("cancelled", "superseded by revision 3")} == set(
+        db.execute("SELECT status, last_error FROM outbox WHERE kind = 'notice'").fetchall()
+    )
+
+
+def test_a_notice_issued_for_another_zone_reads_in_that_zone(config: Path, capsys) -> None:
+    add(capsys, config, "2026-06-07 02:00")
+    db = open_db(load(config).database)
+    issued, _ = windows.issue_notice(db, 1, "announcement", "olga", zone="America/New_York")
+    assert "Saturday 6 June 2026, 21:00–23:00 EDT" in issued[0]["body"] + issued[1]["body"]

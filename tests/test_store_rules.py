@@ -38,6 +38,11 @@ def test_the_acknowledgement_and_a_reply_are_stored_in_the_thread_as_they_go_out
         "SELECT headers FROM message WHERE direction = 'out' ORDER BY id LIMIT 1"
     ).fetchone()
     assert "Auto-Submitted: auto-replied" in headers
+    queued = db.execute("SELECT action, detail FROM ticket_event WHERE action LIKE '%-queued'")
+    assert [
+        ("ack-queued", {"outbox": 1, "to": "ann@example.com"}),
+        ("reply-queued", {"outbox": 2, "to": "ann@example.com"}),
+    ] == [(a, json.loads(d)) for a, d in queued]
     assert [("technical@valuit.com", "Valuit Technical Support")] == db.execute(
         "SELECT DISTINCT from_addr, from_name FROM message WHERE direction = 'out'"
     ).fetchall()
@@ -104,3 +109,12 @@ def test_mail_to_a_function_that_does_not_acknowledge_is_stored_without_one(tmp_
     msg = parse(mail(sender="ann@example.com", to="sales@valuit.com"))
     (stored,) = store_batch(db, [(msg, Delivery("src", "k", ("sales",)))], mail=config.mail)
     assert (True, 0) == (stored.new, db.execute("SELECT count(*) FROM outbox").fetchone()[0])
+
+
+def test_the_copies_list_is_stored_as_the_desk_shows_it(tmp_path):
+    config = config_module.load(write_config_file(tmp_path, extra=ACKS))
+    db = open_db(config.database)
+    put(db, mail(headers={"Cc": "Bo <bo@example.com>, cy@example.com"}), config)
+    assert ("Bo <bo@example.com>, cy@example.com",) == db.execute(
+        "SELECT cc_addrs FROM message"
+    ).fetchone()
