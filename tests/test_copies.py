@@ -339,6 +339,10 @@ def test_an_empty_message_id_is_no_origin_and_a_known_mail_keeps_its_key():
     assert None is not copy_key(b"Message-ID: <a@x>\r\n\r\nHello\r\n")  # either origin will do
     folded = b"Message-ID: <a@x>\r\nSubject: Upgrade\r\n of the plan\r\n\r\nHello\r\n"
     assert copy_key(folded) == copy_key(folded.replace(b"\r\n", b"\n"))
+    # A last letter X is part of the body, not a line end.
+    assert copy_key(b"Message-ID: <a@x>\r\n\r\nTAX\r\n") != copy_key(
+        b"Message-ID: <a@x>\r\n\r\nTA\r\n"
+    )
     # Keys are stored; a mail read after an upgrade must still find its copies. The key is the
     # SHA-256 of the kept fields (relaxed, in order) and the body, one per line.
     known = (

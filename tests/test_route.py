@@ -27,6 +27,7 @@ ADDRESSES = {
         ({"X-Autoreply": "yes"}, "auto-reply"),
         ({"Return-Path": "<>"}, "auto-reply"),
         ({"X-POST-MessageClass": "9; Autoresponder"}, "auto-reply"),  # Lotus Notes
+        ({"X-Autoreply": "NO"}, ""),  # "no" in any case is not set
         ({}, ""),
     ],
 )
@@ -100,6 +101,10 @@ def test_only_the_bounce_senders_own_names_make_a_bounce():
         return "Mail System <POSTMASTERX>" if name == "from" else ""
 
     assert "" == route.kind(header, "text/plain", "", "")
+    quoted = '"MAILER-DAEMON"'  # a quoted bare name is still the mailer daemon
+    assert "bounce" == route.kind(
+        lambda name: quoted if name == "from" else "", "text/plain", "", ""
+    )
 
 
 def test_an_unsubscribe_request_gives_its_token_and_other_subjects_none():
