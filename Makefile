@@ -41,11 +41,14 @@ test: $(STAMP) system-deps  ## run the whole test suite
 bench: $(STAMP) system-deps  ## run the benchmarks (figures as ratios against a same-run baseline)
 	$(PY) -m bench
 
-# MUTANTS narrows it, as mutmut names mutants: make mutation MUTANTS='tui.safe*'
+# MUTANTS narrows it to the mutants whose names match (module.x_function__mutmut_N, fnmatch
+# patterns): make mutation MUTANTS='db.mailin.acks.*'. Only those run, and only they are
+# listed; the counter still shows the total. MUTATION_JOBS: test processes at once.
 MUTANTS ?=
+MUTATION_JOBS ?= 1
 mutation: $(STAMP)  ## mutation testing of the modules holding the safety rules (long; not in make test)
-	env -u PYTHONPATH $(VENV)/bin/mutmut run $(MUTANTS)
-	$(VENV)/bin/mutmut results
+	env -u PYTHONPATH $(VENV)/bin/mutmut run --max-children $(MUTATION_JOBS) $(foreach m,$(MUTANTS),'$(m)')
+	$(if $(MUTANTS),,$(VENV)/bin/mutmut results)
 
 lint: $(STAMP)  ## ruff, and the import contracts between db/, ingest/ and tui/
 	$(VENV)/bin/ruff check .

@@ -4,6 +4,7 @@ with a location in each mailbox and all their functions; copies that differ in c
 from __future__ import annotations
 
 import email
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -18,6 +19,7 @@ from db.mailin.model import Delivery, Stored
 from db.mailin.store import store_batch
 from db.tickets import stats, tickets
 from ingest import daemon
+from ingest.copies import copy_key
 from ingest.parse import parse
 from tests.conftest import build_config, drop, write_config_file
 from tests.dovecot import Dovecot
@@ -153,8 +155,8 @@ def test_a_copy_adds_its_participants_and_an_audit_line_and_counts_once(db):
     put(db, copy("Delivered-To: sales@valuit.com\r\n"), "sales")
     participants = {a for (a,) in db.execute("SELECT addr FROM ticket_participant")}
     assert {"hugo@example.com", "technical@valuit.com", "sales@valuit.com"} == participants
-    events = [e["action"] for e in tickets.events(db, first.ticket_id)]
-    assert ["created", "copy"] == events
+    events = [(e["action"], e["detail"]) for e in tickets.events(db, first.ticket_id)][1:]
+    assert [("copy", {"message": first.message_id, "source": "sales-imap"})] == events
     assert 1 == one(db, "SELECT message_count FROM ticket")
 
 
@@ -330,3 +332,21 @@ async def test_the_desk_shows_the_mail_once_under_both_functions(tmp_path, monke
         assert "sales, technical · from hugo@example.com" in head
         assert 1 == len(thread)
         assert 1 == shown(thread[0]).count("Please upgrade us to the Pro plan")
+
+
+def test_an_empty_message_id_is_no_origin_and_a_known_mail_keeps_its_key():
+    assert None is copy_key(b"Message-ID: \r\nFrom: ann@example.com\r\n\r\nHello\r\n")
+    assert None is not copy_key(b"Message-ID: <a@x>\r\n\r\nHello\r\n")  # either origin will do
+    folded = b"Message-ID: <a@x>\r\nSubject: Upgrade\r\n of the plan\r\n\r\nHello\r\n"
+    assert copy_key(folded) == copy_key(folded.replace(b"\r\n", b"\n"))
+    # A last letter X is part of the body, not a line end.
+    assert copy_key(b"Message-ID: <a@x>\r\n\r\nTAX\r\n") != copy_key(
+        b"Message-ID: <a@x>\r\n\r\nTA\r\n"
+    )
+    # Keys are stored; a mail read after an upgrade must still find its copies. The key is the
+    # SHA-256 of the kept fields (relaxed, in order) and the body, one per line.
+    known = (
+        b"Received: by mx\r\nMessage-ID: <a@x>\r\nDate: Fri, 20 Nov 2026 10:00 +0000\r\n\r\nHi\r\n"
+    )
+    kept = b"message-id:<a@x>\ndate:Fri, 20 Nov 2026 10:00 +0000\n\nHi"
+    assert hashlib.sha256(kept).hexdigest() == copy_key(known)

@@ -26,6 +26,8 @@ ADDRESSES = {
         ({"Precedence": "list"}, "list"),
         ({"X-Autoreply": "yes"}, "auto-reply"),
         ({"Return-Path": "<>"}, "auto-reply"),
+        ({"X-POST-MessageClass": "9; Autoresponder"}, "auto-reply"),  # Lotus Notes
+        ({"X-Autoreply": "NO"}, ""),  # "no" in any case is not set
         ({}, ""),
     ],
 )
@@ -84,3 +86,30 @@ def test_a_shared_account_routes_by_recipient():
     )
     assert ("sales",) == route.functions(shared, via_delivered_to.recipients, ADDRESSES)
     assert ("general",) == route.functions(shared, ["nobody@example.org"], ADDRESSES)
+
+
+def test_a_report_that_names_no_report_type_is_a_bounce():
+    """Before RFC 3464 every report failed something; one without the parameter still does."""
+    assert "bounce" == route.kind(lambda name: "", "multipart/report", "", "ann@example.com")
+    # RFC 6533's report for internationalised mail is a delivery report too.
+    report = "global-delivery-status"
+    assert "bounce" == route.kind(lambda name: "", "multipart/report", report, "ann@example.com")
+
+
+def test_only_the_bounce_senders_own_names_make_a_bounce():
+    def header(name: str) -> str:
+        return "Mail System <POSTMASTERX>" if name == "from" else ""
+
+    assert "" == route.kind(header, "text/plain", "", "")
+    quoted = '"MAILER-DAEMON"'  # a quoted bare name is still the mailer daemon
+    assert "bounce" == route.kind(
+        lambda name: quoted if name == "from" else "", "text/plain", "", ""
+    )
+
+
+def test_an_unsubscribe_request_gives_its_token_and_other_subjects_none():
+    token = "A" * 16 + "_-9"
+    assert (token, None) == (
+        route.unsubscribe_token(f"Re: unsubscribe {token}"),
+        route.unsubscribe_token("How do I unsubscribe?"),
+    )

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from db.mailin.model import Delivery
 from db.mailin.store import store_batch
+from db.tickets import merge
 from ingest.parse import parse
 from tests.conftest import mail
+from tests.test_automatic_mail import mdn
 
 
 def put(db, raw: bytes, key: str | None = None, functions=("technical",)):
@@ -53,6 +55,7 @@ def test_subject_token_joins_only_for_participants(db):
     stranger = put(db, mail(subject=f"[#{number}] let me in", sender="eve@example.org"))
     assert (number, "subject-token") == (own.ticket_id, own.rule)
     assert stranger.ticket_id != number and "new" == stranger.rule
+    assert "let me in" == ticket(db, stranger.ticket_id)["subject"]  # without the token
 
 
 def test_a_mail_to_two_support_addresses_is_one_ticket_with_both_functions(db):
@@ -117,6 +120,11 @@ def test_a_customer_reply_reopens_a_resolved_ticket_but_an_auto_reply_does_not(d
     assert "resolved" == ticket(db, first.ticket_id)["status"]
     put(db, mail(subject="Re: still", headers={"In-Reply-To": "<r@example.com>"}))
     assert "open" == ticket(db, first.ticket_id)["status"]
+    changes = db.execute("SELECT actor, detail FROM ticket_event WHERE action = 'status'")
+    assert [("desk-ingest", '{"from": "resolved", "to": "open"}')] == changes.fetchall()
+    db.execute("UPDATE ticket SET status = 'closed' WHERE id = ?", [first.ticket_id])
+    put(db, mail(subject="Re: again", headers={"In-Reply-To": "<r@example.com>"}))
+    assert "open" == ticket(db, first.ticket_id)["status"]  # closed is settled too
 
 
 def test_unparsed_mail_opens_a_flagged_ticket(db):
@@ -142,3 +150,25 @@ def test_mail_read_late_keeps_the_time_it_arrived(db):
         row["created_at"],
         row["last_message_at"],
     )
+
+
+def test_a_token_of_a_ticket_merged_twice_threads_into_the_end_of_the_chain(db):
+    b, a, c = (put(db, mail(sender=f"{who}@example.com")).ticket_id for who in ("ann", "bo", "cy"))
+    merge.merge(db, b, a, "maria")
+    merge.merge(db, a, c, "maria")
+    again = put(db, mail(subject=f"Re: [#{b}] still broken", sender="ann@example.com"))
+    assert (c, "subject-token") == (again.ticket_id, again.rule)
+
+
+def test_a_read_receipt_joins_the_ticket_of_the_mail_it_reports_on_by_that_alone(db):
+    first = put(db, mail(sender="cy@example.com", message_id="<q1@example.com>"))
+    receipt = mdn("<q1@example.com>").replace(b"In-Reply-To: <reply-1@valuit.com>\r\n", b"")
+    stored = put(db, receipt)
+    assert (first.ticket_id, "references") == (stored.ticket_id, stored.rule)
+
+
+def test_a_ticket_is_known_by_its_subject_without_reply_prefixes(db):
+    reply = put(db, mail(subject="Re: AW: Fwd: Login fails"))
+    empty = put(db, mail(subject="Re: "))
+    subjects = [ticket(db, s.ticket_id)["subject"] for s in (reply, empty)]
+    assert ["Login fails", "(no subject)"] == subjects

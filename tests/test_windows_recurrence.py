@@ -103,6 +103,10 @@ def test_sync_is_idempotent_and_a_dropped_rule_withdraws_only_what_no_one_knows_
         w["id"] for w in desk_json(capsys, config, "window", "list")
     ]
     assert {"planned"} == {w["status"] for w in first}
+    shown = desk_json(capsys, config, "window", "show", first[0]["id"])
+    assert ("monthly", "2026-02-01T02:00") == tuple(
+        shown["events"][0]["detail"][k] for k in ("rule", "occurrence")
+    )
 
     # An occurrence edited by hand belongs to ops now: it stays, flagged; the untouched ones,
     # never announced, are withdrawn.

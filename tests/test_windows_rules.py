@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from tests.windows_helpers import desk, desk_json, write_config
+from db.core.config import load
+from db.core.connect import open_db
+from db.core.errors import DeskError
+from db.maintenance import windows
+from tests.windows_helpers import desk, desk_json, drop_mail, ingest, ticket, write_config
 
 NOW = "2026-06-01T10:00:00Z"  # 11:00 BST
 
@@ -42,8 +47,10 @@ def test_47_59_before_is_refused_48_00_accepted(config: Path, capsys) -> None:
     code, out, err = add(capsys, config, "2026-06-03T09:59:00Z")
     assert 2 == code
     assert "" == out
-    assert "47 h 59 min" in err and "48 hours' notice" in err and "--force --reason" in err
-    assert 1 == len(err.strip().splitlines())
+    assert (
+        "desk: The window would start in 47 h 59 min, less than the 48 hours' notice the policy "
+        "requires; start it at 2026-06-03 11:00 BST or later, or pass --force --reason TEXT.\n"
+    ) == err
 
     code, _, err = add(capsys, config, "2026-06-03 11:00", "--json")  # local BST = 10:00 UTC
     assert 0 == code, err
@@ -183,3 +190,153 @@ def test_errors_are_one_sentence_and_non_zero(config: Path, capsys, args, messag
     assert 0 != code
     assert message in err
     assert err.startswith("desk: ") and 1 == len(err.strip().splitlines())
+
+
+def test_a_window_edit_is_stored_and_recorded_as_the_rule_reads_it(config: Path, capsys) -> None:
+    assert 0 == add(capsys, config, "2026-06-07T01:00:00Z")[0]
+    args = ("--start", "2026-06-09T01:00:00Z", "--features", "Statements")
+    assert 0 == desk(capsys, config, "window", "edit", "W1", *args)[0]
+    db = open_db(load(config).database)
+    # Times are stored as the ISO text every query compares them as.
+    assert ("2026-06-09T01:00:00.000Z", '["Statements"]') == db.execute(
+        "SELECT start_at, features FROM window WHERE id = 1"
+    ).fetchone()
+    code, _, err = desk(
+        capsys, config, "window", "edit", "W1", "--title", "B", "--if-revision", "1"
+    )
+    message = (
+        "desk: W1 is at revision 2, not 1: someone changed it; "
+        "look at `desk window show` and try again.\n"
+    )
+    assert (2, message) == (code, err)
+    assert 0 == desk(capsys, config, "window", "cancel", "W1", "--reason", "vendor delay")[0]
+    code, _, err = desk(capsys, config, "window", "cancel", "W1")
+    assert (2, "desk: W1 is cancelled and cannot be cancelled.\n") == (code, err)
+    code, _, err = desk(capsys, config, "window", "edit", "W1", "--features", "Trading")
+    assert (2, "desk: W1 is cancelled; its times and features can no longer change.\n") == (
+        code,
+        err,
+    )
+    shown = desk_json(capsys, config, "window", "show", "W1")
+    assert [("created", 1), ("edited", 2), ("cancelled", 3)] == [
+        (e["action"], e["revision"]) for e in shown["events"]
+    ]
+    edited, cancelled = shown["events"][1]["detail"], shown["events"][2]["detail"]
+    assert ({"start_at", "end_at", "features"}, "vendor delay") == (
+        set(edited),  # what changed, and no overlaps when there were none
+        cancelled["reason"],
+    )
+
+
+def test_the_database_layer_names_what_is_missing(config: Path, capsys) -> None:
+    assert 0 == add(capsys, config, "2026-06-07T01:00:00Z")[0]
+    db = open_db(load(config).database)
+    with pytest.raises(DeskError, match="^Say how long: give --by MINUTES or --until TIME.$"):
+        windows.extend(db, 1, "olga")
+    with pytest.raises(DeskError, match="^'memo' is not a notice kind; use announcement, "):
+        windows.issue_notice(db, 1, "memo", "olga")
+    start = datetime(2026, 6, 3, 10, tzinfo=UTC)  # exactly the policy's 48 hours ahead
+    args = {"kind": "adhoc", "update_type": "feature", "zone": "UTC", "actor": "olga"}
+    with pytest.raises(DeskError, match="^'cosmetic' is not an update type; use feature, "):
+        windows.add(
+            db,
+            title="T",
+            start=start,
+            end=start + timedelta(hours=1),
+            **{**args, "update_type": "cosmetic"},
+        )
+    with pytest.raises(DeskError, match="^Forcing the notice rule needs a reason; pass --reason"):
+        windows.add(
+            db, title="T", start=start, end=start + timedelta(hours=1), **args, force_reason=" "
+        )
+    assert (
+        start
+        == windows.add(
+            db, title="On time", start=start, end=start + timedelta(hours=1), **args
+        ).start
+    )
+
+
+def test_moving_a_window_earlier_re_judges_the_tickets_opened_in_its_new_span(
+    tmp_path: Path, config: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    args = ("--type", "feature", "--start", "2026-06-10T10:00:00Z", "--duration", "60")
+    assert 0 == desk(capsys, config, "window", "add", "--title", "Later", *args)[0]
+    monkeypatch.setenv("DESK_NOW", "2026-06-05T12:00:00Z")
+    drop_mail(tmp_path, "Balance wrong", "My balance is wrong since this morning.")
+    ingest(config)
+    assert None is ticket(config, "Balance wrong")["during_window_id"]
+    monkeypatch.setenv("DESK_NOW", NOW)  # planned in advance, as the clock says
+    code, _, err = desk(capsys, config, "window", "edit", "W1", "--start", "2026-06-05T11:30:00Z")
+    assert 0 == code, err
+    assert 1 == ticket(config, "Balance wrong")["during_window_id"]
+
+
+def test_the_database_layer_refuses_what_the_rules_forbid_and_says_why(config: Path) -> None:
+    db = open_db(load(config).database)
+    start = datetime(2026, 6, 2, 10, tzinfo=UTC)  # 24 hours ahead
+    args = {"title": "T", "update_type": "feature", "zone": "UTC", "actor": "olga"}
+    span = {"start": start, "end": start + timedelta(hours=1)}
+    with pytest.raises(windows.NoticeRuleError) as refused:
+        windows.add(db, kind="adhoc", **args, **span)
+    assert "Too little notice" == refused.value.title
+    with pytest.raises(DeskError) as refused:
+        windows.add(db, kind="emergency", **args, **span)
+    assert str(refused.value).endswith("an emergency starts with `desk window emergency`.")
+    w = windows.add(db, kind="adhoc", **args, **span, force_reason="vendor patch")
+    with pytest.raises(DeskError, match="^These cannot be edited: kind.$"):
+        windows.edit(db, w.id, "olga", {"kind": "monthly"})
+    with pytest.raises(
+        DeskError, match="^W1 is planned; only a window in force can be completed.$"
+    ):
+        windows.complete(db, w.id, "olga")
+    noted = windows.set_notes(db, w.id, "- Faster statements", "olga")
+    assert "release-notes" == windows.events(db, noted.id)[-1]["action"]
+    with pytest.raises(DeskError, match="^The expected downtime must be a positive number"):
+        windows.emergency(
+            db, title="Failover", expected_minutes=0, nature="Disk", actor="olga", zone="UTC"
+        )
+    e, _ = windows.emergency(
+        db, title="Failover", expected_minutes=60, nature="Disk", actor="olga", zone="UTC"
+    )
+    with pytest.raises(DeskError, match="^--by must be a positive number of minutes.$"):
+        windows.extend(db, e.id, "olga", minutes=0)
+    with pytest.raises(DeskError, match="^W2 has started; only its end can move now.$"):
+        windows.edit(db, e.id, "olga", {"start_at": e.start + timedelta(minutes=5)})
+
+
+def test_the_database_layer_keeps_what_the_rules_keep(config: Path, monkeypatch) -> None:
+    db = open_db(load(config).database)
+    start = datetime(2026, 6, 3, 11, tzinfo=UTC)  # 49 hours ahead
+    with pytest.raises(DeskError, match="^A window must end after it starts; check --end or"):
+        windows.add(
+            db,
+            title="T",
+            kind="adhoc",
+            update_type="feature",
+            start=start,
+            end=start,
+            zone="UTC",
+            actor="olga",
+        )
+    w = windows.add(
+        db,
+        title="T",
+        kind="adhoc",
+        update_type="feature",
+        start=start,
+        end=start + timedelta(hours=1),
+        zone="UTC",
+        actor="olga",
+    )
+    monkeypatch.setenv("DESK_NOW", "2026-06-01T12:00:00Z")  # too late to announce unforced now
+    with pytest.raises(windows.NoticeRuleError):
+        windows.issue_notice(db, w.id, "announcement", "olga")
+    issued, now = windows.issue_notice(db, w.id, "announcement", "olga", force_reason="late")
+    assert ("late", True) == (windows.get(db, w.id).forced_reason, now)
+    e, _ = windows.emergency(
+        db, title="Failover", expected_minutes=60, nature="Disk", actor="olga", zone="UTC"
+    )
+    extended, _ = windows.extend(db, e.id, "olga", minutes=30)
+    # An emergency stays announced when it runs longer, and has no description it was not given.
+    assert (e.announced_at, "") == (extended.announced_at, extended.description)
