@@ -60,7 +60,10 @@ PRECISION_FLOOR = 0.96
 # were tuned on (dev2 left out), where the rules' hits are right by construction. The rules'
 # "disowned" kind (personal data, then "I never changed it") has none: it flagged no mail
 # wrongly in any batch, and 0.45 would drop two of heldout5's reports (p 0.32 and 0.35 left out).
-VETO = {"phrase": 0.45, "near": 0.60}
+# With heldout5 as a fifth such batch and the rules' "disowned" kind, 0.40/0.50 rather than
+# 0.45/0.60 found 11 more of 470 reports (heldout4 5, heldout5 5, dev3 1) for 3 more false
+# alarms (15, not 12: pooled 89.8/96.6, not 87.4/97.2); 0.40/0.45 one more for two more.
+VETO = {"phrase": 0.40, "near": 0.50}
 RULES = discrepancy.vocabulary(Settings())
 VERDICTS = ("rules", "classifier", "hybrid")
 
