@@ -218,3 +218,35 @@ def test_the_corpus_files_are_json_lines_with_the_fields_the_bench_reads() -> No
             mail = json.loads(line)
             assert {"id", "language", "report", "why", "subject", "split"} <= mail.keys()
             assert ("text" in mail) != ("html" in mail)
+
+
+# Personal data changed without the writer (heldout5's misses): an item of the language's
+# `records`, then the writer disowning the change.
+DISOWNED = [
+    "Since the maintenance the mobile number on my profile isn't mine. I've never changed it.",
+    "Meine Adresse im Profil ist jetzt eine andere, dabei habe ich nie etwas geändert.",
+    "Le bénéficiaire Martin a un autre IBAN, je ne l'ai jamais modifié.",
+    "La dirección de mi perfil es otra y nunca la he cambiado.",
+    "Il limite di prelievo è sceso a 100 €. Non l'ho toccato io.",
+    "Bij mijn spaarrekening staat nu een tegenrekening die ik niet ken.",
+]
+# The writer's own change requests name the same data, and disown nothing.
+OWN_CHANGES = [
+    "I moved last month: please change my address to 4 Hill Road, Leeds.",
+    "I changed my phone number, please update it in my profile.",
+    "Bitte ändern Sie meine Adresse, ich bin umgezogen.",
+    "Merci de modifier mon adresse, j'ai déménagé.",
+    "Por favor, cambien mi dirección, me he mudado.",
+    "Vorrei cambiare il mio numero di telefono, come faccio?",
+    "Graag mijn adres wijzigen, ik ben verhuisd.",
+]
+
+
+@pytest.mark.parametrize("text", DISOWNED)
+def test_personal_data_changed_without_the_writer_is_found(text: str) -> None:
+    assert found(text)
+
+
+@pytest.mark.parametrize("text", OWN_CHANGES)
+def test_the_writer_s_own_change_requests_are_not_reports(text: str) -> None:
+    assert not found(text)

@@ -58,7 +58,7 @@ def test_on_a_batch_left_out_of_training_the_hybrid_beats_the_rules() -> None:
     found = figures(left_out, train(rest, []))
     rules = found["rules"]["all"]
     hybrid = found["hybrid"]["all"]
-    assert (91, 11, 6) == (hybrid.tp, hybrid.fn, hybrid.fp)
+    assert (94, 8, 6) == (hybrid.tp, hybrid.fn, hybrid.fp)
     assert hybrid.recall > rules.recall and hybrid.precision > rules.precision
 
 
@@ -135,15 +135,18 @@ def test_the_model_flags_only_a_sentence_that_names_what_a_report_is_about() -> 
 
 
 def test_a_changed_name_or_address_is_a_report_but_a_request_to_change_it_is_not() -> None:
-    # The rules' topics are figures, sums and holdings; personal data and lists ("records" in
-    # each language's file) count for the model's sentence only.
+    # Personal data and lists ("records" in each language's file) count for the model's
+    # sentence, and for the rules when the writer disowns the change ("I never changed it").
     changed = (
         "Hello,\nsince the update my profile shows my surname as Schmid instead of Schmidt. "
         "I never changed it.\nRegards, Anna"
     )
-    assert RULES.find("", changed) is None
     finding = judge(RULES, "", changed)
-    assert finding is not None and "model" == finding.cue
+    assert finding is not None and "disowned" == finding.cue
     assert "surname as Schmid instead of Schmidt" in finding.phrase
+    told = changed.replace(" I never changed it.", "")
+    assert RULES.find("", told) is None
+    finding = judge(RULES, "", told)
+    assert finding is not None and "model" == finding.cue
     request = "Hello,\nI have moved. Please change my address to 3 Mill Road, Oxford.\nAnna"
     assert judge(RULES, "", request) is None

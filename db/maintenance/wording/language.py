@@ -28,7 +28,11 @@ The other keys of `[rules]`:
 - `reply_headers`: where quoted text begins (multi-line regular expressions);
 - `support`: what a body must name for its subject to count;
 - `records`: personal data and lists ("address", "IBAN", "history") that, besides a `topic`,
-  a sentence the classifier flags may name (judge.py); the rules never use them;
+  a sentence the classifier flags may name (judge.py);
+- `disowned`: the writer saying a change was not theirs ("I never changed it", "without my
+  consent", "a number I don't know"); it reports a discrepancy when a `records` item stands
+  within DISOWNED_CHARS before it or in its sentence (find.py): "the mobile number listed
+  isn't mine … I've never changed it". Being negations, they are not denied by negators;
 - `common`: frequent words, to tell the language of a mail; `typo_targets`: words typos are
   repaired towards; `not_typos`: real words never "repaired".
 
@@ -87,6 +91,7 @@ class Language:
     records: re.Pattern[str] | None  # personal data and lists ("address", "history")
     problems: re.Pattern[str] | None  # problem words that count near a topic
     vague: re.Pattern[str] | None  # problem words whose topic may be in the sentence before
+    disowned: re.Pattern[str] | None  # "I never changed it": a change that was not the writer's
     common: frozenset[str]
     typo_targets: tuple[str, ...]
     known: frozenset[str]
@@ -168,6 +173,7 @@ def load(code: str) -> Language:
             records=_any([fill(rules["records"], terms)]) if "records" in rules else None,
             problems=_any([fill(p, terms) for p in rules.get("problems", [])]),
             vague=_any([fill(p, terms) for p in rules.get("vague", [])]),
+            disowned=_any([fill(p, terms) for p in rules.get("disowned", [])]),
             common=frozenset(rules.get("common", [])),
             typo_targets=typo_targets,
             known=frozenset([*typo_targets, *rules.get("not_typos", []), *rules.get("common", [])]),
