@@ -38,7 +38,7 @@ from db.core import clock, privacy, sla
 from db.core.config import Config, Source, load
 from db.core.connect import INGEST_BUSY_TIMEOUT_MS, open_db, write
 from db.core.errors import DeskError
-from db.mailin import sources
+from db.mailin import search_index, sources
 from db.mailin.reparse import Scope
 from db.mailout import outbox
 from db.maintenance import notice_schedule, recurrence, reports
@@ -198,6 +198,12 @@ def _sync(db: sqlite_utils.Database, config: Config) -> None:
 def _prepare(config: Config) -> int:
     """Register the sources and the maintenance rules; returns the mails waiting in the outbox."""
     with closing(open_db(config.database, access=config.database_access)) as db:
+        with write(db):
+            caught_up = search_index.catch_up(db)
+        if caught_up:
+            log.warning(
+                "%d message(s) stored by an older desk-ingest indexed for search", caught_up
+            )
         for source in config.sources:
             sources.register(db, source.name, source.kind, source.function)
         _sync(db, config)

@@ -131,3 +131,31 @@ def test_the_acknowledgement_a_batch_queues_is_indexed_too(tmp_path):
     found = db.execute("SELECT rowid FROM message_fts WHERE message_fts MATCH 'hours'")
     assert [ack] == [row[0] for row in found]
     check_indexes(db)
+
+
+def test_mail_an_older_daemon_stored_unindexed_is_indexed_when_desk_ingest_starts(
+    tmp_path, monkeypatch
+):
+    # A `desk` command upgraded the schema (the insert triggers went) while the older
+    # desk-ingest, which relied on them, kept storing: its mail reached no index.
+    import subprocess
+    import sys
+
+    from db.mailin import search_index
+
+    config = write_config_file(tmp_path, ("technical",))
+    db = open_db(tmp_path / "desk.db")
+    store(db, mail("Indexed", "The printer jams."))
+    with monkeypatch.context() as older:
+        older.setattr(search_index, "add", lambda db, messages: None)
+        store(db, mail("Missed", "The scanner jams."), mail("Missed too", CHINESE))
+    assert ["Indexed"] == subjects(db, "jams")
+    db.close()
+
+    daemon = [sys.executable, "-m", "ingest.daemon", "--config", str(config), "--once"]
+    assert 0 == subprocess.run(daemon, timeout=120).returncode
+    db = open_db(tmp_path / "desk.db")
+    assert ["Indexed", "Missed"] == subjects(db, "jams")
+    assert ["Missed too"] == subjects(db, "打印机")
+    db.execute("UPDATE message SET body_text = body_text || ' again'")  # as --reparse does
+    check_indexes(db)
