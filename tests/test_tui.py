@@ -327,3 +327,15 @@ async def test_the_status_line_says_when_mail_out_waits_or_failed(tmp_path, monk
         await until(pilot, lambda: "mail out" in str(line.render()))
         shown = str(line.render())
         assert "mail out: 1 queued (no [smtp]: not sent), 1 failed" in shown
+
+
+async def test_a_saved_section_counts_what_its_query_selects(tmp_path, monkeypatch):
+    monkeypatch.setenv("DESK_NOW", NOW)
+    saved = [{"name": "Tech normal", "query": "fn:technical priority:normal"}]
+    config = build_config(tmp_path, {"section": saved})
+    fill(config.database)
+    app = DeskApp(config)
+    async with app.run_test(size=(160, 40)) as pilot:
+        await started(pilot)
+        tab = app.screen.query_one(f"#section-{len(app.settings.sections) - 1}")
+        await until(pilot, lambda: "Tech normal 6" == str(tab.label))
