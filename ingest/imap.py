@@ -11,6 +11,7 @@ drops the connection and reconnects with backoff; a message that keeps failing i
 
 from __future__ import annotations
 
+import contextlib
 import imaplib
 import logging
 import re
@@ -317,12 +318,12 @@ class Reader:
             if progress is not None:
                 progress.advance(len(batch))
 
-        stored = self.pipeline.run(
-            self.fetch_batches(uids),
-            checkpoint=self.checkpoint,
-            done=done,
-            should_stop=self.stop.is_set,
-        )
+        # Closed on the way out, by an error too: its fetch thread must be done with the
+        # connection before anyone logs out on it or reconnects.
+        with contextlib.closing(self.fetch_batches(uids)) as batches:
+            stored = self.pipeline.run(
+                batches, checkpoint=self.checkpoint, done=done, should_stop=self.stop.is_set
+            )
         if progress is not None:
             progress.finish()
         if stored:
@@ -345,11 +346,18 @@ class Reader:
                 for i, chunk in enumerate(chunks):
                     assert upcoming is not None
                     current = upcoming
-                    upcoming = start(chunks[i + 1]) if i + 1 < len(chunks) else None
+                    more = i + 1 < len(chunks) and not self.stop.is_set()
+                    upcoming = start(chunks[i + 1]) if more else None
                     yield self.fetch(chunk, *current)
+                    if not more:
+                        break
             finally:
-                if upcoming is not None:
-                    upcoming[1].cancel()  # leaving the `with` waits for one that has begun
+                ahead_running = upcoming is not None and not upcoming[1].cancel()
+                if ahead_running and not upcoming[1].done() and self.client is not None:
+                    # Left early (a stop, an error) with a FETCH under way: leaving the `with`
+                    # would wait for it, up to the timeout on a dead link; closing the socket
+                    # ends it at once, and the connection is made again anyway.
+                    _drop(self.client, self.name)
 
     def fetch(
         self, uids: list[int], together: list[int], fetched: Future[dict[int, bytes]]
