@@ -28,12 +28,15 @@ def age(stamp: str | None, now: datetime) -> str:
     return "now"
 
 
+def count_figure(count: int, more: bool) -> str:
+    """'12', '1,000'; '1,000+' when counting stopped at `count` (more than `count - 1` then,
+    db/tickets/tickets.py COUNT_CAP)."""
+    return f"{count - 1:,}+" if more else f"{count:,}"
+
+
 def count_text(count: int, more: bool) -> str:
-    """'1 ticket', '12 tickets'; '1,000+ tickets' when counting stopped at `count` (more than
-    `count - 1` then, db/tickets/tickets.py COUNT_CAP)."""
-    if more:
-        return f"{count - 1:,}+ tickets"
-    return f"{count:,} ticket{'' if count == 1 else 's'}"
+    """'1 ticket', '12 tickets', '1,000+ tickets' (`count_figure`)."""
+    return f"{count_figure(count, more)} ticket{'' if count == 1 and not more else 's'}"
 
 
 def local(stamp: str | None, zone: tzinfo | None) -> str:

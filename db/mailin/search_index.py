@@ -44,7 +44,7 @@ def catch_up(db: sqlite_utils.Database) -> int:
     schema under it (`_v14_search_per_batch` took the insert triggers it relied on away). The
     daemon calls this at start, before anything updates such a message: the update trigger's
     delete of a message never indexed corrupts the index. Reads only the message ids when
-    nothing is missing (a covering-index scan, ~0.1 s at a million messages)."""
+    nothing is missing: a covering-index scan, 0.05 s at a million messages with a warm cache."""
     missing = [
         row[0]
         for row in db.execute(

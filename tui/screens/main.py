@@ -25,7 +25,7 @@ from tui import keys, safe, windows
 from tui.actions import TicketActions
 from tui.dialogs.health import HealthDialog
 from tui.dialogs.search import SearchDialog
-from tui.format import count_text
+from tui.format import count_figure, count_text
 from tui.messages import DbChanged, Overview, PreviewLoaded
 from tui.widgets.banner import Banner
 from tui.widgets.discrepancy_panel import DiscrepancyPanel
@@ -280,12 +280,12 @@ class MainScreen(TicketActions, Screen):
         figures = []
         for section in self.app.settings.sections:
             if section.query in by_function:
-                figures.append(f"{open_now.get(by_function[section.query], 0):,}")
+                figures.append(count_figure(open_now.get(by_function[section.query], 0), False))
                 continue
             parsed = search.parse(section.query, self.app.settings.agent)
             where = search.where(parsed, now, db, hide_merged=True)
             found = tickets.count(db, *where, tickets.COUNT_CAP)
-            figures.append(count_text(found, found == tickets.COUNT_CAP).split()[0])
+            figures.append(count_figure(found, found == tickets.COUNT_CAP))
         return figures
 
     def on_overview(self, message: Overview) -> None:
