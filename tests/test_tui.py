@@ -17,6 +17,7 @@ from tests.tui_helpers import (
     build_config,
     deliver,
     fill,
+    filled_desk,
     line_text,
     mail,
     until,
@@ -33,10 +34,7 @@ pytestmark = pytest.mark.anyio
 
 @pytest.fixture
 def desk(tmp_path, monkeypatch):
-    monkeypatch.setenv("DESK_NOW", NOW)
-    config = build_config(tmp_path)
-    fill(config.database)
-    return config
+    return filled_desk(tmp_path, monkeypatch)
 
 
 def the_list(app: DeskApp) -> TicketList:
@@ -330,11 +328,8 @@ async def test_the_status_line_says_when_mail_out_waits_or_failed(tmp_path, monk
 
 
 async def test_a_saved_section_counts_what_its_query_selects(tmp_path, monkeypatch):
-    monkeypatch.setenv("DESK_NOW", NOW)
     saved = [{"name": "Tech normal", "query": "fn:technical priority:normal"}]
-    config = build_config(tmp_path, {"section": saved})
-    fill(config.database)
-    app = DeskApp(config)
+    app = DeskApp(filled_desk(tmp_path, monkeypatch, desk={"section": saved}))
     async with app.run_test(size=(160, 40)) as pilot:
         await started(pilot)
         tab = app.screen.query_one(f"#section-{len(app.settings.sections) - 1}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.tui_helpers import NOW, build_config, fill, line_text, until
+from tests.tui_helpers import filled_desk, line_text, until
 from tui.app import DeskApp
 from tui.widgets.ticket_list import TicketList
 
@@ -22,10 +22,7 @@ SHOWN = {
 
 @pytest.fixture
 def desk(tmp_path, monkeypatch):
-    monkeypatch.setenv("DESK_NOW", NOW)
-    config = build_config(tmp_path)
-    fill(config.database)
-    return config
+    return filled_desk(tmp_path, monkeypatch)
 
 
 async def test_the_preview_shows_hostile_subjects_as_plain_text(desk):

@@ -14,7 +14,7 @@ import pytest
 from db.core.connect import open_db
 from db.tickets import live
 from tests.test_tui_tmux import TMUX, _capture, _needs_tmux
-from tests.tui_helpers import NOW, build_config, deliver, fill, line_text, mail, until
+from tests.tui_helpers import NOW, build_config, deliver, fill, filled_desk, line_text, mail, until
 from tui.app import DeskApp
 from tui.widgets.ticket_list import TicketList
 
@@ -24,10 +24,7 @@ LATER = "2026-11-26T12:30:00Z"
 
 @pytest.fixture
 def desk(tmp_path, monkeypatch):
-    monkeypatch.setenv("DESK_NOW", NOW)
-    config = build_config(tmp_path)
-    fill(config.database, 60)  # longer than a 24-row screen
-    return config
+    return filled_desk(tmp_path, monkeypatch, 60)  # longer than a 24-row screen
 
 
 async def started(pilot) -> TicketList:

@@ -75,6 +75,16 @@ def deliver(path: Path, raw: bytes, function: str = "technical", at: str = NOW) 
     db.close()
 
 
+def filled_desk(
+    tmp_path: Path, monkeypatch: Any, count: int = 30, desk: dict[str, Any] | None = None
+) -> Config:
+    """A desk at NOW (`DESK_NOW`) over `count` tickets (`fill`), `desk` its [desk] settings."""
+    monkeypatch.setenv("DESK_NOW", NOW)
+    config = build_config(tmp_path, desk)
+    fill(config.database, count)
+    return config
+
+
 def fill(path: Path, count: int = 30) -> None:
     """`count` tickets an hour apart (the newest at NOW), functions in turn, hostile subjects
     among them, one with a reply and one with an attachment."""
